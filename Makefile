@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+export PYTHONPATH := $(CURDIR)
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: setup run train seed test lint shell bench eval-nlu clean
+
+setup:
+	@bash scripts/bootstrap.sh
+
+train: setup
+	@$(PY) -m bot.launcher train
+
+run: setup
+	@$(PY) -m bot.launcher run
+
+seed: setup
+	@$(PY) -m crm seed
+
+shell: setup
+	@$(PY) -m bot.shell
+
+test: setup train
+	@$(PY) -m pytest
+
+lint: setup
+	@$(PY) -m ruff check bot actions connectors crm tests
+	@$(PY) -m mypy bot actions connectors
+
+bench: setup train
+	@$(PY) -m bench
+
+clean:
+	rm -rf var models results .pytest_cache

@@ -1,0 +1,284 @@
+"""The one launcher: trains when needed and runs the whole stack on one machine.
+
+``python -m bot.launcher run`` starts, in order: Redis (an embedded real redis-server with
+append-only persistence under ``var/redis`` unless REDIS_URL is set), the reference CRM (seeded on
+first run), the action server and the Rasa server with the app channel. It waits until each is
+healthy, prints the URLs and demo accounts, and on Ctrl-C (or SIGTERM) stops every child it
+started. ``train`` trains a model only when none matches the training data and code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+from urllib.parse import urlparse
+
+from bot.redis_server import RedisServer, port_is_open
+from bot.settings import PROJECT_ROOT, Settings, load_settings
+
+logger = logging.getLogger("launcher")
+
+MODEL_DIR = PROJECT_ROOT / "models"
+# Everything a trained model depends on: a change to any of these needs a new model.
+MODEL_INPUTS = ("config.yml", "domain.yml", "data", "bot/nlu", "bot/dictionaries")
+DEMO_CUSTOMER = "C000001"
+
+
+def python_bin() -> str:
+    """The interpreter running the launcher (the project's .venv)."""
+    return sys.executable
+
+
+def rasa_bin() -> str:
+    """The rasa command of the same environment."""
+    return str(Path(sys.executable).with_name("rasa"))
+
+
+def _input_files(root: Path) -> Iterable[Path]:
+    for name in MODEL_INPUTS:
+        path = root / name
+        if path.is_file():
+            yield path
+        elif path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def model_fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """A hash of the training data, configuration and NLU code."""
+    digest = hashlib.sha256()
+    for path in _input_files(root):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def model_path(root: Path = PROJECT_ROOT) -> Path:
+    """Where the model for the current data lives (it may not exist yet)."""
+    return MODEL_DIR / f"shop-{model_fingerprint(root)}.tar.gz"
+
+
+def base_env(settings: Settings, redis_url: str) -> Dict[str, str]:
+    """Environment for every child: settings resolved, Redis split for endpoints.yml."""
+    parsed = urlparse(redis_url)
+    env = dict(os.environ)
+    env.update(
+        {
+            "PYTHONPATH": str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+            "REDIS_URL": redis_url,
+            "REDIS_HOST": parsed.hostname or "127.0.0.1",
+            "REDIS_PORT": str(parsed.port or 6379),
+            "REDIS_DB": (parsed.path or "/0").lstrip("/") or "0",
+            "REDIS_PASSWORD": parsed.password or "",
+            "ACTION_HOST": settings.action_host,
+            "ACTION_PORT": str(settings.action_port),
+            "TRACKER_TTL_S": str(settings.tracker_ttl_s),
+            "CRM_URL": settings.effective_crm_url,
+            "DATABASE_URL": settings.effective_database_url,
+            "VAR_DIR": str(settings.var_dir),
+            "RASA_TELEMETRY_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "LOG_LEVEL_LIBRARIES": "ERROR",
+        }
+    )
+    return env
+
+
+def train_if_needed(env: Optional[Dict[str, str]] = None) -> Path:
+    """Train a model unless one for the current data exists; returns its path."""
+    target = model_path()
+    if target.exists():
+        logger.info("model is up to date: %s", target.relative_to(PROJECT_ROOT))
+        return target
+    MODEL_DIR.mkdir(exist_ok=True)
+    started = time.monotonic()
+    logger.info("training a new model (about 2-4 minutes on 2 cores)...")
+    environment = env or {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RASA_TELEMETRY_ENABLED": "false"}
+    subprocess.run(
+        [rasa_bin(), "train", "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
+         "--out", str(MODEL_DIR), "--fixed-model-name", target.name.removesuffix(".tar.gz")],
+        cwd=PROJECT_ROOT, env=environment, check=True,
+    )
+    logger.info("trained %s in %.0f s", target.name, time.monotonic() - started)
+    return target
+
+
+@dataclass
+class Child:
+    """A service process the launcher owns."""
+
+    name: str
+    command: List[str]
+    health_url: str
+    process: Optional[subprocess.Popen[bytes]] = None
+    log_path: Optional[Path] = None
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], name: str, timeout_s: float) -> None:
+    """Poll ``url`` until it answers 200; fail early if the process exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} before becoming healthy")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} did not become healthy at {url} within {timeout_s:.0f} s")
+
+
+@dataclass
+class Stack:
+    """Every process of the running stack, stopped in reverse order."""
+
+    settings: Settings
+    redis: Optional[RedisServer] = None
+    children: List[Child] = field(default_factory=list)
+
+    def start_child(self, child: Child, env: Dict[str, str], timeout_s: float) -> None:
+        """Start one service in its own session (so Ctrl-C reaches only the launcher) and wait."""
+        host_port = urlparse(child.health_url)
+        if port_is_open(host_port.hostname or "127.0.0.1", host_port.port or 80):
+            raise RuntimeError(f"port {host_port.port} for {child.name} is already in use (is the stack already running?)")
+        log_dir = self.settings.var_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        child.log_path = log_dir / f"{child.name}.log"
+        log = open(child.log_path, "ab")
+        child.process = subprocess.Popen(
+            child.command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        self.children.append(child)
+        started = time.monotonic()
+        wait_healthy(child.health_url, child.process, child.name, timeout_s)
+        logger.info("%-14s healthy in %.1f s (log: %s)", child.name, time.monotonic() - started,
+                    child.log_path.relative_to(PROJECT_ROOT) if child.log_path.is_relative_to(PROJECT_ROOT) else child.log_path)
+
+    def stop(self) -> None:
+        """Stop every child (SIGTERM, then SIGKILL after 10 s), then Redis."""
+        for child in reversed(self.children):
+            if child.process and child.process.poll() is None:
+                try:
+                    os.killpg(child.process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for child in reversed(self.children):
+            if child.process:
+                try:
+                    child.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.process.pid, signal.SIGKILL)
+                    child.process.wait(timeout=5)
+        if self.redis:
+            self.redis.stop()
+
+    def first_dead(self) -> Optional[Child]:
+        """A child that has exited, if any."""
+        return next((c for c in self.children if c.process and c.process.poll() is not None), None)
+
+
+def print_banner(settings: Settings, redis_url: str) -> None:
+    """Tell the user where everything is and how to try it."""
+    from bot.identity import sign_customer_id
+
+    signature = sign_customer_id(settings.shop_identity_secret, DEMO_CUSTOMER)
+    body = json.dumps({"sender": "demo-1", "message": "我的快递到哪了",
+                       "metadata": {"customer_id": DEMO_CUSTOMER, "signature": signature}}, ensure_ascii=False)
+    print(f"""
+The shop assistant is running.
+  App channel   http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app/webhook
+  Rasa server   http://{settings.rasa_host}:{settings.rasa_port}/
+  Action server http://{settings.action_host}:{settings.action_port}/health
+  CRM           {settings.effective_crm_url}/openapi.json   (X-API-Key: {settings.crm_api_key})
+  Redis         {redis_url}
+Demo customers: see crm/DEMO_CUSTOMERS.md ({DEMO_CUSTOMER} has a late order and a returnable one).
+Try it:
+  curl -s -X POST http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app/webhook \\
+    -H 'Content-Type: application/json' -d '{body}'
+  make shell        (chat in this terminal as {DEMO_CUSTOMER})
+Press Ctrl-C to stop everything.
+""", flush=True)
+
+
+def run(settings: Settings) -> int:
+    """Start the whole stack and supervise it until Ctrl-C; returns the exit code."""
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(settings)
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    started = time.monotonic()
+    try:
+        redis_url = settings.redis_url
+        if not redis_url:
+            stack.redis = RedisServer(settings.embedded_redis_port, settings.var_dir / "redis").start()
+            redis_url = stack.redis.url
+            logger.info("embedded redis-server on %s (append-only file in var/redis)", redis_url)
+        env = base_env(settings, redis_url)
+        model = train_if_needed(env)
+        subprocess.run([python_bin(), "-m", "crm", "ensure-seeded"], cwd=PROJECT_ROOT, env=env, check=True)
+        py = python_bin()
+        stack.start_child(Child("crm", [py, "-m", "crm", "serve", "--host", settings.crm_host, "--port", str(settings.crm_port)],
+                                f"{settings.effective_crm_url}/health"), env, 60)
+        stack.start_child(Child("action-server", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
+                                f"http://{settings.action_host}:{settings.action_port}/health"), env, 90)
+        stack.start_child(Child("rasa", [rasa_bin(), "run", "--model", str(model), "--endpoints", "endpoints.yml",
+                                         "--credentials", "credentials.yml", "--interface", settings.rasa_host,
+                                         "--port", str(settings.rasa_port)],
+                                f"http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app/"), env, 180)
+        logger.info("stack healthy %.1f s after start", time.monotonic() - started)
+        print_banner(settings, redis_url)
+        while not stopping:
+            dead = stack.first_dead()
+            if dead:
+                logger.error("%s exited with code %s; stopping the stack (see %s)", dead.name,
+                             dead.process.returncode if dead.process else "?", dead.log_path)
+                return 1
+            time.sleep(0.5)
+        return 0
+    except (RuntimeError, subprocess.CalledProcessError) as error:
+        logger.error("%s", error)
+        return 1
+    finally:
+        logger.info("stopping...")
+        stack.stop()
+        logger.info("stopped")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Command line: ``run`` or ``train``."""
+    parser = argparse.ArgumentParser(prog="python -m bot.launcher", description=__doc__)
+    parser.add_argument("command", choices=["run", "train", "model-path"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    settings = load_settings()
+    if args.command == "train":
+        train_if_needed()
+        return 0
+    if args.command == "model-path":
+        print(model_path())
+        return 0
+    return run(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

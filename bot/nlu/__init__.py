@@ -1,0 +1,1 @@
+"""Chinese NLU: text normalisation, deterministic entity patterns and their Rasa components."""

@@ -1,0 +1,129 @@
+"""The one settings module: every tunable comes from an environment variable with a documented default.
+
+Every process of the stack (Rasa server, action server, CRM, desk, launcher, tests) reads its
+configuration through :func:`load_settings`, so one ``.env`` file or one set of exported variables
+configures the whole stack. ``.env.example`` lists the same variables with their defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of the whole stack; field names are the environment variable names in lower case."""
+
+    # Where runtime state lives (SQLite file, embedded Redis data, logs, trained models).
+    var_dir: Path = PROJECT_ROOT / "var"
+    # Timezone in which shoppers and agents read dates and times.
+    shop_timezone: str = "Asia/Shanghai"
+
+    # Shopper identity: the shop's backend signs customer ids with this HMAC-SHA256 key.
+    shop_identity_secret: str = "dev-shop-secret"
+
+    # Reference CRM service.
+    crm_host: str = "127.0.0.1"
+    crm_port: int = 7000
+    crm_url: str = ""  # defaults to http://{crm_host}:{crm_port}
+    crm_api_key: str = "dev-crm-key"
+    crm_timeout_s: float = 2.0
+    crm_retries: int = 2
+    database_url: str = ""  # defaults to a SQLite file under var_dir
+
+    # Redis (tracker store, lock store, handoff queue). Empty: the launcher starts an embedded server.
+    redis_url: str = ""
+    embedded_redis_port: int = 6390
+
+    # Rasa server, action server, agent desk.
+    rasa_host: str = "127.0.0.1"
+    rasa_port: int = 5005
+    action_host: str = "127.0.0.1"
+    action_port: int = 5055
+    desk_host: str = "127.0.0.1"
+    desk_port: int = 7100
+
+    # WeChat official account.
+    wechat_token: str = "dev-wechat-token"
+
+    # Conversations: how long an idle tracker is kept in Redis (privacy: PIPL retention), seconds.
+    tracker_ttl_s: int = 30 * 24 * 3600
+
+    @property
+    def effective_crm_url(self) -> str:
+        """Base URL of the CRM that the action server calls."""
+        return (self.crm_url or f"http://{self.crm_host}:{self.crm_port}").rstrip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        """SQLAlchemy URL of the CRM database."""
+        return self.database_url or f"sqlite:///{self.var_dir / 'crm.sqlite3'}"
+
+    @property
+    def effective_redis_url(self) -> str:
+        """Redis URL; the embedded server's when REDIS_URL is not set."""
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+
+def _convert(name: str, raw: str, kind: type) -> object:
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is Path:
+            return Path(raw).expanduser().resolve()
+        return raw
+    except ValueError as error:
+        raise SettingsError(f"{name.upper()}={raw!r} is not a valid {kind.__name__}") from error
+
+
+def read_env_file(path: Path) -> Dict[str, str]:
+    """``KEY=value`` lines of a ``.env`` file (comments and blank lines ignored)."""
+    values: Dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
+    """Build settings from environment variables (``CRM_PORT``, ``REDIS_URL``, ...).
+
+    Without ``environ``, the process environment is read, over the project's ``.env`` file if
+    there is one (exported variables win).
+
+    Args:
+        environ: variables to read instead of the environment and ``.env``.
+
+    Raises:
+        SettingsError: a variable is set to a value of the wrong type.
+    """
+    env: Mapping[str, str]
+    if environ is None:
+        env = {**read_env_file(PROJECT_ROOT / ".env"), **os.environ}
+    else:
+        env = environ
+    defaults = Settings()
+    values = {}
+    for field in fields(Settings):
+        raw = env.get(field.name.upper())
+        if raw is None or raw == "":
+            continue
+        kind = type(getattr(defaults, field.name))
+        values[field.name] = _convert(field.name, raw, kind)
+    return Settings(**values)

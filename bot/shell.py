@@ -1,0 +1,80 @@
+"""Chat with the running assistant in the terminal, as a demo customer, through the app channel.
+
+``make shell`` (or ``python -m bot.shell --customer C000002``; ``--anonymous`` to chat without a
+signed identity). Type a button's number to press it; Ctrl-D or 再见 to leave.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any, Dict, List, Optional
+
+from bot.identity import sign_customer_id
+from bot.settings import load_settings
+
+
+def post_message(url: str, sender: str, text: str, metadata: Dict[str, str]) -> List[Dict[str, Any]]:
+    """Send one message to the app channel; returns the bot's replies."""
+    body = json.dumps({"sender": sender, "message": text, "metadata": metadata}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            payload = json.loads(response.read() or b"[]")
+    except urllib.error.HTTPError as error:
+        detail = json.loads(error.read() or b"{}")
+        message = detail.get("error", {}).get("message", str(error)) if isinstance(detail, dict) else str(error)
+        return [{"text": f"[{error.code}] {message}"}]
+    return payload if isinstance(payload, list) else payload.get("messages", [])
+
+
+def show(replies: List[Dict[str, Any]]) -> List[Dict[str, str]]:
+    """Print replies; returns the buttons offered last, numbered from 1."""
+    buttons: List[Dict[str, str]] = []
+    for reply in replies:
+        if reply.get("text"):
+            print(f"助手: {reply['text']}")
+        for button in reply.get("buttons") or []:
+            buttons.append(button)
+            print(f"   [{len(buttons)}] {button.get('title')}")
+    return buttons
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the terminal chat."""
+    parser = argparse.ArgumentParser(prog="python -m bot.shell", description=__doc__)
+    parser.add_argument("--customer", default="C000001", help="demo customer id (see crm/DEMO_CUSTOMERS.md)")
+    parser.add_argument("--anonymous", action="store_true", help="chat without a signed identity")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    url = f"http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app/webhook"
+    metadata = {} if args.anonymous else {
+        "customer_id": args.customer,
+        "signature": sign_customer_id(settings.shop_identity_secret, args.customer),
+    }
+    sender = f"shell-{uuid.uuid4().hex[:12]}"
+    print(f"Chatting as {'an anonymous shopper' if args.anonymous else args.customer} ({sender}). Ctrl-D to leave.")
+    buttons: List[Dict[str, str]] = []
+    while True:
+        try:
+            text = input("您: ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not text:
+            continue
+        if text.isdigit() and 1 <= int(text) <= len(buttons):
+            text = buttons[int(text) - 1]["payload"]
+        try:
+            buttons = show(post_message(url, sender, text, metadata))
+        except (urllib.error.URLError, ConnectionError) as error:
+            print(f"无法连接助手（{error}）。请先在另一个终端运行 make run。", file=sys.stderr)
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

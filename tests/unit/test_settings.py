@@ -1,0 +1,41 @@
+"""Settings come from environment variables with documented defaults."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import PROJECT_ROOT, Settings, SettingsError, load_settings, read_env_file
+
+
+def test_defaults_match_the_pinned_contracts():
+    settings = load_settings({})
+    assert (settings.rasa_port, settings.action_port, settings.crm_port, settings.desk_port) == (5005, 5055, 7000, 7100)
+    assert settings.shop_identity_secret == "dev-shop-secret"
+    assert settings.crm_api_key == "dev-crm-key"
+    assert settings.effective_crm_url == "http://127.0.0.1:7000"
+    assert settings.effective_database_url.startswith("sqlite:///")
+    assert settings.effective_redis_url == "redis://127.0.0.1:6390/0"
+
+
+def test_environment_overrides_and_types():
+    settings = load_settings({"CRM_PORT": "7001", "CRM_TIMEOUT_S": "1.5", "REDIS_URL": "redis://h:1/2", "CRM_URL": "http://crm/"})
+    assert settings.crm_port == 7001
+    assert settings.crm_timeout_s == 1.5
+    assert settings.effective_redis_url == "redis://h:1/2"
+    assert settings.effective_crm_url == "http://crm"
+
+
+def test_bad_value_names_the_variable():
+    with pytest.raises(SettingsError, match="CRM_PORT"):
+        load_settings({"CRM_PORT": "seven thousand"})
+
+
+def test_env_example_lists_every_setting():
+    listed = read_env_file(PROJECT_ROOT / ".env.example")
+    assert set(listed) == {name.upper() for name in Settings.__dataclass_fields__}
+
+
+def test_env_file_parsing(tmp_path: Path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("# comment\nCRM_PORT=7002\n\nSHOP_IDENTITY_SECRET='s3cret'\n", encoding="utf-8")
+    assert read_env_file(env_file) == {"CRM_PORT": "7002", "SHOP_IDENTITY_SECRET": "s3cret"}
