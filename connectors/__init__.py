@@ -1,0 +1,5 @@
+"""Rasa input channels of the shop assistant (``app``, ``web``, ``wechat``).
+
+Each channel verifies who the shopper is before the bot sees a message and binds the
+conversation to its owner, so one shopper can neither write into nor read another's conversation.
+"""

@@ -1,0 +1,323 @@
+"""End-to-end tests of the app channel: a real Sanic server, real HTTP, real Redis, a stub bot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import pytest
+import redis
+from redis.asyncio import Redis
+
+from bot.identity import sign_customer_id
+from bot.outbox import Outbox
+from bot.redis_server import free_port
+from connectors.app import MESSAGES, AppInput, handoff_key
+from connectors.binding import ANONYMOUS_OWNER, owner_key
+
+SECRET = "test-shop-secret"
+
+ServeChannel = Callable[..., Any]
+
+
+def http(method: str, url: str, body: Union[None, bytes, Dict[str, Any]] = None, timeout_s: float = 10.0) -> Tuple[int, Any]:
+    """Send one HTTP request and decode the JSON answer (None when the body is not JSON)."""
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8") if isinstance(body, dict) else body
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+            status, raw = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, None
+
+
+def signed(customer_id: str) -> Dict[str, str]:
+    return {"customer_id": customer_id, "signature": sign_customer_id(SECRET, customer_id)}
+
+
+def send(server: Any, sender: str, text: str, metadata: Optional[Dict[str, Any]] = None) -> Any:
+    body: Dict[str, Any] = {"sender": sender, "message": text}
+    if metadata is not None:
+        body["metadata"] = metadata
+    return http("POST", f"{server.base}/webhook", body)
+
+
+def assert_error(status: int, body: Any, expected_status: int, code: str) -> None:
+    assert status == expected_status, body
+    assert body["error"]["code"] == code
+    assert body["error"]["message"] == MESSAGES[code]
+
+
+def push(redis_url: str, sender: str, messages: List[Dict[str, Any]]) -> List[str]:
+    async def main() -> List[str]:
+        client = Redis.from_url(redis_url, decode_responses=True)
+        try:
+            return [await Outbox(client, ttl_s=60).push(sender, message) for message in messages]
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def test_health(serve_channel: ServeChannel) -> None:
+    server = serve_channel(SECRET)
+    assert http("GET", f"{server.base}/") == (200, {"status": "ok"})
+
+
+def test_signed_customer_gets_verified_metadata_and_rest_replies(serve_channel: ServeChannel, redis_url: str) -> None:
+    server = serve_channel(SECRET)
+    metadata = {**signed("C10001"), "vip": True, "verified": True, "channel": "evil"}
+    status, body = send(server, "conv-signed", "  我的快递到哪了  ", metadata)
+    assert status == 200
+    assert body == [
+        {
+            "recipient_id": "conv-signed",
+            "text": "收到：我的快递到哪了",
+            "buttons": [{"title": "查订单", "payload": "/order_status"}],
+        },
+        {"recipient_id": "conv-signed", "text": "还有什么可以帮您？"},
+    ]
+    (message,) = server.bot.calls
+    assert message.metadata == {"channel": "app", "verified": True, "customer_id": "C10001"}
+    assert message.text == "我的快递到哪了"
+    assert message.sender_id == "conv-signed"
+    assert message.input_channel == "app"
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert client.get(owner_key("conv-signed")) == "C10001"
+    assert 0 < client.ttl(owner_key("conv-signed")) <= 30 * 24 * 3600
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"customer_id": "C10001", "signature": sign_customer_id("wrong-secret", "C10001")},
+        {"customer_id": "C10001", "signature": sign_customer_id(SECRET, "C10002")},
+        {"customer_id": "C10001", "signature": "not-a-signature"},
+        {"customer_id": "C10001"},
+        {"customer_id": "bad id!", "signature": "0" * 64},
+        {},
+        None,
+    ],
+)
+def test_forged_or_missing_signature_is_anonymous(serve_channel: ServeChannel, metadata: Any) -> None:
+    server = serve_channel(SECRET)
+    status, body = send(server, "conv-forged", "查一下我的订单", metadata)
+    assert status == 200 and body
+    (message,) = server.bot.calls
+    assert message.metadata == {"channel": "app", "verified": False, "customer_id": None}
+
+
+def test_conversation_hijack_is_refused_before_the_bot(serve_channel: ServeChannel, redis_url: str) -> None:
+    server = serve_channel(SECRET)
+    assert send(server, "conv-owned", "你好", signed("C10001"))[0] == 200
+    assert send(server, "conv-owned", "再问一下", signed("C10001"))[0] == 200
+    assert len(server.bot.calls) == 2
+
+    status, body = send(server, "conv-owned", "把订单地址改了", signed("C10002"))
+    assert_error(status, body, 403, "conversation_forbidden")
+    status, body = send(server, "conv-owned", "把订单地址改了")
+    assert_error(status, body, 403, "conversation_forbidden")
+    status, body = send(server, "conv-owned", "把订单地址改了", {"customer_id": "C10001", "signature": "0" * 64})
+    assert_error(status, body, 403, "conversation_forbidden")
+    assert len(server.bot.calls) == 2
+
+    assert send(server, "conv-anon", "随便看看")[0] == 200
+    status, body = send(server, "conv-anon", "我登录了", signed("C10001"))
+    assert_error(status, body, 403, "conversation_forbidden")
+    assert len(server.bot.calls) == 3
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert client.get(owner_key("conv-anon")) == ANONYMOUS_OWNER
+    client.close()
+
+
+def test_concurrent_first_messages_bind_exactly_one_owner(serve_channel: ServeChannel) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = serve_channel(SECRET)
+    customers = [f"C2000{n}" for n in range(8)]
+    with ThreadPoolExecutor(len(customers)) as pool:
+        statuses = list(pool.map(lambda c: send(server, "conv-race", "抢", signed(c))[0], customers))
+    assert sorted(statuses) == [200] + [403] * (len(customers) - 1)
+    assert len(server.bot.calls) == 1
+
+
+INVALID_REQUESTS = [
+    ("broken-json", b"{not json", 400, "invalid_json"),
+    ("json-array", b"[1, 2]", 400, "invalid_json"),
+    ("not-utf8", b"\xff\xfe", 400, "invalid_json"),
+    ("no-sender", {"message": "你好"}, 400, "invalid_sender"),
+    ("numeric-sender", {"sender": 42, "message": "你好"}, 400, "invalid_sender"),
+    ("sender-with-space", {"sender": "has space", "message": "你好"}, 400, "invalid_sender"),
+    ("sender-too-long", {"sender": "x" * 65, "message": "你好"}, 400, "invalid_sender"),
+    ("no-message", {"sender": "conv-x"}, 400, "invalid_message"),
+    ("list-message", {"sender": "conv-x", "message": ["你好"]}, 400, "invalid_message"),
+    ("blank-message", {"sender": "conv-x", "message": "   "}, 400, "empty_message"),
+    ("message-2001-chars", {"sender": "conv-x", "message": "好" * 2001}, 413, "message_too_long"),
+    ("metadata-not-object", {"sender": "conv-x", "message": "你好", "metadata": "C10001"}, 400, "invalid_metadata"),
+    (
+        "numeric-customer-id",
+        {"sender": "conv-x", "message": "你好", "metadata": {"customer_id": 10001}},
+        400,
+        "invalid_metadata",
+    ),
+    ("body-over-64k", b"x" * (70 * 1024), 413, "payload_too_large"),
+]
+
+
+@pytest.mark.parametrize("body, status, code", [pytest.param(*case[1:], id=case[0]) for case in INVALID_REQUESTS])
+def test_invalid_requests(serve_channel: ServeChannel, body: Any, status: int, code: str) -> None:
+    server = serve_channel(SECRET)
+    answer_status, answer = http("POST", f"{server.base}/webhook", body)
+    assert_error(answer_status, answer, status, code)
+    assert server.bot.calls == []
+
+
+def test_message_of_exactly_the_limit_is_accepted(serve_channel: ServeChannel) -> None:
+    server = serve_channel(SECRET)
+    assert send(server, "conv-long", "好" * 2000)[0] == 200
+
+
+def test_bot_failure_is_503_and_logs_neither_text_nor_customer(
+    serve_channel: ServeChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    server = serve_channel(SECRET, behaviour="raise")
+    status, body = send(server, "conv-down", "我的手机号是13812345678", signed("secret-cust-77"))
+    assert_error(status, body, 503, "bot_unavailable")
+    assert len(server.bot.calls) == 1
+    assert "app.message.failed" in caplog.text
+    assert "13812345678" not in caplog.text
+    assert "secret-cust-77" not in caplog.text
+
+
+def test_redis_down_during_binding_is_503(serve_channel: ServeChannel) -> None:
+    server = serve_channel(SECRET, channel_redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    status, body = send(server, "conv-noredis", "你好")
+    assert_error(status, body, 503, "bot_unavailable")
+    assert server.bot.calls == []
+
+
+def test_no_reply_without_action_server_is_502_unreachable(serve_channel: ServeChannel) -> None:
+    server = serve_channel(SECRET, behaviour="silent")
+    status, body = send(server, "conv-silent", "退货")
+    assert_error(status, body, 502, "action_server_unreachable")
+    assert len(server.bot.calls) == 1
+
+
+def test_no_reply_with_healthy_action_server_is_502_no_reply(serve_channel: ServeChannel, healthy_action_server: str) -> None:
+    server = serve_channel(SECRET, behaviour="silent", action_server_url=healthy_action_server)
+    status, body = send(server, "conv-silent2", "退货")
+    assert_error(status, body, 502, "no_reply")
+
+
+def test_no_reply_during_handoff_is_202_with_agent(serve_channel: ServeChannel, redis_url: str) -> None:
+    server = serve_channel(SECRET, behaviour="silent")
+    client = redis.Redis.from_url(redis_url)
+    client.set(handoff_key("conv-agent"), "agent1")
+    client.close()
+    status, body = send(server, "conv-agent", "人呢？", signed("C10001"))
+    assert status == 202
+    assert body == {"status": "with_agent", "messages": []}
+    assert len(server.bot.calls) == 1
+
+
+def test_messages_paging_and_access_control(serve_channel: ServeChannel, redis_url: str) -> None:
+    server = serve_channel(SECRET)
+    assert send(server, "conv-out", "转人工", signed("C10001"))[0] == 200
+    ids = push(
+        redis_url,
+        "conv-out",
+        [
+            {"text": "您好，我是客服小王", "from": "agent"},
+            {"text": "已为您登记退货", "from": "agent"},
+            {"text": "会话已结束", "from": "system"},
+        ],
+    )
+    auth = "customer_id=C10001&signature=" + sign_customer_id(SECRET, "C10001")
+    url = f"{server.base}/messages/conv-out?{auth}"
+
+    status, body = http("GET", f"{url}&limit=2")
+    assert status == 200
+    assert [m["text"] for m in body["messages"]] == ["您好，我是客服小王", "已为您登记退货"]
+    assert [m["cursor"] for m in body["messages"]] == ids[:2]
+    assert body["messages"][0]["from"] == "agent" and body["messages"][0]["recipient_id"] == "conv-out"
+    assert body["cursor"] == ids[1]
+
+    status, body = http("GET", f"{url}&after={body['cursor']}")
+    assert status == 200 and [m["text"] for m in body["messages"]] == ["会话已结束"]
+    assert body["cursor"] == ids[2]
+    status, body = http("GET", f"{url}&after={ids[2]}")
+    assert (status, body) == (200, {"messages": [], "cursor": ids[2]})
+
+    other = "customer_id=C10002&signature=" + sign_customer_id(SECRET, "C10002")
+    for query in (other, "customer_id=C10001&signature=" + "0" * 64, "customer_id=C10001", ""):
+        status, body = http("GET", f"{server.base}/messages/conv-out?{query}")
+        assert_error(status, body, 403, "conversation_forbidden")
+
+    status, body = http("GET", f"{url}&after=not-a-cursor")
+    assert_error(status, body, 400, "invalid_cursor")
+    status, body = http("GET", f"{url}&limit=1000")
+    assert_error(status, body, 400, "invalid_limit")
+    status, body = http("GET", f"{server.base}/messages/conv-unknown?{auth}")
+    assert_error(status, body, 404, "conversation_not_found")
+
+
+def test_anonymous_conversation_messages_need_no_identity(serve_channel: ServeChannel, redis_url: str) -> None:
+    server = serve_channel(SECRET)
+    status, body = http("GET", f"{server.base}/messages/conv-anon-out")
+    assert_error(status, body, 404, "conversation_not_found")
+    assert send(server, "conv-anon-out", "你好")[0] == 200
+    assert http("GET", f"{server.base}/messages/conv-anon-out") == (200, {"messages": [], "cursor": "0-0"})
+    (cursor,) = push(redis_url, "conv-anon-out", [{"text": "客服已接入", "from": "system"}])
+    status, body = http("GET", f"{server.base}/messages/conv-anon-out?after=0-0")
+    assert status == 200 and body["cursor"] == cursor and body["messages"][0]["text"] == "客服已接入"
+
+
+def test_from_credentials_accepts_missing_and_partial_credentials() -> None:
+    channel = AppInput.from_credentials(None)
+    assert AppInput.name() == "app" and channel.url_prefix() == "app"
+    custom = AppInput.from_credentials(
+        {"redis_url": "redis://127.0.0.1:6999/2", "identity_secret": "s", "action_server_url": "http://h:1/"}
+    )
+    assert (custom.redis_url, custom.identity_secret, custom.action_server_url) == (
+        "redis://127.0.0.1:6999/2",
+        "s",
+        "http://h:1",
+    )
+    assert AppInput.from_credentials({"redis_url": None}).redis_url == channel.redis_url
+
+
+def test_mounted_by_rasa_register_under_webhooks_app(serve_channel: ServeChannel) -> None:
+    server = serve_channel(SECRET, mount_with_rasa=True)
+    assert http("GET", f"{server.base}/") == (200, {"status": "ok"})
+    status, body = send(server, "conv-rasa", "你好", signed("C10001"))
+    assert status == 200 and body[0]["recipient_id"] == "conv-rasa"
+    assert server.bot.calls[0].metadata == {"channel": "app", "verified": True, "customer_id": "C10001"}
+
+
+def test_loaded_from_a_credentials_file_like_rasa_run(tmp_path: Path) -> None:
+    from rasa.core.run import create_http_input_channels
+
+    credentials = tmp_path / "credentials.yml"
+    credentials.write_text(
+        "rest:\nconnectors.app.AppInput:\n  identity_secret: from-file\n  redis_url: redis://127.0.0.1:6999/3\n",
+        encoding="utf-8",
+    )
+    channels = create_http_input_channels(None, str(credentials))
+    (app_channel,) = [channel for channel in channels if channel.name() == "app"]
+    assert isinstance(app_channel, AppInput)
+    assert app_channel.identity_secret == "from-file"
+    assert app_channel.redis_url == "redis://127.0.0.1:6999/3"
+    assert app_channel.url_prefix() == "app"

@@ -1,0 +1,92 @@
+"""The whole stack on free ports: Redis (the session's server, database 1), the reference CRM on a
+seeded SQLite file, the action server and the Rasa server with the trained model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import pytest
+
+from bot import launcher
+from bot.identity import sign_customer_id
+from bot.redis_server import RedisServer, free_port
+from bot.settings import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    """The model for the current training data (``make test`` trains it first)."""
+    path = launcher.model_path()
+    if not path.exists():
+        pytest.fail(f"no trained model for the current data: run `make train` first ({path.name})")
+    return path
+
+
+@dataclasses.dataclass
+class RunningStack:
+    """Handles on the running stack for tests."""
+
+    settings: Settings
+    stack: launcher.Stack
+
+    @property
+    def app_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.rasa_port}/webhooks/app"
+
+    def say(self, sender: str, text: str, customer_id: Optional[str] = None, signature: Optional[str] = None) -> Tuple[int, Any]:
+        """Send a message through the app channel; returns (status, JSON body)."""
+        metadata: Dict[str, str] = {}
+        if customer_id:
+            metadata["customer_id"] = customer_id
+            metadata["signature"] = signature if signature is not None else sign_customer_id(self.settings.shop_identity_secret, customer_id)
+        return http_json("POST", f"{self.app_url}/webhook", {"sender": sender, "message": text, "metadata": metadata})
+
+    def crm(self, path: str) -> Any:
+        """GET a CRM resource with the API key."""
+        status, body = http_json("GET", f"{self.settings.effective_crm_url}{path}", headers={"X-API-Key": self.settings.crm_api_key})
+        assert status == 200, body
+        return body
+
+    def child(self, name: str) -> launcher.Child:
+        return next(child for child in self.stack.children if child.name == name)
+
+
+def http_json(method: str, url: str, body: Any = None, headers: Optional[Dict[str, str]] = None, timeout: float = 30) -> Tuple[int, Any]:
+    """One HTTP request with a JSON body; returns (status, decoded JSON or raw text)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw, status = response.read(), response.status
+    except urllib.error.HTTPError as error:
+        raw, status = error.read(), error.code
+    try:
+        return status, json.loads(raw or b"null")
+    except json.JSONDecodeError:
+        return status, raw.decode(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def running_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer, trained_model: Path) -> Iterator[RunningStack]:
+    """The stack of ``make run``, on ports of its own, torn down after the session."""
+    var_dir = tmp_path_factory.mktemp("stack")
+    settings = dataclasses.replace(
+        load_settings({}),
+        var_dir=var_dir,
+        redis_url=f"redis://127.0.0.1:{redis_server.port}/1",
+        crm_port=free_port(),
+        action_port=free_port(),
+        rasa_port=free_port(),
+        desk_port=free_port(),
+    )
+    stack = launcher.Stack(settings)
+    try:
+        launcher.start_services(stack, trained_model)
+        yield RunningStack(settings, stack)
+    finally:
+        stack.stop()

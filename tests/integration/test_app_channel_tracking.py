@@ -1,0 +1,163 @@
+"""Order tracking end to end: app channel → Rasa → action server → CRM over HTTP, on real Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from actions.order_tracking import IN_FLIGHT, STATUS_LABELS
+
+from .conftest import RunningStack, http_json
+
+pytestmark = pytest.mark.integration
+
+
+def new_sender() -> str:
+    return f"t-{uuid.uuid4().hex[:16]}"
+
+
+def texts(replies) -> str:
+    assert isinstance(replies, list), replies
+    return "\n".join(reply.get("text", "") for reply in replies)
+
+
+def in_flight_orders(stack: RunningStack, customer_id: str):
+    orders = stack.crm(f"/api/customers/{customer_id}/orders?limit=50")["items"]
+    return [order for order in orders if order["status"] in IN_FLIGHT]
+
+
+def assert_reply_matches_order(reply_text: str, order) -> None:
+    assert order["order_id"] in reply_text
+    assert STATUS_LABELS[order["status"]] in reply_text
+    shipment = order.get("shipment")
+    if shipment:
+        assert shipment["tracking_number"] in reply_text
+        latest = max(shipment["events"], key=lambda event: event["time"])
+        assert latest["description"] in reply_text
+        assert latest["location"] in reply_text
+
+
+@pytest.mark.parametrize("question", ["我的快递到哪了", "亲 我的订单到哪了？？", "物流信息查一下"])
+def test_signed_customer_gets_the_crm_status_of_their_order(running_stack: RunningStack, question: str) -> None:
+    (order,) = in_flight_orders(running_stack, "C000001")
+    status, replies = running_stack.say(new_sender(), question, "C000001")
+    assert status == 200
+    reply = texts(replies)
+    assert_reply_matches_order(reply, running_stack.crm(f"/api/orders/{order['order_id']}"))
+    if order.get("is_late"):
+        assert "非常抱歉" in reply
+
+
+def test_wrong_signature_reveals_nothing(running_stack: RunningStack) -> None:
+    (order,) = in_flight_orders(running_stack, "C000001")
+    status, replies = running_stack.say(new_sender(), "我的快递到哪了", "C000001", signature="00" * 32)
+    assert status == 200
+    reply = texts(replies)
+    assert order["order_id"] not in reply
+    assert order["shipment"]["tracking_number"] not in reply
+    assert "核实" in reply
+
+
+def test_several_orders_in_flight_offer_buttons_that_work(running_stack: RunningStack) -> None:
+    orders = in_flight_orders(running_stack, "C000002")
+    assert len(orders) >= 2
+    sender = new_sender()
+    status, replies = running_stack.say(sender, "我买的东西到哪了", "C000002")
+    assert status == 200
+    buttons = [button for reply in replies for button in reply.get("buttons", [])]
+    assert {order["order_id"] for order in orders} == {b["payload"].split('"')[3] for b in buttons}
+    chosen = orders[1]
+    status, replies = running_stack.say(sender, next(b["payload"] for b in buttons if chosen["order_id"] in b["payload"]), "C000002")
+    assert status == 200
+    assert_reply_matches_order(texts(replies), running_stack.crm(f"/api/orders/{chosen['order_id']}"))
+
+
+def test_customer_cannot_see_another_customers_order(running_stack: RunningStack) -> None:
+    (other,) = in_flight_orders(running_stack, "C000001")
+    status, replies = running_stack.say(new_sender(), f"帮我查下订单 {other['order_id']} 到哪了", "C000002")
+    assert status == 200
+    reply = texts(replies)
+    assert "没有找到" in reply
+    assert other["shipment"]["tracking_number"] not in reply
+    assert STATUS_LABELS[other["status"]] not in reply
+    status, unknown = running_stack.say(new_sender(), "帮我查下订单 999999999999 到哪了", "C000002")
+    assert texts(unknown).replace("999999999999", other["order_id"]) == reply
+
+
+def test_anonymous_shopper_verifies_with_order_number_and_phone_tail(running_stack: RunningStack) -> None:
+    (order,) = in_flight_orders(running_stack, "C000001")
+    tail = order["receiver_phone"][-4:]
+    wrong_tail = f"{(int(tail) + 1) % 10000:04d}"
+    sender = new_sender()
+    status, replies = running_stack.say(sender, "我的快递到哪了")
+    assert status == 200 and "后四位" in texts(replies)
+    status, replies = running_stack.say(sender, f"订单号 {order['order_id']} 尾号{wrong_tail}")
+    assert status == 200
+    assert "没能对上" in texts(replies)
+    assert order["shipment"]["tracking_number"] not in texts(replies)
+    status, replies = running_stack.say(sender, f"{order['order_id']} 尾号{tail}")
+    assert status == 200
+    assert_reply_matches_order(texts(replies), running_stack.crm(f"/api/orders/{order['order_id']}"))
+
+
+def test_two_failed_verifications_offer_a_human(running_stack: RunningStack) -> None:
+    sender = new_sender()
+    for attempt in range(2):
+        status, replies = running_stack.say(sender, "订单号 202611159999 尾号0000")
+        assert status == 200
+    assert "连续 2 次" in texts(replies)
+    assert any(button["payload"] == "/human_agent" for reply in replies for button in reply.get("buttons", []))
+
+
+def test_conversation_of_one_customer_cannot_be_used_by_another(running_stack: RunningStack) -> None:
+    sender = new_sender()
+    assert running_stack.say(sender, "你好", "C000001")[0] == 200
+    status, body = running_stack.say(sender, "我的快递到哪了", "C000002")
+    assert status == 403
+    assert body["error"]["code"]
+    status, body = running_stack.say(sender, "我的快递到哪了")
+    assert status == 403
+
+
+def test_action_server_down_gives_an_error_status_not_an_empty_200(running_stack: RunningStack) -> None:
+    child = running_stack.child("action-server")
+    assert child.process is not None
+    child.process.terminate()
+    child.process.wait(timeout=10)
+    running_stack.stack.children.remove(child)
+    try:
+        status, body = running_stack.say(new_sender(), "我的快递到哪了", "C000001")
+        assert status == 502
+        assert body["error"]["code"] == "action_server_unreachable"
+        assert body["error"]["message"]
+    finally:
+        from bot import launcher
+
+        env = launcher.base_env(running_stack.settings, running_stack.settings.redis_url)
+        running_stack.stack.start_child(launcher.Child("action-server", child.command, child.health_url), env, 90)
+    status, replies = running_stack.say(new_sender(), "我的快递到哪了", "C000001")
+    assert status == 200 and texts(replies)
+
+
+def test_crm_down_gives_an_honest_answer_and_a_human(running_stack: RunningStack) -> None:
+    child = running_stack.child("crm")
+    assert child.process is not None
+    child.process.terminate()
+    child.process.wait(timeout=10)
+    running_stack.stack.children.remove(child)
+    try:
+        status, replies = running_stack.say(new_sender(), "我的快递到哪了", "C000001")
+        assert status == 200
+        assert "暂时没有响应" in texts(replies)
+        assert any(button["payload"] == "/human_agent" for reply in replies for button in reply.get("buttons", []))
+    finally:
+        from bot import launcher
+
+        env = launcher.base_env(running_stack.settings, running_stack.settings.redis_url)
+        running_stack.stack.start_child(launcher.Child("crm", child.command, child.health_url), env, 60)
+
+
+def test_channel_health(running_stack: RunningStack) -> None:
+    status, body = http_json("GET", f"{running_stack.app_url}/")
+    assert status == 200 and body["status"] == "ok"
