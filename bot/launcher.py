@@ -70,9 +70,11 @@ def model_path(root: Path = PROJECT_ROOT) -> Path:
 
 
 def base_env(settings: Settings, redis_url: str) -> Dict[str, str]:
-    """Environment for every child: settings resolved, Redis split for endpoints.yml."""
+    """Environment for every child: every setting resolved, Redis split for endpoints.yml."""
     parsed = urlparse(redis_url)
     env = dict(os.environ)
+    for name in Settings.__dataclass_fields__:
+        env[name.upper()] = str(getattr(settings, name))
     env.update(
         {
             "PYTHONPATH": str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
@@ -81,15 +83,15 @@ def base_env(settings: Settings, redis_url: str) -> Dict[str, str]:
             "REDIS_PORT": str(parsed.port or 6379),
             "REDIS_DB": (parsed.path or "/0").lstrip("/") or "0",
             "REDIS_PASSWORD": parsed.password or "",
-            "ACTION_HOST": settings.action_host,
-            "ACTION_PORT": str(settings.action_port),
-            "TRACKER_TTL_S": str(settings.tracker_ttl_s),
             "CRM_URL": settings.effective_crm_url,
             "DATABASE_URL": settings.effective_database_url,
-            "VAR_DIR": str(settings.var_dir),
             "RASA_TELEMETRY_ENABLED": "false",
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "LOG_LEVEL_LIBRARIES": "ERROR",
+            # One Sanic worker per core beats TensorFlow threads fighting over the same cores.
+            "SANIC_WORKERS": str(max(1, settings.rasa_workers)),
+            "TF_INTRA_OP_PARALLELISM_THREADS": "1",
+            "TF_INTER_OP_PARALLELISM_THREADS": "1",
         }
     )
     return env
@@ -214,39 +216,55 @@ Press Ctrl-C to stop everything.
 """, flush=True)
 
 
+def start_services(stack: Stack, model: Optional[Path] = None) -> str:
+    """Start Redis (unless REDIS_URL is set), the CRM, the action server and Rasa; returns the Redis URL.
+
+    Args:
+        stack: where the started processes are recorded (so they can be stopped).
+        model: the trained model to serve; trained first when omitted and out of date.
+    """
+    settings = stack.settings
+    redis_url = settings.redis_url
+    if not redis_url:
+        stack.redis = RedisServer(settings.embedded_redis_port, settings.var_dir / "redis").start()
+        redis_url = stack.redis.url
+        logger.info("embedded redis-server on %s (append-only file in %s)", redis_url, settings.var_dir / "redis")
+    env = base_env(settings, redis_url)
+    model = model or train_if_needed(env)
+    py = python_bin()
+    subprocess.run([py, "-m", "crm", "ensure-seeded"], cwd=PROJECT_ROOT, env=env, check=True)
+    stack.start_child(Child("crm", [py, "-m", "crm", "serve", "--host", settings.crm_host, "--port", str(settings.crm_port)],
+                            f"{settings.effective_crm_url}/health"), env, 60)
+    stack.start_child(Child("action-server", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
+                            f"http://{settings.action_host}:{settings.action_port}/health"), env, 90)
+    stack.start_child(Child("rasa", [rasa_bin(), "run", "--model", str(model), "--endpoints", "endpoints.yml",
+                                     "--credentials", "credentials.yml", "--interface", settings.rasa_host,
+                                     "--port", str(settings.rasa_port)],
+                            f"http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app/"), env, 180)
+    return redis_url
+
+
 def run(settings: Settings) -> int:
     """Start the whole stack and supervise it until Ctrl-C; returns the exit code."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings)
     stopping = False
+    supervising = False
 
     def on_signal(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
+        if not supervising:
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     started = time.monotonic()
     try:
-        redis_url = settings.redis_url
-        if not redis_url:
-            stack.redis = RedisServer(settings.embedded_redis_port, settings.var_dir / "redis").start()
-            redis_url = stack.redis.url
-            logger.info("embedded redis-server on %s (append-only file in var/redis)", redis_url)
-        env = base_env(settings, redis_url)
-        model = train_if_needed(env)
-        subprocess.run([python_bin(), "-m", "crm", "ensure-seeded"], cwd=PROJECT_ROOT, env=env, check=True)
-        py = python_bin()
-        stack.start_child(Child("crm", [py, "-m", "crm", "serve", "--host", settings.crm_host, "--port", str(settings.crm_port)],
-                                f"{settings.effective_crm_url}/health"), env, 60)
-        stack.start_child(Child("action-server", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
-                                f"http://{settings.action_host}:{settings.action_port}/health"), env, 90)
-        stack.start_child(Child("rasa", [rasa_bin(), "run", "--model", str(model), "--endpoints", "endpoints.yml",
-                                         "--credentials", "credentials.yml", "--interface", settings.rasa_host,
-                                         "--port", str(settings.rasa_port)],
-                                f"http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app/"), env, 180)
+        redis_url = start_services(stack)
         logger.info("stack healthy %.1f s after start", time.monotonic() - started)
         print_banner(settings, redis_url)
+        supervising = True
         while not stopping:
             dead = stack.first_dead()
             if dead:
@@ -258,6 +276,8 @@ def run(settings: Settings) -> int:
     except (RuntimeError, subprocess.CalledProcessError) as error:
         logger.error("%s", error)
         return 1
+    except KeyboardInterrupt:
+        return 130
     finally:
         logger.info("stopping...")
         stack.stop()

@@ -47,6 +47,8 @@ class Settings:
     # Rasa server, action server, agent desk.
     rasa_host: str = "127.0.0.1"
     rasa_port: int = 5005
+    # Rasa server worker processes (Sanic workers sharing the Redis tracker and lock stores).
+    rasa_workers: int = 2
     action_host: str = "127.0.0.1"
     action_port: int = 5055
     desk_host: str = "127.0.0.1"
@@ -80,7 +82,7 @@ def _convert(name: str, raw: str, kind: type) -> object:
             return int(raw)
         if kind is float:
             return float(raw)
-        if kind is Path:
+        if issubclass(kind, Path):
             return Path(raw).expanduser().resolve()
         return raw
     except ValueError as error:

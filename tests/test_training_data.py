@@ -211,6 +211,31 @@ def test_entities_fall_on_jieba_token_boundaries(path: Path, tokenizer):
 
 
 @pytest.mark.parametrize("path", TRAIN_FILES + TEST_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_entities_stay_on_token_boundaries_after_normalisation(path: Path, tokenizer):
+    """The pipeline normalises text (simplified characters, half-width digits, 两件 -> 2件)
+    before jieba sees it; annotations must survive that step as well."""
+    try:
+        from bot.nlu.normalize import normalize, remap_span
+    except ImportError:
+        pytest.skip("bot.nlu.normalize is not available")
+    misaligned = []
+    for message in _quiet_load(path).nlu_examples:
+        entities = message.get("entities") or []
+        if not entities:
+            continue
+        normalized = normalize(message.get("text"))
+        tokens = list(tokenizer.tokenize(normalized.text))
+        starts = {start for _, start, _ in tokens}
+        ends = {end for _, _, end in tokens}
+        for entity in entities:
+            start, end = remap_span(normalized, entity["start"], entity["end"])
+            if end <= start or start not in starts or end not in ends:
+                split = "/".join(word for word, _, _ in tokens)
+                misaligned.append(f"{entity['entity']}={normalized.text[start:end]!r} in {split}")
+    assert not misaligned, "entities lost after normalisation:\n" + "\n".join(misaligned)
+
+
+@pytest.mark.parametrize("path", TRAIN_FILES + TEST_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_only_model_entities_are_annotated(path: Path):
     problems = []
     for message in _quiet_load(path).nlu_examples:

@@ -39,3 +39,9 @@ def test_env_file_parsing(tmp_path: Path):
     env_file = tmp_path / ".env"
     env_file.write_text("# comment\nCRM_PORT=7002\n\nSHOP_IDENTITY_SECRET='s3cret'\n", encoding="utf-8")
     assert read_env_file(env_file) == {"CRM_PORT": "7002", "SHOP_IDENTITY_SECRET": "s3cret"}
+
+
+def test_var_dir_from_environment_is_a_path(tmp_path: Path):
+    settings = load_settings({"VAR_DIR": str(tmp_path)})
+    assert settings.var_dir == tmp_path
+    assert settings.effective_database_url == f"sqlite:///{tmp_path / 'crm.sqlite3'}"

@@ -1,0 +1,1 @@
+"""Reference CRM service of the customer-service assistant (customers, orders, returns, points)."""

@@ -1,0 +1,77 @@
+"""Time handling: the database stores naive UTC datetimes; the API speaks the shop's timezone."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+
+def to_utc_naive(local: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
+    """Convert a naive datetime read in ``tz`` (or an aware one) to naive UTC."""
+    aware = local if local.tzinfo is not None else local.replace(tzinfo=tz)
+    return aware.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def iso_datetime(value: Optional[dt.datetime], tz: dt.tzinfo) -> Optional[str]:
+    """Format a stored naive UTC datetime as ISO 8601 with the shop's offset, e.g. ``+08:00``."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.timezone.utc).astimezone(tz).isoformat(timespec="seconds")
+
+
+def iso_date(value: Optional[dt.date]) -> Optional[str]:
+    """Format a date as ``YYYY-MM-DD``."""
+    return value.isoformat() if value is not None else None
+
+
+def local_date(value: dt.datetime, tz: dt.tzinfo) -> dt.date:
+    """Calendar date in ``tz`` of a stored naive UTC datetime."""
+    return value.replace(tzinfo=dt.timezone.utc).astimezone(tz).date()
+
+
+def last_day_of_month(day: dt.date) -> dt.date:
+    """Last calendar day of the month containing ``day``."""
+    first_next = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return first_next - dt.timedelta(days=1)
+
+
+def points_expiry(earned_on: dt.date) -> dt.date:
+    """Points earned on ``earned_on`` expire at the end of the following year."""
+    return dt.date(earned_on.year + 1, 12, 31)
+
+
+def add_working_days(start: dt.date, days: int) -> dt.date:
+    """Add ``days`` working days (Monday to Friday) to ``start``."""
+    current = start
+    remaining = days
+    while remaining > 0:
+        current += dt.timedelta(days=1)
+        if current.weekday() < 5:
+            remaining -= 1
+    return current
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Current time of the shop.
+
+    Attributes:
+        tz: the shop's timezone.
+    """
+
+    tz: dt.tzinfo
+
+    @classmethod
+    def for_timezone(cls, name: str) -> Clock:
+        """Build a clock for an IANA timezone name such as ``Asia/Shanghai``."""
+        return cls(ZoneInfo(name))
+
+    def now_utc(self) -> dt.datetime:
+        """Current time as naive UTC, the form stored in the database."""
+        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+    def today(self) -> dt.date:
+        """Current calendar date in the shop's timezone."""
+        return dt.datetime.now(self.tz).date()

@@ -1,0 +1,197 @@
+"""JSON forms of the CRM's records (the shapes documented in ``crm/openapi.py``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from crm.clock import iso_date, iso_datetime, local_date
+from crm.models import Coupon, Customer, Order, PointsEntry, Redemption, Return, Shipment
+from crm.policy import Tier, next_tier, tier_by_code
+from crm.vocab import (
+    ADDRESS_EDITABLE_STATUSES,
+    CANCELLABLE_STATUSES,
+    CARRIER_NAMES,
+    CATEGORY_LABELS,
+    IN_FLIGHT_STATUSES,
+    ORDER_STATUS_LABELS,
+    PAYMENT_METHOD_LABELS,
+    RETURN_REASON_LABELS,
+    RETURN_STATUS_LABELS,
+)
+
+
+def customer(record: Customer, tiers: Sequence[Tier], tz: dt.tzinfo) -> Dict[str, Any]:
+    """Customer profile with tier name and the growth still missing for the next tier."""
+    tier = tier_by_code(tiers, record.tier)
+    upper = next_tier(tiers, record.tier)
+    return {
+        "customer_id": record.customer_id,
+        "name": record.name,
+        "phone": record.phone,
+        "tier": record.tier,
+        "tier_name": tier.name if tier else record.tier,
+        "growth_value": record.growth_value,
+        "points_balance": record.points_balance,
+        "birthday": iso_date(record.birthday),
+        "created_at": iso_datetime(record.created_at, tz),
+        "next_tier": None
+        if upper is None
+        else {
+            "code": upper.code,
+            "name": upper.name,
+            "min_growth_value": upper.min_growth_value,
+            "growth_missing": max(0, upper.min_growth_value - record.growth_value),
+        },
+    }
+
+
+def is_late(record: Order, today: dt.date, tz: dt.tzinfo) -> bool:
+    """An order is late when it has not been signed for by its promised date."""
+    if record.promised_date is None or record.status in ("pending_payment", "cancelled"):
+        return False
+    if record.signed_at is not None:
+        return local_date(record.signed_at, tz) > record.promised_date
+    return today > record.promised_date
+
+
+def shipment(record: Optional[Shipment], tz: dt.tzinfo) -> Optional[Dict[str, Any]]:
+    """Carrier, tracking number and scans, newest first."""
+    if record is None:
+        return None
+    return {
+        "carrier": record.carrier,
+        "carrier_name": CARRIER_NAMES.get(record.carrier, record.carrier),
+        "tracking_number": record.tracking_number,
+        "shipped_at": iso_datetime(record.shipped_at, tz),
+        "events": [
+            {"time": iso_datetime(event.time, tz), "location": event.location, "description": event.description}
+            for event in record.events
+        ],
+    }
+
+
+def order(record: Order, tz: dt.tzinfo, today: dt.date, returned: Mapping[int, int]) -> Dict[str, Any]:
+    """The full order form.
+
+    Args:
+        record: the order with items and shipment loaded.
+        tz: shop timezone.
+        today: current shop date (for ``is_late``).
+        returned: quantities per line already in active returns.
+    """
+    return {
+        "order_id": record.order_id,
+        "customer_id": record.customer_id,
+        "status": record.status,
+        "status_label": ORDER_STATUS_LABELS.get(record.status, record.status),
+        "in_flight": record.status in IN_FLIGHT_STATUSES,
+        "cancellable": record.status in CANCELLABLE_STATUSES,
+        "address_editable": record.status in ADDRESS_EDITABLE_STATUSES,
+        "placed_at": iso_datetime(record.placed_at, tz),
+        "paid_at": iso_datetime(record.paid_at, tz),
+        "promised_date": iso_date(record.promised_date),
+        "signed_at": iso_datetime(record.signed_at, tz),
+        "completed_at": iso_datetime(record.completed_at, tz),
+        "cancelled_at": iso_datetime(record.cancelled_at, tz),
+        "is_late": is_late(record, today, tz),
+        "payment_method": record.payment_method,
+        "payment_method_label": PAYMENT_METHOD_LABELS.get(record.payment_method, record.payment_method),
+        "has_shipping_insurance": record.has_shipping_insurance,
+        "receiver_name": record.receiver_name,
+        "receiver_phone": record.receiver_phone,
+        "address": record.address,
+        "subtotal_fen": record.subtotal_fen,
+        "coupon_discount_fen": record.coupon_discount_fen,
+        "shipping_fee_fen": record.shipping_fee_fen,
+        "paid_fen": record.paid_fen,
+        "items": [
+            {
+                "line_id": item.line_id,
+                "sku": item.sku,
+                "product_name": item.product_name,
+                "brand": item.product.brand if item.product else None,
+                "category": item.category,
+                "category_name": CATEGORY_LABELS.get(item.category, item.category),
+                "quantity": item.quantity,
+                "unit_price_fen": item.unit_price_fen,
+                "paid_fen": item.paid_fen,
+                "no_reason_returnable": bool(item.product.no_reason_returnable) if item.product else False,
+                "not_returnable_reason": item.product.not_returnable_reason if item.product else None,
+                "returned_quantity": returned.get(item.line_id, 0),
+            }
+            for item in record.items
+        ],
+        "shipment": shipment(record.shipment, tz),
+    }
+
+
+def return_(record: Return, tz: dt.tzinfo, lines: Mapping[int, Any]) -> Dict[str, Any]:
+    """A return with its items (``lines`` maps line ids to the order's items for names)."""
+    items = []
+    for entry in record.items:
+        line = lines.get(entry.line_id)
+        items.append(
+            {
+                "line_id": entry.line_id,
+                "sku": line.sku if line is not None else None,
+                "product_name": line.product_name if line is not None else None,
+                "quantity": entry.quantity,
+            }
+        )
+    return {
+        "return_id": record.return_id,
+        "order_id": record.order_id,
+        "customer_id": record.customer_id,
+        "status": record.status,
+        "status_label": RETURN_STATUS_LABELS.get(record.status, record.status),
+        "reason": record.reason,
+        "reason_label": RETURN_REASON_LABELS.get(record.reason, record.reason),
+        "items": items,
+        "refund_fen": record.refund_fen,
+        "return_shipping_paid_by": record.return_shipping_paid_by,
+        "refund_method": record.refund_method,
+        "refund_method_label": PAYMENT_METHOD_LABELS.get(record.refund_method, record.refund_method),
+        "refund_expected_by": iso_date(record.refund_expected_by),
+        "refunded_at": iso_datetime(record.refunded_at, tz),
+        "note": record.note,
+        "created_at": iso_datetime(record.created_at, tz),
+        "updated_at": iso_datetime(record.updated_at, tz),
+    }
+
+
+def ledger_entry(record: PointsEntry, tz: dt.tzinfo) -> Dict[str, Any]:
+    """One points ledger line."""
+    return {
+        "entry_id": record.entry_id,
+        "delta": record.delta,
+        "reason": record.reason,
+        "created_at": iso_datetime(record.created_at, tz),
+        "expires_on": iso_date(record.expires_on),
+        "order_id": record.order_id,
+    }
+
+
+def coupon(record: Coupon) -> Dict[str, Any]:
+    """A catalogue coupon."""
+    return {
+        "coupon_id": record.coupon_id,
+        "title": record.title,
+        "points_cost": record.points_cost,
+        "value_fen": record.value_fen,
+        "threshold_fen": record.threshold_fen,
+        "valid_days": record.valid_days,
+    }
+
+
+def redemption(record: Redemption, tz: dt.tzinfo) -> Dict[str, Any]:
+    """A points redemption (an issued coupon)."""
+    return {
+        "redemption_id": record.redemption_id,
+        "customer_id": record.customer_id,
+        "coupon": coupon(record.coupon),
+        "points_spent": record.points_spent,
+        "balance": record.balance_after,
+        "created_at": iso_datetime(record.created_at, tz),
+        "valid_until": iso_date(record.valid_until),
+    }

@@ -1,0 +1,166 @@
+"""Parsing of path ids, query parameters and JSON bodies into typed values (or 400 errors)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any, Dict, List, Mapping, Optional, Pattern, Sequence, Tuple
+
+from crm.errors import invalid
+from crm.vocab import CUSTOMER_ID_RE, ORDER_ID_RE, RETURN_ID_RE
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 200
+_UNSIGNED_RE = re.compile(r"^\d{1,9}\Z")
+
+
+def _check(value: str, pattern: Pattern[str], what: str, example: str) -> str:
+    if not pattern.match(value):
+        raise invalid(f"{what}格式不正确：{value[:40]!r}（应形如 {example}）")
+    return value
+
+
+def customer_id(value: str) -> str:
+    """Validate a customer id such as ``C000001``."""
+    return _check(value, CUSTOMER_ID_RE, "客户编号", "C000001")
+
+
+def order_id(value: str) -> str:
+    """Validate a 12-digit order id."""
+    return _check(value, ORDER_ID_RE, "订单号", "123456789012")
+
+
+def return_id(value: str) -> str:
+    """Validate a return id such as ``R1234567890``."""
+    return _check(value, RETURN_ID_RE, "退货单号", "R1234567890")
+
+
+def _single(args: Mapping[str, Sequence[str]], name: str) -> Optional[str]:
+    getlist = getattr(args, "getlist", None)
+    values = getlist(name) if callable(getlist) else args.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise invalid(f"参数 {name} 只能出现一次")
+    return values[0]
+
+
+def pagination(args: Mapping[str, Sequence[str]]) -> Tuple[int, int]:
+    """Read ``limit`` (1..200, default 20) and ``offset`` (>= 0, default 0) from query arguments."""
+    raw_limit = _single(args, "limit")
+    raw_offset = _single(args, "offset")
+    limit, offset = DEFAULT_LIMIT, 0
+    if raw_limit is not None:
+        if not _UNSIGNED_RE.match(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            raise invalid(f"limit 必须是 1 到 {MAX_LIMIT} 之间的整数")
+        limit = int(raw_limit)
+    if raw_offset is not None:
+        if not _UNSIGNED_RE.match(raw_offset):
+            raise invalid("offset 必须是不小于 0 的整数")
+        offset = int(raw_offset)
+    return limit, offset
+
+
+def choices(args: Mapping[str, Sequence[str]], name: str, allowed: Sequence[str]) -> Optional[List[str]]:
+    """Read a comma-separated list of codes (e.g. ``status=in_transit,shipped``); None when absent."""
+    raw = _single(args, name)
+    if raw is None:
+        return None
+    values = [part.strip() for part in raw.split(",") if part.strip()]
+    unknown = [value for value in values if value not in allowed]
+    if not values or unknown:
+        raise invalid(f"参数 {name} 的取值无效：{raw[:60]!r}，可选值：{', '.join(allowed)}")
+    return values
+
+
+def optional_string(args: Mapping[str, Sequence[str]], name: str) -> Optional[str]:
+    """Read a single optional query argument."""
+    return _single(args, name)
+
+
+def json_object(body: bytes) -> Dict[str, Any]:
+    """Parse a request body that must be a JSON object."""
+    if not body:
+        raise invalid("请求体不能为空，需要 JSON 对象")
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise invalid("请求体不是合法的 JSON") from None
+    if not isinstance(value, dict):
+        raise invalid("请求体必须是 JSON 对象")
+    return value
+
+
+def optional_json_object(body: bytes) -> Dict[str, Any]:
+    """Like :func:`json_object`, but an empty body means ``{}``."""
+    return json_object(body) if body and body.strip() else {}
+
+
+def string_field(
+    body: Mapping[str, Any],
+    name: str,
+    *,
+    max_length: int = 200,
+    pattern: Optional[Pattern[str]] = None,
+    required: bool = True,
+    hint: str = "",
+) -> Optional[str]:
+    """Read a non-blank string field, optionally matching ``pattern``."""
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise invalid(f"字段 {name} 必须是非空字符串{hint}")
+    value = value.strip()
+    if len(value) > max_length:
+        raise invalid(f"字段 {name} 不能超过 {max_length} 个字符")
+    if pattern is not None and not pattern.match(value):
+        raise invalid(f"字段 {name} 格式不正确{hint}")
+    return value
+
+
+def int_field(body: Mapping[str, Any], name: str, *, minimum: int = 0, maximum: int = 10**12) -> int:
+    """Read an integer field (booleans and floats are rejected)."""
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise invalid(f"字段 {name} 必须是 {minimum} 到 {maximum} 之间的整数")
+    return value
+
+
+def enum_field(body: Mapping[str, Any], name: str, allowed: Sequence[str]) -> str:
+    """Read a string field restricted to ``allowed`` codes."""
+    value = body.get(name)
+    if not isinstance(value, str) or value not in allowed:
+        raise invalid(f"字段 {name} 必须是以下之一：{', '.join(allowed)}")
+    return value
+
+
+def date_field(body: Mapping[str, Any], name: str, required: bool = False) -> Optional[dt.date]:
+    """Read a ``YYYY-MM-DD`` date field."""
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}\Z", value):
+        raise invalid(f"字段 {name} 必须是 YYYY-MM-DD 格式的日期")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise invalid(f"字段 {name} 不是有效日期：{value}") from None
+
+
+def return_lines(body: Mapping[str, Any]) -> List[Tuple[int, int]]:
+    """Read ``items``: a non-empty list of ``{"line_id": int, "quantity": int}`` without repeats."""
+    items = body.get("items")
+    if not isinstance(items, list) or not items or len(items) > 100:
+        raise invalid("字段 items 必须是非空数组，每项包含 line_id 和 quantity")
+    lines: List[Tuple[int, int]] = []
+    for entry in items:
+        if not isinstance(entry, dict):
+            raise invalid("items 的每一项必须是包含 line_id 和 quantity 的对象")
+        lines.append(
+            (int_field(entry, "line_id", minimum=1, maximum=10**6), int_field(entry, "quantity", minimum=1, maximum=10**6))
+        )
+    if len({line for line, _ in lines}) != len(lines):
+        raise invalid("items 中的 line_id 不能重复")
+    return sorted(lines)
