@@ -83,7 +83,7 @@ class CRMClient:
         self._session_loop: Optional[asyncio.AbstractEventLoop] = None
 
     @classmethod
-    def from_settings(cls, settings: Optional[Settings] = None) -> "CRMClient":
+    def from_settings(cls, settings: Optional[Settings] = None) -> CRMClient:
         """A client configured from CRM_URL, CRM_API_KEY, CRM_TIMEOUT_S and CRM_RETRIES."""
         settings = settings or load_settings()
         return cls(

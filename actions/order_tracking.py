@@ -132,10 +132,10 @@ def describe_order(order: Order, today: date) -> str:
         if is_late(order, today):
             overdue = (today - promised).days
             lines.append(
-                f"非常抱歉，这个订单承诺 {formatting.day(promised, today)} 送达，"
+                f"非常抱歉，这个订单承诺{formatting.day(promised, today)}送达，"
                 f"现已超出 {overdue} 天仍未签收。"
                 "如需人工客服立即为您催促承运商并跟进赔付，请点“转人工”。"
             )
         else:
-            lines.append(f"预计 {formatting.day(promised, today)} 前送达。")
+            lines.append(f"预计{formatting.day(promised, today)}前送达。")
     return "\n".join(lines)

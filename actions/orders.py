@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from datetime import date
+from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -10,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import formatting
 from actions.crm import CRMNotFound, CRMUnavailable, get_crm_client
-from actions.order_tracking import choose_order, describe_order, order_button
+from actions.order_tracking import choose_order, describe_order, is_late, order_button
 from actions.replies import CRM_UNAVAILABLE, human_buttons
 from actions.shopper import VERIFIED_ORDER_SLOT, shopper_from_tracker
 
@@ -38,6 +39,12 @@ NO_ORDERS = "您的账户下还没有订单。有其他问题也可以随时问�
 CHOOSE_ORDER = "您有 {count} 个订单正在配送中，想查哪一个？"
 
 
+def utter_order(dispatcher: CollectingDispatcher, order: Dict[str, Any], today: date) -> None:
+    """Tell one order's status; a late order comes with the offer of a human."""
+    buttons = human_buttons() if is_late(order, today) else []
+    dispatcher.utter_message(text=describe_order(order, today), buttons=buttons)
+
+
 def _latest_entity(tracker: Tracker, entity: str) -> Optional[str]:
     value = next(tracker.get_latest_entity_values(entity), None)
     return str(value) if value else None
@@ -46,12 +53,12 @@ def _latest_entity(tracker: Tracker, entity: str) -> Optional[str]:
 class ActionTrackOrder(Action):
     """Tells the shopper where their order is, straight from the CRM."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         """Name of the action in the domain."""
         return "action_track_order"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[EventType]:
         """Answer for a verified customer, or verify an anonymous shopper first."""
         shopper = shopper_from_tracker(tracker)
@@ -77,13 +84,13 @@ class ActionTrackOrder(Action):
             if order is None or order.get("customer_id") != customer_id:
                 dispatcher.utter_message(text=NOT_YOUR_ORDER.format(order_id=order_id))
                 return [SlotSet(PENDING_FLOW_SLOT, None)]
-            dispatcher.utter_message(text=describe_order(order, today))
+            utter_order(dispatcher, order, today)
             return [SlotSet(PENDING_FLOW_SLOT, None), SlotSet("order_id", order_id)]
 
         tracking_number = _latest_entity(tracker, "tracking_number")
         choice = choose_order(await crm.list_orders(customer_id), tracking_number)
         if choice.order is not None:
-            dispatcher.utter_message(text=describe_order(choice.order, today))
+            utter_order(dispatcher, choice.order, today)
             return [SlotSet(PENDING_FLOW_SLOT, None), SlotSet("order_id", choice.order["order_id"])]
         if choice.candidates:
             dispatcher.utter_message(
@@ -104,7 +111,7 @@ class ActionTrackOrder(Action):
         phone_last4 = _latest_entity(tracker, "phone_last4") or tracker.get_slot("phone_last4")
         if verified_order_id and order_id in (None, verified_order_id):
             order = await get_crm_client().get_order(verified_order_id)
-            dispatcher.utter_message(text=describe_order(order, formatting.today_in_shop()))
+            utter_order(dispatcher, order, formatting.today_in_shop())
             return [SlotSet(PENDING_FLOW_SLOT, None)]
         if not order_id and not phone_last4:
             dispatcher.utter_message(text=ASK_VERIFICATION)
@@ -127,7 +134,7 @@ class ActionTrackOrder(Action):
             return reset + [SlotSet(PENDING_FLOW_SLOT, "track_order")]
 
         order = await get_crm_client().get_order(order_id)
-        dispatcher.utter_message(text=describe_order(order, formatting.today_in_shop()))
+        utter_order(dispatcher, order, formatting.today_in_shop())
         return [
             SlotSet(VERIFIED_ORDER_SLOT, order_id),
             SlotSet(FAILED_ATTEMPTS_SLOT, 0.0),

@@ -89,7 +89,7 @@ class RedisServer:
             "--logfile", str(self.log_file),
         ]
 
-    def start(self, timeout_s: float = 10.0) -> "RedisServer":
+    def start(self, timeout_s: float = 10.0) -> RedisServer:
         """Start the server and wait until it accepts connections.
 
         Raises:

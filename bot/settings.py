@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,7 +121,7 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
     else:
         env = environ
     defaults = Settings()
-    values = {}
+    values: Dict[str, Any] = {}
     for field in fields(Settings):
         raw = env.get(field.name.upper())
         if raw is None or raw == "":

@@ -86,4 +86,4 @@ def fetch(client_url: str, path: str) -> Any:
         return json.loads(response.read())
 
 
-__all__ = ["fetch", "load_tracker", "run_action", "Path"]
+__all__ = ["Path", "fetch", "load_tracker", "run_action"]

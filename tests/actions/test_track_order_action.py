@@ -115,3 +115,11 @@ def test_crm_unreachable_is_said_honestly(crm_url):
     assert events == [SlotSet("pending_flow", None)]
     assert "暂时没有响应" in messages[0]["text"]
     assert messages[0]["buttons"] == [{"title": "转人工", "payload": "/human_agent"}]
+
+
+def test_late_order_comes_with_the_offer_of_a_human(crm, crm_url):
+    (order,) = in_flight(crm_url, "C000001")
+    assert order["is_late"]
+    _, messages = run_action(ActionTrackOrder(), load_tracker("signed_track_order"))
+    assert "非常抱歉" in messages[0]["text"]
+    assert messages[0]["buttons"] == [{"title": "转人工", "payload": "/human_agent"}]

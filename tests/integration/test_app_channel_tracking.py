@@ -103,7 +103,7 @@ def test_anonymous_shopper_verifies_with_order_number_and_phone_tail(running_sta
 
 def test_two_failed_verifications_offer_a_human(running_stack: RunningStack) -> None:
     sender = new_sender()
-    for attempt in range(2):
+    for _ in range(2):
         status, replies = running_stack.say(sender, "订单号 202611159999 尾号0000")
         assert status == 200
     assert "连续 2 次" in texts(replies)

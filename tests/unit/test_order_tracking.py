@@ -82,7 +82,7 @@ def test_describe_in_transit_order_gives_every_fact():
     assert "运输中" in text
     assert "顺丰速运" in text and "SF123456789012" in text
     assert "11月21日 14:32【上海浦东转运中心】快件已发往上海静安营业部" in text
-    assert "预计 11月24日（周二） 前送达" in text
+    assert "预计11月24日（周二）前送达" in text
     assert "¥569.00" in text
 
 
