@@ -10,6 +10,7 @@ started. ``train`` trains a model only when none matches the training data and c
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import logging
@@ -104,6 +105,15 @@ def train_if_needed(env: Optional[Dict[str, str]] = None) -> Path:
         logger.info("model is up to date: %s", target.relative_to(PROJECT_ROOT))
         return target
     MODEL_DIR.mkdir(exist_ok=True)
+    # Concurrent trainings of the same data (two `make test` at once) wait for one another.
+    with open(MODEL_DIR / ".train.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():
+            return target
+        return _train(target, env)
+
+
+def _train(target: Path, env: Optional[Dict[str, str]]) -> Path:
     started = time.monotonic()
     logger.info("training a new model (about 2-4 minutes on 2 cores)...")
     environment = env or {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RASA_TELEMETRY_ENABLED": "false"}
