@@ -34,3 +34,6 @@ bench: setup train
 
 clean:
 	rm -rf var models results .pytest_cache
+
+eval-nlu: setup
+	@$(PY) -m bot.evaluation
