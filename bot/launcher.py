@@ -2,7 +2,7 @@
 
 ``python -m bot.launcher run`` starts, in order: Redis (an embedded real redis-server with
 append-only persistence under ``var/redis`` unless REDIS_URL is set), the reference CRM (seeded on
-first run), the action server and the Rasa server with the app channel. It waits until each is
+first run), the action server, the agent desk and the Rasa server with the app channel. It waits until each is
 healthy, prints the URLs and demo accounts, and on Ctrl-C (or SIGTERM) stops every child it
 started. ``train`` trains a model only when none matches the training data and code.
 """
@@ -33,7 +33,7 @@ logger = logging.getLogger("launcher")
 
 MODEL_DIR = PROJECT_ROOT / "models"
 # Everything a trained model depends on: a change to any of these needs a new model.
-MODEL_INPUTS = ("config.yml", "domain.yml", "data", "bot/nlu", "bot/dictionaries")
+MODEL_INPUTS = ("config.yml", "domain.yml", "data", "bot/nlu", "bot/dictionaries", "bot/policies.py")
 DEMO_CUSTOMER = "C000001"
 
 
@@ -216,6 +216,7 @@ The shop assistant is running.
   Rasa server   http://{settings.rasa_host}:{settings.rasa_port}/
   Action server http://{settings.action_host}:{settings.action_port}/health
   CRM           {settings.effective_crm_url}/openapi.json   (X-API-Key: {settings.crm_api_key})
+  Agent desk    http://{_local(settings.desk_host)}:{settings.desk_port}/   (agent1 / agent1-pass, agent2 / agent2-pass)
   Redis         {redis_url}
 Demo customers: see crm/DEMO_CUSTOMERS.md ({DEMO_CUSTOMER} has a late order and a returnable one).
 Try it:
@@ -226,8 +227,13 @@ Press Ctrl-C to stop everything.
 """, flush=True)
 
 
+def _local(host: str) -> str:
+    """The address to reach a service bound to ``host`` from this machine."""
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
 def start_services(stack: Stack, model: Optional[Path] = None) -> str:
-    """Start Redis (unless REDIS_URL is set), the CRM, the action server and Rasa; returns the Redis URL.
+    """Start Redis (unless REDIS_URL is set), the CRM, the action server, the agent desk and Rasa; returns the Redis URL.
 
     Args:
         stack: where the started processes are recorded (so they can be stopped).
@@ -247,6 +253,8 @@ def start_services(stack: Stack, model: Optional[Path] = None) -> str:
                             f"{settings.effective_crm_url}/health"), env, 60)
     stack.start_child(Child("action-server", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
                             f"http://{settings.action_host}:{settings.action_port}/health"), env, 90)
+    stack.start_child(Child("desk", [py, "-m", "desk", "serve", "--host", settings.desk_host, "--port", str(settings.desk_port)],
+                            f"http://{_local(settings.desk_host)}:{settings.desk_port}/health"), env, 60)
     stack.start_child(Child("rasa", [rasa_bin(), "run", "--model", str(model), "--endpoints", "endpoints.yml",
                                      "--credentials", "credentials.yml", "--interface", settings.rasa_host,
                                      "--port", str(settings.rasa_port)],
