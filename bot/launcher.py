@@ -123,7 +123,16 @@ def _train(target: Path, env: Optional[Dict[str, str]]) -> Path:
         cwd=PROJECT_ROOT, env=environment, check=True,
     )
     logger.info("trained %s in %.0f s", target.name, time.monotonic() - started)
+    prune_models(keep=target)
     return target
+
+
+def prune_models(keep: Path, how_many: int = 3) -> None:
+    """Delete all but the newest few models (``keep`` always stays)."""
+    models = sorted(MODEL_DIR.glob("shop-*.tar.gz"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in models[how_many:]:
+        if old != keep:
+            old.unlink(missing_ok=True)
 
 
 @dataclass

@@ -47,7 +47,12 @@ class ChineseTextNormalizer(GraphComponent):
         for entity in entities:
             start, end = remap_span(normalized, entity["start"], entity["end"])
             if end > start:
-                moved.append({**entity, "start": start, "end": end})
+                moved_entity = {**entity, "start": start, "end": end}
+                # A value that was just the annotated text follows the text's new form (两件 → 2件);
+                # an explicit value (a synonym such as quality_issue) stays as annotated.
+                if entity.get("value") == text[entity["start"]:entity["end"]]:
+                    moved_entity["value"] = normalized.text[start:end]
+                moved.append(moved_entity)
         message.set(ORIGINAL_TEXT, text, add_to_output=False)
         message.set(TEXT, normalized.text)
         if entities:

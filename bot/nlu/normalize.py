@@ -23,7 +23,9 @@ ANGRY_WORD = "生气"
 CHINESE_DIGITS = {"零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3",
                   "四": "4", "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
 # Chinese numerals followed by a unit where the number matters to the flows.
-_NUMERAL_WITH_UNIT = re.compile(r"([零〇一二两三四五六七八九十百千万]+)(?=(?:块钱|块|元|件|个|分|积分|双|单))")
+_NUMERAL_WITH_UNIT = re.compile(r"([零〇一二两三四五六七八九十百千万]+)(?=(?:块钱|块|元|件|个|积分|双|单))")
+# Ratings: 「五分」 → 5分, but not 「十分感谢」 (very) or 「一分钟」.
+_RATING = re.compile(r"(?<![零〇一二两三四五六七八九十百千万])([一二三四五])(?=分(?![钟之]))")
 # Four or more spoken digits in a row: order numbers and phone tails read out digit by digit.
 _SPOKEN_DIGITS = re.compile(r"[零〇一幺二三四五六七八九]{4,}")
 _REPEATED_PUNCTUATION = re.compile(r"([!?,.~…])\1+")
@@ -128,6 +130,7 @@ def normalize(text: str) -> Normalized:
         current = simplified
     current, origin = _rewrite(current, origin, _SPOKEN_DIGITS, lambda m: "".join(CHINESE_DIGITS[c] for c in m.group(0)))
     current, origin = _rewrite(current, origin, _NUMERAL_WITH_UNIT, _numeral_to_digits)
+    current, origin = _rewrite(current, origin, _RATING, lambda m: CHINESE_DIGITS[m.group(1)])
     current, origin = _rewrite(current, origin, _ELLIPSIS, lambda m: "…")
     current, origin = _rewrite(current, origin, _REPEATED_PUNCTUATION, lambda m: m.group(1))
     current, origin = _rewrite(current, origin, _SPACE_BETWEEN_CJK, lambda m: "")

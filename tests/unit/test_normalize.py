@@ -18,6 +18,10 @@ from bot.nlu.normalize import normalize, remap_span
         ("订单号 二零二六一一一五零零二三", "订单号 202611150023"),
         ("退了一百二十块钱", "退了120块钱"),
         ("七天无理由退货", "七天无理由退货"),
+        ("十分感谢", "十分感谢"),
+        ("给五分", "给5分"),
+        ("等了一分钟", "等了一分钟"),
+        ("买了两件", "买了2件"),
         ("看一下物流", "看一下物流"),
         ("我要退货 Nike 跑鞋", "我要退货 Nike 跑鞋"),
         ("等了好久。。。", "等了好久…"),
@@ -49,3 +53,22 @@ def test_entity_span_moves_with_the_text() -> None:
 def test_span_of_removed_characters_is_empty() -> None:
     result = normalize("好😀")
     assert remap_span(result, 1, 2) == (0, 0)
+
+
+def test_training_entity_value_follows_rewritten_text():
+    from rasa.shared.nlu.training_data.message import Message
+
+    from bot.nlu.components import ChineseTextNormalizer
+
+    message = Message(data={
+        "text": "买了两件 质量问题",
+        "entities": [
+            {"entity": "quantity", "value": "两件", "start": 2, "end": 4},
+            {"entity": "return_reason", "value": "quality_issue", "start": 5, "end": 9},
+        ],
+    })
+    ChineseTextNormalizer._normalize_message(message)
+    assert message.get("text") == "买了2件质量问题"
+    quantity, reason = message.get("entities")
+    assert (quantity["value"], quantity["start"], quantity["end"]) == ("2件", 2, 4)
+    assert (reason["value"], message.get("text")[reason["start"]:reason["end"]]) == ("quality_issue", "质量问题")
