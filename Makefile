@@ -22,12 +22,15 @@ seed: setup
 shell: setup
 	@$(PY) -m bot.shell
 
+# desk/tests is listed here because pyproject's testpaths names only tests/ and crm/tests/.
+TEST_PATHS := tests crm/tests desk/tests
+
 test: setup train
-	@$(PY) -m pytest
+	@$(PY) -m pytest $(TEST_PATHS)
 
 lint: setup
-	@$(PY) -m ruff check bot actions connectors crm tests
-	@$(PY) -m mypy bot actions connectors
+	@$(PY) -m ruff check bot actions connectors crm desk tests
+	@$(PY) -m mypy bot actions connectors desk
 
 bench: setup train
 	@$(PY) -m bench

@@ -162,6 +162,76 @@ class CRMClient:
         body = await self._request("POST", f"/api/orders/{order_id}/verify", json={"phone_last4": phone_last4})
         return body.get("customer_id") if body.get("verified") else None
 
+    async def cancel_order(self, order_id: str) -> Dict[str, Any]:
+        """Cancel an order that has not shipped; the cancelled order.
+
+        Raises:
+            CRMRequestError: 409 ``not_allowed`` when the order's state no longer allows it.
+        """
+        return await self._request("POST", f"/api/orders/{order_id}/cancel", json={})
+
+    async def change_address(self, order_id: str, receiver_name: str, receiver_phone: str, address: str) -> Dict[str, Any]:
+        """Change the receiver of an order that has not shipped; the updated order.
+
+        Raises:
+            CRMRequestError: 409 ``not_allowed`` after shipping, 400 for an invalid phone or address.
+        """
+        body = {"receiver_name": receiver_name, "receiver_phone": receiver_phone, "address": address}
+        return await self._request("POST", f"/api/orders/{order_id}/address", json=body)
+
+    # Returns ---------------------------------------------------------------------------------
+    async def list_customer_returns(self, customer_id: str, limit: int = 20, offset: int = 0) -> List[Dict[str, Any]]:
+        """The customer's returns, newest first, each with items, status, refund and dates."""
+        body = await self._request("GET", f"/api/customers/{customer_id}/returns", params={"limit": limit, "offset": offset})
+        return list(body.get("items", []))
+
+    async def list_order_returns(self, order_id: str, limit: int = 20, offset: int = 0) -> List[Dict[str, Any]]:
+        """The returns of one order, newest first."""
+        body = await self._request("GET", f"/api/orders/{order_id}/returns", params={"limit": limit, "offset": offset})
+        return list(body.get("items", []))
+
+    async def get_return(self, return_id: str) -> Dict[str, Any]:
+        """One return."""
+        return await self._request("GET", f"/api/returns/{return_id}")
+
+    async def create_return(
+        self,
+        order_id: str,
+        lines: List[Dict[str, int]],
+        reason: str,
+        idempotency_key: str,
+        refund_fen: int,
+        return_shipping_paid_by: str,
+        refund_expected_by: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Create a return; the same key always gives the same return, so retrying is safe.
+
+        Args:
+            order_id: the order.
+            lines: ``[{"line_id": 1, "quantity": 1}, ...]``.
+            reason: a reason code (``quality_issue``, ``wrong_size``, ...).
+            idempotency_key: identifies this request across retries.
+            refund_fen: the refund promised to the shopper.
+            return_shipping_paid_by: ``shopper`` or ``shop``.
+            refund_expected_by: ``YYYY-MM-DD`` the refund arrives by, as told to the shopper.
+
+        Raises:
+            CRMRequestError: 409 ``not_allowed`` when the order cannot be returned (not signed for),
+                409 ``conflict`` when the key was used for another return, 422 when a line has
+                fewer units left or the refund exceeds what the order has left.
+        """
+        body: Dict[str, Any] = {
+            "order_id": order_id,
+            "items": lines,
+            "reason": reason,
+            "idempotency_key": idempotency_key,
+            "refund_fen": refund_fen,
+            "return_shipping_paid_by": return_shipping_paid_by,
+        }
+        if refund_expected_by:
+            body["refund_expected_by"] = refund_expected_by
+        return await self._request("POST", "/api/returns", json=body)
+
     # Points and membership -------------------------------------------------------------------------
     async def get_points(self, customer_id: str) -> Dict[str, Any]:
         """Balance, expiring points grouped by date, recent ledger lines."""
@@ -171,6 +241,26 @@ class CRMClient:
         """The membership tier table."""
         body = await self._request("GET", "/api/tiers")
         return list(body.get("items", body) if isinstance(body, dict) else body)
+
+    async def get_points_ledger(self, customer_id: str, limit: int = 10, offset: int = 0) -> List[Dict[str, Any]]:
+        """The customer's points ledger lines, newest first."""
+        body = await self._request("GET", f"/api/customers/{customer_id}/points/ledger", params={"limit": limit, "offset": offset})
+        return list(body.get("items", []))
+
+    async def list_coupons(self) -> List[Dict[str, Any]]:
+        """The coupons that can be redeemed with points."""
+        body = await self._request("GET", "/api/coupons")
+        return list(body.get("items", []))
+
+    async def redeem_points(self, customer_id: str, coupon_id: str, idempotency_key: str) -> Dict[str, Any]:
+        """Exchange points for a coupon; the same key always gives the same redemption.
+
+        Raises:
+            CRMRequestError: 409 ``not_allowed`` when the points are not enough, 409 ``conflict``
+                when the key was used for another redemption.
+        """
+        body = {"coupon_id": coupon_id, "idempotency_key": idempotency_key}
+        return await self._request("POST", f"/api/customers/{customer_id}/points/redeem", json=body)
 
 
 _client: Optional[CRMClient] = None

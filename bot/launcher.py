@@ -267,7 +267,7 @@ def start_services(stack: Stack, model: Optional[Path] = None) -> str:
     stack.start_child(Child("rasa", [rasa_bin(), "run", "--model", str(model), "--endpoints", "endpoints.yml",
                                      "--credentials", "credentials.yml", "--interface", settings.rasa_host,
                                      "--port", str(settings.rasa_port)],
-                            f"http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app/"), env, 180)
+                            f"http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app/"), env, 600)
     return redis_url
 
 

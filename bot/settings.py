@@ -57,6 +57,18 @@ class Settings:
     # WeChat official account.
     wechat_token: str = "dev-wechat-token"
 
+    # Human handoff and the agent desk.
+    # The human service policy: opening hours, SLA targets, capacity, priorities, callback windows.
+    handoff_policy_file: Path = PROJECT_ROOT / "desk" / "policy" / "service.yml"
+    # The desk's agents with their scrypt password hashes (python -m desk hash-password).
+    desk_agents_file: Path = PROJECT_ROOT / "desk" / "agents.yml"
+    # How long a desk login lasts, seconds.
+    desk_session_ttl_s: int = 12 * 3600
+    # Connect and command timeout of every handoff Redis call (actions, channel, desk), seconds.
+    handoff_redis_timeout_s: float = 1.0
+    # A handoff request read by a desk but not acknowledged for this long is taken over, milliseconds.
+    handoff_redeliver_idle_ms: int = 10000
+
     # Conversations: how long an idle tracker is kept in Redis (privacy: PIPL retention), seconds.
     tracker_ttl_s: int = 30 * 24 * 3600
 

@@ -11,7 +11,9 @@ Rasa mounts the routes under ``/webhooks/app``:
 
 - ``GET /``: health check.
 - ``POST /webhook``: ``{"sender", "message", "metadata": {"customer_id", "signature"}}`` → the
-  bot's replies as a JSON list in Rasa's REST format.
+  bot's replies as a JSON list in Rasa's REST format; while a human handoff has the conversation,
+  ``202`` with the queue position and ETA or the agent's name, the message kept for the agent
+  (:mod:`bot.handoff`) and never passed to the bot.
 - ``GET /messages/<sender>?customer_id=&signature=&after=&limit=``: messages pushed to the
   conversation later (agent replies, notices) → ``{"messages": [...], "cursor": ...}``.
 
@@ -37,6 +39,13 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.handoff import texts as handoff_texts
+from bot.handoff.context import HandoffContext
+from bot.handoff.conversation import active_handoff, is_cancel_request, route_shopper_message
+from bot.handoff.policy import load_policy
+from bot.handoff.queue import cancel as cancel_handoff
+from bot.handoff.queue import estimated_wait, queue_position
+from bot.handoff.stats import note_conversation_started
 from bot.identity import is_valid_customer_id, verify_signature
 from bot.outbox import MAX_FETCH_LIMIT, InvalidCursor, Outbox, validate_cursor
 from bot.settings import Settings, load_settings
@@ -134,6 +143,8 @@ class AppInput(InputChannel):
         probe_host = "127.0.0.1" if settings.action_host in ("0.0.0.0", "") else settings.action_host
         self.action_server_url: str = (action_server_url or f"http://{probe_host}:{settings.action_port}").rstrip("/")
         self.ttl_s: int = settings.tracker_ttl_s
+        self.settings: Settings = settings
+        self._handoff: Optional[HandoffContext] = None
         self._pool: Optional[ConnectionPool] = None
         self._redis: Optional[Redis] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -186,6 +197,59 @@ class AppInput(InputChannel):
     def outbox(self) -> Outbox:
         """The outbox over the channel's Redis client."""
         return Outbox(self.redis(), ttl_s=self.ttl_s)
+
+    def handoff_context(self) -> HandoffContext:
+        """The human handoff operations over the channel's Redis client (policy read once)."""
+        redis = self.redis()
+        if self._handoff is None or self._handoff.redis is not redis:
+            from zoneinfo import ZoneInfo
+
+            self._handoff = HandoffContext(redis, load_policy(self.settings.handoff_policy_file), ZoneInfo(self.settings.shop_timezone),
+                                           outbox_ttl_s=self.ttl_s)
+        return self._handoff
+
+    async def route_to_handoff(self, sender_id: str, text: str) -> Optional[HTTPResponse]:
+        """Keep a message for the human agent instead of the bot while a handoff has the conversation.
+
+        The message is appended to the handoff transcript in order (one atomic step with the check),
+        the bot never sees it and so never answers over the agent, and the Rasa tracker stays as it
+        was. A waiting shopper may leave the queue (“取消人工”) and talk to the bot again.
+
+        Args:
+            sender_id: the conversation id.
+            text: the shopper's message.
+
+        Returns:
+            None when the bot has the conversation; else 202 with ``status`` ``queued`` (with
+            ``position``, ``eta`` and ``eta_minutes``) or ``with_agent`` (with ``agent``), and a
+            ``notice`` for the shopper; 200 with the bot's answer when the shopper cancelled.
+
+        Raises:
+            redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
+        """
+        ctx = self.handoff_context()
+        if is_cancel_request(text):
+            handoff_id = await active_handoff(ctx, sender_id)
+            if handoff_id and await cancel_handoff(ctx, sender_id, handoff_id, text) == "ok":
+                logger.info("app.handoff.cancelled sender=%s handoff=%s", sender_id, handoff_id)
+                return _json([{"recipient_id": sender_id, "text": handoff_texts.cancelled()}])
+        routed = await route_shopper_message(ctx, sender_id, text)
+        if routed is None:
+            return None
+        logger.info("app.message.to_handoff sender=%s handoff=%s status=%s", sender_id, routed.handoff_id, routed.status)
+        if routed.status == "assigned":
+            name = routed.agent_name or routed.agent
+            return _json({"status": "with_agent", "handoff_id": routed.handoff_id, "agent": name,
+                          "notice": handoff_texts.with_agent_ack(name), "messages": []}, status=202)
+        position = await queue_position(ctx, routed.handoff_id)
+        wait_s = await estimated_wait(ctx, position)
+        now = ctx.local(ctx.now())
+        body: Dict[str, Any] = {"status": "queued", "handoff_id": routed.handoff_id, "position": position,
+                                "notice": handoff_texts.waiting_ack(position, wait_s, now), "messages": []}
+        if wait_s is not None:
+            eta = ctx.local(ctx.now() + wait_s)
+            body.update({"eta": eta.isoformat(timespec="minutes"), "eta_minutes": handoff_texts.minutes(wait_s)})
+        return _json(body, status=202)
 
     def resolve_identity(self, customer_id: Optional[str], signature: Optional[str]) -> Optional[str]:
         """The verified customer id of a request, or None for an anonymous shopper.
@@ -287,6 +351,18 @@ class AppInput(InputChannel):
         if not binding.allowed:
             logger.warning("app.conversation.forbidden sender=%s verified=%s", sender_id, verified)
             return _error("conversation_forbidden", 403)
+        if binding.created:
+            try:
+                await note_conversation_started(self.handoff_context())
+            except _REDIS_FAILURES:
+                logger.warning("app.stats.conversation_not_counted sender=%s", sender_id)
+        try:
+            to_agent = await self.route_to_handoff(sender_id, text)
+        except _REDIS_FAILURES as error:
+            logger.error("app.handoff.route_failed sender=%s error=%s", sender_id, type(error).__name__)
+            return _error("bot_unavailable", 503)
+        if to_agent is not None:
+            return to_agent
 
         collector = CollectingOutputChannel()
         message = UserMessage(

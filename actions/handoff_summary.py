@@ -1,0 +1,357 @@
+"""The handoff summary and the decisions around it, as pure functions over tracker events.
+
+What the agent reads first when a conversation reaches the desk, in Chinese: who the shopper is
+(masked), tier and whether their identity is verified, what they wanted, the orders involved with
+status, what the bot already told them, why it was handed off, and the last turns. Also: why to
+hand off (the reason code), how many fallbacks in a row, and how to read a 1–5 rating.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from actions import formatting
+from actions.order_tracking import STATUS_LABELS, is_late, items_summary
+from bot.identity import mask_phone
+
+HANDOFF_ACTION = "action_handoff"
+FALLBACK_INTENT = "nlu_fallback"
+KNOWN_REASONS = ("requested", "complaint", "angry", "fallback", "flow_failed", "policy_undecided")
+MAX_LAST_TURNS = 10
+MAX_BOT_TOLD = 6
+MAX_ORDERS = 5
+MAX_TURN_CHARS = 160
+
+INTENT_LABELS: Dict[str, str] = {
+    "track_order": "查询物流",
+    "urge_delivery": "催促配送",
+    "cancel_order": "取消订单",
+    "change_address": "修改收货地址",
+    "return_request": "申请退货",
+    "exchange_request": "申请换货",
+    "refund_status": "查询退款进度",
+    "points_balance": "查询积分",
+    "points_expiry": "积分过期",
+    "points_redeem": "积分兑换",
+    "membership_tier": "会员等级",
+    "human_agent": "要求人工客服",
+    "complaint": "投诉",
+    "faq": "常见问题咨询",
+    "out_of_scope": "超出服务范围的问题",
+    "nlu_fallback": "机器人没能理解的问题",
+    "bot_challenge": "询问是否真人",
+}
+"""What each intent means to an agent; intents missing here (greetings, thanks, yes/no) are left out."""
+
+ANGER_MARKERS = ("气死", "气炸", "骗子", "垃圾", "滚", "忍无可忍", "12315", "曝光", "举报", "太过分", "坑人", "坑爹", "黑心",
+                 "什么破", "😡", "🤬", "💢", "！！", "!!!", "？？？", "???")
+"""Words and signs of an angry message."""
+
+ORDER_ID_PATTERN = re.compile(r"(?<!\d)(\d{12})(?!\d)")
+
+_DIGIT_RATING = re.compile(r"(?<![\d.])([1-5])(?![\d.])")
+_CHINESE_RATING = re.compile(r"([一二两三四五])\s*(?:分|星|颗星|颗)")
+_CHINESE_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
+_RATING_WORDS = (
+    (("非常不满意", "很不满意", "极差", "太差", "特别差"), 1),
+    (("不满意", "不太满意", "差评", "不好"), 2),
+    (("一般", "凑合", "马马虎虎", "还行吧"), 3),
+    (("比较满意", "还不错", "挺好", "还可以", "还行"), 4),
+    (("非常满意", "很满意", "满意", "满分", "好评", "完美"), 5),
+)
+
+
+def mask_name(name: Optional[str]) -> str:
+    """张伟 → 张*, 欧阳娜娜 → 欧***; empty for no name."""
+    if not name:
+        return ""
+    return name[0] + "*" * (len(name) - 1) if len(name) > 1 else "*"
+
+
+def is_angry(text: Optional[str]) -> bool:
+    """Whether a message reads as angry (strong words, rage emoji, repeated exclamation)."""
+    if not text:
+        return False
+    return any(marker in text for marker in ANGER_MARKERS)
+
+
+def _user_events(events: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+    return [e for e in events if e.get("event") == "user"]
+
+
+def _intent(event: Mapping[str, Any]) -> str:
+    return str(((event.get("parse_data") or {}).get("intent") or {}).get("name") or "")
+
+
+def consecutive_fallbacks(events: Sequence[Mapping[str, Any]]) -> int:
+    """How many of the latest user messages in a row the bot did not understand.
+
+    Counting stops at the last message the bot understood and at the last handoff, so after a
+    handoff the count starts again.
+    """
+    count = 0
+    for event in reversed(events):
+        if event.get("event") == "action" and event.get("name") == HANDOFF_ACTION:
+            break
+        if event.get("event") == "user":
+            if _intent(event) != FALLBACK_INTENT:
+                break
+            count += 1
+    return count
+
+
+def determine_reason(
+    latest_intent: str, latest_text: str, requested_reason: Optional[str], failed_attempts: float, fallbacks: int
+) -> str:
+    """Why the conversation is handed off, as a reason code of the policy.
+
+    Args:
+        latest_intent: the intent of the shopper's latest message.
+        latest_text: the shopper's latest message.
+        requested_reason: a reason another flow set in the ``handoff_reason`` slot.
+        failed_attempts: how often a self-service step failed in a row (the ``failed_attempts``
+            identity checks or a flow's ``flow_invalid_answers``, whichever is higher).
+        fallbacks: :func:`consecutive_fallbacks`.
+    """
+    if requested_reason in KNOWN_REASONS:
+        return str(requested_reason)
+    if latest_intent == FALLBACK_INTENT or fallbacks >= 2:
+        return "fallback"
+    if is_angry(latest_text):
+        return "angry"
+    if latest_intent == "complaint":
+        return "complaint"
+    if failed_attempts >= 2:
+        return "flow_failed"
+    return "requested"
+
+
+def wanted(events: Sequence[Mapping[str, Any]]) -> List[str]:
+    """What the shopper asked about, in order of first mention (labels of :data:`INTENT_LABELS`)."""
+    seen: List[str] = []
+    for event in _user_events(events):
+        label = INTENT_LABELS.get(_intent(event).split("/")[0])
+        if label and label not in seen:
+            seen.append(label)
+    return seen
+
+
+def intents(events: Sequence[Mapping[str, Any]]) -> List[str]:
+    """Intent names of the shopper's messages, in order of first mention, without repeats."""
+    out: List[str] = []
+    for event in _user_events(events):
+        name = _intent(event).split("/")[0]
+        if name and name not in out:
+            out.append(name)
+    return out
+
+
+def mentioned_order_ids(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]) -> List[str]:
+    """Order ids of the conversation, most recent first: entities, slots and the bot's own messages."""
+    found: List[str] = []
+
+    def add(value: Any) -> None:
+        if isinstance(value, str) and ORDER_ID_PATTERN.fullmatch(value) and value not in found:
+            found.append(value)
+
+    for event in reversed(events):
+        if event.get("event") == "user":
+            for entity in (event.get("parse_data") or {}).get("entities") or []:
+                if entity.get("entity") == "order_id":
+                    add(str(entity.get("value")))
+        elif event.get("event") == "bot":
+            for match in ORDER_ID_PATTERN.findall(str(event.get("text") or "")):
+                add(match)
+    add(slots.get("verified_order_id"))
+    add(slots.get("order_id"))
+    return found[:MAX_ORDERS]
+
+
+def _clip(text: str, limit: int = MAX_TURN_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of the conversation before the handoff."""
+
+    speaker: str  # "shopper" or "bot"
+    text: str
+    at: float
+
+
+def last_turns(events: Sequence[Mapping[str, Any]], limit: int = MAX_LAST_TURNS) -> List[Turn]:
+    """The latest messages of the shopper and the bot, oldest first."""
+    turns: List[Turn] = []
+    for event in events:
+        if event.get("event") in ("user", "bot") and event.get("text"):
+            turns.append(Turn("shopper" if event["event"] == "user" else "bot", _clip(str(event["text"])), float(event.get("timestamp") or 0)))
+    return turns[-limit:]
+
+
+def bot_told(events: Sequence[Mapping[str, Any]], limit: int = MAX_BOT_TOLD) -> List[Turn]:
+    """What the bot already told the shopper (its latest messages, verdicts, amounts and dates included)."""
+    told = [Turn("bot", _clip(str(e["text"]), 200), float(e.get("timestamp") or 0)) for e in events if e.get("event") == "bot" and e.get("text")]
+    return told[-limit:]
+
+
+@dataclass(frozen=True)
+class ShopperFacts:
+    """What the action learned about the shopper from the channel and the CRM.
+
+    Attributes:
+        customer_id: the verified customer id.
+        verification: ``signed`` (shop-signed id), ``order`` (order + phone tail) or ``none``.
+        customer: the CRM profile (name, phone, tier, tier_name), None when unknown.
+        orders: CRM orders the shopper may see that the conversation involves.
+        crm_unavailable: the CRM did not answer in time.
+    """
+
+    customer_id: Optional[str]
+    verification: str
+    customer: Optional[Mapping[str, Any]] = None
+    orders: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    crm_unavailable: bool = False
+
+
+VERIFICATION_LABELS = {"signed": "已验证（商城登录）", "order": "已验证（订单号+手机尾号）", "none": "未验证身份"}
+
+
+def describe_order_line(order: Mapping[str, Any], today: date) -> Dict[str, Any]:
+    """One involved order, as the summary lists it."""
+    promised = order.get("promised_date")
+    late = bool(order.get("is_late")) or is_late(dict(order), today)
+    shipment = order.get("shipment") or {}
+    return {
+        "order_id": order.get("order_id"),
+        "status": order.get("status"),
+        "status_label": order.get("status_label") or STATUS_LABELS.get(str(order.get("status")), str(order.get("status"))),
+        "promised_date": promised,
+        "late": late,
+        "items": items_summary(dict(order)),
+        "paid": formatting.money(int(order.get("paid_fen") or 0)),
+        "carrier": shipment.get("carrier_name") or shipment.get("carrier") or "",
+        "tracking_number": shipment.get("tracking_number") or "",
+    }
+
+
+def build_summary(
+    events: Sequence[Mapping[str, Any]],
+    facts: ShopperFacts,
+    reason: str,
+    reason_label: str,
+    today: date,
+) -> Dict[str, Any]:
+    """The structured handoff summary.
+
+    Args:
+        events: the tracker's events.
+        facts: what is known about the shopper.
+        reason: the reason code.
+        reason_label: its Chinese label.
+        today: the shop's date (for late orders).
+    """
+    customer = facts.customer or {}
+    phone = customer.get("phone")
+    name = customer.get("name")
+    if not phone and facts.orders and facts.verification == "order":
+        phone = facts.orders[0].get("receiver_phone")
+        name = name or facts.orders[0].get("receiver_name")
+    latest_text = next((str(e.get("text") or "") for e in reversed(events) if e.get("event") == "user"), "")
+    return {
+        "who": {
+            "name": mask_name(name),
+            "phone": mask_phone(phone) if phone else "",
+            "customer_id": facts.customer_id or "",
+            "verified": facts.verification != "none",
+            "verification": VERIFICATION_LABELS.get(facts.verification, facts.verification),
+            "tier": customer.get("tier") or "",
+            "tier_name": customer.get("tier_name") or "",
+        },
+        "wanted": wanted(events),
+        "orders": [describe_order_line(order, today) for order in facts.orders],
+        "bot_told": [{"text": t.text, "at": t.at} for t in bot_told(events)],
+        "reason": {"code": reason, "label": reason_label},
+        "mood": "情绪激动" if any(is_angry(str(e.get("text") or "")) for e in _user_events(events)[-3:]) or is_angry(latest_text) else "平稳",
+        "last_turns": [{"from": t.speaker, "text": t.text, "at": t.at} for t in last_turns(events)],
+        "crm_unavailable": facts.crm_unavailable,
+    }
+
+
+def _clock(epoch: float, tz: tzinfo) -> str:
+    if not epoch:
+        return ""
+    return f"{datetime.fromtimestamp(epoch, tz):%H:%M}"
+
+
+def render_summary(summary: Mapping[str, Any], tz: tzinfo) -> str:
+    """The summary as the agent reads it first, in Chinese."""
+    who = summary.get("who") or {}
+    parts = [who.get("name") or "匿名顾客"]
+    if who.get("phone"):
+        parts[0] += f"（{who['phone']}）"
+    if who.get("tier"):
+        parts.append(f"{who['tier']} {who.get('tier_name', '')}".strip())
+    parts.append(str(who.get("verification") or "未验证身份"))
+    if who.get("customer_id"):
+        parts.append(f"客户号 {who['customer_id']}")
+    lines = ["【转人工摘要】", "顾客：" + "，".join(parts)]
+    reason = summary.get("reason") or {}
+    mood = summary.get("mood")
+    lines.append(f"转人工原因：{reason.get('label', '')}" + ("（顾客情绪激动，请先安抚）" if mood == "情绪激动" else ""))
+    wanted_labels = summary.get("wanted") or []
+    lines.append("顾客诉求：" + (" → ".join(wanted_labels) if wanted_labels else "未明确"))
+    orders = summary.get("orders") or []
+    if orders:
+        lines.append("涉及订单：")
+        for order in orders:
+            promised = order.get("promised_date")
+            when = ""
+            if promised:
+                promised_day = formatting.parse_date(str(promised))
+                when = f"，承诺 {promised_day.month}月{promised_day.day}日 送达" + ("，已超时" if order.get("late") else "")
+            shipping = f"，{order['carrier']} {order['tracking_number']}" if order.get("tracking_number") else ""
+            lines.append(f"  · {order['order_id']} {order['status_label']}{when}；{order['items']}；实付 {order['paid']}{shipping}")
+    elif summary.get("crm_unavailable"):
+        lines.append("涉及订单：订单系统暂时无法查询，请在 CRM 中核实")
+    told = summary.get("bot_told") or []
+    if told:
+        lines.append("机器人已告知：")
+        lines.extend(f"  · （{_clock(t['at'], tz)}）{t['text']}" for t in told)
+    turns = summary.get("last_turns") or []
+    if turns:
+        lines.append("最近对话：")
+        lines.extend(f"  {'顾客' if t['from'] == 'shopper' else '机器人'} {_clock(t['at'], tz)}：{t['text']}" for t in turns)
+    return "\n".join(lines)
+
+
+def parse_rating(values: Iterable[Optional[str]]) -> Optional[int]:
+    """A 1–5 rating from an entity value or the shopper's words (5分, 四星, ★★★★, 非常满意 …).
+
+    Args:
+        values: candidates in order of trust (the ``rating`` entity first, then the message text).
+
+    Returns:
+        The rating, or None when none of the values states one.
+    """
+    for value in values:
+        if not value:
+            continue
+        text = str(value).strip()
+        match = _DIGIT_RATING.search(text)
+        if match:
+            return int(match.group(1))
+        match = _CHINESE_RATING.search(text)
+        if match:
+            return _CHINESE_DIGITS[match.group(1)]
+        stars = text.count("★") + text.count("⭐")
+        if 1 <= stars <= 5:
+            return stars
+        for words, score in _RATING_WORDS:
+            if any(word in text for word in words):
+                return score
+    return None

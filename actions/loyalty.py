@@ -1,0 +1,350 @@
+"""Points and membership actions: balance, expiry, tier, and redeeming points for a coupon.
+
+Only a verified customer (the shop-signed identity of the channel) sees or spends points: an order
+proven with its phone tail opens that one order, never the account.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import formatting
+from actions.conversation import (
+    ANSWER_INTENTS,
+    PENDING_FLOW_SLOT,
+    RESUME_PREFIX,
+    SILENT_END_INTENTS,
+    STOP_INTENTS,
+    current_step,
+    end_flow_events,
+    flow_events,
+    idempotency_key,
+    invalid_answer_reply,
+    invalid_answers,
+    last_bot_action,
+    latest_entity,
+    latest_intent,
+    latest_text,
+    turn_id,
+    with_closing,
+)
+from actions.crm import CRMRequestError, CRMUnavailable, get_crm_client
+from actions.loyalty_rules import (
+    MAX_COUPON_BUTTONS,
+    confirm_redemption_text,
+    coupon_button,
+    describe_balance,
+    describe_catalogue,
+    describe_expiry,
+    describe_tier,
+    match_coupon,
+    not_enough_points_text,
+    redemption_done_text,
+    redemption_eligibility,
+    split_catalogue,
+)
+from actions.replies import human_buttons
+from actions.shopper import shopper_from_tracker
+
+REDEEM_FLOW = "redeem_points"
+CHOOSE = "choose"
+CONFIRM = "confirm"
+CONFIRM_RETRY = "confirm_retry"
+REDEEM_COUPON_SLOT = "redeem_coupon_id"
+REDEEM_KEY_SLOT = "redeem_key"
+REDEEM_SLOTS = (REDEEM_COUPON_SLOT, REDEEM_KEY_SLOT)
+# Flows whose rules bring the shopper back after a points or membership question.
+RESUMED_AFTER_LOYALTY_ANSWER = frozenset({REDEEM_FLOW})
+LEDGER_WORDS = ("明细", "记录", "流水", "变动", "账单")
+LEDGER_LINES = 10
+
+LOGIN_REQUIRED = (
+    "积分和会员信息属于您的商城账户，需要登录后才能查询和兑换：请在商城 App 或网站登录后再来问我。"
+    "（用订单号和手机尾号核实只能查看那一个订单，不能查看账户的积分和等级。）"
+)
+LOYALTY_UNAVAILABLE = (
+    "抱歉，积分系统暂时没有响应，我这次没能查到结果。"
+    "您可以 1 分钟后再问我一次，也可以点“转人工”，由人工客服为您查询。"
+)
+REDEEM_UNCONFIRMED = (
+    "抱歉，积分系统暂时没有响应，这次兑换还没能确认是否完成。"
+    "您可以稍后再回复“确认”，同一笔兑换不会重复扣积分；也可以点“转人工”，由人工客服为您核实。"
+)
+REDEEM_FAILED = "抱歉，这次兑换没有成功，您的积分没有变动。您可以点“转人工”，由人工客服为您处理。"
+REDEEM_STOPPED = "好的，这次先不兑换了，您的积分没有变动。"
+REDEEM_STOPPED_UNCONFIRMED = (
+    "好的。刚才那次兑换因为系统没有响应，结果还没能确认；您可以稍后问我“我有多少积分”查看是否已扣除，"
+    "也可以点“转人工”核实。"
+)
+CHOOSE_AMONG = "您说的可能是这几张优惠券，想兑换哪一张？"
+COUPON_GONE = "抱歉，这张优惠券已经不在兑换目录里了。"
+CONFIRM_BUTTONS = [{"title": "确认兑换", "payload": "/affirm"}, {"title": "先不换了", "payload": "/deny"}]
+REDEEM_BUTTON = {"title": "兑换优惠券", "payload": "/points_redeem"}
+TIER_BUTTON = {"title": "查会员等级", "payload": "/membership_tier"}
+POINTS_BUTTON = {"title": "查积分", "payload": "/points_balance"}
+
+Json = Dict[str, Any]
+
+
+def _closing_unless_resuming(tracker: Tracker, text: str) -> str:
+    """The closing question, unless a rule brings the shopper back to an open flow right after."""
+    if tracker.get_slot(PENDING_FLOW_SLOT) in RESUMED_AFTER_LOYALTY_ANSWER:
+        return text
+    return with_closing(text)
+
+
+def _login_required(dispatcher: CollectingDispatcher) -> List[EventType]:
+    dispatcher.utter_message(text=with_closing(LOGIN_REQUIRED))
+    return []
+
+
+def _unavailable(dispatcher: CollectingDispatcher) -> List[EventType]:
+    dispatcher.utter_message(text=LOYALTY_UNAVAILABLE, buttons=human_buttons())
+    return []
+
+
+class ActionPointsBalance(Action):
+    """Tells a verified customer their points, the next expiry and the recent ledger lines."""
+
+    def name(self) -> str:
+        """Name of the action in the domain."""
+        return "action_points_balance"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[EventType]:
+        """Answer from the CRM's points summary (and the ledger when the shopper asks for details)."""
+        shopper = shopper_from_tracker(tracker)
+        if not shopper.is_verified_customer:
+            return _login_required(dispatcher)
+        crm = get_crm_client()
+        try:
+            summary = await crm.get_points(shopper.customer_id or "")
+            ledger: Optional[List[Json]] = None
+            if any(word in latest_text(tracker) for word in LEDGER_WORDS):
+                ledger = await crm.get_points_ledger(shopper.customer_id or "", limit=LEDGER_LINES)
+        except CRMUnavailable:
+            return _unavailable(dispatcher)
+        text = describe_balance(summary, formatting.today_in_shop(), ledger)
+        dispatcher.utter_message(text=_closing_unless_resuming(tracker, text), buttons=[dict(REDEEM_BUTTON), dict(TIER_BUTTON)])
+        return []
+
+
+class ActionPointsExpiry(Action):
+    """Tells a verified customer which points expire and exactly when, with the rule behind it."""
+
+    def name(self) -> str:
+        """Name of the action in the domain."""
+        return "action_points_expiry"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[EventType]:
+        """Answer from the CRM's points summary."""
+        shopper = shopper_from_tracker(tracker)
+        if not shopper.is_verified_customer:
+            return _login_required(dispatcher)
+        try:
+            summary = await get_crm_client().get_points(shopper.customer_id or "")
+        except CRMUnavailable:
+            return _unavailable(dispatcher)
+        text = describe_expiry(summary, formatting.today_in_shop())
+        buttons = [dict(REDEEM_BUTTON)] if int(summary.get("balance", 0)) > 0 else []
+        dispatcher.utter_message(text=_closing_unless_resuming(tracker, text), buttons=buttons)
+        return []
+
+
+class ActionMembershipTier(Action):
+    """Tells a verified customer their tier, growth value, the gap to the next tier and the benefits."""
+
+    def name(self) -> str:
+        """Name of the action in the domain."""
+        return "action_membership_tier"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[EventType]:
+        """Answer from the CRM's customer profile and tier table."""
+        shopper = shopper_from_tracker(tracker)
+        if not shopper.is_verified_customer:
+            return _login_required(dispatcher)
+        crm = get_crm_client()
+        try:
+            customer = await crm.get_customer(shopper.customer_id or "")
+            tiers = await crm.get_tiers()
+        except CRMUnavailable:
+            return _unavailable(dispatcher)
+        text = describe_tier(customer, tiers)
+        dispatcher.utter_message(text=_closing_unless_resuming(tracker, text), buttons=[dict(POINTS_BUTTON)])
+        return []
+
+
+class ActionRedeemPoints(Action):
+    """Redeems points for a coupon: catalogue → choice → confirmation → CRM transaction.
+
+    Every turn sets ``pending_flow`` explicitly (the rules tell a continuing flow from an ended one
+    by it), except when the CRM cannot answer in the middle of the flow, which keeps it open.
+
+    The idempotency key is derived from the conversation and the turn in which the confirmation
+    was asked, and kept until the flow ends: a repeated 「确认」 or a retried request produces the
+    same key, so the CRM redeems at most once.
+    """
+
+    def name(self) -> str:
+        """Name of the action in the domain."""
+        return "action_redeem_points"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[EventType]:
+        """Advance the redemption by one turn."""
+        shopper = shopper_from_tracker(tracker)
+        step = current_step(tracker, REDEEM_FLOW)
+        if not shopper.is_verified_customer:
+            _login_required(dispatcher)
+            return end_flow_events(REDEEM_SLOTS)
+        intent = latest_intent(tracker)
+        if intent in SILENT_END_INTENTS:
+            return end_flow_events(REDEEM_SLOTS)
+        if step is not None and (intent in STOP_INTENTS or intent == "deny"):
+            text = REDEEM_STOPPED_UNCONFIRMED if step == CONFIRM_RETRY else REDEEM_STOPPED
+            buttons = human_buttons() if step == CONFIRM_RETRY else []
+            dispatcher.utter_message(text=with_closing(text), buttons=buttons)
+            return end_flow_events(REDEEM_SLOTS)
+        customer_id = shopper.customer_id or ""
+        if step in (CONFIRM, CONFIRM_RETRY) and intent == "affirm" and last_bot_action(tracker) == self.name():
+            return await self._redeem(dispatcher, tracker, customer_id, step)
+        try:
+            return await self._advance(dispatcher, tracker, customer_id, step, intent)
+        except CRMUnavailable:
+            _unavailable(dispatcher)
+            return [] if step else end_flow_events(REDEEM_SLOTS)
+
+    async def _advance(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, customer_id: str, step: Optional[str], intent: str
+    ) -> List[EventType]:
+        crm = get_crm_client()
+        coupons = await crm.list_coupons()
+        summary = await crm.get_points(customer_id)
+        balance = int(summary.get("balance", 0))
+        today = formatting.today_in_shop()
+
+        chosen: List[Json] = []
+        coupon_id = latest_entity(tracker, "coupon_id")
+        if coupon_id:
+            chosen = [coupon for coupon in coupons if coupon["coupon_id"] == coupon_id]
+            if not chosen:
+                dispatcher.utter_message(text=COUPON_GONE)
+        elif intent in ("points_redeem", "inform", "nlu_fallback", "rate_service"):
+            chosen = match_coupon(latest_text(tracker), coupons)
+        if len(chosen) == 1:
+            return self._ask_confirmation(dispatcher, tracker, chosen[0], coupons, summary, step)
+        if len(chosen) > 1:
+            dispatcher.utter_message(text=CHOOSE_AMONG, buttons=[coupon_button(coupon) for coupon in chosen])
+            return flow_events(REDEEM_FLOW, CHOOSE)
+
+        digression = intent not in ANSWER_INTENTS and intent != "points_redeem"
+        prefix = RESUME_PREFIX + "\n" if step is not None and digression else ""
+        if step in (CONFIRM, CONFIRM_RETRY):
+            current = next((coupon for coupon in coupons if coupon["coupon_id"] == tracker.get_slot(REDEEM_COUPON_SLOT)), None)
+            if current is not None:
+                if prefix or intent == "affirm":
+                    dispatcher.utter_message(text=prefix + confirm_redemption_text(current, balance, summary, today), buttons=CONFIRM_BUTTONS)
+                    return flow_events(REDEEM_FLOW, step, invalid_answers(tracker))
+                count = invalid_answers(tracker) + 1
+                reply = invalid_answer_reply(
+                    "请回复“确认”完成兑换，或回复“算了”取消。\n" + confirm_redemption_text(current, balance, summary, today),
+                    CONFIRM_BUTTONS,
+                    count,
+                )
+                dispatcher.utter_message(**reply)
+                return flow_events(REDEEM_FLOW, step, count)
+
+        catalogue_text = describe_catalogue(coupons, balance)
+        affordable = split_catalogue(coupons, balance).affordable
+        if not affordable:
+            dispatcher.utter_message(text=with_closing(prefix + catalogue_text), buttons=[dict(POINTS_BUTTON)])
+            return end_flow_events(REDEEM_SLOTS)
+        buttons = [coupon_button(coupon) for coupon in affordable[:MAX_COUPON_BUTTONS]]
+        if step == CHOOSE and not prefix and intent != "points_redeem":
+            count = invalid_answers(tracker) + 1
+            dispatcher.utter_message(**invalid_answer_reply("抱歉，我没能确定您想兑换哪一张。\n" + catalogue_text, buttons, count))
+            return flow_events(REDEEM_FLOW, CHOOSE, count) + [SlotSet(REDEEM_COUPON_SLOT, None), SlotSet(REDEEM_KEY_SLOT, None)]
+        dispatcher.utter_message(text=prefix + catalogue_text, buttons=buttons)
+        return flow_events(REDEEM_FLOW, CHOOSE) + [SlotSet(REDEEM_COUPON_SLOT, None), SlotSet(REDEEM_KEY_SLOT, None)]
+
+    def _ask_confirmation(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        coupon: Json,
+        coupons: List[Json],
+        summary: Json,
+        step: Optional[str],
+    ) -> List[EventType]:
+        balance = int(summary.get("balance", 0))
+        today = formatting.today_in_shop()
+        eligibility = redemption_eligibility(balance, coupon)
+        if not eligibility.allowed:
+            affordable = split_catalogue(coupons, balance).affordable
+            text = not_enough_points_text(coupon, balance)
+            others = [c for c in affordable if c["coupon_id"] != coupon["coupon_id"]]
+            if others:
+                dispatcher.utter_message(text=text + "\n您现在的积分可以兑换这些：", buttons=[coupon_button(c) for c in others])
+                return flow_events(REDEEM_FLOW, CHOOSE)
+            dispatcher.utter_message(text=with_closing(text), buttons=[dict(POINTS_BUTTON)])
+            return end_flow_events(REDEEM_SLOTS)
+        same = step in (CONFIRM, CONFIRM_RETRY) and tracker.get_slot(REDEEM_COUPON_SLOT) == coupon["coupon_id"]
+        key = tracker.get_slot(REDEEM_KEY_SLOT) if same and tracker.get_slot(REDEEM_KEY_SLOT) else None
+        if key is None:
+            key = idempotency_key(tracker.sender_id, turn_id(tracker), coupon["coupon_id"])
+        dispatcher.utter_message(text=confirm_redemption_text(coupon, balance, summary, today), buttons=CONFIRM_BUTTONS)
+        return flow_events(REDEEM_FLOW, step if same and step else CONFIRM) + [
+            SlotSet(REDEEM_COUPON_SLOT, coupon["coupon_id"]),
+            SlotSet(REDEEM_KEY_SLOT, key),
+        ]
+
+    async def _redeem(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, customer_id: str, step: str
+    ) -> List[EventType]:
+        coupon_id = str(tracker.get_slot(REDEEM_COUPON_SLOT) or "")
+        key = str(tracker.get_slot(REDEEM_KEY_SLOT) or "")
+        crm = get_crm_client()
+        try:
+            redemption = await crm.redeem_points(customer_id, coupon_id, key)
+        except CRMUnavailable:
+            dispatcher.utter_message(text=REDEEM_UNCONFIRMED, buttons=CONFIRM_BUTTONS[:1] + human_buttons())
+            return flow_events(REDEEM_FLOW, CONFIRM_RETRY)
+        except CRMRequestError as error:
+            return await self._refused(dispatcher, customer_id, coupon_id, error)
+        dispatcher.utter_message(text=with_closing(redemption_done_text(redemption, formatting.today_in_shop())))
+        return end_flow_events(REDEEM_SLOTS)
+
+    async def _refused(
+        self, dispatcher: CollectingDispatcher, customer_id: str, coupon_id: str, error: CRMRequestError
+    ) -> List[EventType]:
+        crm = get_crm_client()
+        if error.code == "not_allowed":
+            try:
+                coupons = await crm.list_coupons()
+                balance = int((await crm.get_points(customer_id)).get("balance", 0))
+            except CRMUnavailable:
+                dispatcher.utter_message(text=with_closing(f"抱歉，{error.message}。"), buttons=human_buttons())
+                return end_flow_events(REDEEM_SLOTS)
+            coupon = next((c for c in coupons if c["coupon_id"] == coupon_id), None)
+            text = not_enough_points_text(coupon, balance) if coupon else f"抱歉，{error.message}。"
+            affordable = split_catalogue(coupons, balance).affordable
+            if affordable:
+                dispatcher.utter_message(text=text + "\n您现在的积分可以兑换这些：", buttons=[coupon_button(c) for c in affordable])
+                return flow_events(REDEEM_FLOW, CHOOSE) + [SlotSet(REDEEM_COUPON_SLOT, None), SlotSet(REDEEM_KEY_SLOT, None)]
+            dispatcher.utter_message(text=with_closing(text))
+            return end_flow_events(REDEEM_SLOTS)
+        if error.status == 404:
+            dispatcher.utter_message(text=with_closing(COUPON_GONE + "您的积分没有变动。"), buttons=[dict(REDEEM_BUTTON)])
+            return end_flow_events(REDEEM_SLOTS)
+        dispatcher.utter_message(text=REDEEM_FAILED, buttons=human_buttons())
+        return end_flow_events(REDEEM_SLOTS)

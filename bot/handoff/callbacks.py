@@ -1,0 +1,137 @@
+"""Callback tickets: a promise to contact the shopper within a concrete window, with a due time the
+desk shows (overdue ones highlighted) until an agent marks it done."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional
+
+from bot.handoff import keys, scripts, texts
+from bot.handoff.context import HandoffContext
+from bot.handoff.conversation import OpResult, outbox_message, publish, script
+from bot.handoff.models import CallbackTicket
+from bot.handoff.policy import callback_window
+from bot.outbox import outbox_key
+
+
+async def create_callback(ctx: HandoffContext, ticket: CallbackTicket) -> bool:
+    """Record a callback ticket (once per id).
+
+    Returns:
+        True when created, False when a ticket with this id already existed.
+    """
+    created = await script(ctx.redis, scripts.CREATE_CALLBACK)(
+        keys=[keys.callback(ticket.callback_id), keys.CALLBACKS_OPEN, keys.day_stats(ctx.day(ticket.created_at))],
+        args=[ticket.callback_id, repr(ticket.window_end), json.dumps(ticket.fields(), ensure_ascii=False), ticket.reason, scripts.STATS_TTL_S],
+    )
+    if int(created):
+        await publish(ctx, "callback", callback_id=ticket.callback_id, sender=ticket.sender)
+    return bool(int(created))
+
+
+def decode_ticket(raw: Dict[str, str], now: float) -> Dict[str, Any]:
+    """A ticket hash with numbers decoded and ``overdue`` / ``due_in_s`` computed."""
+    out: Dict[str, Any] = dict(raw)
+    for name in ("window_start", "window_end", "created_at", "done_at"):
+        if raw.get(name):
+            try:
+                out[name] = float(raw[name])
+            except ValueError:
+                out[name] = None
+    out["after_sales"] = raw.get("after_sales") == "1"
+    try:
+        out["summary"] = json.loads(raw.get("summary") or "null")
+    except ValueError:
+        out["summary"] = None
+    end = out.get("window_end") or 0.0
+    out["overdue"] = raw.get("status") == "open" and now > end
+    out["due_in_s"] = round(end - now, 1)
+    return out
+
+
+async def list_callbacks(ctx: HandoffContext, include_done: bool = False, limit: int = 200) -> List[Dict[str, Any]]:
+    """Open tickets by due time (earliest first), then, if asked, the most recently completed ones."""
+    ids = list(await ctx.redis.zrange(keys.CALLBACKS_OPEN, 0, limit - 1))
+    if include_done:
+        ids += list(await ctx.redis.zrevrange(keys.CALLBACKS_DONE, 0, limit - 1))
+    if not ids:
+        return []
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for callback_id in ids:
+            pipe.hgetall(keys.callback(callback_id))
+        raw = await pipe.execute()
+    now = ctx.now()
+    return [decode_ticket(r, now) for r in raw if r]
+
+
+async def complete_callback(ctx: HandoffContext, callback_id: str, agent: str, code: str, note: str) -> OpResult:
+    """Mark a ticket done; ``not_found`` or ``done`` (already, with who) otherwise."""
+    now = ctx.now()
+    status, detail = (
+        str(part)
+        for part in await script(ctx.redis, scripts.COMPLETE_CALLBACK)(
+            keys=[keys.callback(callback_id), keys.CALLBACKS_OPEN, keys.CALLBACKS_DONE, keys.day_stats(ctx.day(now))],
+            args=[callback_id, agent, repr(now), code, note, scripts.STATS_TTL_S, ctx.outbox_ttl_s],
+        )
+    )
+    if status == "ok":
+        await publish(ctx, "callback_done", callback_id=callback_id, agent=agent)
+    return OpResult(status, detail)
+
+
+async def queued_to_callbacks(ctx: HandoffContext, waited_s: float = 0.0) -> int:
+    """Turn waiting handoffs into callbacks with a concrete window and give the bot back the chat.
+
+    Used when the desk has closed (every waiting handoff) and when nobody has been online for a
+    while (handoffs that have waited at least ``waited_s``).
+
+    Returns:
+        How many handoffs were converted.
+    """
+    from bot.handoff.queue import waiting
+
+    now = ctx.now()
+    window = callback_window(ctx.policy, ctx.local(now), ctx.tz)
+    if window is None:
+        return 0
+    start, end = window
+    notice = texts.unattended_while_waiting if waited_s > 0 else texts.closed_while_waiting
+    converted = 0
+    for record in await waiting(ctx):
+        if now - float(record.get("enqueued_at") or now) < waited_s:
+            continue
+        sender = record["sender"]
+        handoff_id = record["handoff_id"]
+        ticket = CallbackTicket(
+            callback_id=keys.new_callback_id(),
+            sender=sender,
+            customer_id=record.get("customer_id") or None,
+            phone_masked=phone_of(record.get("summary")),
+            tier=record.get("tier") or None,
+            reason=record.get("reason") or "requested",
+            summary=record.get("summary") or {},
+            summary_text=record.get("summary_text") or "",
+            window_start=start.timestamp(),
+            window_end=end.timestamp(),
+            created_at=now,
+            after_sales=bool(record.get("after_sales")),
+            source_handoff=handoff_id,
+        )
+        message = outbox_message(sender, notice(start, end, ctx.local(now)), "system")
+        done = await script(ctx.redis, scripts.QUEUED_TO_CALLBACK)(
+            keys=[keys.record(handoff_id), keys.QUEUE, keys.active(sender), keys.callback(ticket.callback_id), keys.CALLBACKS_OPEN,
+                  outbox_key(sender), keys.transcript(handoff_id), keys.day_stats(ctx.day(now))],
+            args=[handoff_id, repr(now), ticket.callback_id, repr(ticket.window_end), json.dumps(ticket.fields(), ensure_ascii=False),
+                  message, ctx.outbox_maxlen, ctx.outbox_ttl_s,
+                  f"{'无客服在线' if waited_s > 0 else '服务时间结束'}，已转为回访工单 {ticket.callback_id}", scripts.STATS_TTL_S],
+        )
+        if int(done):
+            converted += 1
+            await publish(ctx, "callback", callback_id=ticket.callback_id, sender=sender, handoff_id=handoff_id)
+    return converted
+
+
+def phone_of(summary: Optional[Dict[str, Any]]) -> str:
+    """The masked phone recorded in a summary, if any."""
+    who = (summary or {}).get("who") or {}
+    return str(who.get("phone") or "")

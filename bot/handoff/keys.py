@@ -1,0 +1,139 @@
+"""Names of every Redis key and channel of the human handoff, and the syntax of its ids.
+
+All keys live in the Redis that holds the tracker store (``REDIS_URL``). Scripts build
+``handoff:transcript:<id>`` from an id they read, so the handoff needs a single Redis server (not
+a cluster).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+REQUESTS_STREAM = "handoff:requests"
+"""Stream of handoff requests written by the bot; the desk reads it with a consumer group."""
+
+CONSUMER_GROUP = "desk"
+"""Consumer group of the desk instances on :data:`REQUESTS_STREAM`."""
+
+QUEUE = "handoff:queue"
+"""Sorted set of waiting handoff ids, scored by :func:`bot.handoff.policy.priority_score`."""
+
+EVENTS_CHANNEL = "handoff:events"
+"""Pub/sub channel of live events (JSON) that the desk forwards to agents' websockets."""
+
+CALLBACKS_OPEN = "handoff:callbacks:open"
+"""Sorted set of open callback ticket ids by due time."""
+
+CALLBACKS_DONE = "handoff:callbacks:done"
+"""Sorted set of completed callback ticket ids by completion time."""
+
+AGENTS = "desk:agents"
+"""Set of agent usernames that have ever logged in (for presence and capacity lookups)."""
+
+RECENT_WAITS = "handoff:stats:recent_wait_s"
+RECENT_HANDLES = "handoff:stats:recent_handle_s"
+RECENT_FIRST_RESPONSES = "handoff:stats:recent_first_response_s"
+RECENT_LIMIT = 500
+"""Recent waiting, handling and first-response times kept for ETAs and percentiles."""
+
+LEADER_LOCK = "desk:leader"
+"""Lock held by the one desk instance that runs the periodic tasks."""
+
+HANDOFF_ID = re.compile(r"^h[0-9a-f]{24}$")
+CALLBACK_ID = re.compile(r"^c[0-9a-f]{24}$")
+SENDER = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+"""Syntax of a conversation id (the same as the app channel's)."""
+
+
+def new_handoff_id() -> str:
+    """A fresh handoff id: ``h`` and 24 hex digits."""
+    return "h" + uuid.uuid4().hex[:24]
+
+
+def new_callback_id() -> str:
+    """A fresh callback ticket id: ``c`` and 24 hex digits."""
+    return "c" + uuid.uuid4().hex[:24]
+
+
+def is_handoff_id(value: object) -> bool:
+    """Whether a value is a handoff id."""
+    return isinstance(value, str) and HANDOFF_ID.fullmatch(value) is not None
+
+
+def record(handoff_id: str) -> str:
+    """Hash of one handoff: who, why, status, agent, times, summary."""
+    return f"handoff:{handoff_id}"
+
+
+def active(sender: str) -> str:
+    """The handoff id that has the conversation (queued or with an agent); absent when the bot has it."""
+    return f"handoff:active:{sender}"
+
+
+def latest(sender: str) -> str:
+    """The conversation's most recent handoff id (kept after it ends)."""
+    return f"handoff:latest:{sender}"
+
+
+def history(sender: str) -> str:
+    """List of a conversation's handoff ids, oldest first."""
+    return f"handoff:history:{sender}"
+
+
+def transcript(handoff_id: str) -> str:
+    """Stream of the messages exchanged during a handoff, in order."""
+    return f"handoff:transcript:{handoff_id}"
+
+
+TRANSCRIPT_PREFIX = "handoff:transcript:"
+
+
+def notes(handoff_id: str) -> str:
+    """List of agents' internal notes on a handoff (never shown to the shopper)."""
+    return f"handoff:notes:{handoff_id}"
+
+
+def agent_load(agent: str) -> str:
+    """Set of handoff ids an agent has now."""
+    return f"desk:agent:{agent}:active"
+
+
+def presence(agent: str) -> str:
+    """Key that exists while an agent's console sends heartbeats."""
+    return f"desk:agent:{agent}:presence"
+
+
+def last_agent(customer_key: str) -> str:
+    """The agent who last handled a shopper (sticky routing)."""
+    return f"handoff:last_agent:{customer_key}"
+
+
+def rating_pending(sender: str) -> str:
+    """The handoff a conversation's next rating belongs to."""
+    return f"handoff:rating_pending:{sender}"
+
+
+def callback(callback_id: str) -> str:
+    """Hash of one callback ticket."""
+    return f"handoff:callback:{callback_id}"
+
+
+def day_stats(day: str) -> str:
+    """Hash of one day's counters (``YYYY-MM-DD`` in shop time)."""
+    return f"handoff:stats:day:{day}"
+
+
+def session(token: str) -> str:
+    """A desk login session: the agent's username."""
+    return f"desk:session:{token}"
+
+
+def login_failures(username: str) -> str:
+    """Counter of recent failed logins of one username."""
+    return f"desk:login_failures:{username}"
+
+
+def customer_key(customer_id: str | None, sender: str) -> str:
+    """Whom sticky routing remembers: the verified customer, else the conversation."""
+    return f"customer:{customer_id}" if customer_id else f"conversation:{sender}"

@@ -1,0 +1,268 @@
+"""Lua scripts: every state change of a handoff is one atomic step in Redis.
+
+Each script checks the state it expects and answers a status word instead of raising, so exactly
+one of many concurrent claims wins and a retried step never applies twice. Counters of the day
+(``stats`` key) are updated in the same step as the change they count, so they are neither lost
+nor doubled when a step is retried.
+"""
+
+from __future__ import annotations
+
+STATS_TTL_S = 400 * 24 * 3600
+"""Daily counters are kept a little over a year."""
+
+ENQUEUE = """
+-- KEYS: active(sender), requests stream. ARGV: handoff id, payload JSON.
+local existing = redis.call('GET', KEYS[1])
+if existing then return {0, existing} end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', 'handoff_id', ARGV[1], 'payload', ARGV[2])
+return {1, ARGV[1]}
+"""
+
+MATERIALIZE = """
+-- KEYS: record, queue, active(sender), day stats, history(sender), latest(sender)
+-- ARGV: handoff id, score, now, reason, fields JSON (flat list), stats ttl, retention s
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local fields = cjson.decode(ARGV[5])
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('RPUSH', KEYS[5], ARGV[1])
+redis.call('SET', KEYS[6], ARGV[1])
+redis.call('HINCRBY', KEYS[4], 'handoffs', 1)
+redis.call('HINCRBY', KEYS[4], 'reason:' .. ARGV[4], 1)
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+if redis.call('GET', KEYS[3]) == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'status', 'queued', 'queued_at', ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  return 1
+end
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'ended_at', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+return 2
+"""
+
+CLAIM = """
+-- KEYS: record, queue, agent load, day stats, recent waits
+-- ARGV: agent, now, capacity, recent limit, stats ttl, agent display name
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'not_found', ''} end
+if status ~= 'queued' then return {'taken', redis.call('HGET', KEYS[1], 'agent') or status} end
+local now = tonumber(ARGV[2])
+local offered = redis.call('HGET', KEYS[1], 'offered_to')
+if offered and offered ~= '' and offered ~= ARGV[1] then
+  local offer_until = tonumber(redis.call('HGET', KEYS[1], 'offer_until') or '0') or 0
+  if offer_until > now then return {'offered_to_other', offered} end
+end
+if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[3]) then return {'at_capacity', ''} end
+local hid = redis.call('HGET', KEYS[1], 'handoff_id')
+local wait = now - tonumber(redis.call('HGET', KEYS[1], 'enqueued_at'))
+if wait < 0 then wait = 0 end
+redis.call('HSET', KEYS[1], 'status', 'assigned', 'agent', ARGV[1], 'agent_name', ARGV[6], 'claimed_at', ARGV[2], 'wait_s', tostring(wait))
+redis.call('ZREM', KEYS[2], hid)
+redis.call('SADD', KEYS[3], hid)
+redis.call('HINCRBYFLOAT', KEYS[4], 'wait_sum_s', wait)
+redis.call('HINCRBY', KEYS[4], 'wait_count', 1)
+redis.call('EXPIRE', KEYS[4], ARGV[5])
+redis.call('LPUSH', KEYS[5], tostring(wait))
+redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[4]) - 1)
+return {'ok', tostring(wait)}
+"""
+
+SHOPPER_MESSAGE = """
+-- KEYS: active(sender). ARGV: text, now.
+local hid = redis.call('GET', KEYS[1])
+if not hid then return false end
+if not string.match(hid, '^h%x+$') then return {'foreign', hid, '', '', '', ''} end
+local entry = redis.call('XADD', 'handoff:transcript:' .. hid, '*', 'from', 'shopper', 'text', ARGV[1], 'at', ARGV[2])
+local record = 'handoff:' .. hid
+local status = 'pending'
+local agent = ''
+local agent_name = ''
+if redis.call('EXISTS', record) == 1 then
+  redis.call('HSET', record, 'last_shopper_at', ARGV[2])
+  status = redis.call('HGET', record, 'status') or 'pending'
+  agent = redis.call('HGET', record, 'agent') or ''
+  agent_name = redis.call('HGET', record, 'agent_name') or ''
+end
+return {'ok', hid, entry, status, agent, agent_name}
+"""
+
+AGENT_MESSAGE = """
+-- KEYS: record, transcript, outbox, day stats, recent first responses
+-- ARGV: agent, now, text, display name, outbox message JSON, outbox maxlen, outbox ttl,
+--       first response target s, recent limit, stats ttl
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'not_found', '', ''} end
+if status ~= 'assigned' then return {'not_assigned', status, ''} end
+local owner = redis.call('HGET', KEYS[1], 'agent')
+if owner ~= ARGV[1] then return {'not_yours', owner or '', ''} end
+local entry = redis.call('XADD', KEYS[2], '*', 'from', 'agent', 'text', ARGV[3], 'at', ARGV[2], 'agent', ARGV[1], 'name', ARGV[4])
+local cursor = redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[6]), '*', 'message', ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[7])
+if redis.call('HSETNX', KEYS[1], 'first_response_at', ARGV[2]) == 1 then
+  local waited = tonumber(ARGV[2]) - tonumber(redis.call('HGET', KEYS[1], 'enqueued_at'))
+  redis.call('HSET', KEYS[1], 'first_response_s', tostring(waited))
+  redis.call('HINCRBYFLOAT', KEYS[4], 'first_response_sum_s', waited)
+  redis.call('HINCRBY', KEYS[4], 'first_response_count', 1)
+  if waited > tonumber(ARGV[8]) then redis.call('HINCRBY', KEYS[4], 'first_response_breaches', 1) end
+  redis.call('EXPIRE', KEYS[4], ARGV[10])
+  redis.call('LPUSH', KEYS[5], tostring(waited))
+  redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[9]) - 1)
+end
+return {'ok', entry, cursor}
+"""
+
+SYSTEM_NOTICE = """
+-- KEYS: transcript, outbox. ARGV: now, transcript text, outbox message JSON ('' for none), maxlen, ttl
+local entry = redis.call('XADD', KEYS[1], '*', 'from', 'system', 'text', ARGV[2], 'at', ARGV[1])
+if ARGV[3] ~= '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', tonumber(ARGV[4]), '*', 'message', ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+end
+return entry
+"""
+
+RESOLVE = """
+-- KEYS: record, active(sender), agent load, last agent, rating pending, transcript, outbox, day stats, recent handles,
+--       notes, history(sender), latest(sender)
+-- ARGV: agent, now, code, handoff id, sticky ttl, rating ttl, transcript text, outbox messages JSON list,
+--       outbox maxlen, outbox ttl (also the retention of the ended handoff), recent limit, stats ttl
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'not_found', ''} end
+if status ~= 'assigned' then return {'not_assigned', status} end
+local owner = redis.call('HGET', KEYS[1], 'agent')
+if owner ~= ARGV[1] then return {'not_yours', owner or ''} end
+local now = tonumber(ARGV[2])
+local handle = now - tonumber(redis.call('HGET', KEYS[1], 'claimed_at'))
+if handle < 0 then handle = 0 end
+redis.call('HSET', KEYS[1], 'status', 'resolved', 'resolved_at', ARGV[2], 'ended_at', ARGV[2],
+           'resolution_code', ARGV[3], 'handle_s', tostring(handle))
+if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+redis.call('SREM', KEYS[3], ARGV[4])
+redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[5])
+redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[6])
+redis.call('XADD', KEYS[6], '*', 'from', 'system', 'text', ARGV[7], 'at', ARGV[2])
+for _, message in ipairs(cjson.decode(ARGV[8])) do
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', tonumber(ARGV[9]), '*', 'message', message)
+end
+redis.call('EXPIRE', KEYS[7], ARGV[10])
+redis.call('HINCRBY', KEYS[8], 'resolved', 1)
+redis.call('HINCRBY', KEYS[8], 'code:' .. ARGV[3], 1)
+redis.call('HINCRBYFLOAT', KEYS[8], 'handle_sum_s', handle)
+redis.call('HINCRBY', KEYS[8], 'handle_count', 1)
+local due = tonumber(redis.call('HGET', KEYS[1], 'sla_resolution_due') or '')
+if due then
+  redis.call('HINCRBY', KEYS[8], 'after_sales_resolved', 1)
+  if now > due then redis.call('HINCRBY', KEYS[8], 'after_sales_breaches', 1) end
+end
+redis.call('EXPIRE', KEYS[8], ARGV[12])
+redis.call('LPUSH', KEYS[9], tostring(handle))
+redis.call('LTRIM', KEYS[9], 0, tonumber(ARGV[11]) - 1)
+for i = 10, 12 do redis.call('EXPIRE', KEYS[i], ARGV[10]) end
+redis.call('EXPIRE', KEYS[1], ARGV[10])
+redis.call('EXPIRE', KEYS[6], ARGV[10])
+return {'ok', tostring(handle)}
+"""
+
+TRANSFER = """
+-- KEYS: record, from load, to load, to presence, transcript, outbox
+-- ARGV: from, to, to capacity, now, transcript text, outbox message JSON, maxlen, ttl, to display name
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'not_found', ''} end
+if status ~= 'assigned' then return {'not_assigned', status} end
+local owner = redis.call('HGET', KEYS[1], 'agent')
+if owner ~= ARGV[1] then return {'not_yours', owner or ''} end
+if ARGV[1] == ARGV[2] then return {'same_agent', ''} end
+if redis.call('EXISTS', KEYS[4]) == 0 then return {'offline', ARGV[2]} end
+if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[3]) then return {'at_capacity', ARGV[2]} end
+local hid = redis.call('HGET', KEYS[1], 'handoff_id')
+redis.call('HSET', KEYS[1], 'agent', ARGV[2], 'agent_name', ARGV[9], 'transferred_at', ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'transfers', 1)
+redis.call('SREM', KEYS[2], hid)
+redis.call('SADD', KEYS[3], hid)
+redis.call('XADD', KEYS[5], '*', 'from', 'system', 'text', ARGV[5], 'at', ARGV[4])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', tonumber(ARGV[7]), '*', 'message', ARGV[6])
+redis.call('EXPIRE', KEYS[6], ARGV[8])
+return {'ok', ARGV[2]}
+"""
+
+CANCEL = """
+-- KEYS: active(sender), record, queue, transcript. ARGV: handoff id, now, shopper text, retention s
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'gone' end
+local status = redis.call('HGET', KEYS[2], 'status')
+if status == 'assigned' then return 'assigned' end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if status then redis.call('HSET', KEYS[2], 'status', 'cancelled', 'ended_at', ARGV[2]) end
+redis.call('XADD', KEYS[4], '*', 'from', 'shopper', 'text', ARGV[3], 'at', ARGV[2])
+redis.call('XADD', KEYS[4], '*', 'from', 'system', 'text', '顾客取消了排队', 'at', ARGV[2])
+redis.call('EXPIRE', KEYS[4], ARGV[4])
+if status then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
+return 'ok'
+"""
+
+QUEUED_TO_CALLBACK = """
+-- KEYS: record, queue, active(sender), callback, open callbacks, outbox, transcript, day stats
+-- ARGV: handoff id, now, callback id, due, callback fields JSON (flat list), outbox message JSON, maxlen, ttl,
+--       transcript text, stats ttl (the outbox ttl is also the retention of the ended handoff)
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'callback', 'ended_at', ARGV[2], 'callback_id', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+redis.call('HSET', KEYS[4], unpack(cjson.decode(ARGV[5])))
+redis.call('ZADD', KEYS[5], ARGV[4], ARGV[3])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', tonumber(ARGV[7]), '*', 'message', ARGV[6])
+redis.call('EXPIRE', KEYS[6], ARGV[8])
+redis.call('XADD', KEYS[7], '*', 'from', 'system', 'text', ARGV[9], 'at', ARGV[2])
+redis.call('HINCRBY', KEYS[8], 'callbacks', 1)
+redis.call('HINCRBY', KEYS[8], 'converted', 1)
+redis.call('EXPIRE', KEYS[8], ARGV[10])
+redis.call('EXPIRE', KEYS[1], ARGV[8])
+redis.call('EXPIRE', KEYS[7], ARGV[8])
+return 1
+"""
+
+CREATE_CALLBACK = """
+-- KEYS: callback, open callbacks, day stats. ARGV: callback id, due, fields JSON (flat list), reason, stats ttl
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[3])))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HINCRBY', KEYS[3], 'callbacks', 1)
+redis.call('HINCRBY', KEYS[3], 'reason:' .. ARGV[4], 1)
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+return 1
+"""
+
+COMPLETE_CALLBACK = """
+-- KEYS: callback, open callbacks, done callbacks, day stats
+-- ARGV: callback id, agent, now, code, note, stats ttl, retention s
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'not_found', ''} end
+if status ~= 'open' then return {'done', redis.call('HGET', KEYS[1], 'done_by') or ''} end
+redis.call('HSET', KEYS[1], 'status', 'done', 'done_at', ARGV[3], 'done_by', ARGV[2], 'resolution_code', ARGV[4], 'note', ARGV[5])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('HINCRBY', KEYS[4], 'callbacks_done', 1)
+local due_end = tonumber(redis.call('HGET', KEYS[1], 'window_end') or '')
+if due_end and tonumber(ARGV[3]) > due_end then redis.call('HINCRBY', KEYS[4], 'callbacks_late', 1) end
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[7]))
+return {'ok', ''}
+"""
+
+RATE = """
+-- KEYS: rating pending(sender), day stats. ARGV: score, now, stats ttl
+local hid = redis.call('GET', KEYS[1])
+if not hid then return false end
+local record = 'handoff:' .. hid
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', record) == 0 then return false end
+if redis.call('HEXISTS', record, 'rating') == 1 then return {'duplicate', hid} end
+redis.call('HSET', record, 'rating', ARGV[1], 'rated_at', ARGV[2])
+redis.call('HINCRBY', KEYS[2], 'rating_count', 1)
+redis.call('HINCRBY', KEYS[2], 'rating_sum', tonumber(ARGV[1]))
+redis.call('HINCRBY', KEYS[2], 'rating:' .. ARGV[1], 1)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return {'ok', hid}
+"""

@@ -1,0 +1,147 @@
+"""What shoppers read about their handoff, in polite Chinese with concrete times.
+
+Pure functions over times in the shop's timezone, shared by the bot's actions, the app channel
+and the desk, so a shopper hears the same wording wherever the notice comes from.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Dict, List, Optional
+
+WEEKDAYS = "一二三四五六日"
+
+RATING_LABELS = {5: "非常满意", 4: "满意", 3: "一般", 2: "不满意", 1: "非常不满意"}
+
+
+def clock(moment: datetime, now: datetime) -> str:
+    """``14:35`` today, ``明天 08:00`` tomorrow, ``11月24日（周二）08:00`` later."""
+    days = (moment.date() - now.date()).days
+    if days == 0:
+        return f"{moment:%H:%M}"
+    if days == 1:
+        return f"明天 {moment:%H:%M}"
+    if days == 2:
+        return f"后天 {moment:%H:%M}"
+    return f"{moment.month}月{moment.day}日（周{WEEKDAYS[moment.weekday()]}）{moment:%H:%M}"
+
+
+def window(start: datetime, end: datetime, now: datetime) -> str:
+    """A time window: ``今天 14:40–15:40``, ``明天（11月24日）08:00–09:00``."""
+    days = (start.date() - now.date()).days
+    if days == 0:
+        day = "今天"
+    elif days == 1:
+        day = f"明天（{start.month}月{start.day}日）"
+    elif days == 2:
+        day = f"后天（{start.month}月{start.day}日）"
+    else:
+        day = f"{start.month}月{start.day}日（周{WEEKDAYS[start.weekday()]}）"
+    return f"{day} {start:%H:%M}–{end:%H:%M}"
+
+
+def minutes(seconds: float) -> int:
+    """Whole minutes, rounded up, at least 1."""
+    return max(1, int(-(-seconds // 60)))
+
+
+def eta_phrase(wait_s: int, now: datetime) -> str:
+    """``预计 14:35 前接入（约 4 分钟）``."""
+    at = now + timedelta(seconds=wait_s)
+    return f"预计 {clock(at, now)} 前接入（约 {minutes(wait_s)} 分钟）"
+
+
+def queue_notice(position: int, wait_s: int, now: datetime, priority_lane: bool = False, tier_name: str = "") -> str:
+    """What a shopper who just entered the queue is told."""
+    lane = f"您是{tier_name}，已为您进入优先队列。" if priority_lane and tier_name else ("已为您进入优先队列。" if priority_lane else "")
+    ahead = "您是下一位" if position <= 1 else f"您前面还有 {position - 1} 位顾客"
+    return (
+        f"好的，正在为您转接人工客服。{lane}{ahead}，{eta_phrase(wait_s, now)}。"
+        "您刚才和我说的内容已整理好交给客服，不用再重复描述；等待期间您可以继续留言，客服都会看到。"
+    )
+
+
+def position_update(position: int, wait_s: Optional[int], now: datetime) -> str:
+    """A pushed notice when the shopper's place in the queue changes."""
+    ahead = "您已排到第 1 位，客服马上接入" if position <= 1 else f"排队进度更新：您前面还有 {position - 1} 位顾客"
+    if wait_s is None:
+        return f"{ahead}。"
+    return f"{ahead}，{eta_phrase(wait_s, now)}。"
+
+
+def waiting_ack(position: int, wait_s: Optional[int], now: datetime) -> str:
+    """The answer to a message sent while waiting in the queue."""
+    place = "您是下一位" if position <= 1 else f"您前面还有 {position - 1} 位顾客"
+    eta = f"，{eta_phrase(wait_s, now)}" if wait_s is not None else ""
+    return f"已收到您的留言，会一并转给客服。{place}{eta}。"
+
+
+def with_agent_ack(agent_name: str) -> str:
+    """The answer to a message sent while an agent has the conversation."""
+    return f"客服{agent_name}正在为您服务，您的消息已送达。"
+
+
+def agent_joined(agent_name: str) -> str:
+    """Pushed when an agent claims the conversation."""
+    return f"客服{agent_name}已接入，正在查看您和智能客服的对话记录，马上为您处理。"
+
+
+def transferred(agent_name: str) -> str:
+    """Pushed when the conversation moves to another agent."""
+    return f"已为您转接到客服{agent_name}，之前的对话记录已同步给他，您不用再重复描述。"
+
+
+def callback_offer(start: datetime, end: datetime, now: datetime, opening: str, closed_now: bool) -> str:
+    """The callback promise when no agent can take the chat now."""
+    why = f"现在不在人工客服服务时间（每天 {opening}）" if closed_now else "现在人工客服都不在线"
+    return (
+        f"抱歉，{why}。已为您登记人工回访：客服将在 {window(start, end, now)} 联系您，"
+        "并在这个对话里回复您。您的问题已整理成摘要交给客服，不用再重复描述。在此之前，订单物流等问题我可以继续帮您查。"
+    )
+
+
+def closed_while_waiting(start: datetime, end: datetime, now: datetime) -> str:
+    """Pushed to shoppers still waiting when the desk closes."""
+    return (
+        f"抱歉，人工客服今天的服务时间已结束，没能及时接入您。已为您登记人工回访：客服将在 {window(start, end, now)} 联系您，"
+        "您的留言都已保存。现在由智能客服继续为您服务。"
+    )
+
+
+def unattended_while_waiting(start: datetime, end: datetime, now: datetime) -> str:
+    """Pushed to shoppers who waited long while no agent was online."""
+    return (
+        f"非常抱歉让您久等了，现在人工客服都不在线。已为您登记人工回访：客服将在 {window(start, end, now)} 联系您，"
+        "您的留言都已保存。现在由智能客服继续为您服务。"
+    )
+
+
+def resolved(agent_name: str, outcome: str) -> str:
+    """Pushed when the agent ends the conversation."""
+    return f"客服{agent_name}已结束本次人工服务（处理结果：{outcome}）。接下来由智能客服继续为您服务，有问题随时问我。"
+
+
+def rating_prompt(agent_name: str) -> str:
+    """The 1–5 rating question after a handoff."""
+    return f"请您为客服{agent_name}本次的服务打个分（5 分为非常满意），您的评价会帮助我们改进："
+
+
+def rating_buttons() -> List[Dict[str, str]]:
+    """Buttons ``/rate_service{"rating":"5"}`` … ``"1"``, best first."""
+    return [
+        {"title": f"{score}分 {RATING_LABELS[score]}", "payload": "/rate_service" + json.dumps({"rating": str(score)}, separators=(",", ":"))}
+        for score in (5, 4, 3, 2, 1)
+    ]
+
+
+def rating_thanks(score: int) -> str:
+    """The bot's thanks for a rating."""
+    if score <= 2:
+        return f"收到您的 {score} 分评价，非常抱歉这次没能让您满意。您的意见已记录并转给客服主管复盘；如果问题还没解决，随时发“转人工”。"
+    return f"收到您的 {score} 分评价，感谢您的支持！还有其他问题也可以随时问我。"
+
+
+def cancelled() -> str:
+    """Answer when a waiting shopper cancels the handoff."""
+    return "好的，已为您取消人工排队，现在由智能客服继续为您服务。需要时随时发“转人工”。"

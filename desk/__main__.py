@@ -1,0 +1,56 @@
+"""Command line of the agent desk.
+
+``python -m desk serve [--host H] [--port P]`` runs the desk (DESK_HOST / DESK_PORT by default);
+``python -m desk hash-password`` prints a password hash for ``desk/agents.yml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import getpass
+import logging
+import sys
+from typing import List, Optional
+
+from bot.settings import load_settings
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run a desk command; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m desk", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the desk service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    hashing = commands.add_parser("hash-password", help="hash a password for the agents file")
+    hashing.add_argument("--scheme", choices=["scrypt", "pbkdf2_sha256"], default="scrypt")
+    args = parser.parse_args(argv)
+
+    if args.command == "hash-password":
+        from desk.auth import hash_password
+
+        password = getpass.getpass("password: ")
+        if not password or password != getpass.getpass("again: "):
+            print("the passwords are empty or differ", file=sys.stderr)
+            return 1
+        print(hash_password(password, args.scheme))
+        return 0
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    settings = load_settings()
+    changes = {}
+    if args.host:
+        changes["desk_host"] = args.host
+    if args.port:
+        changes["desk_port"] = args.port
+    settings = dataclasses.replace(settings, **changes)
+    from desk.app import create_app
+
+    app = create_app(settings)
+    app.run(host=settings.desk_host, port=settings.desk_port, workers=1, access_log=False, motd=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

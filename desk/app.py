@@ -1,0 +1,517 @@
+"""The agent desk: a Sanic service with the JSON API, the agents' websocket, the console and the
+metrics page.
+
+API (JSON; every route but ``/api/login`` and ``/health`` needs ``Authorization: Bearer <token>``):
+
+- ``POST /api/login {"username", "password"}`` → ``{"token", "agent"}``; ``POST /api/logout``
+- ``GET /api/me``: the agent, canned replies, resolution codes, the other agents (for transfers)
+- ``POST /api/presence``: heartbeat (the console sends one every 10 s)
+- ``GET /api/queue``: waiting conversations in serving order, the agent's own, agents online
+- ``GET /api/conversations/{sender}``: summary, transcript, notes, earlier handoffs
+- ``POST /api/conversations/{sender}/claim``: 200 for exactly one agent, 409 for the others
+- ``POST /api/conversations/{sender}/messages {"text"}``: reply to the shopper
+- ``POST /api/conversations/{sender}/notes {"text"}``: internal note
+- ``POST /api/conversations/{sender}/transfer {"to"}``: hand over to another online agent
+- ``POST /api/conversations/{sender}/resolve {"code"}``: end; the bot takes over and asks for a rating
+- ``GET /api/canned``; ``GET /api/callbacks``; ``POST /api/callbacks/{id}/complete {"code", "note"}``
+- ``GET /api/metrics?days=7``; ``GET /health``; websocket ``/api/ws``; pages ``/`` and ``/metrics``
+
+Errors are JSON ``{"error": {"code", "message"}}`` with a 4xx status (503 when Redis is down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Coroutine, Dict, List, Mapping, Optional
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+from sanic import Sanic, response
+from sanic.exceptions import SanicException
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.handoff import agents as presence
+from bot.handoff import callbacks, conversation, keys, queue, stats
+from bot.handoff.context import REDIS_FAILURES, HandoffContext, close_clients, redis_client
+from bot.handoff.policy import ServicePolicy, load_policy, opening_hours_text
+from bot.settings import Settings
+from desk import auth, views
+from desk.intake import Intake
+from desk.live import Hub, instance_name, periodic, relay_events
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+                ".svg": "image/svg+xml"}
+MAX_TEXT = 2000
+MAX_BODY = 64 * 1024
+WS_AUTH_TIMEOUT_S = 10.0
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+# Verified against when the username is unknown, so a wrong username costs the same time as a wrong password.
+_DUMMY_HASH = "scrypt$16384$8$1$00000000000000000000000000000000$" + "00" * 32
+
+
+class ApiError(Exception):
+    """A request the desk refuses, answered as JSON with a 4xx status."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+def _json(body: Any, status: int = 200) -> HTTPResponse:
+    return response.json(body, status=status, dumps=json.dumps, ensure_ascii=False, headers={"Cache-Control": "no-store"})
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> HTTPResponse:
+    return _json({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def _body(request: Request) -> Dict[str, Any]:
+    raw = request.body or b""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, "invalid_json", "请求内容不是有效的 JSON。") from error
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "请求内容应为 JSON 对象。")
+    return data
+
+
+def _text(body: Mapping[str, Any], field: str = "text") -> str:
+    value = body.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, "invalid_text", "请输入要发送的内容。")
+    value = value.strip()
+    if len(value) > MAX_TEXT:
+        raise ApiError(413, "text_too_long", f"内容超过 {MAX_TEXT} 字，请分几条发送。")
+    return value
+
+
+def _sender(sender: str) -> str:
+    if not keys.SENDER.fullmatch(sender):
+        raise ApiError(400, "invalid_sender", "会话标识无效。")
+    return sender
+
+
+REFUSALS = {
+    "not_found": (404, "没有找到这个会话的人工服务记录。"),
+    "taken": (409, "该会话已被其他客服接入。"),
+    "offered_to_other": (409, "该顾客正优先分配给上次服务他的客服，请稍后再试。"),
+    "at_capacity": (409, "您当前接待的会话已达上限，请先结束一个会话。"),
+    "not_assigned": (409, "该会话当前不在人工服务中。"),
+    "not_yours": (403, "该会话由其他客服负责，您不能操作。"),
+    "same_agent": (400, "不能转给自己。"),
+    "offline": (409, "对方客服当前不在线。"),
+    "done": (409, "该回访工单已处理。"),
+}
+
+
+def _refusal(status: str, detail: str = "", names: Optional[Mapping[str, str]] = None) -> ApiError:
+    code, message = REFUSALS.get(status, (409, "操作未能完成，请刷新后重试。"))
+    extra: Dict[str, Any] = {}
+    if detail and status in ("taken", "offered_to_other", "not_yours", "offline", "done"):
+        extra["agent"] = detail
+        if names and detail in names:
+            extra["agent_name"] = names[detail]
+    return ApiError(code, "already_claimed" if status == "taken" else status, message, **extra)
+
+
+Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
+
+
+def create_app(settings: Settings, name: str = "desk") -> Sanic:
+    """Build the desk application.
+
+    Args:
+        settings: the stack's settings (Redis, policy file, agents file, timezone, port).
+        name: the Sanic app name (unique per process).
+
+    Raises:
+        bot.handoff.policy.PolicyError, desk.auth.AgentsFileError: a configuration file is invalid.
+    """
+    app = Sanic(name)
+    app.config.REQUEST_MAX_SIZE = MAX_BODY
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.ACCESS_LOG = False
+    app.config.WEBSOCKET_MAX_SIZE = MAX_BODY
+    policy: ServicePolicy = load_policy(settings.handoff_policy_file)
+    agents: Dict[str, auth.Agent] = auth.load_agents(settings.desk_agents_file)
+    names = {username: agent.display_name for username, agent in agents.items()}
+    static_files = {path.name: path.read_bytes() for path in STATIC_DIR.iterdir() if path.suffix in STATIC_TYPES}
+    app.ctx.settings = settings
+    app.ctx.agents = agents
+
+    def handoff() -> HandoffContext:
+        return app.ctx.handoff  # type: ignore[no-any-return]
+
+    async def start(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
+        url = settings.effective_redis_url
+        redis = redis_client(url, settings.handoff_redis_timeout_s, max_connections=100)
+        app.ctx.handoff = HandoffContext(redis, policy, ZoneInfo(settings.shop_timezone), outbox_ttl_s=settings.tracker_ttl_s,
+                                         redeliver_idle_ms=settings.handoff_redeliver_idle_ms)
+        app.ctx.blocking = Redis.from_url(url, decode_responses=True, socket_timeout=5.0, socket_connect_timeout=1.0)
+        app.ctx.hub = Hub()
+        app.ctx.stop = asyncio.Event()
+        me = instance_name(settings.desk_port)
+        app.ctx.intake = Intake(app.ctx.handoff, app.ctx.blocking, me)
+        app.ctx.tasks = [
+            loop.create_task(app.ctx.intake.run(app.ctx.stop)),
+            loop.create_task(relay_events(app.ctx.blocking, app.ctx.hub, app.ctx.stop)),
+            loop.create_task(periodic(app.ctx.handoff, me, app.ctx.stop)),
+        ]
+
+    async def stop(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
+        app.ctx.stop.set()
+        for task in app.ctx.tasks:
+            try:
+                await asyncio.wait_for(task, timeout=6)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                task.cancel()
+            except Exception:  # a background task's own failure must not block shutdown
+                logger.exception("desk.task.failed")
+        await app.ctx.blocking.close()
+        await close_clients()
+
+    app.register_listener(start, "before_server_start")
+    app.register_listener(stop, "before_server_stop")
+
+    @app.middleware("response")
+    async def security_headers(request: Request, resp: HTTPResponse) -> None:
+        for header, value in SECURITY_HEADERS.items():
+            resp.headers.setdefault(header, value)
+
+    @app.exception(ApiError)
+    async def api_error(request: Request, error: ApiError) -> HTTPResponse:
+        return _error(error.status, error.code, error.message, **error.extra)
+
+    @app.exception(*REDIS_FAILURES)
+    async def redis_down(request: Request, error: Exception) -> HTTPResponse:
+        logger.error("desk.redis_unavailable path=%s error=%s", request.path, type(error).__name__)
+        return _error(503, "unavailable", "服务暂时不可用（队列存储无法连接），请稍后几秒重试。")
+
+    @app.exception(SanicException)
+    async def sanic_error(request: Request, error: SanicException) -> HTTPResponse:
+        status = int(getattr(error, "status_code", 500) or 500)
+        messages = {404: "没有这个地址。", 405: "不支持这个请求方法。", 413: "请求内容太大。"}
+        return _error(status, {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(status, "bad_request"),
+                      messages.get(status, "请求有误。"))
+
+    @app.exception(Exception)
+    async def unexpected(request: Request, error: Exception) -> HTTPResponse:
+        logger.exception("desk.unexpected path=%s", request.path)
+        return _error(500, "internal", "系统出错了，请刷新后重试；问题持续请联系技术支持。")
+
+    async def current_agent(request: Request) -> auth.Agent:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        username = await auth.session_agent(handoff().redis, token) if token else None
+        agent = agents.get(username or "")
+        if agent is None:
+            raise ApiError(401, "unauthorized", "请先登录。")
+        request.ctx.token = token
+        return agent
+
+    def authed(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+            agent = await current_agent(request)
+            return await handler(request, agent, *args, **kwargs)
+
+        return wrapper
+
+    # Pages -------------------------------------------------------------------------------------
+
+    def static(name: str) -> HTTPResponse:
+        content = static_files.get(name)
+        if content is None:
+            raise ApiError(404, "not_found", "没有这个地址。")
+        return response.raw(content, content_type=STATIC_TYPES[Path(name).suffix])
+
+    @app.get("/")
+    async def console(request: Request) -> HTTPResponse:
+        return static("console.html")
+
+    @app.get("/metrics")
+    async def metrics_page(request: Request) -> HTTPResponse:
+        return static("metrics.html")
+
+    @app.get("/favicon.ico")
+    async def favicon(request: Request) -> HTTPResponse:
+        return response.empty()
+
+    @app.get("/static/<name:str>")
+    async def static_file(request: Request, name: str) -> HTTPResponse:
+        return static(name)
+
+    @app.get("/health")
+    async def health(request: Request) -> HTTPResponse:
+        try:
+            await handoff().redis.ping()
+        except REDIS_FAILURES:
+            return _json({"status": "degraded", "redis": "unavailable"}, status=503)
+        return _json({"status": "ok", "redis": "ok", "intake_processed": app.ctx.intake.processed})
+
+    # Login and presence --------------------------------------------------------------------------
+
+    @app.post("/api/login")
+    async def login(request: Request) -> HTTPResponse:
+        body = _body(request)
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not isinstance(password, str) or not username or not password or len(password) > 256:
+            raise ApiError(400, "invalid_credentials_format", "请输入用户名和密码。")
+        username = username.strip()[: auth.USERNAME_MAX]
+        redis = handoff().redis
+        if await auth.too_many_failures(redis, username):
+            raise ApiError(429, "too_many_attempts", "登录失败次数过多，请 5 分钟后再试。")
+        agent = agents.get(username)
+        stored = agent.password_hash if agent else _DUMMY_HASH
+        ok = await asyncio.get_running_loop().run_in_executor(None, auth.verify_password, password, stored)
+        if agent is None or not ok:
+            await auth.note_failure(redis, username)
+            raise ApiError(401, "invalid_credentials", "用户名或密码不正确。")
+        token = await auth.open_session(redis, agent.username, settings.desk_session_ttl_s)
+        await presence.heartbeat(handoff(), agent.username)
+        logger.info("desk.login agent=%s", agent.username)
+        return _json({"token": token, "agent": {"username": agent.username, "display_name": agent.display_name},
+                      "expires_in_s": settings.desk_session_ttl_s})
+
+    @app.post("/api/logout")
+    @authed
+    async def logout(request: Request, agent: auth.Agent) -> HTTPResponse:
+        await auth.close_session(handoff().redis, request.ctx.token)
+        await presence.go_offline(handoff(), agent.username)
+        return _json({"status": "logged_out"})
+
+    @app.post("/api/presence")
+    @authed
+    async def heartbeat(request: Request, agent: auth.Agent) -> HTTPResponse:
+        await presence.heartbeat(handoff(), agent.username)
+        return _json({"online": True, "ttl_s": policy.heartbeat_ttl_s})
+
+    def canned_for(agent: auth.Agent) -> List[Dict[str, str]]:
+        return [{"title": c.title, "text": c.text.replace("{agent}", agent.display_name)} for c in policy.canned_replies]
+
+    async def agent_list() -> List[Dict[str, Any]]:
+        states = {s.username: s for s in await presence.agent_states(handoff(), list(agents))}
+        return [{"username": u, "display_name": a.display_name, "online": states[u].online, "load": states[u].load,
+                 "capacity": states[u].capacity} for u, a in agents.items()]
+
+    @app.get("/api/me")
+    @authed
+    async def me(request: Request, agent: auth.Agent) -> HTTPResponse:
+        return _json({
+            "agent": {"username": agent.username, "display_name": agent.display_name},
+            "canned_replies": canned_for(agent),
+            "resolution_codes": [{"code": c, "label": label} for c, label in policy.resolution_codes.items()],
+            "reasons": dict(policy.reasons),
+            "agents": await agent_list(),
+            "opening_hours": opening_hours_text(policy),
+            "timezone": settings.shop_timezone,
+            "first_response_s": policy.first_response_s,
+            "after_sales_resolution_s": policy.after_sales_resolution_s,
+            "heartbeat_s": max(5, policy.heartbeat_ttl_s // 3),
+        })
+
+    @app.get("/api/canned")
+    @authed
+    async def canned(request: Request, agent: auth.Agent) -> HTTPResponse:
+        return _json({"canned_replies": canned_for(agent)})
+
+    # Queue and conversations ---------------------------------------------------------------------
+
+    @app.get("/api/queue")
+    @authed
+    async def queue_view(request: Request, agent: auth.Agent) -> HTTPResponse:
+        ctx = handoff()
+        now = ctx.now()
+        waiting = [views.queue_item(r, agent.username, now, policy, names) for r in await queue.waiting(ctx)]
+        mine_ids = sorted(await ctx.redis.smembers(keys.agent_load(agent.username)))
+        mine = views.sort_mine([views.mine_item(r, now) for r in await queue.records(ctx, mine_ids) if r.get("status") == "assigned"])
+        overdue = sum(1 for t in await callbacks.list_callbacks(ctx) if t.get("overdue"))
+        return _json({"now": now, "waiting": waiting, "mine": mine, "agents": await agent_list(), "callbacks_overdue": overdue})
+
+    @app.get("/api/conversations/<sender:str>")
+    @authed
+    async def conversation_view(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
+        ctx = handoff()
+        _sender(sender)
+        handoff_id = await conversation.current_handoff(ctx, sender)
+        found = await queue.records(ctx, [handoff_id]) if handoff_id else []
+        if not found:
+            raise ApiError(404, "not_found", "没有找到这个会话的人工服务记录。")
+        record = found[0]
+        earlier = [h for h in await ctx.redis.lrange(keys.history(sender), -20, -1) if h != handoff_id]
+        return _json({
+            "sender": sender,
+            "handoff": views.record_view(record),
+            "agent_name": names.get(record.get("agent") or "", ""),
+            "summary": record.get("summary") or {},
+            "summary_text": record.get("summary_text") or "",
+            "transcript": await conversation.transcript(ctx, record["handoff_id"]),
+            "notes": await conversation.notes(ctx, record["handoff_id"]),
+            "history": [views.history_item(r, names) for r in await queue.records(ctx, earlier)],
+            "can_reply": record.get("status") == "assigned" and record.get("agent") == agent.username,
+        })
+
+    @app.post("/api/conversations/<sender:str>/claim")
+    @authed
+    async def claim(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
+        result = await queue.claim(handoff(), _sender(sender), agent.username, agent.display_name)
+        if result.status != "ok":
+            raise _refusal(result.status, result.detail, names)
+        logger.info("desk.claimed sender=%s handoff=%s agent=%s", sender, result.handoff_id, agent.username)
+        return _json({"status": "assigned", "handoff_id": result.handoff_id, "agent": agent.username, "wait_s": float(result.detail or 0)})
+
+    async def reply(agent: auth.Agent, sender: str, text: str) -> Dict[str, Any]:
+        result = await conversation.agent_message(handoff(), _sender(sender), agent.username, agent.display_name, text)
+        if not result.ok:
+            raise _refusal(result.status, result.detail, names)
+        return {"handoff_id": result.handoff_id, **(result.data or {})}
+
+    @app.post("/api/conversations/<sender:str>/messages")
+    @authed
+    async def send_message(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
+        text = _text(_body(request))
+        return _json(await reply(agent, sender, text), status=201)
+
+    @app.post("/api/conversations/<sender:str>/notes")
+    @authed
+    async def add_note(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
+        text = _text(_body(request))
+        result = await conversation.add_note(handoff(), _sender(sender), agent.username, agent.display_name, text)
+        if not result.ok:
+            raise _refusal(result.status)
+        return _json(result.data, status=201)
+
+    @app.post("/api/conversations/<sender:str>/transfer")
+    @authed
+    async def transfer(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
+        body = _body(request)
+        target = agents.get(str(body.get("to") or ""))
+        if target is None:
+            raise ApiError(400, "unknown_agent", "请选择要转给的客服。")
+        result = await queue.transfer(handoff(), _sender(sender), agent.username, agent.display_name, target.username, target.display_name)
+        if not result.ok:
+            raise _refusal(result.status, result.detail, names)
+        return _json({"status": "transferred", "agent": target.username, "handoff_id": result.handoff_id})
+
+    @app.post("/api/conversations/<sender:str>/resolve")
+    @authed
+    async def resolve(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
+        code = _body(request).get("code")
+        if not isinstance(code, str) or code not in policy.resolution_codes:
+            raise ApiError(400, "invalid_code", "请选择处理结果。", allowed=list(policy.resolution_codes))
+        result = await queue.resolve(handoff(), _sender(sender), agent.username, agent.display_name, code)
+        if not result.ok:
+            raise _refusal(result.status, result.detail, names)
+        logger.info("desk.resolved sender=%s handoff=%s agent=%s code=%s", sender, result.handoff_id, agent.username, code)
+        return _json({"status": "resolved", "handoff_id": result.handoff_id, "code": code, **(result.data or {})})
+
+    # Callbacks and metrics -----------------------------------------------------------------------
+
+    @app.get("/api/callbacks")
+    @authed
+    async def callback_list(request: Request, agent: auth.Agent) -> HTTPResponse:
+        include_done = request.args.get("include_done") in ("1", "true")
+        tickets = await callbacks.list_callbacks(handoff(), include_done=include_done)
+        return _json({"now": time.time(), "callbacks": [views.callback_item(t, policy) for t in tickets]})
+
+    @app.post("/api/callbacks/<callback_id:str>/complete")
+    @authed
+    async def callback_complete(request: Request, agent: auth.Agent, callback_id: str) -> HTTPResponse:
+        if not keys.CALLBACK_ID.fullmatch(callback_id):
+            raise ApiError(400, "invalid_callback", "回访工单号无效。")
+        body = _body(request)
+        code = body.get("code")
+        if not isinstance(code, str) or code not in policy.resolution_codes:
+            raise ApiError(400, "invalid_code", "请选择处理结果。", allowed=list(policy.resolution_codes))
+        note = body.get("note") or ""
+        if not isinstance(note, str) or len(note) > MAX_TEXT:
+            raise ApiError(400, "invalid_note", "备注格式有误。")
+        result = await callbacks.complete_callback(handoff(), callback_id, agent.username, code, note.strip())
+        if not result.ok:
+            raise _refusal(result.status, result.detail, names)
+        return _json({"status": "done", "callback_id": callback_id})
+
+    @app.get("/api/metrics")
+    @authed
+    async def metrics(request: Request, agent: auth.Agent) -> HTTPResponse:
+        raw = request.args.get("days", "7")
+        if not raw.isdigit() or not 1 <= int(raw) <= 90:
+            raise ApiError(400, "invalid_days", "days 应为 1 到 90 的整数。")
+        return _json(await stats.metrics(handoff(), int(raw)))
+
+    # Websocket ------------------------------------------------------------------------------------
+
+    @app.websocket("/api/ws")
+    async def live(request: Request, ws: Any) -> None:
+        try:
+            first = await ws.recv(timeout=WS_AUTH_TIMEOUT_S)
+            data = json.loads(first) if first else {}
+            username = await auth.session_agent(handoff().redis, str(data.get("token") or "")) if data.get("type") == "auth" else None
+        except (ValueError, AttributeError):
+            username = None
+        agent = agents.get(username or "")
+        if agent is None:
+            await ws.send(json.dumps({"type": "error", "code": "unauthorized", "message": "请先登录。"}, ensure_ascii=False))
+            await ws.close(code=4401, reason="unauthorized")
+            return
+        await presence.heartbeat(handoff(), agent.username)
+        app.ctx.hub.add(ws, agent.username)
+        await ws.send(json.dumps({"type": "hello", "agent": agent.username}))
+        try:
+            while True:
+                raw = await ws.recv(timeout=60)
+                if raw is None:
+                    continue
+                await handle_socket_message(ws, agent, raw)
+        finally:
+            app.ctx.hub.remove(ws)
+
+    async def handle_socket_message(ws: Any, agent: auth.Agent, raw: Any) -> None:
+        try:
+            message = json.loads(raw)
+            if not isinstance(message, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            await ws.send(json.dumps({"type": "error", "code": "invalid_json"}))
+            return
+        kind = message.get("type")
+        request_id = message.get("request_id")
+        try:
+            if kind == "heartbeat":
+                await presence.heartbeat(handoff(), agent.username)
+                await ws.send(json.dumps({"type": "heartbeat_ok"}))
+            elif kind == "reply":
+                sender = str(message.get("sender") or "")
+                result = await reply(agent, sender, _text(message))
+                await ws.send(json.dumps({"type": "reply_result", "request_id": request_id, "ok": True, **result}, ensure_ascii=False))
+            else:
+                await ws.send(json.dumps({"type": "error", "code": "unknown_type", "request_id": request_id}))
+        except ApiError as error:
+            await ws.send(json.dumps({"type": "reply_result", "request_id": request_id, "ok": False,
+                                      "error": {"code": error.code, "message": error.message}}, ensure_ascii=False))
+        except REDIS_FAILURES:
+            await ws.send(json.dumps({"type": "reply_result", "request_id": request_id, "ok": False,
+                                      "error": {"code": "unavailable", "message": "服务暂时不可用，请稍后重试。"}}, ensure_ascii=False))
+
+    return app
