@@ -22,11 +22,8 @@ seed: setup
 shell: setup
 	@$(PY) -m bot.shell
 
-# desk/tests is listed here because pyproject's testpaths names only tests/ and crm/tests/.
-TEST_PATHS := tests crm/tests desk/tests
-
 test: setup train
-	@$(PY) -m pytest $(TEST_PATHS)
+	@$(PY) -m pytest
 
 lint: setup
 	@$(PY) -m ruff check bot actions connectors crm desk tests
