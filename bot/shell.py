@@ -10,9 +10,10 @@ import argparse
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from bot.identity import sign_customer_id
 from bot.settings import load_settings
@@ -30,6 +31,20 @@ def post_message(url: str, sender: str, text: str, metadata: Dict[str, str]) -> 
         message = detail.get("error", {}).get("message", str(error)) if isinstance(detail, dict) else str(error)
         return [{"text": f"[{error.code}] {message}"}]
     return payload if isinstance(payload, list) else payload.get("messages", [])
+
+
+def fetch_pushed(base_url: str, sender: str, metadata: Dict[str, str], cursor: Optional[str]) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+    """Messages pushed to the conversation since ``cursor`` (agent replies, notices)."""
+    query = {key: value for key, value in metadata.items() if key in ("customer_id", "signature")}
+    if cursor:
+        query["after"] = cursor
+    url = f"{base_url}/messages/{sender}?{urllib.parse.urlencode(query)}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.loads(response.read() or b"{}")
+    except (urllib.error.URLError, ValueError):
+        return [], cursor
+    return list(body.get("messages", [])), body.get("cursor") or cursor
 
 
 def show(replies: List[Dict[str, Any]]) -> List[Dict[str, str]]:
@@ -51,7 +66,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--anonymous", action="store_true", help="chat without a signed identity")
     args = parser.parse_args(argv)
     settings = load_settings()
-    url = f"http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app/webhook"
+    base_url = f"http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app"
+    url = f"{base_url}/webhook"
+    cursor: Optional[str] = None
     metadata = {} if args.anonymous else {
         "customer_id": args.customer,
         "signature": sign_customer_id(settings.shop_identity_secret, args.customer),
@@ -71,6 +88,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             text = buttons[int(text) - 1]["payload"]
         try:
             buttons = show(post_message(url, sender, text, metadata))
+            pushed, cursor = fetch_pushed(base_url, sender, metadata, cursor)
+            for message in pushed:
+                who = "客服" if message.get("from") == "agent" else "通知"
+                print(f"{who}: {message.get('text', '')}")
         except (urllib.error.URLError, ConnectionError) as error:
             print(f"无法连接助手（{error}）。请先在另一个终端运行 make run。", file=sys.stderr)
             return 1
