@@ -5,7 +5,7 @@ export PYTHONPATH := $(CURDIR)
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup run train seed test lint shell bench eval-nlu clean
+.PHONY: setup run train seed test lint shell bench eval-nlu containment clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -37,3 +37,6 @@ clean:
 
 eval-nlu: setup
 	@$(PY) -m bot.evaluation
+
+containment: setup train
+	@$(PY) -m bench.containment
