@@ -25,7 +25,8 @@ sender id: stock messages ("hello", "I am sad", "yes", "are you a bot?", "bye", 
 
 Measured, per run: requests/s (successful requests), replies/s (bot messages returned), latency
 p50/p95/p99 of successful requests, errors (HTTP >= 400, timeouts, connection errors), CPU cores
-used by each process during the window. For ours also the action turns (tracking questions, whose
+used by each process during the window and by everything else on the machine (a warning says when
+other work took a share of the cores: the figures are then not comparable). For ours also the action turns (tracking questions, whose
 reply comes from ``action_track_order`` calling the CRM) of the concurrent run, and a single-shopper
 run of action turns only (``--single-duration``, 15 s).
 
@@ -34,7 +35,11 @@ the stock bot and the targets, MET or NOT MET: replies/s >= 3x stock at the same
 action-turn p95 <= 60 ms with one shopper. With ``--only ours`` the stock figures of the newest
 earlier results file at the same concurrency are used, and named. Figures are also written to
 ``results/bench-<timestamp>.json``. The bench reports; it asserts nothing about timings (exit 0
-whatever the figures, non-zero only when a system could not be run).
+whatever the figures, non-zero only when a system could not be run; what did run is still printed
+and written). Service logs: ``var/bench/logs`` (stock) and ``var/bench/ours/logs``.
+
+``python -m bench.breakdown`` splits one shopper's action turn into its stages (NLU, policies,
+action server, CRM, Rasa's response validation, tracker store) to find where the time goes.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import platform
+import random
 import signal
 import subprocess
 import sys
@@ -167,8 +174,6 @@ async def load_customers(generator: LoadGenerator, stack: OurStack) -> List[Cust
 
 
 async def drive_ours(stack: OurStack, args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
-    import random
-
     runs: Dict[str, Dict[str, Any]] = {}
     async with LoadGenerator(args.concurrency, args.request_timeout, args.max_requests) as generator:
         try:
@@ -246,8 +251,6 @@ def environment() -> Dict[str, Any]:
             return metadata.version(package)
         except metadata.PackageNotFoundError:
             return None
-
-    import os
 
     return {
         "git_commit": git("rev-parse", "HEAD"),

@@ -15,6 +15,11 @@ in milliseconds:
   fetch and save;
 - with ``--profile``: the functions with the most cumulative time (cProfile) on the Rasa side.
 
+What-if switches, applied to the in-process agent only (nothing in the project changes):
+``--prebuilt-validator`` validates action responses with a validator built once instead of
+``jsonschema.validate``; ``--selective-domain`` sends the domain to the action server only to the
+actions that ask for it (Rasa's ``enable_selective_domain``).
+
 This is a diagnostic, not the benchmark: the Sanic server and the app channel are not in the
 loop, and the figures are for one shopper on an otherwise idle machine.
 """
@@ -108,7 +113,25 @@ async def timed_requests(count: int, request: Callable[[], Any]) -> List[float]:
     return samples
 
 
-async def measure(settings: Settings, model: Path, turns: int, profile: bool) -> None:
+def use_prebuilt_validator() -> None:
+    """Make Rasa validate action server responses with one validator built once."""
+    import jsonschema
+    from rasa.core.actions.action import RemoteAction
+
+    spec = RemoteAction.action_response_format_spec()
+    validator = jsonschema.validators.validator_for(spec)(spec)
+    original = RemoteAction._validate_action_result
+
+    def validate(self: Any, result: Dict[str, Any]) -> bool:
+        if validator.is_valid(result):
+            return True
+        return original(self, result)  # the same error as Rasa's
+
+    RemoteAction._validate_action_result = validate  # type: ignore[method-assign]
+
+
+async def measure(settings: Settings, model: Path, turns: int, profile: bool, prebuilt_validator: bool = False,
+                  selective_domain: bool = False) -> None:
     import aiohttp
     import jsonschema
     from rasa.core.actions.action import RemoteAction
@@ -124,6 +147,8 @@ async def measure(settings: Settings, model: Path, turns: int, profile: bool) ->
 
     started = time.monotonic()
     endpoints = AvailableEndpoints.read_endpoints(str(PROJECT_ROOT / "endpoints.yml"))
+    if selective_domain and endpoints.action is not None:
+        endpoints.action.kwargs["enable_selective_domain"] = True
     agent = await load_agent(model_path=str(model), endpoints=endpoints)
     print(f"agent loaded in {time.monotonic() - started:.0f} s (tracker store {type(agent.tracker_store).__name__}, "
           f"lock store {type(agent.lock_store).__name__})", flush=True)
@@ -188,6 +213,8 @@ async def measure(settings: Settings, model: Path, turns: int, profile: bool) ->
     validate_ms = _time_calls(lambda: jsonschema.validate(action_response, spec), 40)
     prebuilt_ms = _time_calls(lambda: validator.validate(action_response), 40)
 
+    if prebuilt_validator:
+        use_prebuilt_validator()
     timer = StageTimer()
     timer.wrap(MessageProcessor, "log_message", "log_message (fetch tracker + NLU)")
     timer.wrap(MessageProcessor, "fetch_tracker_and_update_session", "  fetch tracker (Redis, deserialize)")
@@ -232,7 +259,10 @@ async def measure(settings: Settings, model: Path, turns: int, profile: bool) ->
     print("\nRasa's validation of one action server response (ms):")
     print(stats_line("jsonschema.validate(response, spec), as Rasa 3.6 does", validate_ms))
     print(stats_line("validator built once, .validate(response)", prebuilt_ms))
-    print(f"\n{done} action turns, one after the other, in-process agent (ms per turn):")
+    what_if = [name for name, on in (("--prebuilt-validator", prebuilt_validator),
+                                     ("--selective-domain", selective_domain)) if on]
+    print(f"\n{done} action turns, one after the other, in-process agent (ms per turn)"
+          f"{' with ' + ' '.join(what_if) if what_if else ''}:")
     for label in ["turn total (agent.handle_message, with lock)", *timer.order]:
         print(stats_line(label, timer.per_turn.get(label, [])))
     print(f"\nNLU alone ({' / '.join(OTHER_TEXTS)}), ms:")
@@ -264,6 +294,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--turns", type=int, default=200, help="action turns to time (default 200)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of the Rasa side")
     parser.add_argument("--model", type=Path, help="model to load (default: the one for the current data)")
+    parser.add_argument("--prebuilt-validator", action="store_true",
+                        help="what-if: validate action responses with a validator built once")
+    parser.add_argument("--selective-domain", action="store_true",
+                        help="what-if: send the domain only to actions that ask for it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("launcher").setLevel(logging.INFO)
@@ -292,7 +326,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                            "--port", str(settings.action_port)],
                                          f"http://{settings.action_host}:{settings.action_port}/health"), env, 90)
         os.environ.update(env)  # endpoints.yml takes the Redis and action server addresses from the environment
-        asyncio.run(measure(settings, model, args.turns, args.profile))
+        asyncio.run(measure(settings, model, args.turns, args.profile, args.prebuilt_validator, args.selective_domain))
         return 0
     except (BenchError, RuntimeError, subprocess.CalledProcessError) as error:
         print(f"breakdown failed: {error}", file=sys.stderr)

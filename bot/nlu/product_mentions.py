@@ -10,7 +10,7 @@ and product-type aliases marks brands and types, and a brand followed by a type 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Dict, List, Text, Tuple
+from typing import Any, Dict, List, Tuple
 
 import spacy
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -47,6 +47,23 @@ def build_pipeline(catalogue: Catalogue) -> Tuple[Language, PhraseMatcher]:
     return nlp, matcher
 
 
+@lru_cache(maxsize=1)
+def _alias_sets() -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    table = default_catalogue().alias_table()
+    return (tuple(a for a, label, _ in table if label == "BRAND"), tuple(a for a, label, _ in table if label == "TYPE"))
+
+
+def is_compound_mention(token_text: str) -> bool:
+    """True for one jieba token that is a brand alias followed by a product-type alias (「耐克跑鞋」).
+
+    The shop dictionary keeps such compounds as single tokens, which the phrase matcher's
+    brand and type patterns cannot match on their own.
+    """
+    lowered = token_text.lower()
+    brands, types = _alias_sets()
+    return any(lowered.startswith(brand) and lowered[len(brand):] in types for brand in brands if len(lowered) > len(brand))
+
+
 def find_mentions(text: str, pipeline: Tuple[Language, PhraseMatcher] | None = None) -> List[Tuple[int, int, str]]:
     """Product mentions in ``text`` as (start, end, surface text), in order.
 
@@ -56,9 +73,14 @@ def find_mentions(text: str, pipeline: Tuple[Language, PhraseMatcher] | None = N
     """
     nlp, matcher = pipeline or _pipeline()
     doc = nlp.make_doc(text)
-    spans = spacy.util.filter_spans([doc[start:end] for _match_id, start, end in matcher(doc)])
-    labels = {(span.start, span.end): doc.vocab.strings[match_id] for match_id, span_start, span_end in matcher(doc)
-              for span in [doc[span_start:span_end]]}
+    matches = list(matcher(doc))
+    labels = {(start, end): doc.vocab.strings[match_id] for match_id, start, end in matches}
+    candidates = [doc[start:end] for _match_id, start, end in matches]
+    for token in doc:
+        if is_compound_mention(token.text):
+            candidates.append(doc[token.i:token.i + 1])
+            labels[(token.i, token.i + 1)] = "PRODUCT"
+    spans = spacy.util.filter_spans(candidates)
     mentions: List[Tuple[int, int]] = []
     previous_label = None
     for span in spans:
@@ -90,11 +112,11 @@ class ProductMentionExtractor(GraphComponent, EntityExtractorMixin):
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "ProductMentionExtractor":
+    ) -> ProductMentionExtractor:
         """Builds the matcher once, at model load (not on the first message)."""
         return cls()
 
