@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, Dict, Iterable, List, Optional, Set, Text, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from rasa.core.policies.policy import PolicyPrediction
 from rasa.core.policies.ted_policy import TEDPolicy
@@ -104,12 +104,12 @@ class RuleAwareTEDPolicy(TEDPolicy):
     @classmethod
     def load(
         cls,
-        config: Dict[Text, Any],
+        config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
         **kwargs: Any,
-    ) -> "RuleAwareTEDPolicy":
+    ) -> RuleAwareTEDPolicy:
         """Loads TED and the abstention sets."""
         policy = super().load(config, model_storage, resource, execution_context, **kwargs)
         try:
@@ -139,7 +139,7 @@ class RuleAwareTEDPolicy(TEDPolicy):
         self,
         tracker: DialogueStateTracker,
         domain: Domain,
-        rule_only_data: Optional[Dict[Text, Any]] = None,
+        rule_only_data: Optional[Dict[str, Any]] = None,
         precomputations: Optional[Any] = None,
         **kwargs: Any,
     ) -> PolicyPrediction:
