@@ -33,6 +33,22 @@ MAX_FETCH_LIMIT = 1000
 MESSAGE_SOURCES = frozenset({"agent", "bot", "system"})
 """Allowed values of a message's ``from`` field."""
 
+NOTICE_STREAM = "push:notices"
+"""Stream announcing every outbox write (field ``sender``), read by :class:`bot.push.PushDelivery`."""
+
+NOTICE_MAXLEN = 100_000
+"""Approximate number of notices kept (the channels' consumers read them within seconds)."""
+
+
+def lua_notice(outbox_key_expr: str) -> str:
+    """A Lua statement that announces a write to the outbox at ``outbox_key_expr`` (e.g. ``KEYS[3]``).
+
+    Scripts that append to an outbox run it in the same atomic step, so no write goes unannounced.
+    """
+    return (f"redis.call('XADD', '{NOTICE_STREAM}', 'MAXLEN', '~', {NOTICE_MAXLEN}, '*', "
+            f"'sender', string.sub({outbox_key_expr}, {len('outbox:') + 1}))")
+
+
 CURSOR_PATTERN = re.compile(r"^\d+-\d+$")
 """Syntax of a cursor: a Redis stream entry id."""
 
@@ -151,7 +167,8 @@ class Outbox:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(key, {"message": payload}, maxlen=self.maxlen, approximate=True)
             pipe.expire(key, self.ttl_s)
-            entry_id, _ = await pipe.execute()
+            pipe.xadd(NOTICE_STREAM, {"sender": sender_id}, maxlen=NOTICE_MAXLEN, approximate=True)
+            entry_id, _, _ = await pipe.execute()
         return _text(entry_id)
 
     async def fetch(

@@ -36,7 +36,7 @@ from bot.handoff.policy import (
     should_notify_position,
     sla_due,
 )
-from bot.outbox import outbox_key
+from bot.outbox import NOTICE_MAXLEN, NOTICE_STREAM, outbox_key
 
 logger = logging.getLogger(__name__)
 
@@ -341,6 +341,7 @@ async def refresh_positions(ctx: HandoffContext) -> int:
             pipe.xadd(outbox_key(sender), {"message": outbox_message(sender, text, "system", queue_position=position)},
                       maxlen=ctx.outbox_maxlen, approximate=True)
             pipe.expire(outbox_key(sender), ctx.outbox_ttl_s)
+            pipe.xadd(NOTICE_STREAM, {"sender": sender}, maxlen=NOTICE_MAXLEN, approximate=True)
             pipe.hset(keys.record(record["handoff_id"]), mapping={"notified_position": str(position), "notified_at": repr(now)})
             await pipe.execute()
         pushed += 1

@@ -4,9 +4,17 @@ Each script checks the state it expects and answers a status word instead of rai
 one of many concurrent claims wins and a retried step never applies twice. Counters of the day
 (``stats`` key) are updated in the same step as the change they count, so they are neither lost
 nor doubled when a step is retried.
+
+A line ``@announce(KEYS[n])`` after a write to the outbox ``KEYS[n]`` stands for the statement that
+announces the write to the channels' push consumers (:func:`bot.outbox.lua_notice`); it is
+expanded when this module is loaded.
 """
 
 from __future__ import annotations
+
+import re
+
+from bot.outbox import lua_notice
 
 STATS_TTL_S = 400 * 24 * 3600
 """Daily counters are kept a little over a year."""
@@ -98,6 +106,7 @@ local owner = redis.call('HGET', KEYS[1], 'agent')
 if owner ~= ARGV[1] then return {'not_yours', owner or '', ''} end
 local entry = redis.call('XADD', KEYS[2], '*', 'from', 'agent', 'text', ARGV[3], 'at', ARGV[2], 'agent', ARGV[1], 'name', ARGV[4])
 local cursor = redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[6]), '*', 'message', ARGV[5])
+@announce(KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[7])
 if redis.call('HSETNX', KEYS[1], 'first_response_at', ARGV[2]) == 1 then
   local waited = tonumber(ARGV[2]) - tonumber(redis.call('HGET', KEYS[1], 'enqueued_at'))
@@ -117,6 +126,7 @@ SYSTEM_NOTICE = """
 local entry = redis.call('XADD', KEYS[1], '*', 'from', 'system', 'text', ARGV[2], 'at', ARGV[1])
 if ARGV[3] ~= '' then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', tonumber(ARGV[4]), '*', 'message', ARGV[3])
+  @announce(KEYS[2])
   redis.call('EXPIRE', KEYS[2], ARGV[5])
 end
 return entry
@@ -145,6 +155,7 @@ redis.call('XADD', KEYS[6], '*', 'from', 'system', 'text', ARGV[7], 'at', ARGV[2
 for _, message in ipairs(cjson.decode(ARGV[8])) do
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', tonumber(ARGV[9]), '*', 'message', message)
 end
+@announce(KEYS[7])
 redis.call('EXPIRE', KEYS[7], ARGV[10])
 redis.call('HINCRBY', KEYS[8], 'resolved', 1)
 redis.call('HINCRBY', KEYS[8], 'code:' .. ARGV[3], 1)
@@ -182,6 +193,7 @@ redis.call('SREM', KEYS[2], hid)
 redis.call('SADD', KEYS[3], hid)
 redis.call('XADD', KEYS[5], '*', 'from', 'system', 'text', ARGV[5], 'at', ARGV[4])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', tonumber(ARGV[7]), '*', 'message', ARGV[6])
+@announce(KEYS[6])
 redis.call('EXPIRE', KEYS[6], ARGV[8])
 return {'ok', ARGV[2]}
 """
@@ -212,6 +224,7 @@ if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 redis.call('HSET', KEYS[4], unpack(cjson.decode(ARGV[5])))
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[3])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', tonumber(ARGV[7]), '*', 'message', ARGV[6])
+@announce(KEYS[6])
 redis.call('EXPIRE', KEYS[6], ARGV[8])
 redis.call('XADD', KEYS[7], '*', 'from', 'system', 'text', ARGV[9], 'at', ARGV[2])
 redis.call('HINCRBY', KEYS[8], 'callbacks', 1)
@@ -266,3 +279,13 @@ redis.call('HINCRBY', KEYS[2], 'rating:' .. ARGV[1], 1)
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return {'ok', hid}
 """
+
+
+def _expand_announcements() -> None:
+    pattern = re.compile(r"@announce\((KEYS\[\d+\])\)")
+    for name, value in list(globals().items()):
+        if name.isupper() and isinstance(value, str) and "@announce(" in value:
+            globals()[name] = pattern.sub(lambda match: lua_notice(match.group(1)), value)
+
+
+_expand_announcements()
