@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import aiohttp
 
@@ -147,9 +147,13 @@ class CRMClient:
         """The customer's profile: name, phone, tier, growth value, points balance."""
         return await self._request("GET", f"/api/customers/{customer_id}")
 
-    async def list_orders(self, customer_id: str, limit: int = 20, offset: int = 0) -> List[Dict[str, Any]]:
-        """The customer's orders, newest first, each in full form."""
-        body = await self._request("GET", f"/api/customers/{customer_id}/orders", params={"limit": limit, "offset": offset})
+    async def list_orders(self, customer_id: str, limit: int = 20, offset: int = 0,
+                          statuses: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
+        """The customer's orders, newest first, each in full form; only those in ``statuses`` when given."""
+        params: Dict[str, Any] = {"limit": limit, "offset": offset}
+        if statuses:
+            params["status"] = ",".join(statuses)
+        body = await self._request("GET", f"/api/customers/{customer_id}/orders", params=params)
         return list(body.get("items", []))
 
     # Orders ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import formatting
 from actions.crm import CRMNotFound, CRMUnavailable, get_crm_client
-from actions.order_tracking import choose_order, describe_order, is_late, order_button
+from actions.order_tracking import IN_FLIGHT, choose_order, describe_order, is_late, order_button
 from actions.replies import CRM_UNAVAILABLE, human_buttons
 from actions.shopper import VERIFIED_ORDER_SLOT, shopper_from_tracker
 
@@ -48,6 +48,19 @@ def utter_order(dispatcher: CollectingDispatcher, order: Dict[str, Any], today: 
 def _latest_entity(tracker: Tracker, entity: str) -> Optional[str]:
     value = next(tracker.get_latest_entity_values(entity), None)
     return str(value) if value else None
+
+
+async def _orders_to_track(customer_id: str, tracking_number: Optional[str]) -> List[Dict[str, Any]]:
+    """The orders :func:`choose_order` needs, with as little read from the CRM as possible.
+
+    A tracking number may belong to any recent order; otherwise only the orders in flight matter,
+    or, when none is, the most recent one.
+    """
+    crm = get_crm_client()
+    if tracking_number:
+        return await crm.list_orders(customer_id)
+    in_flight = await crm.list_orders(customer_id, statuses=IN_FLIGHT)
+    return in_flight or await crm.list_orders(customer_id, limit=1)
 
 
 class ActionTrackOrder(Action):
@@ -88,7 +101,7 @@ class ActionTrackOrder(Action):
             return [SlotSet(PENDING_FLOW_SLOT, None), SlotSet("order_id", order_id)]
 
         tracking_number = _latest_entity(tracker, "tracking_number")
-        choice = choose_order(await crm.list_orders(customer_id), tracking_number)
+        choice = choose_order(await _orders_to_track(customer_id, tracking_number), tracking_number)
         if choice.order is not None:
             utter_order(dispatcher, choice.order, today)
             return [SlotSet(PENDING_FLOW_SLOT, None), SlotSet("order_id", choice.order["order_id"])]

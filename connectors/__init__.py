@@ -3,3 +3,8 @@
 Each channel verifies who the shopper is before the bot sees a message and binds the
 conversation to its owner, so one shopper can neither write into nor read another's conversation.
 """
+
+from bot import rasa_speedups
+
+# The Rasa server imports this package at start-up (credentials.yml), before its workers start.
+rasa_speedups.install()

@@ -60,6 +60,7 @@ class RoutedMessage:
         status: ``pending`` (not yet in the queue), ``queued`` or ``assigned``.
         agent: the agent's username when assigned.
         agent_name: the name the shopper sees for that agent.
+        joined: the message moved this conversation into the customer's handoff open elsewhere.
     """
 
     handoff_id: str
@@ -67,18 +68,30 @@ class RoutedMessage:
     status: str
     agent: str
     agent_name: str
+    joined: bool = False
 
 
-async def route_shopper_message(ctx: HandoffContext, sender: str, text: str) -> Optional[RoutedMessage]:
+CHANNEL_NAMES = {"web": "网站", "app": "App", "wechat": "微信公众号"}
+"""How the desk's transcript names each channel."""
+
+
+async def route_shopper_message(ctx: HandoffContext, sender: str, text: str, customer_id: Optional[str] = None,
+                                channel: str = "") -> Optional[RoutedMessage]:
     """Append a shopper's message to the handoff transcript when a handoff has the conversation.
 
     The check and the append are one atomic step, so a message is either in the transcript or
     (when no handoff has the conversation) left for the bot; never both, never neither.
 
+    A verified customer whose handoff is open in another conversation (they asked for a human on
+    the website and now write from the app) joins it: the message goes to the same transcript and
+    agent, and everything the agent sends reaches this conversation too, until the handoff ends.
+
     Args:
         ctx: the handoff context.
         sender: the conversation id.
         text: the shopper's message.
+        customer_id: the verified customer id of the shopper, None when anonymous.
+        channel: the channel the message came through, for the agent's transcript.
 
     Returns:
         Where the message went, or None when the bot has the conversation.
@@ -87,15 +100,21 @@ async def route_shopper_message(ctx: HandoffContext, sender: str, text: str) -> 
         redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
     """
     now = ctx.now()
-    reply = await script(ctx.redis, scripts.SHOPPER_MESSAGE)(keys=[keys.active(sender)], args=[text, repr(now)])
+    join_key = keys.by_customer(customer_id) if customer_id else keys.active(sender)
+    note = f"顾客从{CHANNEL_NAMES.get(channel, channel or '另一渠道')}继续本次会话（会话 {sender}）"
+    reply = await script(ctx.redis, scripts.SHOPPER_MESSAGE)(keys=[keys.active(sender), join_key],
+                                                             args=[text, repr(now), sender, note, ctx.outbox_ttl_s])
     if not reply or reply[0] != "ok":
         if reply:
             logger.warning("handoff.active_key.foreign sender=%s", sender)
         return None
-    _, handoff_id, entry_id, status, agent, agent_name = (str(part) for part in reply)
+    _, handoff_id, entry_id, status, agent, agent_name, joined = (str(part) for part in reply)
+    if joined == "1":
+        logger.info("handoff.joined sender=%s handoff=%s channel=%s", sender, handoff_id, channel)
+        await publish(ctx, "joined", sender=sender, handoff_id=handoff_id, channel=channel)
     await publish(ctx, "message", sender=sender, handoff_id=handoff_id,
                   entry={"id": entry_id, "from": "shopper", "text": text, "at": now})
-    return RoutedMessage(handoff_id, entry_id, status, agent, agent_name)
+    return RoutedMessage(handoff_id, entry_id, status, agent, agent_name, joined == "1")
 
 
 CANCEL_PHRASES = ("取消人工", "取消转人工", "不用人工", "不要人工了", "取消排队", "不排了", "不等了")

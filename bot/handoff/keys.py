@@ -109,6 +109,16 @@ def last_agent(customer_key: str) -> str:
     return f"handoff:last_agent:{customer_key}"
 
 
+def by_customer(customer_id: str) -> str:
+    """Key holding the conversation of a verified customer's latest handoff, for other channels to join."""
+    return f"handoff:by_customer:{customer_id}"
+
+
+def mirrors(sender: str) -> str:
+    """Set of the customer's other conversations that joined the handoff of ``sender``."""
+    return f"handoff:mirrors:{sender}"
+
+
 def rating_pending(sender: str) -> str:
     """The handoff a conversation's next rating belongs to."""
     return f"handoff:rating_pending:{sender}"

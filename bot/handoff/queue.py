@@ -156,6 +156,8 @@ async def materialize(ctx: HandoffContext, request: HandoffRequest) -> int:
         )
     )
     if result == 1:
+        if request.customer_id:
+            await ctx.redis.set(keys.by_customer(request.customer_id), request.sender, ex=ctx.outbox_ttl_s)
         await publish(ctx, "queued", sender=request.sender, handoff_id=request.handoff_id, offered_to=offered_to)
     return result
 

@@ -5,9 +5,13 @@ one of many concurrent claims wins and a retried step never applies twice. Count
 (``stats`` key) are updated in the same step as the change they count, so they are neither lost
 nor doubled when a step is retried.
 
-A line ``@announce(KEYS[n])`` after a write to the outbox ``KEYS[n]`` stands for the statement that
-announces the write to the channels' push consumers (:func:`bot.outbox.lua_notice`); it is
-expanded when this module is loaded.
+Two macros are expanded when this module is loaded:
+
+- ``@announce(KEYS[n], message, maxlen, ttl)`` after a write of ``message`` to the outbox ``KEYS[n]``
+  announces the write to the channels' push consumers (:func:`bot.outbox.lua_notice`) and copies the
+  message to the outboxes of the customer's other conversations that joined the handoff (a shopper
+  who moved from the website to the app), announcing those too.
+- ``@release(record key, handoff id)`` ends the handoff for the conversation and every joined one.
 """
 
 from __future__ import annotations
@@ -77,10 +81,29 @@ return {'ok', tostring(wait)}
 """
 
 SHOPPER_MESSAGE = """
--- KEYS: active(sender). ARGV: text, now.
+-- KEYS: active(sender), by_customer(customer) (KEYS[1] again for an anonymous shopper).
+-- ARGV: text, now, sender, transcript note when the message joins the customer's open handoff, retention s
 local hid = redis.call('GET', KEYS[1])
+local joined = '0'
+if not hid and KEYS[2] ~= KEYS[1] then
+  local primary = redis.call('GET', KEYS[2])
+  if primary and primary ~= ARGV[3] then
+    local candidate = redis.call('GET', 'handoff:active:' .. primary)
+    if candidate and string.match(candidate, '^h%x+$') then
+      local open = redis.call('HGET', 'handoff:' .. candidate, 'status')
+      if open == 'queued' or open == 'assigned' then
+        redis.call('SET', KEYS[1], candidate)
+        redis.call('SADD', 'handoff:mirrors:' .. primary, ARGV[3])
+        redis.call('EXPIRE', 'handoff:mirrors:' .. primary, ARGV[5])
+        redis.call('XADD', 'handoff:transcript:' .. candidate, '*', 'from', 'system', 'text', ARGV[4], 'at', ARGV[2])
+        hid = candidate
+        joined = '1'
+      end
+    end
+  end
+end
 if not hid then return false end
-if not string.match(hid, '^h%x+$') then return {'foreign', hid, '', '', '', ''} end
+if not string.match(hid, '^h%x+$') then return {'foreign', hid, '', '', '', '', '0'} end
 local entry = redis.call('XADD', 'handoff:transcript:' .. hid, '*', 'from', 'shopper', 'text', ARGV[1], 'at', ARGV[2])
 local record = 'handoff:' .. hid
 local status = 'pending'
@@ -92,7 +115,7 @@ if redis.call('EXISTS', record) == 1 then
   agent = redis.call('HGET', record, 'agent') or ''
   agent_name = redis.call('HGET', record, 'agent_name') or ''
 end
-return {'ok', hid, entry, status, agent, agent_name}
+return {'ok', hid, entry, status, agent, agent_name, joined}
 """
 
 AGENT_MESSAGE = """
@@ -106,7 +129,7 @@ local owner = redis.call('HGET', KEYS[1], 'agent')
 if owner ~= ARGV[1] then return {'not_yours', owner or '', ''} end
 local entry = redis.call('XADD', KEYS[2], '*', 'from', 'agent', 'text', ARGV[3], 'at', ARGV[2], 'agent', ARGV[1], 'name', ARGV[4])
 local cursor = redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[6]), '*', 'message', ARGV[5])
-@announce(KEYS[3])
+@announce(KEYS[3], ARGV[5], ARGV[6], ARGV[7])
 redis.call('EXPIRE', KEYS[3], ARGV[7])
 if redis.call('HSETNX', KEYS[1], 'first_response_at', ARGV[2]) == 1 then
   local waited = tonumber(ARGV[2]) - tonumber(redis.call('HGET', KEYS[1], 'enqueued_at'))
@@ -126,7 +149,7 @@ SYSTEM_NOTICE = """
 local entry = redis.call('XADD', KEYS[1], '*', 'from', 'system', 'text', ARGV[2], 'at', ARGV[1])
 if ARGV[3] ~= '' then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', tonumber(ARGV[4]), '*', 'message', ARGV[3])
-  @announce(KEYS[2])
+  @announce(KEYS[2], ARGV[3], ARGV[4], ARGV[5])
   redis.call('EXPIRE', KEYS[2], ARGV[5])
 end
 return entry
@@ -154,8 +177,12 @@ redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[6])
 redis.call('XADD', KEYS[6], '*', 'from', 'system', 'text', ARGV[7], 'at', ARGV[2])
 for _, message in ipairs(cjson.decode(ARGV[8])) do
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', tonumber(ARGV[9]), '*', 'message', message)
+  @announce(KEYS[7], message, ARGV[9], ARGV[10])
 end
-@announce(KEYS[7])
+for _, joined in ipairs(redis.call('SMEMBERS', 'handoff:mirrors:' .. string.sub(KEYS[7], 8))) do
+  redis.call('SET', 'handoff:rating_pending:' .. joined, ARGV[4], 'EX', ARGV[6])
+end
+@release(KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[7], ARGV[10])
 redis.call('HINCRBY', KEYS[8], 'resolved', 1)
 redis.call('HINCRBY', KEYS[8], 'code:' .. ARGV[3], 1)
@@ -193,7 +220,7 @@ redis.call('SREM', KEYS[2], hid)
 redis.call('SADD', KEYS[3], hid)
 redis.call('XADD', KEYS[5], '*', 'from', 'system', 'text', ARGV[5], 'at', ARGV[4])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', tonumber(ARGV[7]), '*', 'message', ARGV[6])
-@announce(KEYS[6])
+@announce(KEYS[6], ARGV[6], ARGV[7], ARGV[8])
 redis.call('EXPIRE', KEYS[6], ARGV[8])
 return {'ok', ARGV[2]}
 """
@@ -204,6 +231,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'gone' end
 local status = redis.call('HGET', KEYS[2], 'status')
 if status == 'assigned' then return 'assigned' end
 redis.call('DEL', KEYS[1])
+@release(KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if status then redis.call('HSET', KEYS[2], 'status', 'cancelled', 'ended_at', ARGV[2]) end
 redis.call('XADD', KEYS[4], '*', 'from', 'shopper', 'text', ARGV[3], 'at', ARGV[2])
@@ -224,7 +252,8 @@ if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 redis.call('HSET', KEYS[4], unpack(cjson.decode(ARGV[5])))
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[3])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', tonumber(ARGV[7]), '*', 'message', ARGV[6])
-@announce(KEYS[6])
+@announce(KEYS[6], ARGV[6], ARGV[7], ARGV[8])
+@release(KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[6], ARGV[8])
 redis.call('XADD', KEYS[7], '*', 'from', 'system', 'text', ARGV[9], 'at', ARGV[2])
 redis.call('HINCRBY', KEYS[8], 'callbacks', 1)
@@ -281,11 +310,31 @@ return {'ok', hid}
 """
 
 
-def _expand_announcements() -> None:
-    pattern = re.compile(r"@announce\((KEYS\[\d+\])\)")
+def _announce(outbox: str, message: str, maxlen: str, ttl: str) -> str:
+    origin = f"string.sub({outbox}, {len('outbox:') + 1})"
+    copy = ("local copy = cjson.decode(" + message + ") copy['recipient_id'] = joined "
+            "redis.call('XADD', 'outbox:' .. joined, 'MAXLEN', '~', tonumber(" + maxlen + "), '*', 'message', cjson.encode(copy)) "
+            "redis.call('EXPIRE', 'outbox:' .. joined, " + ttl + ") " + lua_notice("'outbox:' .. joined"))
+    return (f"{lua_notice(outbox)} "
+            f"for _, joined in ipairs(redis.call('SMEMBERS', 'handoff:mirrors:' .. {origin})) do {copy} end")
+
+
+def _release(record: str, handoff_id: str) -> str:
+    return ("do local primary = redis.call('HGET', " + record + ", 'sender') if primary then "
+            "for _, joined in ipairs(redis.call('SMEMBERS', 'handoff:mirrors:' .. primary)) do "
+            "if redis.call('GET', 'handoff:active:' .. joined) == " + handoff_id + " then redis.call('DEL', 'handoff:active:' .. joined) end end "
+            "redis.call('DEL', 'handoff:mirrors:' .. primary) "
+            "if redis.call('GET', 'handoff:active:' .. primary) == " + handoff_id + " then redis.call('DEL', 'handoff:active:' .. primary) end "
+            "end end")
+
+
+def _expand_macros() -> None:
+    announce = re.compile(r"@announce\(([^,()]+), ([^,()]+), ([^,()]+), ([^,()]+)\)")
+    release = re.compile(r"@release\(([^,()]+), ([^,()]+)\)")
     for name, value in list(globals().items()):
-        if name.isupper() and isinstance(value, str) and "@announce(" in value:
-            globals()[name] = pattern.sub(lambda match: lua_notice(match.group(1)), value)
+        if name.isupper() and isinstance(value, str) and "@" in value:
+            value = announce.sub(lambda match: _announce(*match.groups()), value)
+            globals()[name] = release.sub(lambda match: _release(*match.groups()), value)
 
 
-_expand_announcements()
+_expand_macros()
