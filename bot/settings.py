@@ -49,6 +49,8 @@ class Settings:
     rasa_port: int = 5005
     # Rasa server worker processes (Sanic workers sharing the Redis tracker and lock stores).
     rasa_workers: int = 2
+    # Parse results of short messages kept per Rasa worker (identical text, identical parse); 0: off.
+    nlu_cache_size: int = 10000
     action_host: str = "127.0.0.1"
     action_port: int = 5055
     desk_host: str = "127.0.0.1"

@@ -44,3 +44,56 @@ def test_installed_on_rasa_when_the_channels_are_imported() -> None:
     assert action._validate_action_result(VALID) is True
     with pytest.raises(jsonschema.ValidationError):
         action._validate_action_result(INVALID[0])
+
+
+def test_parse_cache_hands_out_copies_and_forgets_the_least_recently_used() -> None:
+    cache = rasa_speedups.ParseCache(2)
+    first = cache.key("你好", True)
+    assert first is not None and cache.get(first) is None
+    cache.put(first, {"text": "你好", "intent": {"name": "greet"}, "entities": []})
+    found = cache.get(first)
+    assert found == {"text": "你好", "intent": {"name": "greet"}, "entities": []}
+    found["intent"]["name"] = "changed by a caller"
+    assert cache.get(first)["intent"]["name"] == "greet"
+    for text in ("谢谢", "转人工"):
+        key = cache.key(text, True)
+        assert key is not None
+        cache.put(key, {"text": text})
+    assert len(cache) == 2 and cache.get(first) is None
+    assert (cache.hits, cache.misses) == (2, 2)
+
+
+@pytest.mark.parametrize("text", [None, "", "长" * (rasa_speedups.NLU_CACHE_MAX_CHARS + 1)])
+def test_empty_or_long_messages_are_not_cached(text: Any) -> None:
+    assert rasa_speedups.ParseCache(10).key(text, True) is None
+    assert rasa_speedups.ParseCache(0).key("你好", True) is None
+
+
+def test_the_installed_parse_runs_the_nlu_graph_once_per_distinct_short_text() -> None:
+    from types import SimpleNamespace
+
+    from rasa.core.channels.channel import UserMessage
+    from rasa.core.processor import MessageProcessor
+    from rasa.shared.nlu.training_data.message import Message
+
+    rasa_speedups.install()
+    runs = []
+
+    class GraphRunner:
+        def run(self, inputs: Dict[str, Any], targets: Any) -> Dict[str, Any]:
+            text = inputs["__message__"][0].text
+            runs.append(text)
+            parsed = Message(data={"text": text})
+            parsed.set("intent", {"name": "greet", "confidence": 0.9}, add_to_output=True)
+            return {"nlu": [parsed]}
+
+    processor = SimpleNamespace(graph_runner=GraphRunner(), model_metadata=SimpleNamespace(nlu_target="nlu"))
+    parse = MessageProcessor._parse_message_with_graph
+    first = parse(processor, UserMessage("你好"), None)
+    second = parse(processor, UserMessage("你好"), None)
+    parse(processor, UserMessage("谢谢"), None)
+    parse(processor, UserMessage("长" * 100), None)
+    parse(processor, UserMessage("长" * 100), None)
+    assert first == second and first["intent"]["name"] == "greet"
+    assert first is not second
+    assert runs == ["你好", "谢谢", "长" * 100, "长" * 100]
