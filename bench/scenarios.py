@@ -3,7 +3,7 @@
 Stock bot (``rasa init``): greet, tell the mood, answer "did that help?", sometimes ask whether it is
 a bot, say goodbye. Ours: a logged-in customer (signed identity) greets, asks where a parcel is (one
 to two tracking questions, sometimes naming one of their real order ids), asks about shipping fees
-or whether it is a robot, and thanks. Tracking questions are the action turns: their reply comes
+or whether it is a robot, and thanks, each in one of several phrasings shoppers use. Tracking questions are the action turns: their reply comes
 from ``action_track_order`` calling the CRM.
 """
 
@@ -49,12 +49,13 @@ class StockScript:
 
 
 # ----------------------------------------------------------------------------------------- ours
-TRACK_GENERIC = ("我的快递到哪了", "物流信息查一下")
+TRACK_GENERIC = ("我的快递到哪了", "物流信息查一下", "查一下物流", "快递呢", "包裹在哪", "看下订单状态",
+                 "物流信息怎么看", "请问我的订单现在是什么进度", "发货没", "啥时候能到啊")
 TRACK_BY_ORDER = "订单 {order_id} 到哪了"
-SHIPPING_FEE = "运费怎么算"
-ROBOT = "你是机器人吗"
-GREETING = "你好"
-THANKS = "谢谢"
+SHIPPING_FEES = ("运费怎么算", "会员包邮吗", "包邮吗", "满多少包邮")
+ROBOTS = ("你是机器人吗", "你是真人吗", "你是人还是机器", "你是AI吗")
+GREETINGS = ("你好", "您好", "在吗", "亲，在不在", "哈喽")
+THANKS = ("谢谢", "好的谢谢", "谢谢你", "多谢")
 
 TRACKING_REPLY = re.compile(r"当前状态|正在配送中|还没有订单|没有找到订单|没有找到运单号")
 """Text found in every answer of ``action_track_order`` that comes from the CRM."""
@@ -118,18 +119,18 @@ class ShopScript:
                     for _ in range(rng.randint(2, 4))]
         middle: List[Turn] = [Turn("track", _body(sender, _tracking_text(customer, rng), customer), action=True)]
         if rng.random() < 0.45:
-            middle.append(Turn("shipping_fee", _body(sender, SHIPPING_FEE, customer)))
+            middle.append(Turn("shipping_fee", _body(sender, rng.choice(SHIPPING_FEES), customer)))
         if rng.random() < 0.25:
-            middle.append(Turn("bot_challenge", _body(sender, ROBOT, customer)))
+            middle.append(Turn("bot_challenge", _body(sender, rng.choice(ROBOTS), customer)))
         if rng.random() < 0.35:
             middle.append(Turn("track", _body(sender, _tracking_text(customer, rng), customer), action=True))
         first, rest = middle[0], middle[1:]
         rng.shuffle(rest)
         turns: List[Turn] = []
         if rng.random() < 0.75:
-            turns.append(Turn("greet", _body(sender, GREETING, customer)))
+            turns.append(Turn("greet", _body(sender, rng.choice(GREETINGS), customer)))
         turns.append(first)
         turns.extend(rest)
         if rng.random() < 0.8:
-            turns.append(Turn("thank", _body(sender, THANKS, customer)))
+            turns.append(Turn("thank", _body(sender, rng.choice(THANKS), customer)))
         return turns
