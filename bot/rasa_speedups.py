@@ -12,6 +12,14 @@ nor the metadata. At a sales peak thousands of shoppers write the same short mes
 「你好」, 「转人工」, 「我的快递到哪了」), so :func:`install` also keeps the parse results of up to
 ``NLU_CACHE_SIZE`` short messages per model in memory (least recently used first out), and hands
 out copies. The cache lives and dies with the loaded model, in the server's memory only.
+
+Loading a trained model, Rasa 3.6 builds each TensorFlow model (DIET, the response selector, TED)
+by running one training step on one example, which traces the whole training graph: 40-80 s of a
+start-up on these machines. :func:`install` builds them with the one prediction Rasa runs anyway
+after loading, and restores the trained weights as the variables are created (TensorFlow's
+deferred restoration); it then checks that every variable was restored. Predictions are
+identical (``tests/integration/test_fast_model_load.py`` compares both ways on the held-out
+messages and on dialogue turns). Fine-tuning loads keep Rasa's way.
 """
 
 from __future__ import annotations
@@ -152,5 +160,43 @@ def install() -> None:
         return parse_data
 
     MessageProcessor._parse_message_with_graph = _parse_message_with_graph  # type: ignore[method-assign]
+    install_fast_model_load()
     _installed = True
     logger.debug("rasa speed fixes installed")
+
+
+_stock_model_load: Optional[Any] = None
+
+
+def install_fast_model_load() -> None:
+    """Build loaded TensorFlow models by inference instead of a training step (idempotent)."""
+    global _stock_model_load
+    from rasa.utils.tensorflow.models import RasaModel
+
+    if _stock_model_load is not None:
+        return
+    stock = RasaModel.load.__func__  # type: ignore[attr-defined]
+    _stock_model_load = stock
+
+    def load(cls: Any, model_file_name: str, model_data_example: Any, predict_data_example: Any = None,
+             finetune_mode: bool = False, *args: Any, **kwargs: Any) -> Any:
+        if finetune_mode or predict_data_example is None:
+            return stock(cls, model_file_name, model_data_example, predict_data_example, finetune_mode, *args, **kwargs)
+        model = cls(*args, **kwargs)
+        status = model.load_weights(model_file_name)
+        model.run_inference(predict_data_example)  # creates the variables; the checkpoint fills them
+        status.assert_existing_objects_matched()
+        status.expect_partial()  # the optimizer's state is in the checkpoint but not needed to predict
+        return model
+
+    RasaModel.load = classmethod(load)  # type: ignore[method-assign,assignment]
+
+
+def uninstall_fast_model_load() -> None:
+    """Give Rasa back its own way of loading TensorFlow models (for comparisons)."""
+    global _stock_model_load
+    from rasa.utils.tensorflow.models import RasaModel
+
+    if _stock_model_load is not None:
+        RasaModel.load = classmethod(_stock_model_load)  # type: ignore[method-assign,assignment]
+        _stock_model_load = None
