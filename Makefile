@@ -26,8 +26,8 @@ test: setup train
 	@$(PY) -m pytest
 
 lint: setup
-	@$(PY) -m ruff check bot actions connectors crm desk tests
-	@$(PY) -m mypy bot actions connectors desk
+	@$(PY) -m ruff check bot actions connectors crm desk shop wechat_sim bench tests
+	@$(PY) -m mypy bot actions connectors desk shop wechat_sim
 
 bench: setup train
 	@$(PY) -m bench

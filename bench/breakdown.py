@@ -312,7 +312,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     redis_port = free_port()
     settings = dataclasses.replace(load_settings({}), var_dir=directory, redis_url=f"redis://127.0.0.1:{redis_port}/0",
                                    crm_port=free_port(), action_port=free_port(), rasa_port=free_port(),
-                                   desk_port=free_port())
+                                   desk_port=free_port(), shop_port=free_port())
     stack = launcher.Stack(settings)
     try:
         stack.redis = RedisServer(redis_port, directory / "redis").start()

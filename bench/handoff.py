@@ -234,7 +234,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     redis = RedisServer(free_port(), var_dir / "redis").start()
     settings = dataclasses.replace(
         load_settings(), var_dir=var_dir, redis_url=redis.url, crm_port=free_port(), action_port=free_port(),
-        rasa_port=free_port(), desk_port=free_port(), handoff_policy_file=bench_policy(var_dir / "service.yml", args.shoppers),
+        rasa_port=free_port(), desk_port=free_port(), shop_port=free_port(), handoff_policy_file=bench_policy(var_dir / "service.yml", args.shoppers),
     )
     stack = launcher.Stack(settings)
     try:

@@ -247,7 +247,7 @@ class OurStack:
             crm_port=free_port(),
             action_port=free_port(),
             rasa_port=free_port(),
-            desk_port=free_port(),
+            desk_port=free_port(), shop_port=free_port(),
         )
         self.stack = launcher.Stack(self.settings)
 

@@ -226,6 +226,8 @@ The shop assistant is running.
   Action server http://{settings.action_host}:{settings.action_port}/health
   CRM           {settings.effective_crm_url}/openapi.json   (X-API-Key: {settings.crm_api_key})
   Agent desk    http://{_local(settings.desk_host)}:{settings.desk_port}/   (agent1 / agent1-pass, agent2 / agent2-pass)
+  Demo shop     http://{_local(settings.shop_host)}:{settings.shop_port}/   (log in as a demo customer, chat in the widget)
+  WeChat (sim)  http://{_local(settings.wechat_sim_host)}:{settings.wechat_sim_port}/   (chat as a WeChat user; unless WECHAT_API_BASE is set)
   Redis         {redis_url}
 Demo customers: see crm/DEMO_CUSTOMERS.md ({DEMO_CUSTOMER} has a late order and a returnable one).
 Try it:
@@ -264,11 +266,24 @@ def start_services(stack: Stack, model: Optional[Path] = None) -> str:
                             f"http://{settings.action_host}:{settings.action_port}/health"), env, 90)
     stack.start_child(Child("desk", [py, "-m", "desk", "serve", "--host", settings.desk_host, "--port", str(settings.desk_port)],
                             f"http://{_local(settings.desk_host)}:{settings.desk_port}/health"), env, 60)
+    stack.start_child(Child("shop", [py, "-m", "shop", "serve", "--host", settings.shop_host, "--port", str(settings.shop_port)],
+                            f"http://{_local(settings.shop_host)}:{settings.shop_port}/health"), env, 60)
     stack.start_child(Child("rasa", [rasa_bin(), "run", "--model", str(model), "--endpoints", "endpoints.yml",
                                      "--credentials", "credentials.yml", "--interface", settings.rasa_host,
                                      "--port", str(settings.rasa_port)],
                             f"http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app/"), env, 600)
     return redis_url
+
+
+def start_demo_peers(stack: Stack, redis_url: str) -> None:
+    """Start what plays the outside world in the demo: the simulated WeChat, unless a real API is set."""
+    settings = stack.settings
+    if settings.wechat_api_base:
+        return
+    env = base_env(settings, redis_url)
+    stack.start_child(Child("wechat-sim", [python_bin(), "-m", "wechat_sim", "serve", "--host", settings.wechat_sim_host,
+                                           "--port", str(settings.wechat_sim_port)],
+                            f"http://{_local(settings.wechat_sim_host)}:{settings.wechat_sim_port}/health"), env, 60)
 
 
 def run(settings: Settings) -> int:
@@ -289,6 +304,7 @@ def run(settings: Settings) -> int:
     started = time.monotonic()
     try:
         redis_url = start_services(stack)
+        start_demo_peers(stack, redis_url)
         logger.info("stack healthy %.1f s after start", time.monotonic() - started)
         print_banner(settings, redis_url)
         supervising = True

@@ -55,6 +55,9 @@ class Settings:
     action_port: int = 5055
     desk_host: str = "127.0.0.1"
     desk_port: int = 7100
+    # The demo shop page with the web chat widget.
+    shop_host: str = "127.0.0.1"
+    shop_port: int = 7200
 
     # WeChat official account.
     wechat_token: str = "dev-wechat-token"
@@ -73,6 +76,19 @@ class Settings:
 
     # Conversations: how long an idle tracker is kept in Redis (privacy: PIPL retention), seconds.
     tracker_ttl_s: int = 30 * 24 * 3600
+
+    # WeChat official account (its token is WECHAT_TOKEN above): the account's credentials, the API
+    # the channel calls (empty: the simulator at WECHAT_SIM_HOST:WECHAT_SIM_PORT; in production
+    # https://api.weixin.qq.com), how long WeChat waits for a passive reply before the bot's answer
+    # goes out as customer-service messages, seconds, how long an OpenID stays bound to a customer,
+    # seconds, and where the simulated WeChat server (python -m wechat_sim) listens.
+    wechat_appid: str = "dev-wechat-appid"
+    wechat_appsecret: str = "dev-wechat-appsecret"
+    wechat_api_base: str = ""
+    wechat_reply_budget_s: float = 4.0
+    wechat_binding_ttl_s: int = 365 * 24 * 3600
+    wechat_sim_host: str = "127.0.0.1"
+    wechat_sim_port: int = 7300
 
     @property
     def effective_crm_url(self) -> str:

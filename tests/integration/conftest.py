@@ -82,7 +82,7 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisS
         crm_port=free_port(),
         action_port=free_port(),
         rasa_port=free_port(),
-        desk_port=free_port(),
+        desk_port=free_port(), shop_port=free_port(),
     )
     stack = launcher.Stack(settings)
     try:

@@ -67,7 +67,7 @@ def handoff_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisS
     redis_url = f"redis://127.0.0.1:{redis_server.port}/2"
     settings = dataclasses.replace(
         load_settings({}), var_dir=var_dir, redis_url=redis_url, crm_port=free_port(), action_port=free_port(),
-        rasa_port=free_port(), desk_port=free_port(), handoff_policy_file=policy, rasa_workers=1,
+        rasa_port=free_port(), desk_port=free_port(), shop_port=free_port(), handoff_policy_file=policy, rasa_workers=1,
     )
     stack = launcher.Stack(settings)
     try:

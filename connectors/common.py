@@ -1,0 +1,362 @@
+"""What every shopper-facing channel shares: identity, conversation binding, handoff routing, errors.
+
+:class:`ShopperChannel` is the base of the ``app`` and ``web`` channels. It holds the channel's
+Redis client, verifies the shop-signed customer id, binds a conversation to its owner
+(:mod:`connectors.binding`), keeps a shopper's message for the human agent while a handoff has the
+conversation (:mod:`bot.handoff`), and knows the polite Chinese text of every refusal. The
+transport (HTTP answers, socket.io events) is the subclass's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+import aiohttp
+from rasa.core.channels.channel import InputChannel
+from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import RedisError
+
+from bot.handoff import texts as handoff_texts
+from bot.handoff.context import HandoffContext
+from bot.handoff.conversation import active_handoff, is_cancel_request, route_shopper_message
+from bot.handoff.policy import load_policy
+from bot.handoff.queue import cancel as cancel_handoff
+from bot.handoff.queue import estimated_wait, queue_position
+from bot.handoff.stats import note_conversation_started
+from bot.identity import is_valid_customer_id, verify_signature
+from bot.outbox import Outbox
+from bot.settings import Settings, load_settings
+from connectors.binding import Binding, bind_conversation, owner_of
+
+logger = logging.getLogger(__name__)
+
+SENDER_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+"""Syntax of a conversation id."""
+
+MAX_MESSAGE_CHARS = 2000
+"""Longest message text accepted, in characters."""
+
+HEALTH_PROBE_TIMEOUT_S = 0.5
+"""Time allowed to the action server's ``/health`` when a turn produced no reply."""
+
+REDIS_CONNECT_TIMEOUT_S = 1.0
+REDIS_SOCKET_TIMEOUT_S = 2.0
+
+REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+"""Exceptions that mean Redis could not answer."""
+
+MESSAGES: Dict[str, str] = {
+    "invalid_json": "抱歉，消息格式有误，请刷新页面后重试。",
+    "invalid_sender": "抱歉，会话标识无效，请刷新页面后重新开始对话。",
+    "invalid_message": "抱歉，我们没有收到您的消息内容，请重新输入。",
+    "empty_message": "请输入您想咨询的内容哦～",
+    "message_too_long": f"您的消息有点长啦（超过{MAX_MESSAGE_CHARS}字），麻烦分成几条发送，谢谢您的理解！",
+    "payload_too_large": "抱歉，这条消息太大了，麻烦精简后分几次发送，谢谢您的理解！",
+    "invalid_metadata": "抱歉，登录信息格式有误，请重新登录后再试。",
+    "conversation_forbidden": "抱歉，这个会话不属于当前账号，请刷新页面开始新的对话。",
+    "conversation_not_found": "抱歉，没有找到这个会话，请刷新页面重新开始对话。",
+    "invalid_cursor": "抱歉，消息位置参数有误，请刷新页面后重试。",
+    "invalid_limit": "抱歉，请求的消息数量有误，请刷新页面后重试。",
+    "bot_unavailable": "抱歉，客服助手暂时有点忙，请稍等一分钟后再试。给您带来不便，敬请谅解！",
+    "action_server_unreachable": ("抱歉，系统暂时出了点问题，您的请求没有处理成功。请一分钟后再试，或发送“转人工”联系人工客服。"),
+    "no_reply": "抱歉，刚才没能处理好您的请求。请一分钟后再试，或发送“转人工”联系人工客服。",
+    "no_session": "抱歉，会话还没有建立好，请刷新页面后重试。",
+    "unknown_event": "抱歉，暂不支持这种操作，请直接输入您的问题。",
+}
+"""Polite Chinese text shown to the shopper for each error code."""
+
+
+def handoff_key(sender_id: str) -> str:
+    """Redis key whose existence means a human agent has the conversation.
+
+    Args:
+        sender_id: the conversation id.
+
+    Returns:
+        ``handoff:active:{sender_id}``.
+    """
+    return f"handoff:active:{sender_id}"
+
+
+def credential(credentials: Optional[Dict[str, Any]], key: str) -> Optional[Any]:
+    """A value of a channel's ``credentials.yml`` section; None when missing or empty."""
+    if not credentials:
+        return None
+    value = credentials.get(key)
+    return None if value is None or value == "" else value
+
+
+def check_text(text: Any) -> Tuple[str, Optional[str]]:
+    """Validate a shopper's message text.
+
+    Args:
+        text: the value the client sent as the message.
+
+    Returns:
+        The stripped text and None, or ``("", code)`` with the :data:`MESSAGES` code of the refusal
+        (``invalid_message``, ``empty_message``, ``message_too_long``).
+    """
+    if not isinstance(text, str):
+        return "", "invalid_message"
+    text = text.strip()
+    if not text:
+        return "", "empty_message"
+    if len(text) > MAX_MESSAGE_CHARS:
+        return "", "message_too_long"
+    return text, None
+
+
+@dataclass(frozen=True)
+class HandoffTurn:
+    """What a shopper's message did while a human handoff has (or had) the conversation.
+
+    Attributes:
+        status: ``cancelled`` (the shopper left the queue), ``with_agent`` or ``queued``.
+        notice: the polite text the shopper reads.
+        handoff_id: the handoff concerned.
+        agent: the name the shopper sees for the agent (``with_agent``).
+        position: place in the queue (``queued``).
+        wait_s: estimated wait in seconds (``queued``; None when it cannot be estimated).
+        eta: the estimated time of the agent's arrival, ISO 8601 to the minute in the shop's timezone.
+    """
+
+    status: str
+    notice: str
+    handoff_id: str
+    agent: str = ""
+    position: int = 0
+    wait_s: Optional[int] = None
+    eta: str = ""
+
+    def details(self) -> Dict[str, Any]:
+        """The turn as JSON fields: ``status``, ``handoff_id``, ``notice`` and those of the status."""
+        body: Dict[str, Any] = {"status": self.status, "handoff_id": self.handoff_id}
+        if self.status == "with_agent":
+            body["agent"] = self.agent
+        elif self.status == "queued":
+            body["position"] = self.position
+        body["notice"] = self.notice
+        if self.status == "queued" and self.wait_s is not None:
+            body.update({"eta": self.eta, "eta_minutes": handoff_texts.minutes(self.wait_s)})
+        return body
+
+
+class ShopperChannel(InputChannel):
+    """Base of the channels shoppers talk through: verified identity, binding, handoff, Redis.
+
+    Args:
+        redis_url: Redis holding conversation bindings, the outbox and handoff state.
+        identity_secret: key of the shop's customer id signatures.
+        action_server_url: base URL of the action server, probed when a turn produced no reply.
+        settings: defaults for every argument left out; :func:`bot.settings.load_settings` when
+            omitted.
+    """
+
+    def __init__(
+        self,
+        redis_url: Optional[str] = None,
+        identity_secret: Optional[str] = None,
+        action_server_url: Optional[str] = None,
+        settings: Optional[Settings] = None,
+    ) -> None:
+        settings = settings or load_settings()
+        self.redis_url: str = redis_url or settings.effective_redis_url
+        self.identity_secret: str = identity_secret or settings.shop_identity_secret
+        probe_host = "127.0.0.1" if settings.action_host in ("0.0.0.0", "") else settings.action_host
+        self.action_server_url: str = (action_server_url or f"http://{probe_host}:{settings.action_port}").rstrip("/")
+        self.ttl_s: int = settings.tracker_ttl_s
+        self.settings: Settings = settings
+        self._handoff: Optional[HandoffContext] = None
+        self._pool: Optional[ConnectionPool] = None
+        self._redis: Optional[Redis] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    CREDENTIAL_KEYS: Tuple[str, ...] = ("redis_url", "identity_secret", "action_server_url")
+    """Keys of the channel's ``credentials.yml`` section, each an argument of the constructor."""
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> ShopperChannel:
+        """Build the channel from its ``credentials.yml`` section (every key optional).
+
+        Args:
+            credentials: the section: :data:`CREDENTIAL_KEYS`, missing and empty values meaning
+                the settings' defaults.
+
+        Returns:
+            The channel.
+        """
+        return cls(**{key: credential(credentials, key) for key in cls.CREDENTIAL_KEYS})
+
+    def redis(self) -> Redis:
+        """The channel's Redis client, created on first use inside the running event loop.
+
+        Returns:
+            A client over the channel's one connection pool.
+        """
+        loop = asyncio.get_running_loop()
+        if self._redis is None or self._loop is not loop:
+            self._pool = ConnectionPool.from_url(
+                self.redis_url,
+                decode_responses=True,
+                socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+                socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+            )
+            self._redis = Redis(connection_pool=self._pool)
+            self._loop = loop
+        return self._redis
+
+    async def close(self) -> None:
+        """Close the channel's Redis connections (on server stop)."""
+        pool, self._pool, self._redis, self._loop = self._pool, None, None, None
+        if pool is not None:
+            await pool.disconnect()
+
+    def outbox(self) -> Outbox:
+        """The outbox over the channel's Redis client."""
+        return Outbox(self.redis(), ttl_s=self.ttl_s)
+
+    def handoff_context(self) -> HandoffContext:
+        """The human handoff operations over the channel's Redis client (policy read once)."""
+        redis = self.redis()
+        if self._handoff is None or self._handoff.redis is not redis:
+            from zoneinfo import ZoneInfo
+
+            self._handoff = HandoffContext(redis, load_policy(self.settings.handoff_policy_file), ZoneInfo(self.settings.shop_timezone),
+                                           outbox_ttl_s=self.ttl_s)
+        return self._handoff
+
+    def resolve_identity(self, customer_id: Optional[str], signature: Optional[str]) -> Optional[str]:
+        """The verified customer id of a request, or None for an anonymous shopper.
+
+        Args:
+            customer_id: the claimed customer id.
+            signature: the claimed signature of the customer id.
+
+        Returns:
+            The customer id when its signature is valid, else None (never the claimed id).
+        """
+        if customer_id and is_valid_customer_id(customer_id) and verify_signature(self.identity_secret, customer_id, signature):
+            return customer_id
+        return None
+
+    def user_metadata(self, customer_id: Optional[str]) -> Dict[str, Any]:
+        """The metadata Rasa receives with a message: built here, never taken from the client.
+
+        Args:
+            customer_id: the verified customer id, None for an anonymous shopper.
+
+        Returns:
+            ``{"channel", "verified", "customer_id"}``.
+        """
+        return {"channel": self.name(), "verified": customer_id is not None, "customer_id": customer_id}
+
+    async def bind(self, sender_id: str, customer_id: Optional[str]) -> Binding:
+        """Bind a conversation to its owner (or check it), counting new conversations for the desk's stats.
+
+        Args:
+            sender_id: the conversation id.
+            customer_id: the verified customer id, None for an anonymous shopper.
+
+        Returns:
+            Whether the shopper may use the conversation and whether it is new.
+
+        Raises:
+            redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
+        """
+        binding = await bind_conversation(self.redis(), sender_id, owner_of(customer_id), self.ttl_s)
+        if binding.created:
+            try:
+                await note_conversation_started(self.handoff_context())
+            except REDIS_FAILURES:
+                logger.warning("%s.stats.conversation_not_counted sender=%s", self.name(), sender_id)
+        return binding
+
+    async def handoff_turn(self, sender_id: str, text: str, customer_id: Optional[str] = None) -> Optional[HandoffTurn]:
+        """Keep a message for the human agent instead of the bot while a handoff has the conversation.
+
+        The message is appended to the handoff transcript in order (one atomic step with the check),
+        the bot never sees it and so never answers over the agent, and the Rasa tracker stays as it
+        was. A waiting shopper may leave the queue (“取消人工”) and talk to the bot again. A verified
+        customer whose handoff is open in another conversation (another channel) joins it.
+
+        Args:
+            sender_id: the conversation id.
+            text: the shopper's message.
+            customer_id: the verified customer id, None for an anonymous shopper.
+
+        Returns:
+            None when the bot has the conversation; else what happened to the message.
+
+        Raises:
+            redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
+        """
+        ctx = self.handoff_context()
+        if is_cancel_request(text):
+            handoff_id = await active_handoff(ctx, sender_id)
+            if handoff_id and await cancel_handoff(ctx, sender_id, handoff_id, text) == "ok":
+                logger.info("%s.handoff.cancelled sender=%s handoff=%s", self.name(), sender_id, handoff_id)
+                return HandoffTurn("cancelled", handoff_texts.cancelled(), handoff_id)
+        routed = await route_shopper_message(ctx, sender_id, text, customer_id, self.name())
+        if routed is None:
+            return None
+        logger.info("%s.message.to_handoff sender=%s handoff=%s status=%s", self.name(), sender_id, routed.handoff_id, routed.status)
+        if routed.status == "assigned":
+            name = routed.agent_name or routed.agent
+            return HandoffTurn("with_agent", handoff_texts.with_agent_ack(name), routed.handoff_id, agent=name)
+        position = await queue_position(ctx, routed.handoff_id)
+        wait_s = await estimated_wait(ctx, position)
+        now = ctx.local(ctx.now())
+        eta = ctx.local(ctx.now() + wait_s).isoformat(timespec="minutes") if wait_s is not None else ""
+        return HandoffTurn("queued", handoff_texts.waiting_ack(position, wait_s, now), routed.handoff_id,
+                           position=position, wait_s=wait_s, eta=eta)
+
+    async def action_server_reachable(self) -> bool:
+        """Probe the action server's ``/health`` with a short timeout.
+
+        Returns:
+            True when it answers 200.
+        """
+        timeout = aiohttp.ClientTimeout(total=HEALTH_PROBE_TIMEOUT_S)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                async with session.get(f"{self.action_server_url}/health") as probe:
+                    return probe.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return False
+
+    async def in_handoff(self, sender_id: str) -> bool:
+        """Tell whether a human agent has the conversation.
+
+        Args:
+            sender_id: the conversation id.
+
+        Returns:
+            True when ``handoff:active:{sender_id}`` exists; False when it does not or Redis
+            cannot tell.
+        """
+        try:
+            return bool(await self.redis().exists(handoff_key(sender_id)))
+        except REDIS_FAILURES as error:
+            logger.warning("%s.handoff.check_failed sender=%s error=%s", self.name(), sender_id, type(error).__name__)
+            return False
+
+    async def silent_turn_code(self, sender_id: str) -> Optional[str]:
+        """Why a turn produced no reply: None when a human agent has the conversation now.
+
+        Args:
+            sender_id: the conversation id.
+
+        Returns:
+            None during a handoff; else ``no_reply`` when the action server is up,
+            ``action_server_unreachable`` when it is not.
+        """
+        if await self.in_handoff(sender_id):
+            logger.info("%s.message.with_agent sender=%s", self.name(), sender_id)
+            return None
+        code = "no_reply" if await self.action_server_reachable() else "action_server_unreachable"
+        logger.error("%s.message.no_reply sender=%s code=%s", self.name(), sender_id, code)
+        return code

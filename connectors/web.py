@@ -1,0 +1,538 @@
+"""The ``web`` input channel: the shop website's chat widget over Rasa's socket.io protocol.
+
+Registered in ``credentials.yml`` as::
+
+    connectors.web.WebInput:
+      redis_url: redis://127.0.0.1:6390/0       # optional, REDIS_URL or the embedded server
+      identity_secret: dev-shop-secret          # optional, SHOP_IDENTITY_SECRET
+      action_server_url: http://127.0.0.1:5055  # optional, ACTION_HOST / ACTION_PORT
+      socketio_path: /socket.io                 # optional
+      cors_allowed_origins: "*"                 # optional: "*", one origin or a list
+
+The socket.io server lives on the Rasa server at ``/socket.io`` (``GET /webhooks/web/`` is the
+channel's health check) and speaks the protocol of Rasa's ``socketio`` channel, so rasa-webchat
+style widgets work unchanged:
+
+- ``session_request {"session_id", "customData": {"customer_id", "signature", "last_message_id"}}``
+  → ``session_confirm <session_id>`` (a new id when none was given), then every pushed message
+  after ``last_message_id`` (the replay of what arrived while the page was closed).
+- ``user_uttered {"message", "session_id", "customData"}`` → ``bot_uttered`` messages in Rasa's
+  socket.io format (``text``, ``quick_replies``, ...) with ``from`` (``bot``, ``agent`` or
+  ``system``); pushed messages also carry their outbox ``id`` (the widget de-duplicates by it),
+  ``buttons`` and the agent's name in ``agent``. ``turn_done`` ends each answer (typing indicator).
+- ``error {"code", "message"}`` when a session is refused; a refused message is answered with a
+  ``bot_uttered`` carrying ``error`` and a polite Chinese text.
+
+Unlike Rasa's ``socketio`` channel it verifies the shop-signed customer id (metadata for the bot
+is built here, never taken from the client), binds a session id to its first owner (another
+customer presenting it is refused and never joins its room), keeps messages for the human agent
+during a handoff, pushes agent replies and notices (:class:`bot.push.PushDelivery`) to every tab
+of the session through Redis (``socketio.AsyncRedisManager``, so any Rasa worker or instance
+reaches any shopper), answers bad input politely, and keeps shopper text and customer ids out of
+its logs.
+
+The socket.io session of one connection lives in the process that accepted it: behind several
+Rasa workers or instances, clients must use the websocket transport (the shop's widget does) or
+the load balancer must keep HTTP long-polling sessions sticky.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import socketio
+from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.socketio import SocketBlueprint, SocketIOOutput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from socketio.async_pubsub_manager import AsyncPubSubManager
+
+from bot.outbox import InvalidCursor, validate_cursor
+from bot.push import DeliveryFailed, PushDelivery, register_conversation
+from connectors.binding import ANONYMOUS_OWNER, conversation_owner
+from connectors.common import MESSAGES, REDIS_FAILURES, SENDER_PATTERN, HandoffTurn, ShopperChannel, check_text
+
+logger = logging.getLogger(__name__)
+
+BOT_EVENT = "bot_uttered"
+USER_EVENT = "user_uttered"
+ERROR_EVENT = "error"
+TURN_DONE_EVENT = "turn_done"
+
+MAX_PACKET_BYTES = 256 * 1024
+"""Largest socket.io packet accepted; a bigger one closes the connection (the client reconnects)."""
+
+MAX_REPLAY = 1000
+"""Most pushed messages replayed to a (re)connecting client."""
+
+REPLAY_PAGE = 100
+"""Pushed messages read from the outbox at once when replaying."""
+
+PUSH_START_MAX_BACKOFF_S = 30.0
+"""Longest wait between two attempts at starting push delivery while Redis is down."""
+
+REDIS_CHANNEL = "socketio:web"
+"""Redis pub/sub channel the socket.io servers of every Rasa process share."""
+
+OriginSetting = Union[str, Sequence[str]]
+
+_MALFORMED = object()
+"""Stands for the payload of an event sent with more than one argument."""
+
+
+def _payload(args: Sequence[Any]) -> Any:
+    """The one payload of an event: None without arguments, :data:`_MALFORMED` with several."""
+    if not args:
+        return None
+    return args[0] if len(args) == 1 else _MALFORMED
+
+
+class Refused(Exception):
+    """A request of the client that is answered with a polite refusal instead of being handled.
+
+    Args:
+        code: the :data:`connectors.common.MESSAGES` code.
+    """
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def pushed_message(entry_id: str, message: Mapping[str, Any]) -> Dict[str, Any]:
+    """An outbox message as a ``bot_uttered`` payload.
+
+    Args:
+        entry_id: the message's outbox entry id.
+        message: the message in Rasa's REST format with ``from``, ``sent_at`` and, for an agent's
+            reply, ``agent`` (the name the shopper sees).
+
+    Returns:
+        The message with ``id`` and, when it has buttons, the same buttons as ``quick_replies``
+        (what rasa-webchat renders).
+    """
+    payload = {key: value for key, value in message.items() if key != "cursor"}
+    payload["id"] = entry_id
+    buttons = payload.get("buttons")
+    if isinstance(buttons, list) and buttons:
+        payload["quick_replies"] = [{"content_type": "text", "title": button.get("title", ""), "payload": button.get("payload", "")}
+                                    for button in buttons if isinstance(button, dict)]
+    return payload
+
+
+class WebOutput(SocketIOOutput):
+    """Rasa's socket.io output, marking the bot's messages ``from: bot`` and counting them.
+
+    Args:
+        sio: the socket.io server.
+        bot_message_evt: the event the messages go out as.
+    """
+
+    def __init__(self, sio: socketio.AsyncServer, bot_message_evt: str = BOT_EVENT) -> None:
+        super().__init__(sio, bot_message_evt)
+        self.sent = 0
+
+    async def _send_message(self, socket_id: str, response: Any) -> None:
+        self.sent += 1
+        await self.sio.emit(self.bot_message_evt, {**response, "from": "bot"}, room=socket_id)
+
+    async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any) -> None:
+        """Send a custom payload as ``{"custom": ...}`` (Rasa's REST format) to the session's room."""
+        await self._send_message(recipient_id, {"custom": json_message})
+
+
+class WebInput(ShopperChannel):
+    """Input channel for the shop's website chat widget (socket.io).
+
+    Args:
+        socketio_path: where the socket.io server listens on the Rasa server.
+        cors_allowed_origins: origins allowed to connect (``*`` for any).
+        **channel: ``redis_url`` (also the socket.io servers' message queue), ``identity_secret``,
+            ``action_server_url``, ``settings``: see :class:`connectors.common.ShopperChannel`.
+    """
+
+    CREDENTIAL_KEYS = (*ShopperChannel.CREDENTIAL_KEYS, "socketio_path", "cors_allowed_origins")
+
+    def __init__(self, socketio_path: Optional[str] = None, cors_allowed_origins: Optional[OriginSetting] = None, **channel: Any) -> None:
+        super().__init__(**channel)
+        self.socketio_path: str = socketio_path or "/socket.io"
+        self.cors_allowed_origins: OriginSetting = cors_allowed_origins or "*"
+        self.sio: Optional[socketio.AsyncServer] = None
+        self.push: Optional[PushDelivery] = None
+        self._push_starter: Optional[asyncio.Task[None]] = None
+        self._locks: Dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    def name(cls) -> str:
+        """Name of the channel; also its URL prefix under ``/webhooks/``."""
+        return "web"
+
+    def get_output_channel(self) -> Optional[WebOutput]:
+        """The output that reaches the widget (used by Rasa's ``/conversations/<id>/trigger_intent``)."""
+        return WebOutput(self.sio) if self.sio is not None else None
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def identity_of(self, custom: Any) -> Tuple[bool, Optional[str]]:
+        """Read the identity a client claims in ``customData``.
+
+        Args:
+            custom: the ``customData`` of an event (None when absent).
+
+        Returns:
+            Whether an identity was claimed at all, and the verified customer id (None: anonymous,
+            also for a forged or unsigned claim).
+
+        Raises:
+            Refused: ``customData`` is not an object or its identity fields are not strings.
+        """
+        if custom is None:
+            return False, None
+        if not isinstance(custom, dict):
+            raise Refused("invalid_metadata")
+        claimed, signature = custom.get("customer_id"), custom.get("signature")
+        if any(value is not None and not isinstance(value, str) for value in (claimed, signature)):
+            raise Refused("invalid_metadata")
+        if not claimed:
+            return False, None
+        customer_id = self.resolve_identity(claimed, signature)
+        if customer_id is None:
+            logger.info("web.identity.unverified")
+        return True, customer_id
+
+    async def join(self, sid: str, session_id: str, customer_id: Optional[str]) -> None:
+        """Bind the session to its owner, then let the socket receive the session's messages.
+
+        Args:
+            sid: the socket.
+            session_id: the conversation id.
+            customer_id: the verified customer id, None for an anonymous shopper.
+
+        Raises:
+            Refused: another owner has the conversation, or Redis could not answer.
+        """
+        assert self.sio is not None
+        try:
+            binding = await self.bind(session_id, customer_id)
+            if binding.allowed:
+                await register_conversation(self.redis(), session_id, self.name(), ttl_s=self.ttl_s)
+        except REDIS_FAILURES as error:
+            logger.error("web.binding.failed sender=%s error=%s", session_id, type(error).__name__)
+            raise Refused("bot_unavailable") from error
+        if not binding.allowed:
+            logger.warning("web.conversation.forbidden sender=%s verified=%s", session_id, customer_id is not None)
+            raise Refused("conversation_forbidden")
+        await self._switch(sid, session_id, customer_id, joined=True)
+
+    async def _switch(self, sid: str, session_id: str, customer_id: Optional[str], joined: bool) -> None:
+        """Record the socket's session, leaving the room of the one it had before."""
+        assert self.sio is not None
+        previous = (await self.sio.get_session(sid)).get("session_id")
+        if previous and previous != session_id:
+            await self.sio.leave_room(sid, previous)
+        if joined:
+            await self.sio.enter_room(sid, session_id)
+        await self.sio.save_session(sid, {"session_id": session_id, "customer_id": customer_id, "joined": joined})
+
+    async def replay(self, sid: str, session_id: str, after: Any) -> int:
+        """Send one socket the pushed messages of its session after the last one it has seen.
+
+        Args:
+            sid: the socket.
+            session_id: the conversation id.
+            after: the outbox id of the last message the client has (anything else: from the start).
+
+        Returns:
+            How many messages were sent.
+        """
+        assert self.sio is not None
+        try:
+            cursor: Optional[str] = validate_cursor(after) if after else None
+        except InvalidCursor:
+            cursor = None
+        sent = 0
+        try:
+            while sent < MAX_REPLAY:
+                messages, cursor = await self.outbox().fetch(session_id, after=cursor, limit=REPLAY_PAGE)
+                for message in messages:
+                    await self.sio.emit(BOT_EVENT, pushed_message(message["cursor"], message), to=sid)
+                sent += len(messages)
+                if not messages:
+                    break
+        except REDIS_FAILURES as error:
+            logger.warning("web.replay.failed sender=%s error=%s", session_id, type(error).__name__)
+        return sent
+
+    async def handle_session_request(self, sid: str, data: Any) -> None:
+        """Start or resume a session: verify, bind, join its room, confirm, replay pushed messages.
+
+        A request that claims no identity for a conversation that is new or belongs to a customer
+        is confirmed without joining (rasa-webchat sends ``customData`` with messages only): the
+        first message, with its identity, joins.
+
+        Args:
+            sid: the socket.
+            data: the event's payload.
+        """
+        assert self.sio is not None
+        if data is None:
+            data = {}
+        try:
+            if not isinstance(data, dict):
+                raise Refused("invalid_json")
+            session_id = data.get("session_id") or uuid.uuid4().hex
+            if not isinstance(session_id, str) or SENDER_PATTERN.fullmatch(session_id) is None:
+                raise Refused("invalid_sender")
+            custom = data.get("customData")
+            claimed, customer_id = self.identity_of(custom)
+            if claimed or await self._anonymous_conversation(session_id):
+                await self.join(sid, session_id, customer_id)
+            else:
+                await self._switch(sid, session_id, None, joined=False)
+        except Refused as refusal:
+            await self.refuse(sid, refusal.code)
+            return
+        await self.sio.emit("session_confirm", session_id, to=sid)
+        joined = bool((await self.sio.get_session(sid)).get("joined"))
+        logger.info("web.session.confirmed sender=%s joined=%s", session_id, joined)
+        if joined:
+            await self.replay(sid, session_id, (custom or {}).get("last_message_id") or data.get("last_message_id"))
+
+    async def _anonymous_conversation(self, session_id: str) -> bool:
+        try:
+            return await conversation_owner(self.redis(), session_id) == ANONYMOUS_OWNER
+        except REDIS_FAILURES as error:
+            raise Refused("bot_unavailable") from error
+
+    async def refuse(self, sid: str, code: str) -> None:
+        """Tell one socket politely that its session request was refused (``error`` event)."""
+        assert self.sio is not None
+        await self.sio.emit(ERROR_EVENT, {"code": code, "message": MESSAGES[code]}, to=sid)
+
+    async def answer(self, sid: str, code: str) -> None:
+        """Answer one socket's message with a polite refusal (``bot_uttered`` with ``error``)."""
+        assert self.sio is not None
+        await self.sio.emit(BOT_EVENT, {"text": MESSAGES[code], "from": "system", "error": code}, to=sid)
+
+    # -- messages -------------------------------------------------------------------------------
+
+    async def handle_user_message(self, sid: str, data: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """Validate, authenticate and bind one message; route it to the agent or the bot.
+
+        Args:
+            sid: the socket.
+            data: the event's payload.
+            on_new_message: Rasa's handler of user messages.
+        """
+        assert self.sio is not None
+        lock = self._locks.setdefault(sid, asyncio.Lock())
+        async with lock:  # one socket's messages reach the bot in the order they were sent
+            try:
+                await self._handle_user_message(sid, data, on_new_message)
+            except Refused as refusal:
+                await self.answer(sid, refusal.code)
+            finally:
+                await self.sio.emit(TURN_DONE_EVENT, {}, to=sid)
+
+    async def _handle_user_message(self, sid: str, data: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        assert self.sio is not None
+        if not isinstance(data, dict):
+            raise Refused("invalid_json")
+        text, refusal = check_text(data.get("message"))
+        if refusal is not None:
+            raise Refused(refusal)
+        state = await self.sio.get_session(sid)
+        session_id = data.get("session_id") or state.get("session_id")
+        if not session_id:
+            raise Refused("no_session")
+        if not isinstance(session_id, str) or SENDER_PATTERN.fullmatch(session_id) is None:
+            raise Refused("invalid_sender")
+        claimed, customer_id = self.identity_of(data.get("customData"))
+        if not claimed and state.get("joined") and state.get("session_id") == session_id:
+            customer_id = state.get("customer_id")
+        await self.join(sid, session_id, customer_id)  # checks the owner again and renews the binding
+
+        try:
+            turn = await self.handoff_turn(session_id, text, customer_id)
+        except REDIS_FAILURES as error:
+            logger.error("web.handoff.route_failed sender=%s error=%s", session_id, type(error).__name__)
+            raise Refused("bot_unavailable") from error
+        if turn is not None:
+            await self.sio.emit(BOT_EVENT, self.handoff_message(turn), room=session_id)
+            return
+
+        output = WebOutput(self.sio)
+        message = UserMessage(text, output, session_id, input_channel=self.name(), metadata=self.user_metadata(customer_id))
+        logger.info("web.message.received sender=%s verified=%s chars=%d", session_id, customer_id is not None, len(text))
+        try:
+            await on_new_message(message)
+        except asyncio.CancelledError:
+            logger.error("web.message.cancelled sender=%s", session_id)
+            raise
+        except Exception as error:  # every failure reaches the shopper as a polite answer
+            logger.error("web.message.failed sender=%s error=%s", session_id, type(error).__name__)
+            raise Refused("bot_unavailable") from error
+        if output.sent == 0:
+            code = await self.silent_turn_code(session_id)
+            if code is not None:
+                raise Refused(code)
+
+    @staticmethod
+    def handoff_message(turn: HandoffTurn) -> Dict[str, Any]:
+        """The ``bot_uttered`` answer to a message kept for the human agent (or to leaving the queue)."""
+        if turn.status == "cancelled":
+            return {"text": turn.notice, "from": "bot"}
+        return {"text": turn.notice, "from": "system", "handoff": turn.details()}
+
+    # -- pushed messages ------------------------------------------------------------------------
+
+    async def deliver(self, sender: str, registration: Dict[str, str], entries: List[Tuple[str, Dict[str, Any]]]) -> Optional[str]:
+        """Push outbox messages to every socket of a session, wherever it is connected.
+
+        Args:
+            sender: the conversation id (the room).
+            registration: the conversation's channel registration (unused).
+            entries: ``(outbox id, message)`` pairs, oldest first.
+
+        Returns:
+            The id of the last message sent.
+        """
+        if self.sio is None:
+            raise DeliveryFailed("socket.io server not started")
+        last: Optional[str] = None
+        for entry_id, message in entries:
+            await self.sio.emit(BOT_EVENT, pushed_message(entry_id, message), room=sender)
+            last = entry_id
+        return last
+
+    async def start_worker(self) -> None:
+        """Start this server process's part (on server start): its own identity among the socket.io
+        servers sharing Redis, and the delivery of pushed messages of ``web`` conversations.
+
+        Sanic forks its workers after the blueprint (and the Redis manager) was built: each worker
+        must take an id of its own, or every worker ignores what the others publish as its own echo.
+        """
+        if self.sio is not None and isinstance(self.sio.manager, AsyncPubSubManager):
+            self.sio.manager.host_id = uuid.uuid4().hex
+        self.push = PushDelivery(self.redis(), self.name(), self.deliver)
+        try:
+            await self.push.start()
+        except REDIS_FAILURES as error:  # Redis is down at start-up: keep trying in the background
+            logger.error("web.push.start_failed error=%s", type(error).__name__)
+            self._push_starter = asyncio.create_task(self._start_push(self.push), name="web-push-start")
+
+    async def _start_push(self, push: PushDelivery) -> None:
+        """Start the push consumer, retrying with backoff while Redis cannot answer."""
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await push.start()
+                logger.info("web.push.started")
+                return
+            except REDIS_FAILURES as error:
+                logger.error("web.push.start_failed error=%s", type(error).__name__)
+                delay = min(delay * 2, PUSH_START_MAX_BACKOFF_S)
+
+    async def stop(self) -> None:
+        """Stop push delivery and the socket.io background tasks (on server stop)."""
+        starter, self._push_starter = self._push_starter, None
+        if starter is not None and not starter.done():
+            starter.cancel()
+        push, self.push = self.push, None
+        if push is not None:
+            await push.stop()
+        if self.sio is not None:
+            listener = getattr(self.sio.manager, "thread", None)
+            if isinstance(listener, asyncio.Task):
+                listener.cancel()
+            await self.sio.shutdown()
+            for task in asyncio.all_tasks():  # engine.io leaves a ping sleeper (25 s) behind every socket
+                code = getattr(task.get_coro(), "cr_code", None)
+                if code is not None and code.co_name == "_send_ping" and "engineio" in code.co_filename:
+                    task.cancel()
+
+    # -- wiring ---------------------------------------------------------------------------------
+
+    def socket_server(self) -> socketio.AsyncServer:
+        """The socket.io server, sharing rooms with every other Rasa process through Redis."""
+        return socketio.AsyncServer(
+            async_mode="sanic",
+            client_manager=socketio.AsyncRedisManager(self.redis_url, channel=REDIS_CHANNEL),
+            cors_allowed_origins=self.cors_allowed_origins,
+            max_http_buffer_size=MAX_PACKET_BYTES,
+            logger=False,
+            engineio_logger=False,
+        )
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """The socket.io server at ``socketio_path`` and the health check; Rasa mounts it under ``/webhooks/web``.
+
+        Args:
+            on_new_message: Rasa's handler of user messages.
+
+        Returns:
+            The channel's blueprint.
+        """
+        sio = self.socket_server()
+        self.sio = sio
+        web = SocketBlueprint(sio, self.socketio_path, "web_webhook", __name__)
+
+        @web.listener("after_server_start")
+        async def start(*_: Any) -> None:
+            await self.start_worker()
+
+        @web.listener("before_server_stop")
+        async def stop(*_: Any) -> None:
+            await self.stop()
+
+        @web.listener("after_server_stop")
+        async def close_redis(*_: Any) -> None:
+            await self.close()
+
+        @web.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @sio.on("connect")
+        async def connect(sid: str, environ: Dict[str, Any], auth: Any = None) -> bool:
+            return True
+
+        @sio.on("disconnect")
+        async def disconnect(sid: str, *_: Any) -> None:
+            self._locks.pop(sid, None)
+
+        @sio.on("session_request")
+        async def session_request(sid: str, *args: Any) -> None:
+            await self._guarded(sid, "session_request", self.handle_session_request(sid, _payload(args)))
+
+        @sio.on(USER_EVENT)
+        async def user_uttered(sid: str, *args: Any) -> None:
+            await self._guarded(sid, USER_EVENT, self.handle_user_message(sid, _payload(args), on_new_message))
+
+        @sio.on("*")
+        async def unknown(event: str, sid: str, *_: Any) -> None:
+            async def answer_unknown() -> None:
+                await self.answer(sid, "unknown_event")
+                await sio.emit(TURN_DONE_EVENT, {}, to=sid)
+
+            await self._guarded(sid, "unknown", answer_unknown())
+
+        return web
+
+    async def _guarded(self, sid: str, event: str, work: Awaitable[None]) -> None:
+        """Run an event handler; any unexpected failure becomes a polite answer, never a crash."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            logger.error("web.%s.failed error=%s", event, type(error).__name__)
+            try:
+                await self.answer(sid, "bot_unavailable")
+            except Exception:  # the socket is gone
+                logger.debug("web.%s.answer_failed", event, exc_info=True)

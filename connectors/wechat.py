@@ -1,0 +1,1075 @@
+"""The ``wechat`` input channel: a WeChat official account (公众号) in plaintext mode (明文模式).
+
+Registered in ``credentials.yml`` as::
+
+    connectors.wechat.WeChatInput:
+      token: dev-wechat-token                 # optional, WECHAT_TOKEN (the account's server token)
+      appid: dev-wechat-appid                 # optional, WECHAT_APPID
+      appsecret: dev-wechat-appsecret         # optional, WECHAT_APPSECRET
+      api_base: https://api.weixin.qq.com     # optional, WECHAT_API_BASE (default: the simulator)
+
+Rasa mounts the routes under ``/webhooks/wechat``:
+
+- ``GET /webhook?signature=&timestamp=&nonce=&echostr=``: WeChat's URL verification; ``echostr``
+  echoed when ``signature`` is the SHA-1 of the sorted token, timestamp and nonce, the timestamp is
+  at most 5 minutes away and the nonce is new; 403 otherwise.
+- ``POST /webhook?signature=&timestamp=&nonce=``: messages (XML). Text goes to the bot (or, while a
+  human handoff has the conversation, to the agent); the answer is a passive XML reply when it is
+  ready within the reply budget (4 s; WeChat waits 5 s), else ``success`` and the answer follows as
+  customer-service messages (客服消息). WeChat's retries of one message (same ``MsgId``; events:
+  same sender, time and event) reach the bot once. Bad signature 403, bad XML or fields 400, body
+  over 64 KB 413; never a 500.
+- ``POST /bind {"openid", "customer_id", "timestamp", "signature"}``: the shop's account page
+  binds an OpenID to a customer; ``signature = hex(HMAC-SHA256(SHOP_IDENTITY_SECRET,
+  "wechat-bind\\n{openid}\\n{customer_id}\\n{timestamp}"))``, timestamp within 5 minutes.
+- ``POST /unbind {"openid", "timestamp", "signature"}``: the same with ``wechat-unbind`` and an
+  empty customer id.
+- ``GET /``: health check.
+
+A conversation id is ``wx-`` and a hash of the app id and OpenID (never the OpenID itself). Messages
+from an OpenID bound to a customer carry ``{"channel": "wechat", "verified": True, "customer_id"}``,
+others are anonymous. Bot buttons become numbered options (「回复数字选择」) and a number sent back
+becomes the button's payload. Messages pushed later (agent replies, notices, the rating question)
+reach the shopper through :class:`bot.push.PushDelivery` and the customer-service message API, with
+an access token shared by every process through Redis and renewed before it expires or when WeChat
+says it is no longer valid. OpenIDs, customer ids and message text never appear in the logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+import traceback
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Set, Tuple
+from xml.etree import ElementTree
+
+import aiohttp
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from redis.asyncio import Redis
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.handoff.conversation import script
+from bot.handoff.stats import note_conversation_started
+from bot.identity import is_valid_customer_id
+from bot.push import DeliveryFailed, PushDelivery, register_conversation
+from bot.settings import Settings, load_settings
+from connectors.binding import owner_key
+from connectors.common import MESSAGES, REDIS_FAILURES, ShopperChannel, check_text, credential
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+"""Largest request body accepted, in bytes."""
+
+TIMESTAMP_WINDOW_S = 300
+"""How far a request's timestamp may be from now (either way), seconds."""
+
+NONCE_TTL_S = 2 * TIMESTAMP_WINDOW_S + 60
+"""How long a nonce is remembered: longer than any timestamp still accepted."""
+
+DEDUP_TTL_S = 24 * 3600
+"""How long a message id is remembered against WeChat's retries."""
+
+OPTIONS_TTL_S = 24 * 3600
+"""How long the numbered options last offered to a conversation stay valid."""
+
+MAX_TEXT_BYTES = 2000
+"""Longest text in one WeChat message (passive reply or customer-service message), UTF-8 bytes."""
+
+API_TIMEOUT = aiohttp.ClientTimeout(total=5.0, connect=2.0)
+"""Timeout of every call to WeChat's API."""
+
+TOKEN_LOCK_MS = 10_000
+TOKEN_WAIT_S = 3.0
+WAIT_POLL_S = 0.05
+
+WECHAT_OWNER = "~wechat"
+"""Owner of a WeChat conversation whose OpenID is not bound to a customer (``~``: never a customer id)."""
+
+OPENID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+_NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SIGNATURE_PATTERN = re.compile(r"^[0-9a-fA-F]{40}$")
+_OPTION_PATTERN = re.compile(r"^\d{1,2}$")
+_LEADING_NUMBER = re.compile(r"^\s*(\d{1,2})(?!\d)")
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_DECLARATIONS = re.compile(r"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+SILENT_EVENTS = frozenset({"unsubscribe", "location", "view", "view_miniprogram", "templatesendjobfinish", "masssendjobfinish"})
+"""Events that are not the shopper talking to the account: acknowledged without a reply."""
+
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+"""Error codes meaning the access token is invalid or expired: renew it and send again."""
+
+UNDELIVERABLE_ERRORS = frozenset({40003, 43004, 45015, 45047})
+"""Error codes no retry can fix (unknown OpenID, unsubscribed, outside the 48-hour window, too
+many messages without an answer): the message is dropped and logged."""
+
+TEXTS: Dict[str, str] = {
+    "welcome": (
+        "您好，欢迎关注！我是商城智能客服，可以帮您查物流、办退换货、查积分和会员权益，直接发文字告诉我就行，"
+        "比如「我的快递到哪了」。在商城「账号设置」里绑定微信后，我还能直接查到您名下的订单。"
+    ),
+    "text_only": "抱歉，目前只能识别文字消息哦。请直接用文字描述您的问题，比如「我的快递到哪了」。",
+    "choose": "回复数字选择：",
+    "bound": "您的微信已绑定商城账号，现在可以直接问我「我的快递到哪了」查询您的订单。",
+    "unbound": "您的微信已与商城账号解除绑定。",
+}
+"""What the shopper reads from the channel itself."""
+
+BIND_ERRORS: Dict[str, Tuple[int, str]] = {
+    "invalid_json": (400, "the body must be a JSON object"),
+    "invalid_openid": (400, "openid is missing or malformed"),
+    "invalid_customer_id": (400, "customer_id must match ^[A-Za-z0-9_-]{1,64}$"),
+    "invalid_timestamp": (400, "timestamp must be the Unix time in seconds"),
+    "stale_timestamp": (403, "timestamp is more than 5 minutes away from now"),
+    "invalid_signature": (403, "signature does not match"),
+    "unavailable": (503, "the binding store is unavailable, try again"),
+}
+
+
+class InvalidMessage(ValueError):
+    """A POST body that is not a WeChat message."""
+
+
+# ----------------------------------------------------------------------------- the protocol
+
+
+def wechat_signature(token: str, timestamp: str, nonce: str) -> str:
+    """WeChat's request signature: SHA-1 of the token, timestamp and nonce sorted and joined.
+
+    Args:
+        token: the account's server token.
+        timestamp: the ``timestamp`` query argument.
+        nonce: the ``nonce`` query argument.
+
+    Returns:
+        The lowercase hex digest.
+    """
+    return hashlib.sha1("".join(sorted((token, timestamp, nonce))).encode("utf-8")).hexdigest()
+
+
+def conversation_id(appid: str, openid: str) -> str:
+    """The conversation id of an OpenID: ``wx-`` and 32 hex digits of SHA-256(appid:openid)."""
+    return "wx-" + hashlib.sha256(f"{appid}:{openid}".encode()).hexdigest()[:32]
+
+
+def binding_signature(secret: str, action: str, openid: str, customer_id: str, timestamp: str) -> str:
+    """Signature of a binding request from the shop: ``hex(HMAC-SHA256(secret, message))``.
+
+    Args:
+        secret: ``SHOP_IDENTITY_SECRET``.
+        action: ``bind`` or ``unbind``.
+        openid: the shopper's OpenID.
+        customer_id: the customer id (empty to unbind).
+        timestamp: Unix time in seconds, as sent.
+
+    Returns:
+        The lowercase hex signature of ``wechat-{action}\\n{openid}\\n{customer_id}\\n{timestamp}``.
+    """
+    message = f"wechat-{action}\n{openid}\n{customer_id}\n{timestamp}"
+    return hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def parse_message(body: bytes) -> Dict[str, str]:
+    """The fields of a WeChat XML message (direct children of ``<xml>``).
+
+    Args:
+        body: the POST body.
+
+    Returns:
+        Field name → text.
+
+    Raises:
+        InvalidMessage: not well-formed XML, a DTD or entity declaration, or a root other than ``xml``.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidMessage("not UTF-8") from error
+    if not text.strip():
+        raise InvalidMessage("empty body")
+    if _DECLARATIONS.search(text):
+        raise InvalidMessage("declarations are not allowed")
+    try:
+        root = ElementTree.fromstring(text)
+    except (ElementTree.ParseError, ValueError) as error:
+        raise InvalidMessage("not well-formed XML") from error
+    if root.tag != "xml":
+        raise InvalidMessage("the root element must be <xml>")
+    return {child.tag: child.text or "" for child in root if isinstance(child.tag, str)}
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One message or event WeChat posted.
+
+    Attributes:
+        account: ``ToUserName``, the account's original id (``gh_...``).
+        openid: ``FromUserName``, the shopper's OpenID.
+        create_time: ``CreateTime``.
+        msg_type: ``MsgType`` in lower case (``text``, ``event``, ``image`` ...).
+        content: ``Content`` of a text message.
+        msg_id: ``MsgId`` (empty for events).
+        event: ``Event`` in lower case (events only).
+    """
+
+    account: str
+    openid: str
+    create_time: str
+    msg_type: str
+    content: str = ""
+    msg_id: str = ""
+    event: str = ""
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> InboundMessage:
+        """Validate the parsed fields.
+
+        Raises:
+            InvalidMessage: a required field is missing or malformed.
+        """
+        account = fields.get("ToUserName", "").strip()
+        openid = fields.get("FromUserName", "").strip()
+        create_time = fields.get("CreateTime", "").strip()
+        msg_type = fields.get("MsgType", "").strip().lower()
+        if not account or len(account) > 64 or OPENID_PATTERN.fullmatch(openid) is None:
+            raise InvalidMessage("ToUserName or FromUserName")
+        if not create_time.isdigit() or len(create_time) > 12 or not msg_type or len(msg_type) > 32:
+            raise InvalidMessage("CreateTime or MsgType")
+        if msg_type == "event":
+            event = fields.get("Event", "").strip().lower()
+            if not event or len(event) > 64:
+                raise InvalidMessage("Event")
+            return cls(account, openid, create_time, msg_type, event=event)
+        msg_id = fields.get("MsgId", "").strip()
+        if not msg_id.isdigit() or len(msg_id) > 32:
+            raise InvalidMessage("MsgId")
+        if msg_type == "text" and "Content" not in fields:
+            raise InvalidMessage("Content")
+        return cls(account, openid, create_time, msg_type, content=fields.get("Content", ""), msg_id=msg_id)
+
+    def dedup_id(self) -> str:
+        """What identifies this message across WeChat's retries: ``MsgId``, or a hash of sender, time and event."""
+        if self.msg_id:
+            return self.msg_id
+        return "e" + hashlib.sha256(f"{self.openid}|{self.create_time}|{self.event}".encode()).hexdigest()[:32]
+
+
+def _xml_text(value: str) -> str:
+    return _XML_ILLEGAL.sub("", value)
+
+
+def cdata(value: str) -> str:
+    """A CDATA section holding ``value`` (``]]>`` split across two sections, illegal characters dropped)."""
+    return "<![CDATA[" + _xml_text(value).replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def text_reply(to_user: str, from_user: str, content: str, now: Optional[int] = None) -> str:
+    """A passive text reply (被动回复文本消息).
+
+    Args:
+        to_user: the shopper's OpenID.
+        from_user: the account's original id (the message's ``ToUserName``).
+        content: the text.
+        now: ``CreateTime``; the current time when omitted.
+    """
+    created = int(time.time()) if now is None else now
+    return (
+        f"<xml><ToUserName>{cdata(to_user)}</ToUserName><FromUserName>{cdata(from_user)}</FromUserName>"
+        f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content>{cdata(content)}</Content></xml>"
+    )
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def combine_replies(messages: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """The bot's messages of one turn as one WeChat message: texts joined, buttons kept in order.
+
+    Args:
+        messages: Rasa's REST output (``text``, ``buttons``, ``image`` ...).
+
+    Returns:
+        ``{"text", "buttons"}``, or None when the turn said nothing a text message can carry.
+    """
+    parts: List[str] = []
+    buttons: List[Dict[str, Any]] = []
+    for message in messages:
+        if message.get("text"):
+            parts.append(str(message["text"]))
+        if message.get("image"):
+            parts.append(f"图片：{message['image']}")
+        buttons.extend(b for b in message.get("buttons") or [] if isinstance(b, dict) and b.get("title"))
+    if not parts and not buttons:
+        return None
+    combined: Dict[str, Any] = {"text": "\n\n".join(parts)}
+    if buttons:
+        combined["buttons"] = buttons
+    return combined
+
+
+def option_keys(buttons: List[Dict[str, Any]]) -> List[str]:
+    """The number the shopper replies for each button.
+
+    Buttons whose titles all start with distinct numbers (「5分 非常满意」…「1分 非常不满意」) keep
+    those numbers, so replying 1 means one point; other buttons are numbered 1, 2, 3 in order.
+    """
+    leading = [_LEADING_NUMBER.match(str(b.get("title", ""))) for b in buttons]
+    numbers = [match.group(1).lstrip("0") or "0" for match in leading if match]
+    if len(numbers) == len(buttons) and len(set(numbers)) == len(numbers):
+        return numbers
+    return [str(index) for index in range(1, len(buttons) + 1)]
+
+
+def render(message: Mapping[str, Any], agent_prefix: bool = False) -> Tuple[str, Dict[str, str]]:
+    """The text the shopper reads for one message, and the numbered options it offers.
+
+    Args:
+        message: ``text`` and optional ``buttons`` (and, for pushed messages, ``from``/``agent``).
+        agent_prefix: prefix agents' messages with 「【人工客服 name】」.
+
+    Returns:
+        The text and the options (number → payload, or the title when a button has no payload).
+    """
+    text = str(message.get("text") or "")
+    if agent_prefix and message.get("from") == "agent":
+        name = str(message.get("agent") or "").strip()
+        text = f"【人工客服 {name}】{text}" if name else f"【人工客服】{text}"
+    buttons = [b for b in message.get("buttons") or [] if isinstance(b, Mapping) and b.get("title")]
+    options: Dict[str, str] = {}
+    if buttons:
+        lines = [TEXTS["choose"]]
+        for key, button in zip(option_keys([dict(b) for b in buttons]), buttons, strict=True):
+            lines.append(f"{key}. {button['title']}")
+            options[key] = str(button.get("payload") or button["title"])
+        text = f"{text}\n\n" + "\n".join(lines) if text else "\n".join(lines)
+    return text, options
+
+
+def split_text(text: str, max_bytes: int = MAX_TEXT_BYTES) -> List[str]:
+    """Cut a text into pieces of at most ``max_bytes`` UTF-8 bytes, at line ends where possible."""
+    pieces: List[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line.encode("utf-8")) > max_bytes:
+            cut = max_bytes // 4 or 1
+            while len(line[: cut + 1].encode("utf-8")) <= max_bytes:
+                cut += 1
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:cut])
+            line = line[cut:]
+        if len((current + line).encode("utf-8")) > max_bytes:
+            pieces.append(current)
+            current = ""
+        current += line
+    if current:
+        pieces.append(current)
+    return [piece.strip("\n") for piece in pieces if piece.strip()]
+
+
+# ----------------------------------------------------------------------------- WeChat's API
+
+
+class WeChatApiError(Exception):
+    """WeChat's API answered with an error code, or could not be reached (``errcode`` -1)."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"errcode={errcode} {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+    @property
+    def undeliverable(self) -> bool:
+        """No retry will deliver this message."""
+        return self.errcode in UNDELIVERABLE_ERRORS
+
+
+class WeChatApi:
+    """The access token and the customer-service message API of one official account.
+
+    The token is cached in Redis (shared by every process, since each new token WeChat issues
+    retires the previous one after a few minutes) until shortly before ``expires_in``; one process
+    at a time renews it, under a Redis lock.
+
+    Args:
+        api_base: ``https://api.weixin.qq.com`` or the simulator.
+        appid: the account's app id.
+        appsecret: the account's app secret.
+        redis: returns the Redis client to cache the token in.
+    """
+
+    def __init__(self, api_base: str, appid: str, appsecret: str, redis: Callable[[], Redis]) -> None:
+        self.api_base = api_base.rstrip("/")
+        self.appid = appid
+        self.appsecret = appsecret
+        self._redis = redis
+        self._session: Optional[aiohttp.ClientSession] = None
+        self._session_loop: Optional[asyncio.AbstractEventLoop] = None
+        self._token: Optional[str] = None
+        self._token_expires = 0.0
+        self.tokens_fetched = 0
+
+    @property
+    def token_key(self) -> str:
+        """Redis key of the cached access token."""
+        return f"wechat:access_token:{self.appid}"
+
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP session, created on first use inside the running event loop."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            self._session, self._session_loop = aiohttp.ClientSession(timeout=API_TIMEOUT), loop
+        return self._session
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    async def _call(self, method: str, path: str, params: Dict[str, str], body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        try:
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
+            headers = {"Content-Type": "application/json; charset=utf-8"} if data is not None else None
+            async with self.session().request(method, f"{self.api_base}{path}", params=params, data=data, headers=headers) as answer:
+                if answer.status != 200:
+                    raise WeChatApiError(-1, f"http {answer.status}")
+                payload = json.loads(await answer.read())
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as error:
+            raise WeChatApiError(-1, type(error).__name__) from error
+        if not isinstance(payload, dict):
+            raise WeChatApiError(-1, "not a JSON object")
+        errcode = payload.get("errcode", 0)
+        if errcode not in (0, None):
+            raise WeChatApiError(int(errcode) if str(errcode).lstrip("-").isdigit() else -1, str(payload.get("errmsg", "")))
+        return payload
+
+    async def _cached(self, stale: Optional[str]) -> Optional[str]:
+        if self._token and self._token != stale and time.monotonic() < self._token_expires:
+            return self._token
+        try:
+            cached = await self._redis().get(self.token_key)
+            ttl_ms = await self._redis().pttl(self.token_key) if cached else -1
+        except REDIS_FAILURES:
+            return None
+        if cached and cached != stale and ttl_ms > 0:
+            self._token, self._token_expires = cached, time.monotonic() + ttl_ms / 1000
+            return cached
+        return None
+
+    async def access_token(self, stale: Optional[str] = None) -> str:
+        """A valid access token.
+
+        Args:
+            stale: a token WeChat just refused: never returned again, a new one is fetched unless
+                another process already did.
+
+        Raises:
+            WeChatApiError: the token could not be obtained.
+        """
+        found = await self._cached(stale)
+        if found:
+            return found
+        redis = self._redis()
+        lock = f"{self.token_key}:lock"
+        try:
+            locked = bool(await redis.set(lock, "1", nx=True, px=TOKEN_LOCK_MS))
+        except REDIS_FAILURES:
+            locked = True  # no Redis: every process fetches its own
+        if not locked:
+            deadline = time.monotonic() + TOKEN_WAIT_S
+            while time.monotonic() < deadline:
+                await asyncio.sleep(WAIT_POLL_S * 2)
+                found = await self._cached(stale)
+                if found:
+                    return found
+        try:
+            payload = await self._call("GET", "/cgi-bin/token",
+                                       {"grant_type": "client_credential", "appid": self.appid, "secret": self.appsecret})
+            token = payload.get("access_token")
+            expires_in = int(payload.get("expires_in") or 0)
+            if not isinstance(token, str) or not token or expires_in <= 0:
+                raise WeChatApiError(-1, "no access_token in the answer")
+            lifetime = max(1, expires_in - min(300, max(1, expires_in // 10)))
+            self.tokens_fetched += 1
+            self._token, self._token_expires = token, time.monotonic() + lifetime
+            try:
+                await redis.set(self.token_key, token, ex=lifetime)
+            except REDIS_FAILURES:
+                logger.warning("wechat.token.cache_failed")
+            logger.info("wechat.token.renewed expires_in=%d", expires_in)
+            return token
+        finally:
+            if locked:
+                try:
+                    await redis.delete(lock)
+                except REDIS_FAILURES:
+                    pass
+
+    async def send_text(self, openid: str, text: str) -> None:
+        """Send a text as customer-service messages (several when it is long), renewing the token once if refused.
+
+        Raises:
+            WeChatApiError: WeChat refused the message or could not be reached.
+        """
+        for piece in split_text(text):
+            token = await self.access_token()
+            body = {"touser": openid, "msgtype": "text", "text": {"content": piece}}
+            try:
+                await self._call("POST", "/cgi-bin/message/custom/send", {"access_token": token}, body)
+            except WeChatApiError as error:
+                if error.errcode not in TOKEN_ERRORS:
+                    raise
+                logger.info("wechat.token.refused errcode=%d", error.errcode)
+                self._token = None
+                token = await self.access_token(stale=token)
+                await self._call("POST", "/cgi-bin/message/custom/send", {"access_token": token}, body)
+
+
+# ----------------------------------------------------------------------------- delivery bookkeeping
+
+# A message's record ``wechat:msg:{appid}:{id}``: ``state`` (processing, done), ``waiting`` (requests
+# of WeChat waiting for the answer), ``reply`` (the answer, JSON) and ``delivered`` (passive or
+# push). Exactly one of the waiting requests, or else the turn itself, takes the answer.
+_ENTER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'state', 'processing', 'waiting', 1)
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  return 'new'
+end
+redis.call('HINCRBY', KEYS[1], 'waiting', 1)
+return redis.call('HGET', KEYS[1], 'state')
+"""
+
+_LEAVE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'none', ''} end
+local waiting = redis.call('HINCRBY', KEYS[1], 'waiting', -1)
+if redis.call('HGET', KEYS[1], 'state') ~= 'done' or redis.call('HEXISTS', KEYS[1], 'delivered') == 1 then
+  return {'none', ''}
+end
+if ARGV[1] == 'claim' or waiting <= 0 then
+  local how = ARGV[1] == 'claim' and 'passive' or 'push'
+  local reply = redis.call('HGET', KEYS[1], 'reply') or ''
+  redis.call('HSET', KEYS[1], 'delivered', how)
+  redis.call('HDEL', KEYS[1], 'reply')
+  return {how, reply}
+end
+return {'none', ''}
+"""
+
+_FINISH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'push' end
+redis.call('HSET', KEYS[1], 'state', 'done', 'reply', ARGV[1])
+if tonumber(redis.call('HGET', KEYS[1], 'waiting') or '0') <= 0 and redis.call('HEXISTS', KEYS[1], 'delivered') == 0 then
+  redis.call('HSET', KEYS[1], 'delivered', 'push')
+  redis.call('HDEL', KEYS[1], 'reply')
+  return 'push'
+end
+return 'wait'
+"""
+
+
+def _plain(text: str, status: int = 200) -> HTTPResponse:
+    return response.text(text, status=status, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+def _xml(body: str) -> HTTPResponse:
+    return response.text(body, content_type="application/xml; charset=utf-8", headers={"Cache-Control": "no-store"})
+
+
+def _json(body: Any, status: int = 200) -> HTTPResponse:
+    return response.json(body, status=status, dumps=json.dumps, ensure_ascii=False)
+
+
+def _bind_error(code: str) -> HTTPResponse:
+    status, message = BIND_ERRORS[code]
+    return _json({"error": {"code": code, "message": message}}, status=status)
+
+
+def _loads(raw: str) -> Optional[Dict[str, Any]]:
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+class WeChatInput(ShopperChannel):
+    """Input channel of a WeChat official account.
+
+    Args:
+        token: the account's server token (``WECHAT_TOKEN``).
+        appid: the account's app id (``WECHAT_APPID``).
+        appsecret: the account's app secret (``WECHAT_APPSECRET``).
+        api_base: WeChat's API (``WECHAT_API_BASE``; the simulator by default).
+        reply_budget_s: how long a request waits for the bot before answering ``success``.
+        redis_url: Redis of the stack (``REDIS_URL`` or the embedded server).
+        identity_secret: key of the shop's binding signatures (``SHOP_IDENTITY_SECRET``).
+        settings: defaults for every argument left out.
+    """
+
+    def __init__(
+        self,
+        token: Optional[str] = None,
+        appid: Optional[str] = None,
+        appsecret: Optional[str] = None,
+        api_base: Optional[str] = None,
+        reply_budget_s: Optional[float] = None,
+        redis_url: Optional[str] = None,
+        identity_secret: Optional[str] = None,
+        settings: Optional[Settings] = None,
+    ) -> None:
+        settings = settings or load_settings()
+        super().__init__(redis_url=redis_url, identity_secret=identity_secret, settings=settings)
+        self.token: str = token or settings.wechat_token
+        self.appid: str = appid or settings.wechat_appid
+        self.appsecret: str = appsecret or settings.wechat_appsecret
+        sim_host = "127.0.0.1" if settings.wechat_sim_host in ("0.0.0.0", "", "::") else settings.wechat_sim_host
+        self.api_base: str = (api_base or settings.wechat_api_base or f"http://{sim_host}:{settings.wechat_sim_port}").rstrip("/")
+        self.reply_budget_s: float = float(reply_budget_s if reply_budget_s is not None else settings.wechat_reply_budget_s)
+        self.binding_ttl_s: int = settings.wechat_binding_ttl_s
+        self.api = WeChatApi(self.api_base, self.appid, self.appsecret, self.redis)
+        self._turns: Dict[str, asyncio.Task[None]] = {}
+        self._background: Set[asyncio.Task[Any]] = set()
+        self._push: Optional[PushDelivery] = None
+
+    @classmethod
+    def name(cls) -> str:
+        """Name of the channel; also its URL prefix under ``/webhooks/``."""
+        return "wechat"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> WeChatInput:
+        """Build the channel from its ``credentials.yml`` section (every key optional).
+
+        Args:
+            credentials: ``token``, ``appid``, ``appsecret``, ``api_base``, ``reply_budget_s``,
+                ``redis_url``, ``identity_secret``.
+        """
+        budget = credential(credentials, "reply_budget_s")
+        return cls(
+            token=credential(credentials, "token"),
+            appid=credential(credentials, "appid"),
+            appsecret=credential(credentials, "appsecret"),
+            api_base=credential(credentials, "api_base"),
+            reply_budget_s=float(budget) if budget is not None else None,
+            redis_url=credential(credentials, "redis_url"),
+            identity_secret=credential(credentials, "identity_secret"),
+        )
+
+    # ------------------------------------------------------------------ request checks
+
+    def check_signature(self, args: Mapping[str, Any]) -> Optional[str]:
+        """Why a request's ``signature``, ``timestamp`` and ``nonce`` are refused; None when valid."""
+        signature, timestamp, nonce = (args.get(name) or "" for name in ("signature", "timestamp", "nonce"))
+        if not signature or not timestamp or not nonce:
+            return "missing"
+        if _SIGNATURE_PATTERN.fullmatch(signature) is None or _NONCE_PATTERN.fullmatch(nonce) is None:
+            return "malformed"
+        if not timestamp.isdigit() or len(timestamp) > 12 or abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW_S:
+            return "stale"
+        if not hmac.compare_digest(wechat_signature(self.token, timestamp, nonce), signature.lower()):
+            return "forged"
+        return None
+
+    async def fresh_nonce(self, timestamp: str, nonce: str, fingerprint: str, same_is_retry: bool) -> bool:
+        """Remember a request's nonce; False for a replay.
+
+        Args:
+            timestamp: the request's timestamp.
+            nonce: the request's nonce.
+            fingerprint: what the request carried (hash of the body).
+            same_is_retry: a nonce seen before with the same fingerprint is WeChat retrying the
+                same request (allowed); with another fingerprint it is always a replay.
+
+        Raises:
+            redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
+        """
+        key = f"wechat:nonce:{timestamp}:{nonce}"
+        if await self.redis().set(key, fingerprint, nx=True, ex=NONCE_TTL_S):
+            return True
+        return same_is_retry and await self.redis().get(key) == fingerprint
+
+    def _request_args(self, request: Request) -> Dict[str, str]:
+        return {name: request.args.get(name) or "" for name in ("signature", "timestamp", "nonce", "echostr")}
+
+    # ------------------------------------------------------------------ routes
+
+    async def handle_verify(self, request: Request) -> HTTPResponse:
+        """``GET /webhook``: WeChat's URL verification (服务器配置).
+
+        Returns:
+            200 with ``echostr``; 403 for a missing, forged or stale signature or a reused nonce;
+            400 without ``echostr``; 503 when Redis cannot check the nonce.
+        """
+        args = self._request_args(request)
+        problem = self.check_signature(args)
+        if problem is not None:
+            logger.warning("wechat.verify.refused reason=%s", problem)
+            return _plain("forbidden", 403)
+        echostr = args["echostr"]
+        if not echostr or len(echostr) > 256:
+            return _plain("echostr is missing", 400)
+        try:
+            fresh = await self.fresh_nonce(args["timestamp"], args["nonce"], "GET", same_is_retry=False)
+        except REDIS_FAILURES as error:
+            logger.error("wechat.verify.redis_failed error=%s", type(error).__name__)
+            return _plain("unavailable", 503)
+        if not fresh:
+            logger.warning("wechat.verify.refused reason=replay")
+            return _plain("forbidden", 403)
+        logger.info("wechat.verify.ok")
+        return _plain(echostr)
+
+    async def handle_message(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:
+        """``POST /webhook``: one message or event from WeChat.
+
+        Returns:
+            A passive XML reply, or ``success`` when there is nothing to say now (the answer, if
+            any, follows as customer-service messages); 400, 403 or 413 for a refused request.
+        """
+        started = time.monotonic()
+        body = request.body or b""
+        if len(body) > MAX_BODY_BYTES:
+            return _plain("payload too large", 413)
+        args = self._request_args(request)
+        problem = self.check_signature(args)
+        if problem is not None:
+            logger.warning("wechat.message.refused reason=%s", problem)
+            return _plain("forbidden", 403)
+        try:
+            message = InboundMessage.from_fields(parse_message(body))
+        except InvalidMessage as error:
+            logger.warning("wechat.message.invalid reason=%s", error)
+            return _plain("invalid message", 400)
+
+        key = f"wechat:msg:{self.appid}:{message.dedup_id()}"
+        try:
+            if not await self.fresh_nonce(args["timestamp"], args["nonce"], hashlib.sha256(body).hexdigest(), same_is_retry=True):
+                logger.warning("wechat.message.refused reason=replay")
+                return _plain("forbidden", 403)
+            state = await script(self.redis(), _ENTER)(keys=[key], args=[DEDUP_TTL_S])
+        except REDIS_FAILURES as error:
+            logger.error("wechat.message.redis_failed error=%s", type(error).__name__)
+            return _xml(text_reply(message.openid, message.account, MESSAGES["bot_unavailable"]))
+        sender = conversation_id(self.appid, message.openid)
+        if state == "new":
+            logger.info("wechat.message.received sender=%s type=%s chars=%d", sender, message.msg_type, len(message.content))
+            task = asyncio.create_task(self._turn(key, sender, message, on_new_message))
+            self._turns[key] = task
+            task.add_done_callback(lambda _: self._turns.pop(key, None))
+        else:
+            logger.info("wechat.message.retry sender=%s state=%s", sender, state)
+
+        reply: Optional[Dict[str, Any]] = None
+        claimed = False
+        try:
+            await self._wait_done(key, self.reply_budget_s - (time.monotonic() - started))
+            claimed = True
+        finally:
+            reply = await asyncio.shield(self._leave(key, sender, claim=claimed))
+        if reply is None:
+            return _plain("success")
+        text, _ = render(reply)
+        if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+            self._spawn(self._push_late(sender, reply))
+            return _plain("success")
+        return _xml(text_reply(message.openid, message.account, text))
+
+    async def _wait_done(self, key: str, budget_s: float) -> None:
+        """Wait until the message's turn is done or the budget is spent."""
+        if budget_s <= 0:
+            return
+        local = self._turns.get(key)
+        if local is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(local), budget_s)
+            except asyncio.TimeoutError:
+                pass
+            return
+        deadline = time.monotonic() + budget_s
+        while time.monotonic() < deadline:
+            try:
+                if await self.redis().hget(key, "state") != "processing":
+                    return
+            except REDIS_FAILURES:
+                return
+            await asyncio.sleep(WAIT_POLL_S)
+
+    async def _leave(self, key: str, sender: str, claim: bool) -> Optional[Dict[str, Any]]:
+        """Stop waiting for a message's answer: take it for the passive reply, or push it when nobody else waits."""
+        try:
+            how, raw = await script(self.redis(), _LEAVE)(keys=[key], args=["claim" if claim else "abandon"])
+        except REDIS_FAILURES as error:
+            logger.error("wechat.message.leave_failed sender=%s error=%s", sender, type(error).__name__)
+            return None
+        reply = _loads(raw)
+        if how == "push" and reply:
+            await self._push_late(sender, reply)
+        return reply if how == "passive" else None
+
+    async def _turn(self, key: str, sender: str, message: InboundMessage, on_new_message: OnNewMessage) -> None:
+        """Answer one message (in the background: it outlives WeChat's request if it must)."""
+        try:
+            reply = await self.respond(sender, message, on_new_message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # every failure reaches the shopper as a polite text
+            logger.error("wechat.message.failed sender=%s error=%s", sender, type(error).__name__)
+            # the frames only: an exception's message may quote the shopper's text
+            logger.debug("wechat.message.failed sender=%s at:\n%s", sender, "".join(traceback.format_tb(error.__traceback__)))
+            reply = {"text": MESSAGES["bot_unavailable"]}
+        try:
+            how = await script(self.redis(), _FINISH)(keys=[key], args=[json.dumps(reply, ensure_ascii=False) if reply else ""])
+        except REDIS_FAILURES as error:
+            logger.error("wechat.message.finish_failed sender=%s error=%s", sender, type(error).__name__)
+            return
+        if how == "push" and reply:
+            await self._push_late(sender, reply)
+
+    async def _push_late(self, sender: str, reply: Mapping[str, Any]) -> None:
+        """Put an answer WeChat no longer waits for into the outbox, for the customer-service API."""
+        try:
+            await self.outbox().push(sender, {**reply, "from": "bot"})
+            logger.info("wechat.message.answer_pushed sender=%s", sender)
+        except REDIS_FAILURES as error:
+            logger.error("wechat.message.push_failed sender=%s error=%s", sender, type(error).__name__)
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ the turn
+
+    async def respond(self, sender: str, message: InboundMessage, on_new_message: OnNewMessage) -> Optional[Dict[str, Any]]:
+        """What the shopper reads in answer to one message; None for nothing.
+
+        Raises:
+            redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
+            Exception: whatever the bot raised.
+        """
+        if message.msg_type == "event":
+            if message.event in ("subscribe", "scan"):
+                await self.open_conversation(sender, message.openid, await self.bound_customer(message.openid))
+                return {"text": TEXTS["welcome"]}
+            if message.event in SILENT_EVENTS:
+                return None
+            return {"text": MESSAGES["unknown_event"]}
+        if message.msg_type != "text":
+            return {"text": TEXTS["text_only"]}
+        text, refusal = check_text(message.content)
+        if refusal is not None:
+            return {"text": MESSAGES[refusal]}
+
+        customer_id = await self.bound_customer(message.openid)
+        await self.open_conversation(sender, message.openid, customer_id)
+        turn = await self.handoff_turn(sender, text)
+        if turn is not None:
+            return {"text": turn.notice}
+        text = await self.chosen_option(sender, text)
+
+        collector = CollectingOutputChannel()
+        await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(), metadata=self.user_metadata(customer_id)))
+        reply = combine_replies(collector.messages)
+        await self.store_options(sender, render(reply)[1] if reply else {})
+        if reply is None:
+            code = await self.silent_turn_code(sender)
+            return {"text": MESSAGES[code]} if code else None
+        return reply
+
+    def binding_key(self, openid: str) -> str:
+        """Redis key of the customer an OpenID is bound to: ``wechat:openid:{openid}``."""
+        return f"wechat:openid:{openid}"
+
+    async def bound_customer(self, openid: str) -> Optional[str]:
+        """The customer id bound to an OpenID, or None (anonymous)."""
+        customer_id = await self.redis().get(self.binding_key(openid))
+        return customer_id if is_valid_customer_id(customer_id) else None
+
+    async def open_conversation(self, sender: str, openid: str, customer_id: Optional[str]) -> None:
+        """Make the conversation the OpenID's (bound customer or ``~wechat``) and register it for pushed messages.
+
+        WeChat vouches for the OpenID, so the owner follows the binding: a shopper who binds or
+        unbinds keeps the conversation. Another channel cannot use the conversation id.
+        """
+        redis = self.redis()
+        owner = customer_id or WECHAT_OWNER
+        if await redis.set(owner_key(sender), owner, nx=True, ex=self.ttl_s):
+            try:
+                await note_conversation_started(self.handoff_context())
+            except REDIS_FAILURES:
+                logger.warning("wechat.stats.conversation_not_counted sender=%s", sender)
+        else:
+            await redis.set(owner_key(sender), owner, ex=self.ttl_s)
+        await register_conversation(redis, sender, self.name(), {"openid": openid}, ttl_s=self.ttl_s)
+
+    def options_key(self, sender: str) -> str:
+        """Redis hash of the numbered options last offered to a conversation."""
+        return f"wechat:options:{sender}"
+
+    async def store_options(self, sender: str, options: Mapping[str, str]) -> None:
+        """Replace the numbered options offered to a conversation (none: forget them)."""
+        async with self.redis().pipeline(transaction=True) as pipe:
+            pipe.delete(self.options_key(sender))
+            if options:
+                pipe.hset(self.options_key(sender), mapping=dict(options))
+                pipe.expire(self.options_key(sender), OPTIONS_TTL_S)
+            await pipe.execute()
+
+    async def chosen_option(self, sender: str, text: str) -> str:
+        """The payload of the option a numeric reply picks, else the text unchanged."""
+        number = unicodedata.normalize("NFKC", text).strip()
+        if _OPTION_PATTERN.fullmatch(number) is None:
+            return text
+        payload = await self.redis().hget(self.options_key(sender), number.lstrip("0") or "0")
+        return payload or text
+
+    # ------------------------------------------------------------------ pushed messages
+
+    async def deliver_pushed(self, sender: str, registration: Dict[str, str], entries: List[Tuple[str, Dict[str, Any]]]) -> Optional[str]:
+        """Send a conversation's pushed messages through the customer-service API, in order.
+
+        Args:
+            sender: the conversation id.
+            registration: the conversation's registration (``openid``).
+            entries: ``(outbox entry id, message)`` pairs, oldest first.
+
+        Returns:
+            The id of the last entry handled (undeliverable ones are dropped and logged).
+
+        Raises:
+            DeliveryFailed: WeChat could not be reached or refused for a reason a retry may fix;
+                carries the last entry sent before.
+        """
+        openid = registration.get("openid", "")
+        if OPENID_PATTERN.fullmatch(openid) is None:
+            logger.warning("wechat.push.no_openid sender=%s dropped=%d", sender, len(entries))
+            return entries[-1][0] if entries else None
+        last: Optional[str] = None
+        for entry_id, message in entries:
+            text, options = render(message, agent_prefix=True)
+            if options:
+                await self.store_options(sender, options)
+            if text:
+                try:
+                    await self.api.send_text(openid, text)
+                except WeChatApiError as error:
+                    if not error.undeliverable:
+                        raise DeliveryFailed(f"wechat errcode {error.errcode}", last_delivered=last) from error
+                    logger.warning("wechat.push.dropped sender=%s errcode=%d", sender, error.errcode)
+                else:
+                    logger.info("wechat.push.sent sender=%s from=%s", sender, message.get("from", ""))
+            last = entry_id
+        return last
+
+    # ------------------------------------------------------------------ binding
+
+    async def handle_binding(self, request: Request, action: str) -> HTTPResponse:
+        """``POST /bind`` and ``POST /unbind``: the shop binds an OpenID to a customer, or unbinds it.
+
+        Returns:
+            200 ``{"status": "bound"|"unbound"}``; 400 for malformed fields; 403 for a bad
+            signature or a timestamp more than 5 minutes away; 503 when Redis is unavailable.
+        """
+        body = request.body or b""
+        payload = _loads(body.decode("utf-8", errors="replace")) if len(body) <= 4096 else None
+        if payload is None:
+            return _bind_error("invalid_json")
+        openid, customer_id = payload.get("openid"), payload.get("customer_id", "") if action == "bind" else ""
+        timestamp, signature = str(payload.get("timestamp", "")), payload.get("signature")
+        if not isinstance(openid, str) or OPENID_PATTERN.fullmatch(openid) is None:
+            return _bind_error("invalid_openid")
+        if action == "bind" and not is_valid_customer_id(customer_id):
+            return _bind_error("invalid_customer_id")
+        if not timestamp.isdigit() or len(timestamp) > 12:
+            return _bind_error("invalid_timestamp")
+        if abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW_S:
+            return _bind_error("stale_timestamp")
+        expected = binding_signature(self.identity_secret, action, openid, str(customer_id), timestamp)
+        if not isinstance(signature, str) or not hmac.compare_digest(expected, signature.lower()):
+            logger.warning("wechat.%s.forged", action)
+            return _bind_error("invalid_signature")
+        sender = conversation_id(self.appid, openid)
+        try:
+            if action == "bind":
+                await self.redis().set(self.binding_key(openid), str(customer_id), ex=self.binding_ttl_s)
+            else:
+                await self.redis().delete(self.binding_key(openid))
+            await self.outbox().push(sender, {"text": TEXTS["bound" if action == "bind" else "unbound"], "from": "system"})
+        except REDIS_FAILURES as error:
+            logger.error("wechat.%s.redis_failed error=%s", action, type(error).__name__)
+            return _bind_error("unavailable")
+        logger.info("wechat.%s.ok sender=%s", action, sender)
+        return _json({"status": "bound" if action == "bind" else "unbound"})
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start delivering pushed messages (on server start)."""
+        self._push = PushDelivery(self.redis(), self.name(), self.deliver_pushed)
+        try:
+            await self._push.start()
+        except REDIS_FAILURES as error:
+            logger.error("wechat.push.start_failed error=%s", type(error).__name__)
+
+    async def stop(self) -> None:
+        """Stop pushing, let answers under way finish (10 s at most), close connections."""
+        if self._push is not None:
+            await self._push.stop()
+            self._push = None
+        pending = [*self._turns.values(), *self._background]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=10)
+            for task in late:
+                task.cancel()
+        await self.api.close()
+        await self.close()
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """Routes of the channel; Rasa mounts them under ``/webhooks/wechat``."""
+        wechat_webhook = Blueprint("wechat_webhook")
+
+        @wechat_webhook.listener("after_server_start")
+        async def start_push(*_: Any) -> None:
+            await self.start()
+
+        @wechat_webhook.listener("before_server_stop")
+        async def stop_push(*_: Any) -> None:
+            await self.stop()
+
+        @wechat_webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return _json({"status": "ok"})
+
+        @wechat_webhook.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            return await self.handle_verify(request)
+
+        @wechat_webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            return await self.handle_message(request, on_new_message)
+
+        @wechat_webhook.route("/bind", methods=["POST"])
+        async def bind(request: Request) -> HTTPResponse:
+            return await self.handle_binding(request, "bind")
+
+        @wechat_webhook.route("/unbind", methods=["POST"])
+        async def unbind(request: Request) -> HTTPResponse:
+            return await self.handle_binding(request, "unbind")
+
+        return wechat_webhook
