@@ -145,6 +145,21 @@ class AppInput(ShopperChannel):
         if not binding.allowed:
             logger.warning("app.conversation.forbidden sender=%s verified=%s", sender_id, verified)
             return _error("conversation_forbidden", 403)
+        async with self.conversation_turn(sender_id):
+            return await self.take_turn(sender_id, text, customer_id, binding.created, on_new_message)
+
+    async def take_turn(self, sender_id: str, text: str, customer_id: Optional[str], new: bool,
+                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        """Route one accepted message to the agent or the bot and answer the webhook.
+
+        Args:
+            sender_id: the conversation id.
+            text: the shopper's message.
+            customer_id: the verified customer id, None for an anonymous shopper.
+            new: the message opened the conversation.
+            on_new_message: Rasa's handler of user messages.
+        """
+        verified = customer_id is not None
         try:
             to_agent = await self.route_to_handoff(sender_id, text, customer_id)
         except REDIS_FAILURES as error:
@@ -165,7 +180,7 @@ class AppInput(ShopperChannel):
             "app.message.received sender=%s verified=%s new=%s chars=%d",
             sender_id,
             verified,
-            binding.created,
+            new,
             len(text),
         )
         try:

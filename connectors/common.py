@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, AsyncIterator, Dict, Optional, Tuple
 
 import aiohttp
 from rasa.core.channels.channel import InputChannel
@@ -47,6 +49,21 @@ REDIS_CONNECT_TIMEOUT_S = 1.0
 REDIS_SOCKET_TIMEOUT_S = 2.0
 
 REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+TURN_LOCK_TTL_MS = 60_000
+"""Longest a message may hold its conversation's turn (a crashed process's turn ends then)."""
+
+TURN_WAIT_S = 30.0
+"""Longest a message waits for the previous message of its conversation before going on anyway."""
+
+TURN_POLL_S = 0.02
+
+_RELEASE_TURN = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+def turn_key(sender_id: str) -> str:
+    """Redis key held while one message of a conversation is being answered: ``conversation:turn:{sender_id}``."""
+    return f"conversation:turn:{sender_id}"
 """Exceptions that mean Redis could not answer."""
 
 MESSAGES: Dict[str, str] = {
@@ -190,6 +207,40 @@ class ShopperChannel(InputChannel):
             The channel.
         """
         return cls(**{key: credential(credentials, key) for key in cls.CREDENTIAL_KEYS})
+
+    @asynccontextmanager
+    async def conversation_turn(self, sender_id: str) -> AsyncIterator[None]:
+        """One message of a conversation at a time, in order, across channels, workers and servers.
+
+        A shopper who writes again while the bot is still answering (often right after 「转人工」,
+        while the handoff is being opened) waits here until that turn is over, so the second
+        message is routed by the state the first one left: to the agent once the handoff is open,
+        never answered by the bot over the agent. When Redis cannot tell or the previous turn
+        takes longer than :data:`TURN_WAIT_S`, the message goes on (Rasa's lock still orders it).
+
+        Args:
+            sender_id: the conversation id.
+        """
+        key, token = turn_key(sender_id), uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TURN_WAIT_S
+        held = False
+        try:
+            while not (held := bool(await self.redis().set(key, token, nx=True, px=TURN_LOCK_TTL_MS))):
+                if loop.time() > deadline:
+                    logger.warning("%s.turn.wait_expired sender=%s", self.name(), sender_id)
+                    break
+                await asyncio.sleep(TURN_POLL_S)
+        except REDIS_FAILURES as error:
+            logger.warning("%s.turn.unavailable sender=%s error=%s", self.name(), sender_id, type(error).__name__)
+        try:
+            yield
+        finally:
+            if held:
+                try:
+                    await self.redis().eval(_RELEASE_TURN, 1, key, token)
+                except REDIS_FAILURES as error:
+                    logger.warning("%s.turn.release_failed sender=%s error=%s", self.name(), sender_id, type(error).__name__)
 
     def redis(self) -> Redis:
         """The channel's Redis client, created on first use inside the running event loop.

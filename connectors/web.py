@@ -356,6 +356,17 @@ class WebInput(ShopperChannel):
             customer_id = state.get("customer_id")
         await self.join(sid, session_id, customer_id)  # checks the owner again and renews the binding
 
+        async with self.conversation_turn(session_id):
+            await self.take_turn(session_id, text, customer_id, on_new_message)
+
+    async def take_turn(self, session_id: str, text: str, customer_id: Optional[str],
+                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """Route one accepted message to the agent or the bot; the answer goes to the session's room.
+
+        Raises:
+            Refused: the message could not be answered (the shopper gets a polite text).
+        """
+        assert self.sio is not None
         try:
             turn = await self.handoff_turn(session_id, text, customer_id)
         except REDIS_FAILURES as error:

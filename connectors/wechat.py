@@ -825,7 +825,8 @@ class WeChatInput(ShopperChannel):
     async def _turn(self, key: str, sender: str, message: InboundMessage, on_new_message: OnNewMessage) -> None:
         """Answer one message (in the background: it outlives WeChat's request if it must)."""
         try:
-            reply = await self.respond(sender, message, on_new_message)
+            async with self.conversation_turn(sender):
+                reply = await self.respond(sender, message, on_new_message)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # every failure reaches the shopper as a polite text
@@ -878,7 +879,7 @@ class WeChatInput(ShopperChannel):
 
         customer_id = await self.bound_customer(message.openid)
         await self.open_conversation(sender, message.openid, customer_id)
-        turn = await self.handoff_turn(sender, text)
+        turn = await self.handoff_turn(sender, text, customer_id)
         if turn is not None:
             return {"text": turn.notice}
         text = await self.chosen_option(sender, text)

@@ -12,6 +12,7 @@ from typing import Any, Awaitable, Callable, Iterator, List, Optional
 
 import pytest
 from rasa.core.channels.channel import UserMessage, register
+from redis.asyncio import Redis
 from sanic import Sanic
 
 from bot.redis_server import free_port
@@ -84,12 +85,14 @@ class StubBot:
 
     Attributes:
         behaviour: ``reply`` (text and buttons), ``raise`` (as an unreachable tracker store) or
-            ``silent`` (no reply, as when an action failed inside Rasa).
+            ``silent`` (no reply, as when an action failed inside Rasa) or ``hands_off`` (takes a
+            while, then opens a handoff as ``action_handoff`` does, in ``redis_url``).
         calls: every message received, in order.
     """
 
     behaviour: str = "reply"
     calls: List[UserMessage] = field(default_factory=list)
+    redis_url: str = ""
 
     def handler(self) -> Callable[[UserMessage], Awaitable[None]]:
         """The coroutine function given to ``AppInput.blueprint``, like Rasa's own handler."""
@@ -100,6 +103,11 @@ class StubBot:
                 raise ConnectionError(f"tracker store unreachable while handling {message.text}")
             if self.behaviour == "silent":
                 return
+            if self.behaviour == "hands_off":
+                await asyncio.sleep(0.5)
+                client = Redis.from_url(self.redis_url)
+                await client.set(f"handoff:active:{message.sender_id}", "h" + "0" * 24)
+                await client.close()
             await message.output_channel.send_text_with_buttons(
                 message.sender_id,
                 f"收到：{message.text}",
@@ -146,7 +154,7 @@ def serve_channel(redis_url: str) -> Iterator[Callable[..., ChannelServer]]:
             action_server_url=action_server_url or f"http://127.0.0.1:{free_port()}",
             settings=load_settings({}),
         )
-        bot = StubBot(behaviour)
+        bot = StubBot(behaviour, redis_url=channel_redis_url or redis_url)
         app = Sanic(f"app_channel_test_{next(_app_names)}")
         if mount_with_rasa:
             # exactly what `rasa run` does: Rasa's own handler forwards to app.ctx.agent

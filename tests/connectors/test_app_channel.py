@@ -233,6 +233,25 @@ def test_no_reply_during_handoff_is_202_with_agent(serve_channel: ServeChannel, 
     assert len(server.bot.calls) == 1
 
 
+def test_a_message_sent_while_the_bot_opens_a_handoff_goes_to_the_agent(serve_channel: ServeChannel, redis_url: str) -> None:
+    server = serve_channel(SECRET, behaviour="hands_off")
+
+    async def two_quick_messages() -> List[Tuple[int, Any]]:
+        first = asyncio.ensure_future(asyncio.to_thread(send, server, "conv-race", "转人工", signed("C10001")))
+        await asyncio.sleep(0.15)  # the bot is still opening the handoff
+        second = await asyncio.to_thread(send, server, "conv-race", "我的订单是880000010001", signed("C10001"))
+        return [await first, second]
+
+    (first_status, _), (second_status, second_body) = asyncio.run(two_quick_messages())
+    assert first_status == 200
+    assert second_status == 202 and second_body["handoff_id"] == "h" + "0" * 24
+    assert [message.text for message in server.bot.calls] == ["转人工"]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    transcript = client.xrange("handoff:transcript:h" + "0" * 24)
+    client.close()
+    assert [fields["text"] for _, fields in transcript] == ["我的订单是880000010001"]
+
+
 def test_messages_paging_and_access_control(serve_channel: ServeChannel, redis_url: str) -> None:
     server = serve_channel(SECRET)
     assert send(server, "conv-out", "转人工", signed("C10001"))[0] == 200
