@@ -120,3 +120,17 @@ def mask_phone(phone: Optional[Any]) -> str:
     if length < 8:
         return "*" * (length - 2) + compact[-2:]
     return compact[:3] + "*" * (length - 7) + compact[-4:]
+
+
+def sign_callback(secret: str, timestamp: str, body: bytes) -> str:
+    """Signature of a pushed-message callback, as the shop's backend checks it.
+
+    Args:
+        secret: the shared identity secret (``SHOP_IDENTITY_SECRET``).
+        timestamp: the ``X-Shop-Timestamp`` header (Unix seconds).
+        body: the exact request body.
+
+    Returns:
+        The lowercase hex HMAC-SHA256 of ``{timestamp}.{body}`` under the secret.
+    """
+    return hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()

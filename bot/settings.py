@@ -53,6 +53,8 @@ class Settings:
     nlu_cache_size: int = 10000
     action_host: str = "127.0.0.1"
     action_port: int = 5055
+    # Hosts the app channel may POST pushed messages to (a conversation's callback_url), comma-separated.
+    app_callback_hosts: str = "127.0.0.1,localhost"
     desk_host: str = "127.0.0.1"
     desk_port: int = 7100
     # The demo shop page with the web chat widget.

@@ -28,14 +28,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Awaitable, Callable, Optional
+import time
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
 
+import aiohttp
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.identity import sign_callback
 from bot.outbox import MAX_FETCH_LIMIT, InvalidCursor, validate_cursor
+from bot.push import DeliveryFailed, register_conversation
 from connectors.binding import ANONYMOUS_OWNER, conversation_owner
 from connectors.common import MAX_MESSAGE_CHARS, MESSAGES, REDIS_FAILURES, SENDER_PATTERN, ShopperChannel, check_text, handoff_key
 
@@ -56,6 +61,29 @@ def _json(body: Any, status: int = 200) -> HTTPResponse:
 
 def _error(code: str, status: int) -> HTTPResponse:
     return _json({"error": {"code": code, "message": MESSAGES[code]}}, status=status)
+
+
+MAX_CALLBACK_URL_CHARS = 512
+CALLBACK_TIMEOUT_S = 3.0
+"""Time allowed to the shop's callback endpoint for one delivery (retried with backoff after)."""
+
+
+def valid_callback_url(url: Any, allowed_hosts: str) -> bool:
+    """Whether a conversation's callback URL may be used: http(s) to one of the allowed hosts.
+
+    Args:
+        url: the URL the request gave.
+        allowed_hosts: comma-separated host names (``APP_CALLBACK_HOSTS``).
+    """
+    if not isinstance(url, str) or not url or len(url) > MAX_CALLBACK_URL_CHARS:
+        return False
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        return False
+    hosts = {host.strip().lower() for host in allowed_hosts.split(",") if host.strip()}
+    return parts.scheme in ("http", "https") and port_ok and (parts.hostname or "").lower() in hosts and not parts.username
 
 
 class AppInput(ShopperChannel):
@@ -137,6 +165,10 @@ class AppInput(ShopperChannel):
         if claimed_id and not verified:
             logger.info("app.identity.unverified sender=%s", sender_id)
 
+        callback_url = payload.get("callback_url")
+        if callback_url is not None and not valid_callback_url(callback_url, self.settings.app_callback_hosts):
+            return _error("invalid_callback_url", 400)
+
         try:
             binding = await self.bind(sender_id, customer_id)
         except REDIS_FAILURES as error:
@@ -145,6 +177,12 @@ class AppInput(ShopperChannel):
         if not binding.allowed:
             logger.warning("app.conversation.forbidden sender=%s verified=%s", sender_id, verified)
             return _error("conversation_forbidden", 403)
+        if callback_url is not None:
+            try:
+                await register_conversation(self.redis(), sender_id, self.name(), {"callback_url": callback_url}, self.ttl_s)
+            except REDIS_FAILURES as error:
+                logger.error("app.callback.register_failed sender=%s error=%s", sender_id, type(error).__name__)
+                return _error("bot_unavailable", 503)
         async with self.conversation_turn(sender_id):
             return await self.take_turn(sender_id, text, customer_id, binding.created, on_new_message)
 
@@ -249,6 +287,33 @@ class AppInput(ShopperChannel):
             return _error("bot_unavailable", 503)
         return _json({"messages": messages, "cursor": cursor if cursor is not None else "0-0"})
 
+    async def deliver(self, sender: str, registration: Dict[str, str], entries: List[Tuple[str, Dict[str, Any]]]) -> Optional[str]:
+        """POST pushed messages to the conversation's callback URL, signed; they stay fetchable anyway.
+
+        Body ``{"sender", "messages": [... each with its "cursor"]}``; headers ``X-Shop-Timestamp``
+        and ``X-Shop-Signature`` (:func:`bot.identity.sign_callback`). Any 2xx answer counts as
+        delivered; anything else is retried with backoff by :class:`bot.push.PushDelivery`.
+
+        Raises:
+            bot.push.DeliveryFailed: the endpoint did not accept them.
+        """
+        url = registration.get("callback_url")
+        if not url:
+            return entries[-1][0]  # pulled through GET /messages only
+        body = json.dumps({"sender": sender, "messages": [{**message, "cursor": entry_id} for entry_id, message in entries]},
+                          ensure_ascii=False).encode("utf-8")
+        timestamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json; charset=utf-8", "X-Shop-Timestamp": timestamp,
+                   "X-Shop-Signature": sign_callback(self.identity_secret, timestamp, body)}
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT_S)) as session:
+                async with session.post(url, data=body, headers=headers) as answer:
+                    if 200 <= answer.status < 300:
+                        return entries[-1][0]
+                    raise DeliveryFailed(f"HTTP {answer.status}")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            raise DeliveryFailed(type(error).__name__) from error
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Routes of the channel; Rasa mounts them under ``/webhooks/app``.
 
@@ -259,6 +324,14 @@ class AppInput(ShopperChannel):
             The channel's blueprint.
         """
         app_webhook = Blueprint("app_webhook")
+
+        @app_webhook.listener("after_server_start")
+        async def start_push(*_: Any) -> None:
+            await self.start_push(self.deliver)
+
+        @app_webhook.listener("before_server_stop")
+        async def stop_push(*_: Any) -> None:
+            await self.stop_push()
 
         @app_webhook.listener("after_server_stop")
         async def close_redis(*_: Any) -> None:

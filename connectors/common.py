@@ -31,6 +31,7 @@ from bot.handoff.queue import estimated_wait, queue_position
 from bot.handoff.stats import note_conversation_started
 from bot.identity import is_valid_customer_id, verify_signature
 from bot.outbox import Outbox
+from bot.push import Deliver, PushDelivery
 from bot.settings import Settings, load_settings
 from connectors.binding import Binding, bind_conversation, owner_of
 
@@ -58,6 +59,9 @@ TURN_WAIT_S = 30.0
 
 TURN_POLL_S = 0.02
 
+PUSH_START_MAX_BACKOFF_S = 30.0
+"""Longest wait between two attempts to start push delivery while Redis is down."""
+
 _RELEASE_TURN = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
@@ -74,6 +78,7 @@ MESSAGES: Dict[str, str] = {
     "message_too_long": f"您的消息有点长啦（超过{MAX_MESSAGE_CHARS}字），麻烦分成几条发送，谢谢您的理解！",
     "payload_too_large": "抱歉，这条消息太大了，麻烦精简后分几次发送，谢谢您的理解！",
     "invalid_metadata": "抱歉，登录信息格式有误，请重新登录后再试。",
+    "invalid_callback_url": "抱歉，消息推送地址无效，请联系商城技术支持。",
     "conversation_forbidden": "抱歉，这个会话不属于当前账号，请刷新页面开始新的对话。",
     "conversation_not_found": "抱歉，没有找到这个会话，请刷新页面重新开始对话。",
     "invalid_cursor": "抱歉，消息位置参数有误，请刷新页面后重试。",
@@ -191,6 +196,8 @@ class ShopperChannel(InputChannel):
         self._pool: Optional[ConnectionPool] = None
         self._redis: Optional[Redis] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self.push: Optional[PushDelivery] = None
+        self._push_starter: Optional[asyncio.Task[None]] = None
 
     CREDENTIAL_KEYS: Tuple[str, ...] = ("redis_url", "identity_secret", "action_server_url")
     """Keys of the channel's ``credentials.yml`` section, each an argument of the constructor."""
@@ -207,6 +214,42 @@ class ShopperChannel(InputChannel):
             The channel.
         """
         return cls(**{key: credential(credentials, key) for key in cls.CREDENTIAL_KEYS})
+
+    async def start_push(self, deliver: Deliver) -> None:
+        """Start delivering the channel's pushed messages (:class:`bot.push.PushDelivery`), on server start.
+
+        When Redis cannot answer yet, the start is retried in the background with backoff.
+
+        Args:
+            deliver: the channel's delivery function.
+        """
+        self.push = PushDelivery(self.redis(), self.name(), deliver)
+        try:
+            await self.push.start()
+        except REDIS_FAILURES as error:
+            logger.error("%s.push.start_failed error=%s", self.name(), type(error).__name__)
+            self._push_starter = asyncio.create_task(self._retry_push_start(self.push), name=f"{self.name()}-push-start")
+
+    async def _retry_push_start(self, push: PushDelivery) -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await push.start()
+                logger.info("%s.push.started", self.name())
+                return
+            except REDIS_FAILURES as error:
+                logger.error("%s.push.start_failed error=%s", self.name(), type(error).__name__)
+                delay = min(delay * 2, PUSH_START_MAX_BACKOFF_S)
+
+    async def stop_push(self) -> None:
+        """Stop delivering pushed messages; deliveries under way finish first (on server stop)."""
+        starter, self._push_starter = self._push_starter, None
+        if starter is not None and not starter.done():
+            starter.cancel()
+        push, self.push = self.push, None
+        if push is not None:
+            await push.stop()
 
     @asynccontextmanager
     async def conversation_turn(self, sender_id: str) -> AsyncIterator[None]:

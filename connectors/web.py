@@ -52,7 +52,7 @@ from sanic.response import HTTPResponse
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from bot.outbox import InvalidCursor, validate_cursor
-from bot.push import DeliveryFailed, PushDelivery, register_conversation
+from bot.push import DeliveryFailed, register_conversation
 from connectors.binding import ANONYMOUS_OWNER, conversation_owner
 from connectors.common import MESSAGES, REDIS_FAILURES, SENDER_PATTERN, HandoffTurn, ShopperChannel, check_text
 
@@ -71,9 +71,6 @@ MAX_REPLAY = 1000
 
 REPLAY_PAGE = 100
 """Pushed messages read from the outbox at once when replaying."""
-
-PUSH_START_MAX_BACKOFF_S = 30.0
-"""Longest wait between two attempts at starting push delivery while Redis is down."""
 
 REDIS_CHANNEL = "socketio:web"
 """Redis pub/sub channel the socket.io servers of every Rasa process share."""
@@ -162,8 +159,6 @@ class WebInput(ShopperChannel):
         self.socketio_path: str = socketio_path or "/socket.io"
         self.cors_allowed_origins: OriginSetting = cors_allowed_origins or "*"
         self.sio: Optional[socketio.AsyncServer] = None
-        self.push: Optional[PushDelivery] = None
-        self._push_starter: Optional[asyncio.Task[None]] = None
         self._locks: Dict[str, asyncio.Lock] = {}
 
     @classmethod
@@ -429,34 +424,11 @@ class WebInput(ShopperChannel):
         """
         if self.sio is not None and isinstance(self.sio.manager, AsyncPubSubManager):
             self.sio.manager.host_id = uuid.uuid4().hex
-        self.push = PushDelivery(self.redis(), self.name(), self.deliver)
-        try:
-            await self.push.start()
-        except REDIS_FAILURES as error:  # Redis is down at start-up: keep trying in the background
-            logger.error("web.push.start_failed error=%s", type(error).__name__)
-            self._push_starter = asyncio.create_task(self._start_push(self.push), name="web-push-start")
-
-    async def _start_push(self, push: PushDelivery) -> None:
-        """Start the push consumer, retrying with backoff while Redis cannot answer."""
-        delay = 1.0
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await push.start()
-                logger.info("web.push.started")
-                return
-            except REDIS_FAILURES as error:
-                logger.error("web.push.start_failed error=%s", type(error).__name__)
-                delay = min(delay * 2, PUSH_START_MAX_BACKOFF_S)
+        await self.start_push(self.deliver)
 
     async def stop(self) -> None:
         """Stop push delivery and the socket.io background tasks (on server stop)."""
-        starter, self._push_starter = self._push_starter, None
-        if starter is not None and not starter.done():
-            starter.cancel()
-        push, self.push = self.push, None
-        if push is not None:
-            await push.stop()
+        await self.stop_push()
         if self.sio is not None:
             listener = getattr(self.sio.manager, "thread", None)
             if isinstance(listener, asyncio.Task):

@@ -60,7 +60,7 @@ from sanic.response import HTTPResponse
 from bot.handoff.conversation import script
 from bot.handoff.stats import note_conversation_started
 from bot.identity import is_valid_customer_id
-from bot.push import DeliveryFailed, PushDelivery, register_conversation
+from bot.push import DeliveryFailed, register_conversation
 from bot.settings import Settings, load_settings
 from connectors.binding import owner_key
 from connectors.common import MESSAGES, REDIS_FAILURES, ShopperChannel, check_text, credential
@@ -645,7 +645,6 @@ class WeChatInput(ShopperChannel):
         self.api = WeChatApi(self.api_base, self.appid, self.appsecret, self.redis)
         self._turns: Dict[str, asyncio.Task[None]] = {}
         self._background: Set[asyncio.Task[Any]] = set()
-        self._push: Optional[PushDelivery] = None
 
     @classmethod
     def name(cls) -> str:
@@ -1022,17 +1021,11 @@ class WeChatInput(ShopperChannel):
 
     async def start(self) -> None:
         """Start delivering pushed messages (on server start)."""
-        self._push = PushDelivery(self.redis(), self.name(), self.deliver_pushed)
-        try:
-            await self._push.start()
-        except REDIS_FAILURES as error:
-            logger.error("wechat.push.start_failed error=%s", type(error).__name__)
+        await self.start_push(self.deliver_pushed)
 
     async def stop(self) -> None:
         """Stop pushing, let answers under way finish (10 s at most), close connections."""
-        if self._push is not None:
-            await self._push.stop()
-            self._push = None
+        await self.stop_push()
         pending = [*self._turns.values(), *self._background]
         if pending:
             _, late = await asyncio.wait(pending, timeout=10)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
+import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Union
 
 import pytest
 import redis
 from redis.asyncio import Redis
 
-from bot.identity import sign_customer_id
+from bot.identity import sign_callback, sign_customer_id
 from bot.outbox import Outbox
 from bot.redis_server import free_port
 from connectors.app import MESSAGES, AppInput, handoff_key
@@ -46,8 +49,8 @@ def signed(customer_id: str) -> Dict[str, str]:
     return {"customer_id": customer_id, "signature": sign_customer_id(SECRET, customer_id)}
 
 
-def send(server: Any, sender: str, text: str, metadata: Optional[Dict[str, Any]] = None) -> Any:
-    body: Dict[str, Any] = {"sender": sender, "message": text}
+def send(server: Any, sender: str, text: str, metadata: Optional[Dict[str, Any]] = None, **extra: Any) -> Any:
+    body: Dict[str, Any] = {"sender": sender, "message": text, **extra}
     if metadata is not None:
         body["metadata"] = metadata
     return http("POST", f"{server.base}/webhook", body)
@@ -340,3 +343,55 @@ def test_loaded_from_a_credentials_file_like_rasa_run(tmp_path: Path) -> None:
     assert app_channel.identity_secret == "from-file"
     assert app_channel.redis_url == "redis://127.0.0.1:6999/3"
     assert app_channel.url_prefix() == "app"
+
+
+class _Callbacks(BaseHTTPRequestHandler):
+    """The shop's callback endpoint: records what it receives; answers 500 to the first POST."""
+
+    received: ClassVar[List[Tuple[Dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:  # http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        first = not _Callbacks.received
+        _Callbacks.received.append(({name: value for name, value in self.headers.items()}, body))
+        self.send_response(500 if first else 204)
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        return
+
+
+def test_pushed_messages_are_posted_signed_to_the_callback_url_and_stay_fetchable(serve_channel: ServeChannel, redis_url: str) -> None:
+    _Callbacks.received = []
+    endpoint = ThreadingHTTPServer(("127.0.0.1", free_port()), _Callbacks)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    try:
+        server = serve_channel(SECRET)
+        callback_url = f"http://127.0.0.1:{endpoint.server_address[1]}/shop/push"
+        status, _ = send(server, "conv-callback", "你好", signed("C10001"), callback_url=callback_url)
+        assert status == 200
+        ids = push(redis_url, "conv-callback", [{"text": "您好，我是客服小王", "from": "agent"}])
+        deadline = time.monotonic() + 15
+        while len(_Callbacks.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        endpoint.shutdown()
+        endpoint.server_close()
+    assert len(_Callbacks.received) == 2  # refused once (500), delivered on the retry
+    headers, body = _Callbacks.received[-1]
+    assert headers["X-Shop-Signature"] == sign_callback(SECRET, headers["X-Shop-Timestamp"], body)
+    delivered = json.loads(body)
+    assert delivered["sender"] == "conv-callback"
+    assert [(m["text"], m["from"], m["cursor"]) for m in delivered["messages"]] == [("您好，我是客服小王", "agent", ids[0])]
+    auth = "customer_id=C10001&signature=" + sign_customer_id(SECRET, "C10001")
+    status, fetched = http("GET", f"{server.base}/messages/conv-callback?{auth}")
+    assert status == 200 and [m["text"] for m in fetched["messages"]] == ["您好，我是客服小王"]
+
+
+@pytest.mark.parametrize("url", ["http://shop.example.com/push", "ftp://127.0.0.1/push", "javascript:alert(1)",
+                                 "http://user@127.0.0.1/push", 42, "http://127.0.0.1/" + "x" * 600])
+def test_a_callback_url_outside_the_allowed_hosts_is_refused(serve_channel: ServeChannel, url: Any) -> None:
+    server = serve_channel(SECRET)
+    status, body = send(server, "conv-bad-callback", "你好", signed("C10001"), callback_url=url)
+    assert status == 400 and body["error"]["code"] == "invalid_callback_url"
+    assert server.bot.calls == []
