@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from datetime import datetime
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import aiohttp
 
@@ -64,6 +65,19 @@ class RetryPolicy:
         return [self.backoff_s * (2**attempt) for attempt in range(self.retries)]
 
 
+@dataclass(frozen=True)
+class Written:
+    """The CRM's answer to an idempotent write.
+
+    Attributes:
+        record: the record as the CRM returns it.
+        created: True when this request created it (201), False when it already existed (200).
+    """
+
+    record: Dict[str, Any]
+    created: bool
+
+
 class CRMClient:
     """Typed async access to the CRM's HTTP API.
 
@@ -112,19 +126,32 @@ class CRMClient:
         self._session = None
 
     async def _request(self, method: str, path: str, *, params: Optional[Mapping[str, Any]] = None, json: Any = None) -> Any:
+        _status, body = await self._exchange(method, path, params=params, json=json)
+        return body
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Optional[Mapping[str, Any]] = None,
+        json: Any = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> Tuple[int, Any]:
+        """One request with retries; the status and decoded body of a 2xx or 3xx answer."""
         url = f"{self.base_url}{path}"
         delays = self.retry.delays()
         last_error = "no attempt made"
         for attempt in range(len(delays) + 1):
             try:
-                async with self._get_session().request(method, url, params=params, json=json) as response:
+                async with self._get_session().request(method, url, params=params, json=json, headers=headers) as response:
                     if response.status >= 500:
                         last_error = f"HTTP {response.status}"
                     else:
                         body = await response.json(content_type=None)
                         if response.status >= 400:
                             raise self._request_error(response.status, body)
-                        return body
+                        return response.status, body
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError, aiohttp.ClientPayloadError) as error:
                 last_error = type(error).__name__
             except (ValueError, aiohttp.ContentTypeError) as error:
@@ -182,6 +209,46 @@ class CRMClient:
         """
         body = {"receiver_name": receiver_name, "receiver_phone": receiver_phone, "address": address}
         return await self._request("POST", f"/api/orders/{order_id}/address", json=body)
+
+    # Late deliveries -------------------------------------------------------------------------
+    async def urge_order(self, order_id: str, answer_due_at: Optional[datetime] = None) -> Written:
+        """File an urge (催件) of an order in flight, or get the one still open.
+
+        Args:
+            order_id: the order.
+            answer_due_at: by when the carrier answers, as the delivery policy promises it
+                (timezone-aware); the CRM's default window when omitted.
+
+        Raises:
+            CRMRequestError: 409 ``not_allowed`` when the order is not awaiting shipment or on its way.
+        """
+        body = {"answer_due_at": answer_due_at.isoformat(timespec="seconds")} if answer_due_at is not None else {}
+        status, urge = await self._exchange("POST", f"/api/orders/{order_id}/urge", json=body)
+        return Written(urge, status == 201)
+
+    async def list_order_urges(self, order_id: str, limit: int = 20, offset: int = 0) -> List[Dict[str, Any]]:
+        """The urges of one order, newest first."""
+        body = await self._request("GET", f"/api/orders/{order_id}/urges", params={"limit": limit, "offset": offset})
+        return list(body.get("items", []))
+
+    async def grant_late_compensation(self, order_id: str, points: int, idempotency_key: str) -> Written:
+        """Grant late-delivery points; the same key and points always give the same grant.
+
+        Raises:
+            CRMRequestError: 409 ``conflict`` when the order was already compensated (or the key
+                was used for another request), 409 ``not_allowed`` when the order is not late.
+        """
+        status, grant = await self._exchange(
+            "POST", f"/api/orders/{order_id}/late-compensation", json={"points": points}, headers={"Idempotency-Key": idempotency_key}
+        )
+        return Written(grant, status == 201)
+
+    async def get_late_compensation(self, order_id: str) -> Optional[Dict[str, Any]]:
+        """The late-delivery compensation granted for an order, or None."""
+        try:
+            return await self._request("GET", f"/api/orders/{order_id}/late-compensation")
+        except CRMNotFound:
+            return None
 
     # Returns ---------------------------------------------------------------------------------
     async def list_customer_returns(self, customer_id: str, limit: int = 20, offset: int = 0) -> List[Dict[str, Any]]:

@@ -58,6 +58,13 @@ def moment(value: datetime) -> str:
     return f"{value.month}月{value.day}日 {value:%H:%M}"
 
 
+def when(value: datetime, now: datetime) -> str:
+    """A time relative to ``now``, in the shop's timezone: 今天 16:30, 明天 09:30, 昨天 14:23, 11月25日 09:30."""
+    local, current = value.astimezone(shop_timezone()), now.astimezone(shop_timezone())
+    relative = {0: "今天", 1: "明天", -1: "昨天"}.get((local.date() - current.date()).days)
+    return f"{relative} {local:%H:%M}" if relative else moment(local)
+
+
 def mask_phone(phone: Optional[str]) -> str:
     """138****5678; anything shorter than 7 characters is fully masked."""
     if not phone:

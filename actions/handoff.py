@@ -155,7 +155,8 @@ async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: O
     shopper = shopper_from_tracker(tracker)
     latest_intent = str(((tracker.latest_message or {}).get("intent") or {}).get("name") or "")
     failures = max(float(tracker.get_slot("failed_attempts") or 0), float(tracker.get_slot(FLOW_FAILURES_SLOT) or 0))
-    reason = reason or determine_reason(latest_intent, _latest_text(tracker), tracker.get_slot(REASON_SLOT), failures,
+    requested = next(tracker.get_latest_entity_values(REASON_SLOT), None) or tracker.get_slot(REASON_SLOT)
+    reason = reason or determine_reason(latest_intent, _latest_text(tracker), requested, failures,
                                         consecutive_fallbacks(tracker.events))
     label = reason_label(ctx.policy, reason)
     facts = await _shopper_facts(tracker, shopper)

@@ -27,6 +27,7 @@ MAX_TURN_CHARS = 160
 
 INTENT_LABELS: Dict[str, str] = {
     "track_order": "查询物流",
+    "track_order_full": "查看完整物流",
     "urge_delivery": "催促配送",
     "cancel_order": "取消订单",
     "change_address": "修改收货地址",

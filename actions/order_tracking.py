@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any, Dict, List, Optional, Sequence
+from datetime import date, datetime
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from actions import formatting
+from actions.delivery_policy import Compensation
+from actions.loyalty_rules import points as points_text
 
 STATUS_LABELS = {
     "pending_payment": "待付款",
@@ -72,6 +74,13 @@ def is_late(order: Order, today: date) -> bool:
     return today > formatting.parse_date(promised)
 
 
+def days_overdue(order: Order, today: date) -> int:
+    """Days a late order is past its promised date (0 when it is not late)."""
+    if not is_late(order, today):
+        return 0
+    return (today - formatting.parse_date(order["promised_date"])).days
+
+
 def items_summary(order: Order) -> str:
     """耐克 Air Zoom 跑鞋 等 2 件."""
     items = order.get("items") or []
@@ -88,6 +97,45 @@ def order_button(order: Order) -> Dict[str, str]:
     title = f"{placed.month}月{placed.day}日 {items_summary(order)} {formatting.money(order.get('paid_fen', 0))}"
     payload = "/track_order" + json.dumps({"order_id": order["order_id"]}, separators=(",", ":"))
     return {"title": title, "payload": payload}
+
+
+def full_track_button(order: Order) -> Dict[str, str]:
+    """A button that asks for every scan of one order's parcel."""
+    payload = "/track_order_full" + json.dumps({"order_id": order["order_id"]}, separators=(",", ":"))
+    return {"title": "查看完整物流", "payload": payload}
+
+
+def track_events(order: Order) -> List[Dict[str, Any]]:
+    """The parcel's scans, oldest first (the CRM lists them newest first)."""
+    events = list(reversed((order.get("shipment") or {}).get("events") or []))
+    return sorted(events, key=lambda event: formatting.parse_datetime(event["time"]))
+
+
+def describe_full_track(order: Order) -> str:
+    """Every scan of an order's parcel, oldest first: time, location and description.
+
+    Args:
+        order: the order as the CRM returns it.
+    """
+    status = order.get("status", "")
+    label = STATUS_LABELS.get(status, order.get("status_label", status))
+    events = track_events(order)
+    shipment = order.get("shipment") or {}
+    if not events:
+        text = f"订单 {order['order_id']}（{items_summary(order)}）当前状态：{label}，还没有物流记录。"
+        if status in ("pending_payment", "awaiting_shipment"):
+            text += "发货后就能看到完整物流。"
+        return text
+    carrier = shipment.get("carrier_name") or shipment.get("carrier", "")
+    lines = [
+        f"订单 {order['order_id']}（{items_summary(order)}）的完整物流：{carrier}，运单号 {shipment.get('tracking_number', '')}，"
+        f"共 {len(events)} 条，从早到晚："
+    ]
+    for number, event in enumerate(events, start=1):
+        when = formatting.moment(formatting.parse_datetime(event["time"]))
+        lines.append(f"{number}. {when}【{event.get('location', '')}】{event.get('description', '')}")
+    lines.append(f"当前状态：{label}。")
+    return "\n".join(lines)
 
 
 def latest_event_line(order: Order) -> Optional[str]:
@@ -130,12 +178,85 @@ def describe_order(order: Order, today: date) -> str:
     elif order.get("promised_date"):
         promised = formatting.parse_date(order["promised_date"])
         if is_late(order, today):
-            overdue = (today - promised).days
             lines.append(
                 f"非常抱歉，这个订单承诺{formatting.day(promised, today)}送达，"
-                f"现已超出 {overdue} 天仍未签收。"
-                "如需人工客服立即为您催促承运商并跟进赔付，请点“转人工”。"
+                f"现已超出 {days_overdue(order, today)} 天仍未签收。"
             )
         else:
             lines.append(f"预计{formatting.day(promised, today)}前送达。")
+    return "\n".join(lines)
+
+
+URGE = "urge"
+COMPENSATION = "compensation"
+FAILURE_LABELS = {URGE: "催件", COMPENSATION: "延误补偿"}
+
+
+@dataclass(frozen=True)
+class LateHandling:
+    """What was done in the CRM for a late order.
+
+    Attributes:
+        urge: the urge (催件) as the CRM returns it, when one was filed or is open.
+        urge_created: whether this turn filed it.
+        grant: the late-delivery compensation as the CRM returns it, when there is one.
+        grant_created: whether this turn granted it.
+        compensation: what the delivery policy allowed, when this turn granted it.
+        tier_name: the shopper's membership tier, e.g. 金牌会员 (for the rule's wording).
+        failed: what could not be done (:data:`URGE`, :data:`COMPENSATION`): a human takes over.
+    """
+
+    urge: Optional[Order] = None
+    urge_created: bool = False
+    grant: Optional[Order] = None
+    grant_created: bool = False
+    compensation: Optional[Compensation] = None
+    tier_name: str = ""
+    failed: Tuple[str, ...] = ()
+
+
+def _urge_line(urge: Order, created: bool, now: datetime) -> str:
+    due = formatting.when(formatting.parse_datetime(urge["answer_due_at"]), now)
+    since = "" if created else f"于{formatting.when(formatting.parse_datetime(urge['created_at']), now)} "
+    if urge.get("target") == "warehouse":
+        return f"我们已{since}为您催促仓库尽快发货，仓库将在{due} 前回复发货时间。"
+    carrier = urge.get("carrier_name") or "承运商"
+    return f"我们已{since}为您向{carrier}催件，承运商将在{due} 前回复最新进度。"
+
+
+def _compensation_rule(compensation: Compensation, tier_name: str) -> str:
+    rule = f"超出 {compensation.days_late} 天补偿 {points_text(compensation.base_points)} 积分"
+    if compensation.multiplier > 1:
+        factor = "双倍" if compensation.multiplier == 2 else f" {compensation.multiplier} 倍"
+        rule += f"，{tier_name or '您的会员等级'}{factor}"
+    return rule
+
+
+def _grant_line(handling: LateHandling, now: datetime) -> str:
+    grant = handling.grant or {}
+    points = points_text(int(grant.get("points", 0)))
+    if handling.grant_created:
+        rule = f"（{_compensation_rule(handling.compensation, handling.tier_name)}）" if handling.compensation else ""
+        return f"按延误补偿规则{rule}，已为您补偿 {points} 积分，已到账，当前积分 {points_text(int(grant.get('balance', 0)))}。"
+    granted = formatting.when(formatting.parse_datetime(grant["granted_at"]), now)
+    return f"这个订单的延误补偿 {points} 积分已于{granted} 发放到您的账户（每个订单补偿一次）。"
+
+
+def describe_late_handling(handling: LateHandling, now: datetime) -> str:
+    """What the shop did about a late order: the urge with its answer time, the compensation, the human.
+
+    Args:
+        handling: what the CRM did.
+        now: the current time (relative days: 今天, 明天).
+    """
+    lines = []
+    if handling.urge is not None:
+        lines.append(_urge_line(handling.urge, handling.urge_created, now))
+    if handling.grant is not None:
+        lines.append(_grant_line(handling, now))
+    if handling.failed:
+        what = "和".join(FAILURE_LABELS[part] for part in handling.failed)
+        lines.append(f"抱歉，{what}这次没能在系统里办理成功，将由人工客服为您处理，请点“转人工”。")
+    else:
+        lines.append("如需人工客服进一步跟进，请点“转人工”。")
     return "\n".join(lines)

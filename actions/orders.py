@@ -1,19 +1,44 @@
-"""Order actions: tracking, with verification of anonymous shoppers."""
+"""Order actions: tracking (with verification of anonymous shoppers), late orders, the full track."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any, Dict, List, Optional
+import asyncio
+import logging
+from abc import ABCMeta, abstractmethod
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any, Dict, List, Optional, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import formatting
-from actions.crm import CRMNotFound, CRMUnavailable, get_crm_client
-from actions.order_tracking import IN_FLIGHT, choose_order, describe_order, is_late, order_button
+from actions.crm import CRMError, CRMNotFound, CRMRequestError, CRMUnavailable, Written, get_crm_client
+from actions.delivery_policy import Compensation, compensation_for, compensation_key, default_policy, urge_answer_due
+from actions.order_tracking import (
+    COMPENSATION,
+    IN_FLIGHT,
+    URGE,
+    LateHandling,
+    choose_order,
+    days_overdue,
+    describe_full_track,
+    describe_late_handling,
+    describe_order,
+    full_track_button,
+    is_late,
+    order_button,
+    track_events,
+)
 from actions.replies import CRM_UNAVAILABLE, human_buttons
-from actions.shopper import VERIFIED_ORDER_SLOT, shopper_from_tracker
+from actions.shopper import VERIFIED_ORDER_SLOT, Shopper, shopper_from_tracker
+from bot.handoff.policy import PolicyError, ServicePolicy
+from bot.handoff.policy import load_policy as load_service_policy
+from bot.settings import load_settings
+
+logger = logging.getLogger(__name__)
 
 PENDING_FLOW_SLOT = "pending_flow"
 FAILED_ATTEMPTS_SLOT = "failed_attempts"
@@ -37,12 +62,104 @@ NOT_YOUR_ORDER = (
 NO_TRACKING_MATCH = "在您的账户下没有找到运单号 {tracking_number} 对应的订单，请核对运单号。"
 NO_ORDERS = "您的账户下还没有订单。有其他问题也可以随时问我。"
 CHOOSE_ORDER = "您有 {count} 个订单正在配送中，想查哪一个？"
+CHOOSE_ORDER_FULL = "您有 {count} 个订单正在配送中，想看哪一个的完整物流？"
+
+Order = Dict[str, Any]
 
 
-def utter_order(dispatcher: CollectingDispatcher, order: Dict[str, Any], today: date) -> None:
-    """Tell one order's status; a late order comes with the offer of a human."""
-    buttons = human_buttons() if is_late(order, today) else []
-    dispatcher.utter_message(text=describe_order(order, today), buttons=buttons)
+@lru_cache(maxsize=1)
+def _service_policy_file() -> Any:
+    return load_settings().handoff_policy_file
+
+
+def service_hours() -> Optional[ServicePolicy]:
+    """The human service policy whose opening hours the urge's answer time counts (None if unreadable)."""
+    try:
+        return load_service_policy(_service_policy_file())
+    except PolicyError:
+        logger.warning("human service policy unreadable; urges are answered within clock minutes", exc_info=True)
+        return None
+
+
+def now_in_shop() -> datetime:
+    """The current time in the shop's timezone."""
+    return datetime.now(formatting.shop_timezone())
+
+
+async def _file_urge(order: Order, now: datetime) -> Written:
+    due = urge_answer_due(default_policy(), now, service_hours())
+    return await get_crm_client().urge_order(order["order_id"], due)
+
+
+async def _grant_compensation(order: Order, today: date) -> Tuple[Optional[Written], Optional[Compensation], str]:
+    """Grant what the policy allows, once per order; the grant (new or earlier), the rule and the tier name."""
+    crm = get_crm_client()
+    customer = await crm.get_customer(order["customer_id"])
+    compensation = compensation_for(default_policy(), days_overdue(order, today), customer.get("tier"))
+    tier_name = str(customer.get("tier_name") or "")
+    if compensation is None:
+        return None, None, tier_name
+    try:
+        written = await crm.grant_late_compensation(order["order_id"], compensation.points, compensation_key(order["order_id"]))
+    except CRMRequestError as error:
+        if (error.status, error.code) != (409, "conflict"):
+            raise
+        earlier = await crm.get_late_compensation(order["order_id"])
+        if earlier is None:
+            raise
+        written = Written(earlier, created=False)
+    return written, compensation, tier_name
+
+
+async def handle_late_order(order: Order, now: datetime, may_compensate: bool) -> LateHandling:
+    """Urge the carrier and grant the compensation the policy allows (only to a verified shopper).
+
+    What the CRM cannot do is listed in ``failed``, so the shopper still hears the status and is
+    offered a human for the rest.
+    """
+    async def nothing() -> Tuple[Optional[Written], Optional[Compensation], str]:
+        return None, None, ""
+
+    compensating = _grant_compensation(order, now.date()) if may_compensate else nothing()
+    urge, grant = await asyncio.gather(_file_urge(order, now), compensating, return_exceptions=True)
+    failed: List[str] = []
+    for part, outcome in ((URGE, urge), (COMPENSATION, grant)):
+        if isinstance(outcome, CRMError):
+            logger.warning("late order %s: %s failed: %s", order["order_id"], part, outcome)
+            failed.append(part)
+        elif isinstance(outcome, BaseException):
+            raise outcome
+    handling = LateHandling(failed=tuple(failed))
+    if isinstance(urge, Written):
+        handling = replace(handling, urge=urge.record, urge_created=urge.created)
+    written, compensation, tier_name = grant if isinstance(grant, tuple) else (None, None, "")
+    if written is not None:
+        handling = replace(
+            handling,
+            grant=written.record,
+            grant_created=written.created,
+            compensation=compensation if written.created else None,
+            tier_name=tier_name,
+        )
+    return handling
+
+
+async def utter_order(dispatcher: CollectingDispatcher, order: Order, shopper: Shopper) -> None:
+    """Tell one order's status with the full-track button; a late order is urged and compensated, with a human offered."""
+    now = now_in_shop()
+    text = describe_order(order, now.date())
+    buttons = [full_track_button(order)] if track_events(order) else []
+    if is_late(order, now.date()):
+        handling = await handle_late_order(order, now, may_compensate=shopper.may_see(order))
+        text += "\n" + describe_late_handling(handling, now)
+        buttons += human_buttons()
+    dispatcher.utter_message(text=text, buttons=buttons)
+
+
+def utter_full_track(dispatcher: CollectingDispatcher, order: Order) -> None:
+    """Tell every scan of one order's parcel; a late order keeps the offer of a human."""
+    buttons = human_buttons() if is_late(order, formatting.today_in_shop()) else []
+    dispatcher.utter_message(text=describe_full_track(order), buttons=buttons)
 
 
 def _latest_entity(tracker: Tracker, entity: str) -> Optional[str]:
@@ -50,7 +167,7 @@ def _latest_entity(tracker: Tracker, entity: str) -> Optional[str]:
     return str(value) if value else None
 
 
-async def _orders_to_track(customer_id: str, tracking_number: Optional[str]) -> List[Dict[str, Any]]:
+async def _orders_to_track(customer_id: str, tracking_number: Optional[str]) -> List[Order]:
     """The orders :func:`choose_order` needs, with as little read from the CRM as possible.
 
     A tracking number may belong to any recent order; otherwise only the orders in flight matter,
@@ -63,12 +180,68 @@ async def _orders_to_track(customer_id: str, tracking_number: Optional[str]) -> 
     return in_flight or await crm.list_orders(customer_id, limit=1)
 
 
-class ActionTrackOrder(Action):
-    """Tells the shopper where their order is, straight from the CRM."""
+async def _owned_order(order_id: str, customer_id: str) -> Optional[Order]:
+    """The order when it exists and belongs to ``customer_id``; None otherwise (the same either way)."""
+    try:
+        order = await get_crm_client().get_order(order_id)
+    except CRMNotFound:
+        return None
+    return order if order.get("customer_id") == customer_id else None
 
-    def name(self) -> str:
-        """Name of the action in the domain."""
-        return "action_track_order"
+
+@dataclass
+class Lookup:
+    """Which of a signed customer's orders a question is about.
+
+    Attributes:
+        order: the one order to answer about.
+        candidates: orders to choose from (several in flight).
+        refusal: what to say when there is no order to show.
+    """
+
+    order: Optional[Order] = None
+    candidates: List[Order] = field(default_factory=list)
+    refusal: str = ""
+
+
+async def lookup_customer_order(tracker: Tracker, customer_id: str, remembered: bool = False) -> Lookup:
+    """The order a signed customer means: the order number they gave (if theirs), the one the
+    conversation was about (when ``remembered``), the one matching a tracking number, the only one
+    in flight, or several to choose from."""
+    order_id = _latest_entity(tracker, "order_id")
+    if order_id:
+        order = await _owned_order(order_id, customer_id)
+        return Lookup(order=order) if order else Lookup(refusal=NOT_YOUR_ORDER.format(order_id=order_id))
+    slot = tracker.get_slot("order_id")
+    if remembered and isinstance(slot, str) and slot:
+        order = await _owned_order(slot, customer_id)
+        if order is not None:
+            return Lookup(order=order)
+    tracking_number = _latest_entity(tracker, "tracking_number")
+    choice = choose_order(await _orders_to_track(customer_id, tracking_number), tracking_number)
+    if choice.order is not None or choice.candidates:
+        return Lookup(order=choice.order, candidates=choice.candidates)
+    if tracking_number:
+        return Lookup(refusal=NO_TRACKING_MATCH.format(tracking_number=tracking_number))
+    return Lookup(refusal=NO_ORDERS)
+
+
+class OrderAnswerAction(Action, metaclass=ABCMeta):
+    """An answer about one order with tracking's ownership checks: a signed customer's own orders
+    (choosing among several in flight), or the one order an anonymous shopper proved with its
+    phone tail, verifying them first."""
+
+    remembers_order = False
+    """Whether a question naming no order is about the order the conversation is about."""
+    choose_text = CHOOSE_ORDER
+
+    @abstractmethod
+    async def answer(self, dispatcher: CollectingDispatcher, order: Order, shopper: Shopper) -> None:
+        """Tell the shopper about ``order``, which they may see."""
+
+    def choice_button(self, order: Order) -> Dict[str, str]:
+        """The button that picks ``order`` among several in flight."""
+        return order_button(order)
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
@@ -77,54 +250,34 @@ class ActionTrackOrder(Action):
         shopper = shopper_from_tracker(tracker)
         try:
             if shopper.is_verified_customer:
-                return await self._track_for_customer(dispatcher, tracker, shopper.customer_id or "")
-            return await self._track_for_anonymous(dispatcher, tracker, shopper.verified_order_id)
+                return await self._for_customer(dispatcher, tracker, shopper)
+            return await self._for_anonymous(dispatcher, tracker, shopper.verified_order_id)
         except CRMUnavailable:
             dispatcher.utter_message(text=CRM_UNAVAILABLE, buttons=human_buttons())
             return [SlotSet(PENDING_FLOW_SLOT, None)]
 
-    async def _track_for_customer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, customer_id: str
-    ) -> List[EventType]:
-        crm = get_crm_client()
-        today = formatting.today_in_shop()
-        order_id = _latest_entity(tracker, "order_id")
-        if order_id:
-            try:
-                order = await crm.get_order(order_id)
-            except CRMNotFound:
-                order = None
-            if order is None or order.get("customer_id") != customer_id:
-                dispatcher.utter_message(text=NOT_YOUR_ORDER.format(order_id=order_id))
-                return [SlotSet(PENDING_FLOW_SLOT, None)]
-            utter_order(dispatcher, order, today)
-            return [SlotSet(PENDING_FLOW_SLOT, None), SlotSet("order_id", order_id)]
-
-        tracking_number = _latest_entity(tracker, "tracking_number")
-        choice = choose_order(await _orders_to_track(customer_id, tracking_number), tracking_number)
-        if choice.order is not None:
-            utter_order(dispatcher, choice.order, today)
-            return [SlotSet(PENDING_FLOW_SLOT, None), SlotSet("order_id", choice.order["order_id"])]
-        if choice.candidates:
+    async def _for_customer(self, dispatcher: CollectingDispatcher, tracker: Tracker, shopper: Shopper) -> List[EventType]:
+        lookup = await lookup_customer_order(tracker, shopper.customer_id or "", remembered=self.remembers_order)
+        if lookup.order is not None:
+            await self.answer(dispatcher, lookup.order, shopper)
+            return [SlotSet(PENDING_FLOW_SLOT, None), SlotSet("order_id", lookup.order["order_id"])]
+        if lookup.candidates:
             dispatcher.utter_message(
-                text=CHOOSE_ORDER.format(count=len(choice.candidates)),
-                buttons=[order_button(order) for order in choice.candidates],
+                text=self.choose_text.format(count=len(lookup.candidates)),
+                buttons=[self.choice_button(order) for order in lookup.candidates],
             )
-            return [SlotSet(PENDING_FLOW_SLOT, None)]
-        if tracking_number:
-            dispatcher.utter_message(text=NO_TRACKING_MATCH.format(tracking_number=tracking_number))
         else:
-            dispatcher.utter_message(text=NO_ORDERS)
+            dispatcher.utter_message(text=lookup.refusal)
         return [SlotSet(PENDING_FLOW_SLOT, None)]
 
-    async def _track_for_anonymous(
+    async def _for_anonymous(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, verified_order_id: Optional[str]
     ) -> List[EventType]:
         order_id = _latest_entity(tracker, "order_id") or tracker.get_slot("order_id")
         phone_last4 = _latest_entity(tracker, "phone_last4") or tracker.get_slot("phone_last4")
         if verified_order_id and order_id in (None, verified_order_id):
             order = await get_crm_client().get_order(verified_order_id)
-            utter_order(dispatcher, order, formatting.today_in_shop())
+            await self.answer(dispatcher, order, Shopper(verified_order_id=verified_order_id))
             return [SlotSet(PENDING_FLOW_SLOT, None)]
         if not order_id and not phone_last4:
             dispatcher.utter_message(text=ASK_VERIFICATION)
@@ -147,7 +300,7 @@ class ActionTrackOrder(Action):
             return reset + [SlotSet(PENDING_FLOW_SLOT, "track_order")]
 
         order = await get_crm_client().get_order(order_id)
-        utter_order(dispatcher, order, formatting.today_in_shop())
+        await self.answer(dispatcher, order, Shopper(verified_order_id=order_id))
         return [
             SlotSet(VERIFIED_ORDER_SLOT, order_id),
             SlotSet(FAILED_ATTEMPTS_SLOT, 0.0),
@@ -155,3 +308,34 @@ class ActionTrackOrder(Action):
             SlotSet("order_id", order_id),
             SlotSet("phone_last4", None),
         ]
+
+
+class ActionTrackOrder(OrderAnswerAction):
+    """Tells the shopper where their order is, straight from the CRM; a late order is urged and compensated."""
+
+    def name(self) -> str:
+        """Name of the action in the domain."""
+        return "action_track_order"
+
+    async def answer(self, dispatcher: CollectingDispatcher, order: Order, shopper: Shopper) -> None:
+        """The order's status, with the full-track button."""
+        await utter_order(dispatcher, order, shopper)
+
+
+class ActionTrackOrderFull(OrderAnswerAction):
+    """Tells every scan of an order's parcel, oldest first, with the same ownership checks as tracking."""
+
+    remembers_order = True
+    choose_text = CHOOSE_ORDER_FULL
+
+    def name(self) -> str:
+        """Name of the action in the domain."""
+        return "action_track_order_full"
+
+    async def answer(self, dispatcher: CollectingDispatcher, order: Order, shopper: Shopper) -> None:
+        """Every scan of the order's parcel."""
+        utter_full_track(dispatcher, order)
+
+    def choice_button(self, order: Order) -> Dict[str, str]:
+        """The order's button, asking for its full track."""
+        return {**order_button(order), "payload": full_track_button(order)["payload"]}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 HUMAN_BUTTON = {"title": "转人工", "payload": "/human_agent"}
 
@@ -12,6 +12,13 @@ CRM_UNAVAILABLE = (
 )
 
 
-def human_buttons() -> List[Dict[str, str]]:
-    """The buttons that offer a human agent."""
-    return [dict(HUMAN_BUTTON)]
+def human_buttons(reason: Optional[str] = None) -> List[Dict[str, str]]:
+    """The buttons that offer a human agent.
+
+    Args:
+        reason: the handoff reason code the agent should see (e.g. ``policy_undecided`` when the
+            shopper contests what the policy decided); derived from the conversation when None.
+    """
+    if reason is None:
+        return [dict(HUMAN_BUTTON)]
+    return [{"title": HUMAN_BUTTON["title"], "payload": f'{HUMAN_BUTTON["payload"]}{{"handoff_reason":"{reason}"}}'}]

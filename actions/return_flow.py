@@ -49,6 +49,9 @@ Button = Dict[str, str]
 Lines = Tuple[Tuple[int, int], ...]
 
 NOT_UNDERSTOOD = "抱歉，我没能理解您的回答。"
+UNDECIDED = "policy_undecided"
+"""Handoff reason of a case the policy does not settle for the shopper (a contested refusal)."""
+
 OFFER_HUMAN = "看来我没能理解您的回答。您可以点下面的按钮选择，也可以点“转人工”，由人工客服为您办理。"
 RESUME_PREFIX = "我们接着刚才的{kind}申请："
 NOT_YOUR_ORDER = "在您的账户下没有找到订单 {order_id}，请核对订单号。如果是其他账号下的订单，请登录那个账号后再来申请。"
@@ -511,7 +514,7 @@ def refusal(state: FlowState, order: Order, refused: Sequence[Decision], data: F
     if policy_rules.ALT_REPAIR in alternatives:
         buttons.append({"title": "申请维修（转人工）", "payload": "/human_agent"})
     elif policy_rules.ALT_HUMAN in alternatives:
-        buttons += human_buttons()
+        buttons += human_buttons(UNDECIDED)  # the shopper contests the verdict: an agent decides
     buttons.append(STOP_BUTTON)
     return Reply("\n".join(text for text in texts if text), buttons)
 

@@ -37,7 +37,7 @@ STOPPED = "好的，这次{kind}申请已取消，没有提交。"
 # then asks its question again (stop, goodbye and a human end it, see data/rules/returns.yml).
 DIGRESSION_INTENTS = frozenset({
     "greet", "goodbye", "thank", "stop", "bot_challenge", "rate_service",
-    "track_order", "urge_delivery", "cancel_order", "change_address", "refund_status",
+    "track_order", "track_order_full", "urge_delivery", "cancel_order", "change_address", "refund_status",
     "points_balance", "points_expiry", "points_redeem", "membership_tier",
     "human_agent", "complaint",
 })

@@ -31,6 +31,7 @@ from crm.vocab import MOBILE_RE, ORDER_STATUSES, PHONE_LAST4_RE, RETURN_REASONS,
 
 LOGGER = logging.getLogger("crm")
 DB_THREADS = 4
+MAX_COMPENSATION_POINTS = 100_000
 _APP_NUMBERS = itertools.count()
 _dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 JSON_TYPE = "application/json; charset=utf-8"
@@ -208,6 +209,32 @@ def _register_routes(app: Sanic) -> None:
         oid = validation.order_id(order_id)
         change = _address_change(validation.json_object(request.body))
         return respond(await _runner(request).write(service.change_address, oid, change))
+
+    @app.post("/api/orders/<order_id>/urge")
+    async def urge(request: Request, order_id: str) -> HTTPResponse:
+        oid = validation.order_id(order_id)
+        due = validation.datetime_field(validation.optional_json_object(request.body), "answer_due_at")
+        result, created = await _runner(request).write(service.urge_order, oid, due)
+        return respond(result, 201 if created else 200)
+
+    @app.get("/api/orders/<order_id>/urges")
+    async def urges(request: Request, order_id: str) -> HTTPResponse:
+        oid = validation.order_id(order_id)
+        limit, offset = validation.pagination(request.args)
+        return respond(await _runner(request).read(service.list_order_urges, oid, limit, offset))
+
+    @app.post("/api/orders/<order_id>/late-compensation")
+    async def grant_late_compensation(request: Request, order_id: str) -> HTTPResponse:
+        oid = validation.order_id(order_id)
+        key = validation.idempotency_key(request.headers)
+        points = validation.int_field(validation.json_object(request.body), "points", minimum=1, maximum=MAX_COMPENSATION_POINTS)
+        result, created = await _runner(request).write(service.grant_late_compensation, oid, points, key)
+        return respond(result, 201 if created else 200)
+
+    @app.get("/api/orders/<order_id>/late-compensation")
+    async def late_compensation(request: Request, order_id: str) -> HTTPResponse:
+        oid = validation.order_id(order_id)
+        return respond(await _runner(request).read(service.get_late_compensation, oid))
 
     @app.get("/api/orders/<order_id>/returns")
     async def order_returns(request: Request, order_id: str) -> HTTPResponse:

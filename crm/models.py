@@ -217,3 +217,37 @@ class Redemption(Base):
     idempotency_key = Column(String(128), nullable=False, unique=True)
 
     coupon = relationship("Coupon", lazy="selectin")
+
+
+class OrderUrge(Base):
+    """A shopper's urge (催件) of an order in flight, filed with its carrier or, before shipping, the warehouse.
+
+    An urge is open until ``answer_due_at``; while one is open, urging again returns it.
+    """
+
+    __tablename__ = "order_urges"
+    __table_args__ = (Index("ix_order_urges_order_time", "order_id", "created_at"),)
+
+    urge_id = Column(Integer, primary_key=True, autoincrement=True)
+    order_id = Column(String(12), ForeignKey("orders.order_id"), nullable=False)
+    customer_id = Column(String(7), ForeignKey("customers.customer_id"), nullable=False)
+    target = Column(String(10), nullable=False)
+    carrier = Column(String(4), nullable=True)
+    tracking_number = Column(String(16), nullable=True)
+    created_at = Column(DateTime, nullable=False)
+    answer_due_at = Column(DateTime, nullable=False)
+
+
+class LateCompensation(Base):
+    """Points granted for a late delivery: at most one per order (the primary key)."""
+
+    __tablename__ = "late_compensations"
+
+    order_id = Column(String(12), ForeignKey("orders.order_id"), primary_key=True)
+    customer_id = Column(String(7), ForeignKey("customers.customer_id"), nullable=False, index=True)
+    points = Column(Integer, nullable=False)
+    days_late = Column(Integer, nullable=False)
+    ledger_entry_id = Column(Integer, ForeignKey("points_ledger.entry_id"), nullable=False)
+    balance_after = Column(Integer, nullable=False)
+    granted_at = Column(DateTime, nullable=False)
+    idempotency_key = Column(String(128), nullable=False, unique=True)

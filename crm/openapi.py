@@ -243,6 +243,38 @@ SCHEMAS: Dict[str, Schema] = {
             "valid_until": DATE,
         }
     ),
+    "UrgeRequest": _obj(
+        {"answer_due_at": {**DATE_TIME, "description": "by when the carrier (or warehouse) answers; now + 2 hours when omitted"}}, []
+    ),
+    "Urge": _obj(
+        {
+            "urge_id": _int(),
+            "order_id": _str(),
+            "customer_id": _str(),
+            "target": _str("carrier once shipped, warehouse before", enum=["carrier", "warehouse"]),
+            "target_label": _str(example="承运商"),
+            "carrier": _nullable(_str(enum=list(CARRIER_NAMES))),
+            "carrier_name": _nullable(_str(example="顺丰速运")),
+            "tracking_number": _nullable(_str()),
+            "created_at": DATE_TIME,
+            "answer_due_at": DATE_TIME,
+            "open": {"type": "boolean", "description": "answer_due_at is still ahead; urging again returns this urge"},
+        }
+    ),
+    "UrgePage": _page("Urge"),
+    "LateCompensationRequest": _obj({"points": _int("points to grant, as the assistant's delivery policy allows", minimum=1, maximum=100000)}),
+    "LateCompensation": _obj(
+        {
+            "order_id": _str(),
+            "customer_id": _str(),
+            "points": _int(),
+            "days_late": _int("days past the promised date when granted (or when signed for)"),
+            "reason": _str("the points-ledger reason"),
+            "ledger_entry_id": _int(),
+            "balance": _int("points balance right after the grant"),
+            "granted_at": DATE_TIME,
+        }
+    ),
     "Tier": _obj(
         {
             "code": _str(),
@@ -277,6 +309,13 @@ def _param(name: str, pattern: str, description: str) -> Schema:
 CUSTOMER_ID = _param("customer_id", r"^C\d{6}$", "customer id, e.g. C000001")
 ORDER_ID = _param("order_id", r"^\d{12}$", "12-digit order id")
 RETURN_ID = _param("return_id", r"^R\d{10}$", "return id, e.g. R1234567890")
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "identifies the request across retries (1–128 characters)",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+}
 PAGING = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20}},
     {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
@@ -417,6 +456,45 @@ PATHS: Dict[str, Dict[str, Schema]] = {
             body="AddressChange",
             extra={"409": "the order has shipped"},
         )
+    },
+    "/api/orders/{order_id}/urge": {
+        "post": _op(
+            "Urge (催件) an order in flight with its carrier, or the warehouse before shipping; "
+            "returns the open urge while there is one",
+            "an urge is still open: that urge",
+            "Urge",
+            params=[ORDER_ID],
+            body="UrgeRequest",
+            created="urge filed",
+            extra={
+                "409": "the order is not awaiting shipment or on its way",
+                "422": "answer_due_at is not in the next 7 days",
+            },
+        )
+    },
+    "/api/orders/{order_id}/urges": {
+        "get": _op("Urges of an order, newest first", "a page of urges", "UrgePage", params=[ORDER_ID, *PAGING])
+    },
+    "/api/orders/{order_id}/late-compensation": {
+        "get": _op(
+            "The late-delivery compensation granted for an order",
+            "the compensation",
+            "LateCompensation",
+            params=[ORDER_ID],
+            extra={"404": "unknown order, or no compensation granted"},
+        ),
+        "post": _op(
+            "Grant late-delivery compensation in points: once per order, only for a late order (idempotent per key)",
+            "repeated request with the same Idempotency-Key: the earlier grant",
+            "LateCompensation",
+            params=[ORDER_ID, IDEMPOTENCY_KEY],
+            body="LateCompensationRequest",
+            created="points granted and written to the ledger",
+            extra={
+                "409": "conflict: already granted for this order, or the key was used for another request; "
+                "not_allowed: the order is not late",
+            },
+        ),
     },
     "/api/orders/{order_id}/returns": {
         "get": _op("Returns of an order, newest first", "a page of returns", "ReturnPage", params=[ORDER_ID, *PAGING])

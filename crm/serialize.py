@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from crm.clock import iso_date, iso_datetime, local_date
-from crm.models import Coupon, Customer, Order, PointsEntry, Redemption, Return, Shipment
+from crm.models import Coupon, Customer, LateCompensation, Order, OrderUrge, PointsEntry, Redemption, Return, Shipment
 from crm.policy import Tier, next_tier, tier_by_code
 from crm.vocab import (
     ADDRESS_EDITABLE_STATUSES,
@@ -194,4 +194,43 @@ def redemption(record: Redemption, tz: dt.tzinfo) -> Dict[str, Any]:
         "balance": record.balance_after,
         "created_at": iso_datetime(record.created_at, tz),
         "valid_until": iso_date(record.valid_until),
+    }
+
+
+URGE_TARGET_LABELS = {"carrier": "承运商", "warehouse": "仓库"}
+
+
+def urge(record: OrderUrge, tz: dt.tzinfo, now: dt.datetime) -> Dict[str, Any]:
+    """An urge (催件) with whom it was filed and by when they answer; ``now`` is naive UTC."""
+    return {
+        "urge_id": record.urge_id,
+        "order_id": record.order_id,
+        "customer_id": record.customer_id,
+        "target": record.target,
+        "target_label": URGE_TARGET_LABELS.get(record.target, record.target),
+        "carrier": record.carrier,
+        "carrier_name": CARRIER_NAMES.get(record.carrier, record.carrier) if record.carrier else None,
+        "tracking_number": record.tracking_number,
+        "created_at": iso_datetime(record.created_at, tz),
+        "answer_due_at": iso_datetime(record.answer_due_at, tz),
+        "open": record.answer_due_at > now,
+    }
+
+
+def late_compensation_reason(order_id: str, days_late: int) -> str:
+    """The points-ledger reason of a late-delivery compensation."""
+    return f"订单延误补偿（订单 {order_id}，超出承诺送达日 {days_late} 天）"
+
+
+def late_compensation(record: LateCompensation, tz: dt.tzinfo) -> Dict[str, Any]:
+    """A late-delivery compensation in points."""
+    return {
+        "order_id": record.order_id,
+        "customer_id": record.customer_id,
+        "points": record.points,
+        "days_late": record.days_late,
+        "reason": late_compensation_reason(record.order_id, record.days_late),
+        "ledger_entry_id": record.ledger_entry_id,
+        "balance": record.balance_after,
+        "granted_at": iso_datetime(record.granted_at, tz),
     }

@@ -12,6 +12,7 @@ from crm.vocab import CUSTOMER_ID_RE, ORDER_ID_RE, RETURN_ID_RE
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
+MAX_KEY_LENGTH = 128
 _UNSIGNED_RE = re.compile(r"^\d{1,9}\Z")
 
 
@@ -147,6 +148,31 @@ def date_field(body: Mapping[str, Any], name: str, required: bool = False) -> Op
         return dt.date.fromisoformat(value)
     except ValueError:
         raise invalid(f"字段 {name} 不是有效日期：{value}") from None
+
+
+def datetime_field(body: Mapping[str, Any], name: str) -> Optional[dt.datetime]:
+    """Read an optional ISO 8601 timestamp with an offset (``2026-11-23T16:30:00+08:00``); aware."""
+    value = body.get(name)
+    if value is None:
+        return None
+    message = f"字段 {name} 必须是带时区的 ISO 8601 时间，例如 2026-11-23T16:30:00+08:00"
+    if not isinstance(value, str) or len(value) > 40:
+        raise invalid(message)
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid(message) from None
+    if moment.tzinfo is None:
+        raise invalid(message)
+    return moment
+
+
+def idempotency_key(headers: Mapping[str, str]) -> str:
+    """Read the required ``Idempotency-Key`` header (1–128 visible characters)."""
+    value = (headers.get("idempotency-key") or "").strip()
+    if not value or len(value) > MAX_KEY_LENGTH or not value.isprintable():
+        raise invalid(f"缺少或无效的 Idempotency-Key 请求头（1 到 {MAX_KEY_LENGTH} 个字符）")
+    return value
 
 
 def return_lines(body: Mapping[str, Any]) -> List[Tuple[int, int]]:

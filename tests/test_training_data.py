@@ -44,7 +44,7 @@ RETRIEVAL_INTENTS = ("faq", "chitchat")
 EXPECTED_INTENTS = {
     "greet", "goodbye", "thank", "affirm", "deny", "stop", "bot_challenge",
     "out_of_scope", "rate_service",
-    "track_order", "urge_delivery", "cancel_order", "change_address", "inform",
+    "track_order", "track_order_full", "urge_delivery", "cancel_order", "change_address", "inform",
     "return_request", "exchange_request", "refund_status",
     "points_balance", "points_expiry", "points_redeem", "membership_tier",
     "human_agent", "complaint",

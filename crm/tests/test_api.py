@@ -80,6 +80,10 @@ API_PATHS = [
     ("POST", "/api/orders/880000080001/cancel"),
     ("POST", "/api/orders/880000020002/address"),
     ("GET", "/api/orders/880000010001/returns"),
+    ("POST", "/api/orders/880000010001/urge"),
+    ("GET", "/api/orders/880000010001/urges"),
+    ("POST", "/api/orders/880000010001/late-compensation"),
+    ("GET", "/api/orders/880000010001/late-compensation"),
     ("GET", "/api/returns/R8800000501"),
     ("POST", "/api/returns"),
 ]

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from actions.crm import get_crm_client
 from actions.handoff import HANDOFF_FAILED, ActionHandoff, ActionNluFallback, ActionRecordRating, set_handoff_context
+from actions.replies import human_buttons
 from bot.handoff import agents, keys
 from bot.handoff.context import HandoffContext
 from bot.handoff.policy import load_policy
@@ -181,3 +182,13 @@ def test_a_flow_that_failed_twice_is_the_reason(crm, redis_url: str, tmp_path: P
     tr = tracker("conv-act-10", [user("转人工", "human_agent")], slots={"flow_invalid_answers": 2.0})
     run(ActionHandoff(), tr, redis_url, policy, online=("agent1",))
     assert request_payload(redis_url)["reason"] == "flow_failed"
+
+
+def test_a_contested_policy_verdict_reaches_the_agent_as_undecided(crm, redis_url: str, tmp_path: Path):
+    policy = write_policy(tmp_path / "open.yml")
+    button = human_buttons("policy_undecided")[0]
+    assert button["payload"] == '/human_agent{"handoff_reason":"policy_undecided"}'
+    tr = tracker("conv-act-11", [user(button["payload"], "human_agent",
+                                      [{"entity": "handoff_reason", "value": "policy_undecided"}])])
+    run(ActionHandoff(), tr, redis_url, policy, online=("agent1",))
+    assert request_payload(redis_url)["reason"] == "policy_undecided"

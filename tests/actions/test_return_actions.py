@@ -160,7 +160,7 @@ def test_fresh_food_without_a_quality_problem_is_refused_with_the_rule_and_alter
     text = messages[0]["text"]
     assert "生鲜商品" in text and "不支持七天无理由退货" in text and "质量问题" in text
     assert payloads(messages) == ['/inform{"return_reason":"quality_issue"}', '/inform{"product":"优衣库 摇粒绒外套"}',
-                                  "/human_agent", "/stop"]
+                                  '/human_agent{"handoff_reason":"policy_undecided"}', "/stop"]
 
 
 def test_fresh_food_that_arrived_damaged_is_accepted(crm) -> None:

@@ -117,9 +117,12 @@ def test_crm_unreachable_is_said_honestly(crm_url):
     assert messages[0]["buttons"] == [{"title": "转人工", "payload": "/human_agent"}]
 
 
-def test_late_order_comes_with_the_offer_of_a_human(crm, crm_url):
+def test_late_order_comes_with_the_full_track_and_the_offer_of_a_human(crm, crm_url):
     (order,) = in_flight(crm_url, "C000001")
     assert order["is_late"]
     _, messages = run_action(ActionTrackOrder(), load_tracker("signed_track_order"))
-    assert "非常抱歉" in messages[0]["text"]
-    assert messages[0]["buttons"] == [{"title": "转人工", "payload": "/human_agent"}]
+    assert "非常抱歉" in messages[0]["text"] and "催件" in messages[0]["text"] and "延误补偿" in messages[0]["text"]
+    assert messages[0]["buttons"] == [
+        {"title": "查看完整物流", "payload": f'/track_order_full{{"order_id":"{order["order_id"]}"}}'},
+        {"title": "转人工", "payload": "/human_agent"},
+    ]

@@ -161,3 +161,40 @@ def test_crm_down_gives_an_honest_answer_and_a_human(running_stack: RunningStack
 def test_channel_health(running_stack: RunningStack) -> None:
     status, body = http_json("GET", f"{running_stack.app_url}/")
     assert status == 200 and body["status"] == "ok"
+
+
+def test_late_order_is_urged_compensated_once_and_shows_its_full_track(running_stack: RunningStack) -> None:
+    (order,) = in_flight_orders(running_stack, "C000001")
+    assert order["is_late"]
+    sender = new_sender()
+    status, replies = running_stack.say(sender, "怎么还没到啊 都超时两天了", "C000001")
+    assert status == 200
+    reply = texts(replies)
+    assert "非常抱歉" in reply and "催件" in reply and "前回复最新进度" in reply
+    grant = running_stack.crm(f"/api/orders/{order['order_id']}/late-compensation")
+    assert "延误补偿" in reply and f"{grant['points']:,} 积分" in reply
+    balance = running_stack.crm("/api/customers/C000001")["points_balance"]
+    status, again = running_stack.say(sender, "我的快递到哪了", "C000001")
+    assert status == 200 and "每个订单补偿一次" in texts(again)
+    assert running_stack.crm("/api/customers/C000001")["points_balance"] == balance
+    assert running_stack.crm(f"/api/orders/{order['order_id']}/urges")["total"] == 1
+    buttons = [button for reply in again for button in reply.get("buttons", [])]
+    assert {"title": "转人工", "payload": "/human_agent"} in buttons
+    full = next(button for button in buttons if button["title"] == "查看完整物流")
+    status, track = running_stack.say(sender, full["payload"], "C000001")
+    assert status == 200
+    lines = texts(track).splitlines()
+    events = sorted(order["shipment"]["events"], key=lambda event: event["time"])
+    assert len([line for line in lines if line[:1].isdigit()]) == len(events)
+    for number, event in enumerate(events, start=1):
+        assert any(line.startswith(f"{number}. ") and event["description"] in line and event["location"] in line for line in lines)
+
+
+@pytest.mark.parametrize("question", ["物流详情", "把完整物流发我看看"])
+def test_full_track_asked_in_words(running_stack: RunningStack, question: str) -> None:
+    order = running_stack.crm("/api/orders/880000070001")
+    status, replies = running_stack.say(new_sender(), question, "C000007")
+    assert status == 200
+    reply = texts(replies)
+    assert "完整物流" in reply and "从早到晚" in reply
+    assert all(event["description"] in reply for event in order["shipment"]["events"])

@@ -161,6 +161,13 @@ def test_a_mixed_return_keeps_the_allowed_items_and_says_why_the_rest_cannot_go(
     assert "确认提交吗" in turn.reply.text
 
 
+def test_a_refusal_offers_a_human_who_decides_a_contested_verdict() -> None:
+    only_fresh = state(order_id=SHOES["order_id"], lines=((2, 1),))
+    turn = flow.advance(only_fresh, answer("不想要了", return_reason="no_longer_wanted"), data(SHOES))
+    assert "生鲜商品" in turn.reply.text
+    assert {"title": "转人工", "payload": '/human_agent{"handoff_reason":"policy_undecided"}'} in turn.reply.buttons
+
+
 def test_an_order_past_the_quality_window_is_refused_when_named() -> None:
     turn = flow.advance(state(), answer("880000000103", order_id=OLD["order_id"]), data(TEA, OLD))
     assert turn.state.order_id is None
