@@ -144,6 +144,10 @@ async def handle_late_order(order: Order, now: datetime, may_compensate: bool) -
     return handling
 
 
+LATE_REASON = "policy_undecided"
+"""Handoff reason when a shopper takes a late order to a human: whether what the policy offered is enough is theirs to say."""
+
+
 async def utter_order(dispatcher: CollectingDispatcher, order: Order, shopper: Shopper) -> None:
     """Tell one order's status with the full-track button; a late order is urged and compensated, with a human offered."""
     now = now_in_shop()
@@ -152,13 +156,13 @@ async def utter_order(dispatcher: CollectingDispatcher, order: Order, shopper: S
     if is_late(order, now.date()):
         handling = await handle_late_order(order, now, may_compensate=shopper.may_see(order))
         text += "\n" + describe_late_handling(handling, now)
-        buttons += human_buttons()
+        buttons += human_buttons(LATE_REASON)
     dispatcher.utter_message(text=text, buttons=buttons)
 
 
 def utter_full_track(dispatcher: CollectingDispatcher, order: Order) -> None:
     """Tell every scan of one order's parcel; a late order keeps the offer of a human."""
-    buttons = human_buttons() if is_late(order, formatting.today_in_shop()) else []
+    buttons = human_buttons(LATE_REASON) if is_late(order, formatting.today_in_shop()) else []
     dispatcher.utter_message(text=describe_full_track(order), buttons=buttons)
 
 

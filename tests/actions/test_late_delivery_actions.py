@@ -25,7 +25,7 @@ from .conftest import fetch, load_tracker, run_action
 from .seeded_crm import seeded_crm
 
 LATE_ORDER = "880000010001"
-HUMAN = {"title": "转人工", "payload": "/human_agent"}
+HUMAN = {"title": "转人工", "payload": '/human_agent{"handoff_reason":"policy_undecided"}'}  # a late order: the agent decides
 FOLLOW_UP = "如需人工客服进一步跟进，请点“转人工”。"
 
 

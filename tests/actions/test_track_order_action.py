@@ -124,5 +124,5 @@ def test_late_order_comes_with_the_full_track_and_the_offer_of_a_human(crm, crm_
     assert "非常抱歉" in messages[0]["text"] and "催件" in messages[0]["text"] and "延误补偿" in messages[0]["text"]
     assert messages[0]["buttons"] == [
         {"title": "查看完整物流", "payload": f'/track_order_full{{"order_id":"{order["order_id"]}"}}'},
-        {"title": "转人工", "payload": "/human_agent"},
+        {"title": "转人工", "payload": '/human_agent{"handoff_reason":"policy_undecided"}'},
     ]

@@ -14,7 +14,7 @@ from actions.orders import ASK_PHONE_TAIL, ASK_VERIFICATION, NOT_YOUR_ORDER, Act
 from .conftest import fetch, load_tracker, run_action
 
 LATE_ORDER = "880000010001"
-HUMAN = {"title": "转人工", "payload": "/human_agent"}
+HUMAN = {"title": "转人工", "payload": '/human_agent{"handoff_reason":"policy_undecided"}'}  # a late order: the agent decides
 
 
 def entity(name: str, value: str) -> Dict[str, Any]:

@@ -179,7 +179,7 @@ def test_late_order_is_urged_compensated_once_and_shows_its_full_track(running_s
     assert running_stack.crm("/api/customers/C000001")["points_balance"] == balance
     assert running_stack.crm(f"/api/orders/{order['order_id']}/urges")["total"] == 1
     buttons = [button for reply in again for button in reply.get("buttons", [])]
-    assert {"title": "转人工", "payload": "/human_agent"} in buttons
+    assert {"title": "转人工", "payload": '/human_agent{"handoff_reason":"policy_undecided"}'} in buttons
     full = next(button for button in buttons if button["title"] == "查看完整物流")
     status, track = running_stack.say(sender, full["payload"], "C000001")
     assert status == 200
