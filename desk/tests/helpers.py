@@ -76,6 +76,17 @@ def http(method: str, url: str, body: Any = None, token: str = "", raw: Optional
         return status, payload.decode(errors="replace")
 
 
+def stop_gracefully(process: Optional[subprocess.Popen], timeout_s: float = 15) -> None:
+    """SIGTERM a child service, SIGKILL it when it has not exited after ``timeout_s``."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 @dataclass
 class DeskProcess:
     """A desk service run as a child process."""
@@ -105,13 +116,7 @@ class DeskProcess:
 
     def stop(self) -> None:
         """Stop the desk gracefully."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_gracefully(self.process)
 
     def login(self, username: str, password: Optional[str] = None) -> str:
         """Log an agent in; returns and remembers the token."""

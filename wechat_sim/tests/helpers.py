@@ -20,7 +20,7 @@ import pytest
 from bot.launcher import wait_healthy
 from bot.redis_server import free_port
 from bot.settings import PROJECT_ROOT
-from desk.tests.helpers import http
+from desk.tests.helpers import http, stop_gracefully
 
 TOKEN = "sim-test-token"
 APPID = "wx-sim-test-app"
@@ -48,13 +48,7 @@ class SimProcess:
 
     def stop(self) -> None:
         """Stop the simulator."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_gracefully(self.process)
 
     def call(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None, timeout: float = 60) -> Tuple[int, Any]:
         """One request to the simulator; (status, decoded JSON or text)."""
