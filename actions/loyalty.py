@@ -6,7 +6,8 @@ proven with its phone tail opens that one order, never the account.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from abc import ABC, abstractmethod
+from typing import Any, Dict, List, Optional, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -107,80 +108,80 @@ def _unavailable(dispatcher: CollectingDispatcher) -> List[EventType]:
     return []
 
 
-class ActionPointsBalance(Action):
+class LoyaltyAnswer(Action, ABC):
+    """One answer about a verified customer's account, read from the CRM in the same turn.
+
+    Anyone else is asked to log in; when the CRM cannot answer, the shopper is told so and offered
+    a human. Subclasses say what to read and how to put it.
+    """
+
+    @abstractmethod
+    async def answer(self, tracker: Tracker, customer_id: str) -> Tuple[str, List[Dict[str, str]]]:
+        """The answer's text and buttons.
+
+        Raises:
+            actions.crm.CRMUnavailable: the CRM could not answer.
+        """
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[EventType]:
+        """Answer a verified customer, or ask the shopper to log in."""
+        shopper = shopper_from_tracker(tracker)
+        if not shopper.is_verified_customer:
+            return _login_required(dispatcher)
+        try:
+            text, buttons = await self.answer(tracker, shopper.customer_id or "")
+        except CRMUnavailable:
+            return _unavailable(dispatcher)
+        dispatcher.utter_message(text=_closing_unless_resuming(tracker, text), buttons=buttons)
+        return []
+
+
+class ActionPointsBalance(LoyaltyAnswer):
     """Tells a verified customer their points, the next expiry and the recent ledger lines."""
 
     def name(self) -> str:
         """Name of the action in the domain."""
         return "action_points_balance"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
-    ) -> List[EventType]:
-        """Answer from the CRM's points summary (and the ledger when the shopper asks for details)."""
-        shopper = shopper_from_tracker(tracker)
-        if not shopper.is_verified_customer:
-            return _login_required(dispatcher)
+    async def answer(self, tracker: Tracker, customer_id: str) -> Tuple[str, List[Dict[str, str]]]:
+        """The CRM's points summary (and the ledger when the shopper asks for details)."""
         crm = get_crm_client()
-        try:
-            summary = await crm.get_points(shopper.customer_id or "")
-            ledger: Optional[List[Json]] = None
-            if any(word in latest_text(tracker) for word in LEDGER_WORDS):
-                ledger = await crm.get_points_ledger(shopper.customer_id or "", limit=LEDGER_LINES)
-        except CRMUnavailable:
-            return _unavailable(dispatcher)
-        text = describe_balance(summary, formatting.today_in_shop(), ledger)
-        dispatcher.utter_message(text=_closing_unless_resuming(tracker, text), buttons=[dict(REDEEM_BUTTON), dict(TIER_BUTTON)])
-        return []
+        summary = await crm.get_points(customer_id)
+        ledger: Optional[List[Json]] = None
+        if any(word in latest_text(tracker) for word in LEDGER_WORDS):
+            ledger = await crm.get_points_ledger(customer_id, limit=LEDGER_LINES)
+        return describe_balance(summary, formatting.today_in_shop(), ledger), [dict(REDEEM_BUTTON), dict(TIER_BUTTON)]
 
 
-class ActionPointsExpiry(Action):
+class ActionPointsExpiry(LoyaltyAnswer):
     """Tells a verified customer which points expire and exactly when, with the rule behind it."""
 
     def name(self) -> str:
         """Name of the action in the domain."""
         return "action_points_expiry"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
-    ) -> List[EventType]:
-        """Answer from the CRM's points summary."""
-        shopper = shopper_from_tracker(tracker)
-        if not shopper.is_verified_customer:
-            return _login_required(dispatcher)
-        try:
-            summary = await get_crm_client().get_points(shopper.customer_id or "")
-        except CRMUnavailable:
-            return _unavailable(dispatcher)
-        text = describe_expiry(summary, formatting.today_in_shop())
+    async def answer(self, tracker: Tracker, customer_id: str) -> Tuple[str, List[Dict[str, str]]]:
+        """The CRM's points summary."""
+        summary = await get_crm_client().get_points(customer_id)
         buttons = [dict(REDEEM_BUTTON)] if int(summary.get("balance", 0)) > 0 else []
-        dispatcher.utter_message(text=_closing_unless_resuming(tracker, text), buttons=buttons)
-        return []
+        return describe_expiry(summary, formatting.today_in_shop()), buttons
 
 
-class ActionMembershipTier(Action):
+class ActionMembershipTier(LoyaltyAnswer):
     """Tells a verified customer their tier, growth value, the gap to the next tier and the benefits."""
 
     def name(self) -> str:
         """Name of the action in the domain."""
         return "action_membership_tier"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
-    ) -> List[EventType]:
-        """Answer from the CRM's customer profile and tier table."""
-        shopper = shopper_from_tracker(tracker)
-        if not shopper.is_verified_customer:
-            return _login_required(dispatcher)
+    async def answer(self, tracker: Tracker, customer_id: str) -> Tuple[str, List[Dict[str, str]]]:
+        """The CRM's customer profile and tier table."""
         crm = get_crm_client()
-        try:
-            customer = await crm.get_customer(shopper.customer_id or "")
-            tiers = await crm.get_tiers()
-        except CRMUnavailable:
-            return _unavailable(dispatcher)
-        text = describe_tier(customer, tiers)
-        dispatcher.utter_message(text=_closing_unless_resuming(tracker, text), buttons=[dict(POINTS_BUTTON)])
-        return []
+        customer = await crm.get_customer(customer_id)
+        tiers = await crm.get_tiers()
+        return describe_tier(customer, tiers), [dict(POINTS_BUTTON)]
 
 
 class ActionRedeemPoints(Action):
