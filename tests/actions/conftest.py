@@ -4,49 +4,67 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import pytest
 from rasa_sdk import Tracker
 
-from actions.crm import CRMClient, set_crm_client
-from bot.launcher import wait_healthy
+from actions.crm import CRMClient, RetryPolicy, set_crm_client
 from bot.redis_server import free_port
 from bot.settings import PROJECT_ROOT
+
+from .seeded_crm import seeded_crm
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "trackers"
 
 
 @pytest.fixture(scope="session")
 def crm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a freshly seeded reference CRM."""
-    var_dir = tmp_path_factory.mktemp("crm")
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VAR_DIR": str(var_dir),
-           "DATABASE_URL": f"sqlite:///{var_dir / 'crm.sqlite3'}"}
-    subprocess.run([sys.executable, "-m", "crm", "seed"], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "crm", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(f"{url}/health", process, "crm", 60)
+    """Base URL of a freshly seeded reference CRM shared by the tests that only read."""
+    with seeded_crm(tmp_path_factory.mktemp("crm")) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture()
 def crm(crm_url: str) -> Iterator[CRMClient]:
     """The actions' shared CRM client pointed at the test CRM."""
-    client = CRMClient(crm_url, "dev-crm-key", timeout_s=2.0)
+    yield from use_crm(crm_url)
+
+
+@pytest.fixture(scope="module")
+def own_crm_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A CRM of the test module's own, for tests that change data (redeem, cancel, create returns)."""
+    with seeded_crm(tmp_path_factory.mktemp(f"{request.module.__name__.rsplit('.', 1)[-1]}-crm")) as url:
+        yield url
+
+
+@pytest.fixture()
+def own_crm(own_crm_url: str) -> Iterator[CRMClient]:
+    """The actions' shared CRM client pointed at the module's own CRM."""
+    yield from use_crm(own_crm_url)
+
+
+@pytest.fixture()
+def dead_crm() -> Iterator[CRMClient]:
+    """The actions' shared CRM client pointed at a port where nothing listens (fails fast)."""
+    client = unreachable_crm_client()
     set_crm_client(client)
     yield client
     set_crm_client(None)
+
+
+def use_crm(url: str) -> Iterator[CRMClient]:
+    """Point the actions' shared CRM client at ``url`` for one test."""
+    client = CRMClient(url, "dev-crm-key", timeout_s=2.0)
+    set_crm_client(client)
+    yield client
+    set_crm_client(None)
+
+
+def unreachable_crm_client() -> CRMClient:
+    """A CRM client to a port where nothing listens, with one quick retry: a CRM that is down."""
+    return CRMClient(f"http://127.0.0.1:{free_port()}", "dev-crm-key", timeout_s=0.5, retry=RetryPolicy(retries=1, backoff_s=0.01))
 
 
 def load_tracker(name: str, **changes: Any) -> Tracker:

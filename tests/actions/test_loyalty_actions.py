@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 from rasa_sdk.events import SlotSet
@@ -10,7 +10,7 @@ from rasa_sdk.events import SlotSet
 from actions import formatting
 from actions import loyalty_rules as rules
 from actions.conversation import idempotency_key
-from actions.crm import CRMClient, RetryPolicy, set_crm_client
+from actions.crm import CRMClient, set_crm_client
 from actions.loyalty import (
     LOGIN_REQUIRED,
     LOYALTY_UNAVAILABLE,
@@ -21,10 +21,8 @@ from actions.loyalty import (
     ActionPointsExpiry,
     ActionRedeemPoints,
 )
-from bot.redis_server import free_port
 
-from .conftest import fetch, load_tracker, run_action
-from .seeded_crm import seeded_crm
+from .conftest import fetch, load_tracker, run_action, unreachable_crm_client
 
 HUMAN = {"title": "转人工", "payload": "/human_agent"}
 CONFIRM_BUTTONS = [{"title": "确认兑换", "payload": "/affirm"}, {"title": "先不换了", "payload": "/deny"}]
@@ -59,28 +57,6 @@ def confirm_turn(customer_id: str, coupon_id: str, key: str, step: str = "confir
                         "metadata": signed(customer_id)},
         events=[user("满199减20", "m-1"), action(previous), action("action_listen"), user("确认", "m-2")],
     )
-
-
-@pytest.fixture(scope="module")
-def own_crm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A CRM of this module's own: redemptions change balances."""
-    with seeded_crm(tmp_path_factory.mktemp("loyalty-crm")) as url:
-        yield url
-
-
-@pytest.fixture()
-def own_crm(own_crm_url: str) -> Iterator[CRMClient]:
-    client = CRMClient(own_crm_url, "dev-crm-key", timeout_s=2.0)
-    set_crm_client(client)
-    yield client
-    set_crm_client(None)
-
-
-@pytest.fixture()
-def dead_crm() -> Iterator[None]:
-    set_crm_client(CRMClient(f"http://127.0.0.1:{free_port()}", "dev-crm-key", timeout_s=0.5, retry=RetryPolicy(retries=1, backoff_s=0.01)))
-    yield
-    set_crm_client(None)
 
 
 # ------------------------------------------------------------------------ balance and expiry
@@ -298,7 +274,7 @@ def test_faq_in_the_middle_comes_back_to_the_question(crm):
 
 def test_crm_down_at_confirmation_keeps_the_key_for_a_safe_retry(own_crm_url):
     key = idempotency_key("fixture-redeem", "turn-45", "CP0005")
-    set_crm_client(CRMClient(f"http://127.0.0.1:{free_port()}", "dev-crm-key", timeout_s=0.5, retry=RetryPolicy(retries=1, backoff_s=0.01)))
+    set_crm_client(unreachable_crm_client())
     try:
         events, messages = run_action(ActionRedeemPoints(), confirm_turn("C000001", "CP0005", key))
     finally:

@@ -5,18 +5,16 @@ Changes go to a CRM of this module's own; reads that other tests rely on are not
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 from rasa_sdk.events import SlotSet
 
-from actions.crm import CRMClient, RetryPolicy, set_crm_client
+from actions.crm import set_crm_client
 from actions.order_changes import ActionCancelOrder, ActionChangeAddress
 from actions.orders import NOT_YOUR_ORDER
-from bot.redis_server import free_port
 
-from .conftest import fetch, load_tracker, run_action
-from .seeded_crm import seeded_crm
+from .conftest import fetch, load_tracker, run_action, unreachable_crm_client
 
 HUMAN = {"title": "转人工", "payload": "/human_agent"}
 CANCEL_BUTTONS = [{"title": "确认取消", "payload": "/affirm"}, {"title": "不取消了", "payload": "/deny"}]
@@ -56,20 +54,6 @@ def answered(fixture: str, flow_name: str, step: str, text: str, intent: str, pr
             {"event": "user", "text": text, "message_id": "m-2"},
         ],
     )
-
-
-@pytest.fixture(scope="module")
-def own_crm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with seeded_crm(tmp_path_factory.mktemp("order-changes-crm")) as url:
-        yield url
-
-
-@pytest.fixture()
-def own_crm(own_crm_url: str) -> Iterator[CRMClient]:
-    client = CRMClient(own_crm_url, "dev-crm-key", timeout_s=2.0)
-    set_crm_client(client)
-    yield client
-    set_crm_client(None)
 
 
 def orders_of(url: str, customer_id: str) -> List[Dict[str, Any]]:
@@ -213,7 +197,7 @@ def test_anonymous_second_wrong_pair_offers_a_human_and_ends(crm):
 
 
 def test_crm_down_at_confirmation_is_said_honestly(own_crm_url):
-    set_crm_client(CRMClient(f"http://127.0.0.1:{free_port()}", "dev-crm-key", timeout_s=0.5, retry=RetryPolicy(retries=1, backoff_s=0.01)))
+    set_crm_client(unreachable_crm_client())
     try:
         events, messages = run_action(ActionCancelOrder(), answered(
             "signed_change_address", "cancel_order", "confirm", "确认", "affirm", "action_cancel_order",

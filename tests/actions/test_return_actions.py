@@ -4,14 +4,14 @@ events they return and the facts they tell."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 from rasa_sdk.events import ActiveLoop, SlotSet
 
 from actions import formatting
 from actions import return_policy as rp
-from actions.crm import CRMClient, RetryPolicy, set_crm_client
+from actions.crm import CRMClient
 from actions.returns import (
     ActionRefundStatus,
     ActionReturnFinish,
@@ -19,10 +19,8 @@ from actions.returns import (
     ValidateReturnForm,
     idempotency_key,
 )
-from bot.redis_server import free_port
 
 from .conftest import fetch, load_tracker, run_action
-from .seeded_crm import seeded_crm
 
 SHOE_ORDER = "880000010002"  # C000001, delivered 3 days ago: 耐克 跑鞋 + 安踏 T恤, wallet, coupon
 CRAB_ORDER = "880000040001"  # C000004, delivered yesterday with 运费险: 大闸蟹 (fresh) + 优衣库 外套
@@ -307,14 +305,6 @@ def test_an_anonymous_shopper_with_a_wrong_tail_twice_is_offered_a_human_and_the
 
 
 # ------------------------------------------------------------------------ the CRM fails
-@pytest.fixture()
-def dead_crm() -> Iterator[CRMClient]:
-    client = CRMClient(f"http://127.0.0.1:{free_port()}", "dev-crm-key", timeout_s=0.5, retry=RetryPolicy(retries=1, backoff_s=0.01))
-    set_crm_client(client)
-    yield client
-    set_crm_client(None)
-
-
 def test_the_crm_down_at_the_start_says_so_offers_a_human_and_ends(dead_crm) -> None:
     events, messages = run_action(ValidateReturnForm(), starting("我要退货"))
     assert events == [SlotSet("return_kind", "return"), SlotSet("return_invalid_count", 0.0), ActiveLoop(None)]
@@ -403,21 +393,6 @@ def test_refund_status_for_an_anonymous_shopper_verifies_first(crm) -> None:
 
 
 # --------------------------------------------------------------- creating the return
-@pytest.fixture(scope="module")
-def own_crm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A CRM of this module's own: creating returns must not disturb the session CRM."""
-    with seeded_crm(tmp_path_factory.mktemp("returns-crm")) as url:
-        yield url
-
-
-@pytest.fixture()
-def own_crm(own_crm_url: str) -> Iterator[CRMClient]:
-    client = CRMClient(own_crm_url, "dev-crm-key", timeout_s=2.0)
-    set_crm_client(client)
-    yield client
-    set_crm_client(None)
-
-
 def test_confirming_creates_one_return_even_when_the_confirmation_is_repeated(own_crm, own_crm_url) -> None:
     tracker = in_form("确认", "affirm", **SHOE_AT_CONFIRM)
     events, messages = run_action(ValidateReturnForm(), tracker)

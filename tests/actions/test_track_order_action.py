@@ -103,15 +103,8 @@ def test_other_customers_order_is_refused_like_an_unknown_one(crm, crm_url):
     assert refused[0]["text"].replace(other["order_id"], "X") == unknown[0]["text"].replace("999999999999", "X")
 
 
-def test_crm_unreachable_is_said_honestly(crm_url):
-    from actions.crm import CRMClient, RetryPolicy, set_crm_client
-    from bot.redis_server import free_port
-
-    set_crm_client(CRMClient(f"http://127.0.0.1:{free_port()}", "dev-crm-key", timeout_s=0.5, retry=RetryPolicy(retries=1, backoff_s=0.01)))
-    try:
-        events, messages = run_action(ActionTrackOrder(), load_tracker("signed_track_order"))
-    finally:
-        set_crm_client(None)
+def test_crm_unreachable_is_said_honestly(dead_crm):
+    events, messages = run_action(ActionTrackOrder(), load_tracker("signed_track_order"))
     assert events == [SlotSet("pending_flow", None)]
     assert "暂时没有响应" in messages[0]["text"]
     assert messages[0]["buttons"] == [{"title": "转人工", "payload": "/human_agent"}]
