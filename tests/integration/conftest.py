@@ -3,6 +3,7 @@ seeded SQLite file, the action server and the Rasa server with the trained model
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import urllib.error
@@ -54,6 +55,20 @@ class RunningStack:
 
     def child(self, name: str) -> launcher.Child:
         return next(child for child in self.stack.children if child.name == name)
+
+    @contextlib.contextmanager
+    def stopped(self, name: str, restart_timeout_s: float = 60) -> Iterator[None]:
+        """Stop one service of the stack for the ``with`` block, then start it again and wait until healthy."""
+        child = self.child(name)
+        assert child.process is not None
+        child.process.terminate()
+        child.process.wait(timeout=10)
+        self.stack.children.remove(child)
+        try:
+            yield
+        finally:
+            env = launcher.base_env(self.settings, self.settings.redis_url)
+            self.stack.start_child(launcher.Child(name, child.command, child.health_url), env, restart_timeout_s)
 
 
 def http_json(method: str, url: str, body: Any = None, headers: Optional[Dict[str, str]] = None, timeout: float = 30) -> Tuple[int, Any]:

@@ -121,41 +121,21 @@ def test_conversation_of_one_customer_cannot_be_used_by_another(running_stack: R
 
 
 def test_action_server_down_gives_an_error_status_not_an_empty_200(running_stack: RunningStack) -> None:
-    child = running_stack.child("action-server")
-    assert child.process is not None
-    child.process.terminate()
-    child.process.wait(timeout=10)
-    running_stack.stack.children.remove(child)
-    try:
+    with running_stack.stopped("action-server", restart_timeout_s=90):
         status, body = running_stack.say(new_sender(), "我的快递到哪了", "C000001")
         assert status == 502
         assert body["error"]["code"] == "action_server_unreachable"
         assert body["error"]["message"]
-    finally:
-        from bot import launcher
-
-        env = launcher.base_env(running_stack.settings, running_stack.settings.redis_url)
-        running_stack.stack.start_child(launcher.Child("action-server", child.command, child.health_url), env, 90)
     status, replies = running_stack.say(new_sender(), "我的快递到哪了", "C000001")
     assert status == 200 and texts(replies)
 
 
 def test_crm_down_gives_an_honest_answer_and_a_human(running_stack: RunningStack) -> None:
-    child = running_stack.child("crm")
-    assert child.process is not None
-    child.process.terminate()
-    child.process.wait(timeout=10)
-    running_stack.stack.children.remove(child)
-    try:
+    with running_stack.stopped("crm"):
         status, replies = running_stack.say(new_sender(), "我的快递到哪了", "C000001")
         assert status == 200
         assert "暂时没有响应" in texts(replies)
         assert any(button["payload"] == "/human_agent" for reply in replies for button in reply.get("buttons", []))
-    finally:
-        from bot import launcher
-
-        env = launcher.base_env(running_stack.settings, running_stack.settings.redis_url)
-        running_stack.stack.start_child(launcher.Child("crm", child.command, child.health_url), env, 60)
 
 
 def test_channel_health(running_stack: RunningStack) -> None:

@@ -133,18 +133,8 @@ def test_a_verified_order_does_not_open_the_account(running_stack: RunningStack)
 
 
 def test_crm_down_gives_an_honest_answer_and_a_human(running_stack: RunningStack) -> None:
-    child = running_stack.child("crm")
-    assert child.process is not None
-    child.process.terminate()
-    child.process.wait(timeout=10)
-    running_stack.stack.children.remove(child)
-    try:
+    with running_stack.stopped("crm"):
         status, replies = running_stack.say(new_sender(), "我有多少积分", "C000001")
         assert status == 200
         assert "暂时没有响应" in texts(replies)
         assert {"title": "转人工", "payload": "/human_agent"} in buttons(replies)
-    finally:
-        from bot import launcher
-
-        env = launcher.base_env(running_stack.settings, running_stack.settings.redis_url)
-        running_stack.stack.start_child(launcher.Child("crm", child.command, child.health_url), env, 60)

@@ -134,21 +134,11 @@ def test_crm_down_mid_flow_is_said_honestly(running_stack: RunningStack) -> None
     running_stack.say(sender, "取消订单", "C000002")
     status, replies = running_stack.say(sender, '/cancel_order{"order_id":"880000020002"}', "C000002")
     assert "请确认是否取消订单 880000020002" in texts(replies)
-    child = running_stack.child("crm")
-    assert child.process is not None
-    child.process.terminate()
-    child.process.wait(timeout=10)
-    running_stack.stack.children.remove(child)
-    try:
+    with running_stack.stopped("crm"):
         status, replies = running_stack.say(sender, "确认", "C000002")
         assert status == 200
         assert "暂时没有响应" in texts(replies)
         assert HUMAN in buttons(replies)
-    finally:
-        from bot import launcher
-
-        env = launcher.base_env(running_stack.settings, running_stack.settings.redis_url)
-        running_stack.stack.start_child(launcher.Child("crm", child.command, child.health_url), env, 60)
     status, replies = running_stack.say(sender, "算了", "C000002")
     assert status == 200
     assert running_stack.crm("/api/orders/880000020002")["status"] == "awaiting_shipment"

@@ -157,19 +157,9 @@ def test_the_crm_down_at_the_confirmation_then_back(running_stack: RunningStack)
     chat.say(product_button("安踏 速干运动T恤"))
     replies = chat.say(reason_button("quality_issue"))
     assert "确认提交吗" in texts(replies)
-    child = running_stack.child("crm")
-    assert child.process is not None
-    child.process.terminate()
-    child.process.wait(timeout=10)
-    running_stack.stack.children.remove(child)
-    try:
+    with running_stack.stopped("crm"):
         replies = chat.say("确认")
         assert "没有响应" in texts(replies) and "/human_agent" in payloads(replies)
-    finally:
-        from bot import launcher
-
-        env = launcher.base_env(running_stack.settings, running_stack.settings.redis_url)
-        running_stack.stack.start_child(launcher.Child("crm", child.command, child.health_url), env, 60)
     replies = chat.say("确认")
     (created,) = [ret for ret in running_stack.crm(f"/api/orders/{SHOE_ORDER}/returns")["items"]
                   if [item["line_id"] for item in ret["items"]] == [2]]
