@@ -306,11 +306,11 @@ class AppInput(ShopperChannel):
         headers = {"Content-Type": "application/json; charset=utf-8", "X-Shop-Timestamp": timestamp,
                    "X-Shop-Signature": sign_callback(self.identity_secret, timestamp, body)}
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT_S)) as session:
-                async with session.post(url, data=body, headers=headers) as answer:
-                    if 200 <= answer.status < 300:
-                        return entries[-1][0]
-                    raise DeliveryFailed(f"HTTP {answer.status}")
+            timeout = aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT_S)
+            async with self.http().post(url, data=body, headers=headers, timeout=timeout) as answer:
+                if 200 <= answer.status < 300:
+                    return entries[-1][0]
+                raise DeliveryFailed(f"HTTP {answer.status}")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
             raise DeliveryFailed(type(error).__name__) from error
 

@@ -198,6 +198,8 @@ class ShopperChannel(InputChannel):
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self.push: Optional[PushDelivery] = None
         self._push_starter: Optional[asyncio.Task[None]] = None
+        self._http: Optional[aiohttp.ClientSession] = None
+        self._http_loop: Optional[asyncio.AbstractEventLoop] = None
 
     CREDENTIAL_KEYS: Tuple[str, ...] = ("redis_url", "identity_secret", "action_server_url")
     """Keys of the channel's ``credentials.yml`` section, each an argument of the constructor."""
@@ -303,11 +305,22 @@ class ShopperChannel(InputChannel):
             self._loop = loop
         return self._redis
 
+    def http(self) -> aiohttp.ClientSession:
+        """The channel's HTTP client (one connection pool), created on first use inside the running event loop."""
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http.closed or self._http_loop is not loop:
+            self._http = aiohttp.ClientSession()
+            self._http_loop = loop
+        return self._http
+
     async def close(self) -> None:
-        """Close the channel's Redis connections (on server stop)."""
+        """Close the channel's Redis and HTTP connections (on server stop)."""
         pool, self._pool, self._redis, self._loop = self._pool, None, None, None
         if pool is not None:
             await pool.disconnect()
+        session, self._http, self._http_loop = self._http, None, None
+        if session is not None and not session.closed:
+            await session.close()
 
     def outbox(self) -> Outbox:
         """The outbox over the channel's Redis client."""
@@ -416,9 +429,8 @@ class ShopperChannel(InputChannel):
         """
         timeout = aiohttp.ClientTimeout(total=HEALTH_PROBE_TIMEOUT_S)
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.get(f"{self.action_server_url}/health") as probe:
-                    return probe.status == 200
+            async with self.http().get(f"{self.action_server_url}/health", timeout=timeout) as probe:
+                return probe.status == 200
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
             return False
 
