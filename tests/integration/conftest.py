@@ -8,8 +8,9 @@ import dataclasses
 import json
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -105,3 +106,19 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisS
         yield RunningStack(settings, stack)
     finally:
         stack.stop()
+
+
+def new_sender(prefix: str = "t") -> str:
+    """A fresh conversation id."""
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+def texts(replies: Any) -> str:
+    """The text of the bot's replies (a JSON list), one per line."""
+    assert isinstance(replies, list), replies
+    return "\n".join(reply.get("text", "") for reply in replies)
+
+
+def buttons(replies: List[Dict[str, Any]]) -> List[Dict[str, str]]:
+    """Every button of the bot's replies, in order."""
+    return [button for reply in replies for button in reply.get("buttons", [])]

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from actions.order_tracking import IN_FLIGHT, STATUS_LABELS
 
-from .conftest import RunningStack, http_json
+from .conftest import RunningStack, http_json, new_sender, texts
 
 pytestmark = pytest.mark.integration
-
-
-def new_sender() -> str:
-    return f"t-{uuid.uuid4().hex[:16]}"
-
-
-def texts(replies) -> str:
-    assert isinstance(replies, list), replies
-    return "\n".join(reply.get("text", "") for reply in replies)
 
 
 def in_flight_orders(stack: RunningStack, customer_id: str):

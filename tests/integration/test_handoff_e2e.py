@@ -22,7 +22,7 @@ from bot.redis_server import RedisServer, free_port
 from bot.settings import load_settings
 from desk.tests.helpers import sync_client, wait_for, write_policy
 
-from .conftest import RunningStack, http_json
+from .conftest import RunningStack, http_json, texts
 
 pytestmark = pytest.mark.integration
 
@@ -87,11 +87,6 @@ def agents_online(handoff_stack: HandoffStack) -> Iterator[HandoffStack]:
 
 def new_sender() -> str:
     return f"h-{uuid.uuid4().hex[:16]}"
-
-
-def texts(replies: Any) -> str:
-    assert isinstance(replies, list), replies
-    return "\n".join(reply.get("text", "") for reply in replies)
 
 
 def queue_item(stack: HandoffStack, sender: str, agent: str = "agent1") -> Dict[str, Any]:

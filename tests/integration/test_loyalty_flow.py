@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any, Dict, List
-
 import pytest
 
 from actions import formatting
 from actions import loyalty_rules as rules
 
-from .conftest import RunningStack
+from .conftest import RunningStack, buttons, new_sender, texts
 
 pytestmark = pytest.mark.integration
 
 CLOSING = "还有什么可以帮您的吗？"
-
-
-def new_sender() -> str:
-    return f"t-{uuid.uuid4().hex[:16]}"
-
-
-def texts(replies: Any) -> str:
-    assert isinstance(replies, list), replies
-    return "\n".join(reply.get("text", "") for reply in replies)
-
-
-def buttons(replies: List[Dict[str, Any]]) -> List[Dict[str, str]]:
-    return [button for reply in replies for button in reply.get("buttons", [])]
 
 
 def test_points_balance_and_expiry_match_the_crm(running_stack: RunningStack) -> None:

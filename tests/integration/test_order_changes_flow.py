@@ -6,30 +6,14 @@ the same receiver name and phone, so the other tests' facts about both customers
 
 from __future__ import annotations
 
-import uuid
-from typing import Any, Dict, List
-
 import pytest
 
-from .conftest import RunningStack
+from .conftest import RunningStack, buttons, new_sender, texts
 
 pytestmark = pytest.mark.integration
 
 CLOSING = "还有什么可以帮您的吗？"
 HUMAN = {"title": "转人工", "payload": "/human_agent"}
-
-
-def new_sender() -> str:
-    return f"t-{uuid.uuid4().hex[:16]}"
-
-
-def texts(replies: Any) -> str:
-    assert isinstance(replies, list), replies
-    return "\n".join(reply.get("text", "") for reply in replies)
-
-
-def buttons(replies: List[Dict[str, Any]]) -> List[Dict[str, str]]:
-    return [button for reply in replies for button in reply.get("buttons", [])]
 
 
 def test_cancel_a_pending_order_with_confirmation(running_stack: RunningStack) -> None:

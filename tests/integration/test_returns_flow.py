@@ -3,7 +3,6 @@ Redis. Every fact the shopper reads is checked against the CRM."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Dict, List, Optional
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from actions import formatting
 from actions import return_policy as rp
 
-from .conftest import RunningStack
+from .conftest import RunningStack, new_sender, texts
 
 pytestmark = pytest.mark.integration
 
@@ -19,15 +18,6 @@ SHOE_ORDER = "880000010002"
 CRAB_ORDER = "880000040001"
 FLEECE = "优衣库 摇粒绒外套"
 CRAB = "阳澄湖大闸蟹 礼盒装 8只"
-
-
-def new_sender() -> str:
-    return f"t-{uuid.uuid4().hex[:16]}"
-
-
-def texts(replies: Any) -> str:
-    assert isinstance(replies, list), replies
-    return "\n".join(reply.get("text", "") for reply in replies)
 
 
 def payloads(replies: List[Dict[str, Any]]) -> List[str]:
