@@ -11,6 +11,7 @@ one CRM client, bounded so a slow CRM only thins the summary and never delays th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 from zoneinfo import ZoneInfo
@@ -35,6 +36,7 @@ from bot.handoff import agents as presence
 from bot.handoff import keys, texts
 from bot.handoff.callbacks import create_callback
 from bot.handoff.context import REDIS_FAILURES, HandoffContext, redis_client
+from bot.handoff.express import opened_handoff, refine
 from bot.handoff.models import CallbackTicket, HandoffRequest
 from bot.handoff.policy import (
     callback_window,
@@ -168,7 +170,7 @@ async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: O
     clear = [SlotSet(REASON_SLOT, None)]
     try:
         available = await presence.availability(ctx)
-        if is_open(ctx.policy, local_now, ctx.tz) and available.online:
+        if _opened_by_channel(tracker) or (is_open(ctx.policy, local_now, ctx.tz) and available.online):
             await _enqueue(dispatcher, ctx, tracker, shopper, reason, tier, tier_name, asked_about, summary, summary_text, now, available)
         else:
             await _offer_callback(dispatcher, ctx, tracker, shopper, reason, tier, summary, summary_text, now, asked_about)
@@ -178,20 +180,31 @@ async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: O
     return clear
 
 
+def _opened_by_channel(tracker: Tracker) -> Optional[Tuple[str, float]]:
+    """The handoff the channel queued for this message (an explicit 「转人工」), if it did."""
+    return opened_handoff((tracker.latest_message or {}).get("metadata"))
+
+
 async def _enqueue(
     dispatcher: CollectingDispatcher, ctx: HandoffContext, tracker: Tracker, shopper: Shopper, reason: str, tier: Optional[str],
     tier_name: str, asked_about: List[str], summary: Dict[str, Any], summary_text: str, now: float, available: presence.Availability,
 ) -> None:
-    handoff_id = keys.new_handoff_id()
-    score = priority_score(ctx.policy, now, tier, reason)
+    opened = _opened_by_channel(tracker)
+    handoff_id, enqueued_at = opened or (keys.new_handoff_id(), now)
+    score = priority_score(ctx.policy, enqueued_at, tier, reason)
     position = await queue_position(ctx, handoff_id, score)
     wait_s = estimate_wait_s(ctx.policy, position, available.free_slots, available.total_slots, available.handle_s) or ctx.policy.min_wait_s
     request = HandoffRequest(
         handoff_id=handoff_id, sender=tracker.sender_id, customer_id=shopper.customer_id, tier=tier, tier_name=tier_name,
-        reason=reason, intents=asked_about, summary=summary, summary_text=summary_text, enqueued_at=now,
+        reason=reason, intents=asked_about, summary=summary, summary_text=summary_text, enqueued_at=enqueued_at,
         channel=_channel(tracker), position_told=position,
     )
-    created, existing = await enqueue(ctx, request)
+    if opened is not None and await refine(ctx, request):
+        created, existing = True, handoff_id
+    else:
+        if opened is not None:  # the handoff the channel opened has ended meanwhile: open a new one
+            request = dataclasses.replace(request, handoff_id=keys.new_handoff_id(), enqueued_at=now)
+        created, existing = await enqueue(ctx, request)
     local_now = ctx.local(now)
     if not created:
         position = await queue_position(ctx, existing)
@@ -199,7 +212,7 @@ async def _enqueue(
         ahead = "您是下一位" if position <= 1 else f"您前面还有 {position - 1} 位顾客"
         dispatcher.utter_message(text=ALREADY_WAITING.format(ahead=ahead, eta=texts.eta_phrase(wait_s, local_now)))
         return
-    logger.info("handoff.enqueued sender=%s handoff=%s reason=%s position=%d", tracker.sender_id, handoff_id, reason, position)
+    logger.info("handoff.enqueued sender=%s handoff=%s reason=%s position=%d", tracker.sender_id, request.handoff_id, reason, position)
     dispatcher.utter_message(text=texts.queue_notice(position, wait_s, local_now, is_priority_tier(ctx.policy, tier), tier_name))
 
 

@@ -9,8 +9,10 @@ Starts the stack of ``make run`` on free ports (its own redis-server and seeded 
 shopper), logs in the demo agents, then per round:
 
 1. ``--shoppers`` signed shoppers send 「转人工」 at the same moment through the app channel.
-   Measured: from sending to the handoff's entry in the queue (the desk's ``queued_at``), and to
-   the shopper's answer with position and ETA.
+   Measured: from sending to the handoff's entry in the queue (the desk's ``queued_at``; the
+   channel queues an explicit 「转人工」 before the bot's turn, :mod:`bot.handoff.express`), to the
+   bot's full summary in that entry (``refined_at``), and to the shopper's answer with position
+   and ETA.
 2. The agents claim every conversation; then each agent replies to all of theirs at the same moment.
    Measured: from posting the reply to the desk until the shopper's message endpoint
    (``GET /webhooks/app/messages/{sender}``) returns it (polled every 20 ms per shopper).
@@ -118,7 +120,8 @@ async def one_round(session: aiohttp.ClientSession, c: Clients, redis_url: str, 
     """One burst of handoffs, replies, shopper messages and resolutions; returns durations in ms."""
     client = redis_sync.Redis.from_url(redis_url, decode_responses=True)
     people = [(f"bench-{round_no}-{n}-{int(time.time())}", f"C{n + 1:06d}") for n in range(shoppers)]
-    results: Dict[str, List[float]] = {"entry": [], "answer": [], "reply": [], "during": [], "to_action": [], "in_handoff": []}
+    results: Dict[str, List[float]] = {"entry": [], "answer": [], "reply": [], "during": [], "to_request": [], "in_handoff": [],
+                                        "full_summary": []}
 
     sent_at: Dict[str, float] = {}
 
@@ -137,14 +140,16 @@ async def one_round(session: aiohttp.ClientSession, c: Clients, redis_url: str, 
         for sender, _ in people:
             if sender not in handoff_ids:
                 handoff_id = client.get(keys.active(sender))
-                if handoff_id and client.hget(keys.record(handoff_id), "queued_at"):
+                if handoff_id and all(client.hmget(keys.record(handoff_id), "queued_at", "refined_at")):
                     handoff_ids[sender] = handoff_id
         await asyncio.sleep(0.05)
     for sender, handoff_id in handoff_ids.items():
-        queued_at, enqueued_at = (float(v) for v in client.hmget(keys.record(handoff_id), "queued_at", "enqueued_at"))
+        queued_at, enqueued_at, refined_at = (float(v) for v in client.hmget(keys.record(handoff_id), "queued_at", "enqueued_at",
+                                                                                  "refined_at"))
         results["entry"].append((queued_at - sent_at[sender]) * 1000)
-        results["to_action"].append((enqueued_at - sent_at[sender]) * 1000)
+        results["to_request"].append((enqueued_at - sent_at[sender]) * 1000)
         results["in_handoff"].append((queued_at - enqueued_at) * 1000)
+        results["full_summary"].append((refined_at - sent_at[sender]) * 1000)
 
     agents = sorted(c.tokens)
     owner: Dict[str, str] = {}
@@ -254,8 +259,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                     (f"{args.shoppers} simultaneous shoppers x {args.rounds} rounds:", totals, True)):
         print(title)
         print(line("  「转人工」 sent → entry in the queue", figures.get("entry", []), TARGET_ENTRY_MS if targets else None))
-        print(line("    of which: sent → handoff action starts (Rasa)", figures.get("to_action", [])))
-        print(line("    of which: action starts → entry (summary, CRM, Redis, desk)", figures.get("in_handoff", [])))
+        print(line("    of which: sent → request queued by the channel", figures.get("to_request", [])))
+        print(line("    of which: request → entry (desk intake)", figures.get("in_handoff", [])))
+        print(line("  「转人工」 sent → bot's full summary in the entry", figures.get("full_summary", [])))
         print(line("  「转人工」 sent → shopper's answer with position/ETA", figures.get("answer", [])))
         print(line("  agent reply posted → shopper's message endpoint", figures.get("reply", []), TARGET_REPLY_MS if targets else None))
         print(line("  shopper message during handoff → 202", figures.get("during", [])))

@@ -212,7 +212,7 @@ class AppInput(ShopperChannel):
             collector,
             sender_id,
             input_channel=self.name(),
-            metadata=self.user_metadata(customer_id),
+            metadata=await self.message_metadata(sender_id, text, customer_id),
         )
         logger.info(
             "app.message.received sender=%s verified=%s new=%s chars=%d",

@@ -25,6 +25,8 @@ from redis.exceptions import RedisError
 from bot.handoff import texts as handoff_texts
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import active_handoff, is_cancel_request, route_shopper_message
+from bot.handoff.express import express_enqueue, is_explicit_request
+from bot.handoff.express import metadata_for as express_metadata
 from bot.handoff.policy import load_policy
 from bot.handoff.queue import cancel as cancel_handoff
 from bot.handoff.queue import estimated_wait, queue_position
@@ -360,6 +362,36 @@ class ShopperChannel(InputChannel):
             ``{"channel", "verified", "customer_id"}``.
         """
         return {"channel": self.name(), "verified": customer_id is not None, "customer_id": customer_id}
+
+    async def message_metadata(self, sender_id: str, text: str, customer_id: Optional[str]) -> Dict[str, Any]:
+        """The metadata of a message for the bot, queueing an explicit 「转人工」 first.
+
+        A message that asks for a human and nothing else is queued by the channel before the bot's
+        turn (:mod:`bot.handoff.express`), so at a peak the shopper's place does not wait for the
+        turns of everyone who wrote at the same moment; the bot's turn then completes the summary
+        and tells the shopper their place and the wait. When Redis cannot answer, the bot's turn
+        opens the handoff as for any other message.
+
+        Args:
+            sender_id: the conversation id.
+            text: the shopper's message.
+            customer_id: the verified customer id, None for an anonymous shopper.
+
+        Returns:
+            :meth:`user_metadata`, with the handoff opened for the message when there is one.
+        """
+        metadata = self.user_metadata(customer_id)
+        if not is_explicit_request(text):
+            return metadata
+        try:
+            opened = await express_enqueue(self.handoff_context(), sender_id, customer_id, self.name(), text)
+        except REDIS_FAILURES as error:
+            logger.warning("%s.handoff.express_failed sender=%s error=%s", self.name(), sender_id, type(error).__name__)
+            return metadata
+        if opened is not None:
+            logger.info("%s.handoff.express sender=%s handoff=%s", self.name(), sender_id, opened.handoff_id)
+            metadata.update(express_metadata(opened))
+        return metadata
 
     async def bind(self, sender_id: str, customer_id: Optional[str]) -> Binding:
         """Bind a conversation to its owner (or check it), counting new conversations for the desk's stats.

@@ -372,7 +372,8 @@ class WebInput(ShopperChannel):
             return
 
         output = WebOutput(self.sio)
-        message = UserMessage(text, output, session_id, input_channel=self.name(), metadata=self.user_metadata(customer_id))
+        metadata = await self.message_metadata(session_id, text, customer_id)
+        message = UserMessage(text, output, session_id, input_channel=self.name(), metadata=metadata)
         logger.info("web.message.received sender=%s verified=%s chars=%d", session_id, customer_id is not None, len(text))
         try:
             await on_new_message(message)

@@ -884,7 +884,8 @@ class WeChatInput(ShopperChannel):
         text = await self.chosen_option(sender, text)
 
         collector = CollectingOutputChannel()
-        await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(), metadata=self.user_metadata(customer_id)))
+        metadata = await self.message_metadata(sender, text, customer_id)
+        await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata))
         reply = combine_replies(collector.messages)
         await self.store_options(sender, render(reply)[1] if reply else {})
         if reply is None:

@@ -366,6 +366,7 @@ def create_app(settings: Settings, name: str = "desk") -> Sanic:
             "agent_name": names.get(record.get("agent") or "", ""),
             "summary": record.get("summary") or {},
             "summary_text": record.get("summary_text") or "",
+            "summary_pending": views.summary_pending(record),
             "transcript": await conversation.transcript(ctx, record["handoff_id"]),
             "notes": await conversation.notes(ctx, record["handoff_id"]),
             "history": [views.history_item(r, names) for r in await queue.records(ctx, earlier)],

@@ -19,7 +19,7 @@ from redis.exceptions import ResponseError
 from bot.handoff import keys
 from bot.handoff.context import REDIS_FAILURES, HandoffContext
 from bot.handoff.models import HandoffRequest
-from bot.handoff.queue import materialize
+from bot.handoff.queue import REFINED, materialize
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Intake:
                 continue
             result = await materialize(self.ctx, request)
             logger.info("desk.intake.materialized handoff=%s sender=%s result=%s", request.handoff_id, request.sender,
-                        {0: "already", 1: "queued", 2: "cancelled"}.get(result, result))
+                        {0: "already", 1: "queued", 2: "cancelled", REFINED: "refined"}.get(result, result))
             done.append(entry_id)
         if done:
             async with self.ctx.redis.pipeline(transaction=True) as pipe:

@@ -10,7 +10,7 @@ RECORD_FIELDS = (
     "handoff_id", "sender", "status", "customer_id", "tier", "tier_name", "priority", "reason", "reason_label",
     "intents", "agent", "offered_to", "enqueued_at", "queued_at", "claimed_at", "first_response_at", "resolved_at",
     "ended_at", "resolution_code", "rating", "wait_s", "handle_s", "first_response_s", "after_sales",
-    "sla_first_response_due", "sla_resolution_due", "transfers", "channel", "callback_id",
+    "sla_first_response_due", "sla_resolution_due", "transfers", "channel", "callback_id", "refined_at",
 )
 
 
@@ -55,7 +55,13 @@ def queue_item(record: Mapping[str, Any], me: str, now: float, policy: ServicePo
         "claimable": not offered_to or offered_to == me,
         "headline": _headline(record),
         "who": _who(record),
+        "summary_pending": summary_pending(record),
     }
+
+
+def summary_pending(record: Mapping[str, Any]) -> bool:
+    """Whether the record still has the short summary the channel wrote (the bot's full one follows)."""
+    return bool((record.get("summary") or {}).get("preliminary"))
 
 
 def mine_item(record: Mapping[str, Any], now: float) -> Dict[str, Any]:

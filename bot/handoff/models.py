@@ -24,6 +24,9 @@ class HandoffRequest:
         enqueued_at: epoch seconds when the shopper asked for a human.
         channel: the input channel (``app``, ``web``, ``wechat``).
         position_told: the queue position the shopper was told.
+        refines: the request completes a handoff already queued under the same id (the channel
+            queued an explicit request for a human first, :mod:`bot.handoff.express`): the desk
+            updates that entry's summary, tier, reason and priority instead of creating one.
     """
 
     handoff_id: str
@@ -38,6 +41,7 @@ class HandoffRequest:
     enqueued_at: float
     channel: str = "app"
     position_told: int = 0
+    refines: bool = False
 
     def to_json(self) -> str:
         """The request as the JSON payload of the requests stream."""
@@ -67,6 +71,7 @@ class HandoffRequest:
                 enqueued_at=float(data["enqueued_at"]),
                 channel=str(data.get("channel") or "app"),
                 position_told=int(data.get("position_told") or 0),
+                refines=bool(data.get("refines")),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"incomplete handoff request: {error}") from error

@@ -108,24 +108,23 @@ async def _sticky_offer(ctx: HandoffContext, customer_key: str, now: float) -> T
     return "", 0.0
 
 
-async def materialize(ctx: HandoffContext, request: HandoffRequest) -> int:
-    """Create a handoff's record and queue entry from a request, once.
+REFINED = 3
+"""What :func:`materialize` answers when it applied a refinement to a waiting or assigned handoff."""
 
-    Returns:
-        1 when queued now, 2 when the shopper cancelled before it was queued, 0 when it already
-        existed (a redelivered request).
-    """
-    now = ctx.now()
-    score = priority_score(ctx.policy, request.enqueued_at, request.tier, request.reason)
-    customer_key = keys.customer_key(request.customer_id, request.sender)
-    offered_to, offer_until = await _sticky_offer(ctx, customer_key, now)
+_REFINED_FIELDS = ("tier", "tier_name", "priority", "reason", "reason_label", "intents", "score", "summary", "summary_text",
+                   "after_sales", "sla_first_response_due", "sla_resolution_due")
+"""What a refinement (:attr:`HandoffRequest.refines`) updates of a handoff record."""
+
+
+def _request_fields(ctx: HandoffContext, request: HandoffRequest, score: float) -> Dict[str, Any]:
+    """The record fields that follow from a request alone (no queue state)."""
     after_sales = is_after_sales(ctx.policy, request.reason, request.intents)
     due = sla_due(ctx.policy, request.enqueued_at, after_sales)
     fields: Dict[str, Any] = {
         "handoff_id": request.handoff_id,
         "sender": request.sender,
         "customer_id": request.customer_id or "",
-        "customer_key": customer_key,
+        "customer_key": keys.customer_key(request.customer_id, request.sender),
         "tier": request.tier or "",
         "tier_name": request.tier_name,
         "priority": "1" if is_priority_tier(ctx.policy, request.tier) else "0",
@@ -139,14 +138,39 @@ async def materialize(ctx: HandoffContext, request: HandoffRequest) -> int:
         "summary_text": request.summary_text,
         "after_sales": "1" if after_sales else "0",
         "sla_first_response_due": repr(due.first_response),
+    }
+    if due.resolution is not None:
+        fields["sla_resolution_due"] = repr(due.resolution)
+    return fields
+
+
+async def materialize(ctx: HandoffContext, request: HandoffRequest) -> int:
+    """Create a handoff's record and queue entry from a request, once; or apply a refinement.
+
+    A refinement (:attr:`HandoffRequest.refines`) of a handoff the desk has not taken in yet (a
+    request redelivered out of order) creates the record from the refinement, which carries the
+    whole request; the earlier, shorter request then finds the record and changes nothing.
+
+    Returns:
+        1 when queued now, 2 when the shopper cancelled before it was queued, 0 when it already
+        existed (a redelivered request) or had ended before a refinement, :data:`REFINED` when a
+        refinement was applied.
+    """
+    now = ctx.now()
+    score = priority_score(ctx.policy, request.enqueued_at, request.tier, request.reason)
+    fields = _request_fields(ctx, request, score)
+    if request.refines:
+        refined = await _refine(ctx, request, score, fields)
+        if refined is not None:
+            return refined
+    offered_to, offer_until = await _sticky_offer(ctx, fields["customer_key"], now)
+    fields.update({
         "offered_to": offered_to,
         "offer_until": repr(offer_until),
         "notified_position": str(request.position_told or ""),
         "notified_at": repr(request.enqueued_at),
         "transfers": "0",
-    }
-    if due.resolution is not None:
-        fields["sla_resolution_due"] = repr(due.resolution)
+    })
     result = int(
         await script(ctx.redis, scripts.MATERIALIZE)(
             keys=[keys.record(request.handoff_id), keys.QUEUE, keys.active(request.sender), keys.day_stats(ctx.day(request.enqueued_at)),
@@ -159,6 +183,24 @@ async def materialize(ctx: HandoffContext, request: HandoffRequest) -> int:
         if request.customer_id:
             await ctx.redis.set(keys.by_customer(request.customer_id), request.sender, ex=ctx.outbox_ttl_s)
         await publish(ctx, "queued", sender=request.sender, handoff_id=request.handoff_id, offered_to=offered_to)
+    return result
+
+
+async def _refine(ctx: HandoffContext, request: HandoffRequest, score: float, fields: Dict[str, Any]) -> Optional[int]:
+    """Apply a refinement to an existing record; None when there is no record yet."""
+    update = {name: fields[name] for name in _REFINED_FIELDS if name in fields}
+    dropped = [name for name in _REFINED_FIELDS if name not in fields]
+    result = int(
+        await script(ctx.redis, scripts.REFINE)(
+            keys=[keys.record(request.handoff_id), keys.QUEUE, keys.day_stats(ctx.day(request.enqueued_at))],
+            args=[request.handoff_id, repr(score), json.dumps(flat(update), ensure_ascii=False), request.reason, scripts.STATS_TTL_S,
+                  json.dumps(dropped), repr(ctx.now())],
+        )
+    )
+    if result < 0:
+        return None
+    if result == REFINED:
+        await publish(ctx, "refined", sender=request.sender, handoff_id=request.handoff_id)
     return result
 
 

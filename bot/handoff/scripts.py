@@ -53,6 +53,25 @@ redis.call('EXPIRE', KEYS[1], ARGV[7])
 return 2
 """
 
+REFINE = """
+-- KEYS: record, queue, day stats. ARGV: handoff id, score, fields JSON (flat list), reason, stats ttl, fields to drop JSON, now
+-- Answers -1 when the record does not exist yet, 0 when the handoff has ended, 3 when refined.
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status ~= 'queued' and status ~= 'assigned' then return 0 end
+local previous = redis.call('HGET', KEYS[1], 'reason')
+redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[3])))
+for _, name in ipairs(cjson.decode(ARGV[6])) do redis.call('HDEL', KEYS[1], name) end
+redis.call('HSET', KEYS[1], 'refined_at', ARGV[7])
+if previous and previous ~= ARGV[4] then
+  redis.call('HINCRBY', KEYS[3], 'reason:' .. previous, -1)
+  redis.call('HINCRBY', KEYS[3], 'reason:' .. ARGV[4], 1)
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
+end
+if status == 'queued' then redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1]) end
+return 3
+"""
+
 CLAIM = """
 -- KEYS: record, queue, agent load, day stats, recent waits
 -- ARGV: agent, now, capacity, recent limit, stats ttl, agent display name

@@ -168,7 +168,7 @@ function onEvent(event) {
       if (resolve) { state.pending.delete(event.request_id); resolve(event); }
       break;
     }
-    case "claimed": case "resolved": case "transferred": case "cancelled":
+    case "claimed": case "resolved": case "transferred": case "cancelled": case "refined":
       refreshQueue();
       if (event.sender === state.selected) openConversation(state.selected);
       break;

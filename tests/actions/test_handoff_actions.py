@@ -20,6 +20,8 @@ from actions.handoff import HANDOFF_FAILED, ActionHandoff, ActionNluFallback, Ac
 from actions.replies import human_buttons
 from bot.handoff import agents, keys
 from bot.handoff.context import HandoffContext
+from bot.handoff.express import express_enqueue, metadata_for
+from bot.handoff.models import HandoffRequest
 from bot.handoff.policy import load_policy
 from bot.redis_server import free_port
 from desk.tests.helpers import sync_client, write_policy
@@ -27,14 +29,16 @@ from desk.tests.helpers import sync_client, write_policy
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-def tracker(sender: str, events: List[Dict[str, Any]], customer_id: Optional[str] = "C000001", slots: Optional[Dict[str, Any]] = None) -> Tracker:
+def tracker(sender: str, events: List[Dict[str, Any]], customer_id: Optional[str] = "C000001", slots: Optional[Dict[str, Any]] = None,
+            metadata: Optional[Dict[str, Any]] = None) -> Tracker:
     latest = next(e for e in reversed(events) if e["event"] == "user")
     return Tracker.from_dict({
         "sender_id": sender,
         "slots": {"order_id": None, "phone_last4": None, "verified_order_id": None, "failed_attempts": 0.0, "pending_flow": None,
                   "handoff_reason": None, **(slots or {})},
         "latest_message": {"text": latest["text"], "intent": latest["parse_data"]["intent"], "entities": latest["parse_data"]["entities"],
-                           "metadata": {"channel": "app", "verified": customer_id is not None, "customer_id": customer_id}},
+                           "metadata": {"channel": "app", "verified": customer_id is not None, "customer_id": customer_id,
+                                        **(metadata or {})}},
         "events": events, "paused": False, "followup_action": None, "active_loop": {}, "latest_action_name": "action_listen",
     })
 
@@ -95,6 +99,45 @@ def test_handoff_with_agents_online_queues_a_full_summary(crm, redis_url: str, t
     assert "13812345678" not in json.dumps(payload, ensure_ascii=False)
     assert sync_client(redis_url).get(keys.active("conv-act-1")) == payload["handoff_id"]
     assert [e for e in returned if e.get("name") == "handoff_reason"]
+
+
+def test_a_handoff_the_channel_opened_is_completed_not_queued_again(crm, redis_url: str, tmp_path: Path):
+    policy = write_policy(tmp_path / "open.yml")
+
+    async def channel_opens() -> HandoffRequest:
+        client = Redis.from_url(redis_url, decode_responses=True, socket_timeout=2)
+        try:
+            ctx = HandoffContext(client, load_policy(policy), TZ)
+            await agents.heartbeat(ctx, "agent1")
+            opened = await express_enqueue(ctx, "conv-act-express", "C000001", "app", "转人工")
+            assert opened is not None
+            return opened
+        finally:
+            await client.close()
+
+    opened = asyncio.run(channel_opens())
+    sync_client(redis_url).delete(keys.REQUESTS_STREAM)  # taken in by a desk
+    events = [user("我的快递到哪了", "track_order"), bot("您的订单 880000010001 运输中。"), user("转人工", "human_agent")]
+    _, messages = run(ActionHandoff(), tracker("conv-act-express", events, metadata=metadata_for(opened)), redis_url, policy,
+                      online=("agent1",))
+    (message,) = messages
+    assert "正在为您转接人工客服" in message["text"] and "您是金牌会员，已为您进入优先队列" in message["text"]
+    payload = request_payload(redis_url)
+    assert payload["refines"] is True and payload["handoff_id"] == opened.handoff_id and payload["enqueued_at"] == opened.enqueued_at
+    assert payload["tier"] == "L4" and [o["order_id"] for o in payload["summary"]["orders"]] == ["880000010001"]
+    assert sync_client(redis_url).get(keys.active("conv-act-express")) == opened.handoff_id
+
+
+def test_a_handoff_the_channel_opened_that_ended_meanwhile_gives_a_new_one(crm, redis_url: str, tmp_path: Path):
+    policy = write_policy(tmp_path / "open.yml")
+    ended = HandoffRequest(keys.new_handoff_id(), "conv-act-ended", "C000001", None, "", "requested", ["human_agent"], {}, "", time.time())
+    events = [user("人工客服", "human_agent")]
+    _, messages = run(ActionHandoff(), tracker("conv-act-ended", events, metadata=metadata_for(ended)), redis_url, policy,
+                      online=("agent1",))
+    assert "正在为您转接人工客服" in messages[0]["text"]
+    payload = request_payload(redis_url)
+    assert payload["refines"] is False and payload["handoff_id"] != ended.handoff_id
+    assert sync_client(redis_url).get(keys.active("conv-act-ended")) == payload["handoff_id"]
 
 
 def test_second_request_while_waiting_does_not_queue_twice(crm, redis_url: str, tmp_path: Path):

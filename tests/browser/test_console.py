@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from actions.handoff_summary import ShopperFacts, build_summary, render_summary
-from bot.handoff import conversation, keys, queue
+from bot.handoff import agents, conversation, keys, queue
+from bot.handoff.express import express_enqueue, refine
 from bot.handoff.models import HandoffRequest
 from bot.outbox import Outbox
 from desk.tests.helpers import DeskProcess, request, run, sync_client, wait_for
@@ -100,4 +101,36 @@ def test_login_claim_reply_resolve(browser, desk: DeskProcess, tmp_path: Path) -
 
     page.click("#tab-callbacks")
     page.wait_for_selector("#callbacks-empty:not([hidden])")
+    page.close()
+
+
+def test_the_full_summary_replaces_the_short_one_while_the_agent_reads_it(browser, desk: DeskProcess) -> None:
+    sender = "conv-browser-express"
+
+    async def channel_queues(ctx) -> HandoffRequest:
+        await agents.heartbeat(ctx, "agent2")
+        opened = await express_enqueue(ctx, sender, "C000001", "app", "转人工！！")
+        assert opened is not None
+        return opened
+
+    opened = run(desk.redis_url, desk.policy_file, channel_queues)
+    client = sync_client(desk.redis_url)
+    wait_for(lambda: client.zscore(keys.QUEUE, opened.handoff_id) is not None)
+
+    page = browser.new_page(viewport={"width": 1400, "height": 860}, locale="zh-CN")
+    page.goto(desk.url + "/")
+    page.fill("#login-username", "agent1")
+    page.fill("#login-password", "agent1-pass")
+    page.click("#login-submit")
+    page.wait_for_selector("#live-dot.on")
+    page.wait_for_selector(f".queue-item[data-sender='{sender}']").query_selector(".claim-button").click()
+    page.wait_for_selector("#summary:has-text('完整摘要正在生成')")
+    assert "转人工！！" in page.inner_text("#summary")
+
+    full = dataclasses.replace(realistic_request(sender), handoff_id=opened.handoff_id, enqueued_at=opened.enqueued_at)
+    assert run(desk.redis_url, desk.policy_file, lambda ctx: refine(ctx, full))
+    page.wait_for_selector("#summary:has-text('880000010001 运输中')", timeout=5000)  # no reload: the desk's live event
+    summary = page.inner_text("#summary")
+    assert "完整摘要正在生成" not in summary and "张*（138****5678）" in summary
+    assert client.hget(keys.record(opened.handoff_id), "agent") == "agent1"
     page.close()

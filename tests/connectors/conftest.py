@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from sanic import Sanic
 
 from bot.redis_server import free_port
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 from connectors.app import AppInput
 
 # Several apps are served in one process: keep Sanic's one-time method rewriting (TouchUp)
@@ -88,17 +88,24 @@ class StubBot:
             ``silent`` (no reply, as when an action failed inside Rasa) or ``hands_off`` (takes a
             while, then opens a handoff as ``action_handoff`` does, in ``redis_url``).
         calls: every message received, in order.
+        handoff_seen: for each call, the handoff the conversation had when the message reached
+            the bot (``handoff:active:<sender>``), None for none.
     """
 
     behaviour: str = "reply"
     calls: List[UserMessage] = field(default_factory=list)
     redis_url: str = ""
+    handoff_seen: List[Optional[str]] = field(default_factory=list)
 
     def handler(self) -> Callable[[UserMessage], Awaitable[None]]:
         """The coroutine function given to ``AppInput.blueprint``, like Rasa's own handler."""
 
         async def on_new_message(message: UserMessage) -> None:
             self.calls.append(message)
+            if self.redis_url:
+                client = Redis.from_url(self.redis_url, decode_responses=True)
+                self.handoff_seen.append(await client.get(f"handoff:active:{message.sender_id}"))
+                await client.close()
             if self.behaviour == "raise":
                 raise ConnectionError(f"tracker store unreachable while handling {message.text}")
             if self.behaviour == "silent":
@@ -147,12 +154,13 @@ def serve_channel(redis_url: str) -> Iterator[Callable[..., ChannelServer]]:
         action_server_url: Optional[str] = None,
         channel_redis_url: Optional[str] = None,
         mount_with_rasa: bool = False,
+        settings: Optional[Settings] = None,
     ) -> ChannelServer:
         channel = AppInput(
             redis_url=channel_redis_url or redis_url,
             identity_secret=identity_secret,
             action_server_url=action_server_url or f"http://127.0.0.1:{free_port()}",
-            settings=load_settings({}),
+            settings=settings or load_settings({}),
         )
         bot = StubBot(behaviour, redis_url=channel_redis_url or redis_url)
         app = Sanic(f"app_channel_test_{next(_app_names)}")

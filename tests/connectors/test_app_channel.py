@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
@@ -17,11 +18,15 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
+from bot.handoff import agents
+from bot.handoff.context import context_from_settings
 from bot.identity import sign_callback, sign_customer_id
 from bot.outbox import Outbox
 from bot.redis_server import free_port
+from bot.settings import load_settings
 from connectors.app import MESSAGES, AppInput, handoff_key
 from connectors.binding import ANONYMOUS_OWNER, owner_key
+from desk.tests.helpers import write_policy
 
 SECRET = "test-shop-secret"
 
@@ -253,6 +258,31 @@ def test_a_message_sent_while_the_bot_opens_a_handoff_goes_to_the_agent(serve_ch
     transcript = client.xrange("handoff:transcript:h" + "0" * 24)
     client.close()
     assert [fields["text"] for _, fields in transcript] == ["我的订单是880000010001"]
+
+
+def test_an_explicit_request_for_a_human_is_queued_before_the_bot_reads_it(serve_channel: ServeChannel, redis_url: str,
+                                                                           tmp_path: Path) -> None:
+    settings = dataclasses.replace(load_settings({}), handoff_policy_file=write_policy(tmp_path / "service.yml"))
+    server = serve_channel(SECRET, settings=settings)
+
+    async def agent_online() -> None:
+        client = Redis.from_url(redis_url, decode_responses=True)
+        await agents.heartbeat(context_from_settings(settings, client), "agent1")
+        await client.close()
+
+    asyncio.run(agent_online())
+    assert send(server, "conv-express", "人工客服！！", signed("C10001"))[0] == 200
+    assert send(server, "conv-plain", "我的快递到哪了", signed("C10001"))[0] == 200
+    express, plain = server.bot.calls
+    opened = express.metadata["handoff"]
+    assert server.bot.handoff_seen == [opened["id"], None]  # queued before the bot's turn; other messages untouched
+    assert express.metadata["customer_id"] == "C10001" and "handoff" not in plain.metadata
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    (_, request), = client.xrange("handoff:requests")
+    client.close()
+    payload = json.loads(request["payload"])
+    assert payload["handoff_id"] == opened["id"] and payload["enqueued_at"] == opened["enqueued_at"]
+    assert payload["customer_id"] == "C10001" and payload["channel"] == "app" and payload["summary"]["preliminary"] is True
 
 
 def test_messages_paging_and_access_control(serve_channel: ServeChannel, redis_url: str) -> None:

@@ -90,9 +90,10 @@ def new_sender() -> str:
 
 
 def queue_item(stack: HandoffStack, sender: str, agent: str = "agent1") -> Dict[str, Any]:
+    """The conversation's entry in the queue once it has the bot's full summary."""
     def find() -> Any:
         _, body = stack.desk("GET", "/api/queue", agent)
-        return next((item for item in body["waiting"] if item["sender"] == sender), None)
+        return next((item for item in body["waiting"] if item["sender"] == sender and not item["summary_pending"]), None)
 
     return wait_for(find, timeout_s=10)
 
@@ -122,7 +123,9 @@ def test_demo_shopper_to_agent_and_back_to_the_bot(agents_online: HandoffStack) 
     assert item["lane"] == "priority" and item["tier"] == "L4" and item["who"]["verified"]
 
     status, view = stack.desk("GET", f"/api/conversations/{sender}", "agent1")
-    assert status == 200
+    assert status == 200 and not view["summary_pending"]
+    record = sync_client(stack.redis_url).hgetall(keys.record(view["handoff"]["handoff_id"]))
+    assert float(record["refined_at"]) >= float(record["queued_at"])  # the channel queued the explicit 「转人工」, the bot's turn completed it
     summary = view["summary_text"]
     assert "张*（138****5678）" in summary and "L4 金牌会员" in summary and "已验证（商城登录）" in summary
     assert "880000010001" in summary and "查询物流" in summary and "顾客要求人工" in summary and "最近对话" in summary
