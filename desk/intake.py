@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -27,6 +27,9 @@ DEAD_LETTERS = "handoff:requests:dead"
 """Stream where unreadable requests are kept for a human to look at."""
 
 Entry = Tuple[str, dict]
+
+INTAKE_CONCURRENCY = 16
+"""Conversations materialized at the same time (each holds one pooled Redis connection at a time)."""
 
 
 async def ensure_group(redis: Redis) -> None:
@@ -58,7 +61,16 @@ class Intake:
         self.processed = 0
 
     async def _handle(self, entries: Sequence[Entry]) -> int:
+        """Materialize a batch: one conversation's requests in stream order, conversations concurrently.
+
+        At a peak many shoppers ask for a human at once; taking their requests in one after the
+        other would make the last wait for every Redis round trip of the others. A conversation's
+        own requests (a request, then its refinement) stay in order. Entries are acknowledged once
+        handled; when Redis fails for some, the others are acknowledged and the error is raised,
+        so the failed ones are read again (materializing is idempotent).
+        """
         done: List[str] = []
+        chains: Dict[str, List[Tuple[str, HandoffRequest]]] = {}
         for entry_id, fields in entries:
             if not fields:  # deleted after delivery: nothing to do but acknowledge
                 done.append(entry_id)
@@ -72,17 +84,29 @@ class Intake:
                 await self.ctx.redis.xadd(DEAD_LETTERS, {"entry_id": entry_id, **{k: str(v) for k, v in fields.items()}}, maxlen=10000)
                 done.append(entry_id)
                 continue
-            result = await materialize(self.ctx, request)
-            logger.info("desk.intake.materialized handoff=%s sender=%s result=%s", request.handoff_id, request.sender,
-                        {0: "already", 1: "queued", 2: "cancelled", REFINED: "refined"}.get(result, result))
-            done.append(entry_id)
+            chains.setdefault(request.sender, []).append((entry_id, request))
+        slots = asyncio.Semaphore(INTAKE_CONCURRENCY)
+        outcomes = await asyncio.gather(*(self._materialize_chain(chain, done, slots) for chain in chains.values()),
+                                        return_exceptions=True)
         if done:
             async with self.ctx.redis.pipeline(transaction=True) as pipe:
                 pipe.xack(keys.REQUESTS_STREAM, keys.CONSUMER_GROUP, *done)
                 pipe.xdel(keys.REQUESTS_STREAM, *done)
                 await pipe.execute()
         self.processed += len(done)
+        failure = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
+        if failure is not None:
+            raise failure
         return len(done)
+
+    async def _materialize_chain(self, chain: Sequence[Tuple[str, HandoffRequest]], done: List[str], slots: asyncio.Semaphore) -> None:
+        """Materialize one conversation's requests in order, noting each handled entry in ``done``."""
+        for entry_id, request in chain:
+            async with slots:
+                result = await materialize(self.ctx, request)
+            logger.info("desk.intake.materialized handoff=%s sender=%s result=%s", request.handoff_id, request.sender,
+                        {0: "already", 1: "queued", 2: "cancelled", REFINED: "refined"}.get(result, result))
+            done.append(entry_id)
 
     async def reclaim(self) -> int:
         """Take over requests other consumers left unacknowledged for too long; returns how many were handled."""

@@ -17,17 +17,16 @@ the bot's turn as before.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import unicodedata
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from bot.handoff import agents as presence
 from bot.handoff import keys
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import publish, script
 from bot.handoff.models import HandoffRequest
 from bot.handoff.policy import is_open, reason_label
-from bot.handoff.queue import enqueue
 
 METADATA_KEY = "handoff"
 """Key of the message metadata naming the handoff the channel opened: ``{"id", "enqueued_at"}``."""
@@ -117,7 +116,8 @@ async def express_enqueue(ctx: HandoffContext, sender: str, customer_id: Optiona
     Returns:
         The request queued, or None when the message is not an explicit request, no agent is
         online, the service is closed, or the conversation already has a handoff (the bot's turn
-        decides then).
+        decides then). Checking the agents and queueing are one atomic step in Redis
+        (:data:`EXPRESS_ENQUEUE`), so the shopper's message costs one round trip here.
 
     Raises:
         redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
@@ -127,8 +127,6 @@ async def express_enqueue(ctx: HandoffContext, sender: str, customer_id: Optiona
     now = ctx.now()
     if not is_open(ctx.policy, ctx.local(now), ctx.tz):
         return None
-    if not (await presence.availability(ctx)).online:
-        return None
     label = reason_label(ctx.policy, EXPRESS_REASON)
     summary, summary_text = preliminary_summary(customer_id, text, now, label)
     request = HandoffRequest(
@@ -136,8 +134,31 @@ async def express_enqueue(ctx: HandoffContext, sender: str, customer_id: Optiona
         reason=EXPRESS_REASON, intents=[EXPRESS_INTENT], summary=summary, summary_text=summary_text, enqueued_at=now,
         channel=channel,
     )
-    created, _ = await enqueue(ctx, request)
-    return request if created else None
+    presence_prefix, presence_suffix = keys.presence("\0").split("\0")
+    event = json.dumps({"type": "requested", "at": now, "sender": sender, "handoff_id": request.handoff_id}, ensure_ascii=False)
+    created = int(await script(ctx.redis, EXPRESS_ENQUEUE)(
+        keys=[keys.active(sender), keys.REQUESTS_STREAM, keys.AGENTS],
+        args=[request.handoff_id, request.to_json(), presence_prefix, presence_suffix, keys.EVENTS_CHANNEL, event],
+    ))
+    return request if created == 1 else None
+
+
+EXPRESS_ENQUEUE = """
+-- KEYS: active(sender), requests stream, agents set.
+-- ARGV: handoff id, payload JSON, presence key prefix and suffix, events channel, event JSON.
+-- Answers 1 when queued, 0 when no agent is online, -1 when the conversation already has a handoff.
+local online = false
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  if redis.call('EXISTS', ARGV[3] .. name .. ARGV[4]) == 1 then online = true break end
+end
+if not online then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', 'handoff_id', ARGV[1], 'payload', ARGV[2])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1
+"""
+"""One round trip: is any agent online, is the conversation free, queue it and tell the desks."""
 
 
 def metadata_for(request: HandoffRequest) -> Dict[str, Any]:

@@ -171,3 +171,20 @@ def test_a_refinement_of_a_claimed_handoff_updates_the_summary_but_not_the_queue
     record = client.hgetall(keys.record(opened.handoff_id))
     assert record["status"] == "assigned" and record["agent"] == "agent1" and record["tier"] == "L3"
     assert "完整摘要正在生成" not in record["summary_text"] and client.zcard(keys.QUEUE) == 0
+
+
+def test_one_intake_batch_takes_many_conversations_at_once_and_keeps_each_in_order(redis_url: str, tmp_path: Path):
+    policy = write_policy(tmp_path / "service.yml")
+
+    async def scenario(ctx: HandoffContext) -> Any:
+        opened = [await _opened(ctx, redis_url, f"conv-batch-{n}", f"C{n + 1:06d}", take_in=False) for n in range(30)]
+        for request in opened[::2]:  # every other bot turn completes its handoff before the desk reads any
+            assert await express.refine(ctx, _full_request(request, tier="L5", reason="requested"))
+        return opened, await _intake(ctx, redis_url)
+
+    opened, handled = run(redis_url, policy, scenario)
+    client = sync_client(redis_url)
+    records = [client.hgetall(keys.record(request.handoff_id)) for request in opened]
+    assert handled == 45 and client.xlen(keys.REQUESTS_STREAM) == 0 and client.zcard(keys.QUEUE) == 30
+    assert [r["tier"] for r in records] == ["L5", ""] * 15
+    assert all(r["status"] == "queued" and ("refined_at" in r) == (n % 2 == 0) for n, r in enumerate(records))
