@@ -41,7 +41,7 @@ from sanic.response import HTTPResponse
 from bot.identity import sign_callback
 from bot.outbox import MAX_FETCH_LIMIT, InvalidCursor, validate_cursor
 from bot.push import DeliveryFailed, register_conversation
-from connectors.binding import ANONYMOUS_OWNER, conversation_owner
+from connectors.binding import ANONYMOUS_OWNER, Admission, conversation_owner
 from connectors.common import MAX_MESSAGE_CHARS, MESSAGES, REDIS_FAILURES, SENDER_PATTERN, ShopperChannel, check_text, handoff_key
 
 __all__ = ["MAX_BODY_BYTES", "MAX_MESSAGE_CHARS", "MESSAGES", "SENDER_PATTERN", "AppInput", "handoff_key"]
@@ -97,7 +97,8 @@ class AppInput(ShopperChannel):
         """Name of the channel; also its URL prefix under ``/webhooks/``."""
         return "app"
 
-    async def route_to_handoff(self, sender_id: str, text: str, customer_id: Optional[str] = None) -> Optional[HTTPResponse]:
+    async def route_to_handoff(self, sender_id: str, text: str, customer_id: Optional[str] = None,
+                               admission: Optional[Admission] = None) -> Optional[HTTPResponse]:
         """Keep a message for the human agent instead of the bot while a handoff has the conversation.
 
         See :meth:`connectors.common.ShopperChannel.handoff_turn`.
@@ -106,6 +107,7 @@ class AppInput(ShopperChannel):
             sender_id: the conversation id.
             text: the shopper's message.
             customer_id: the verified customer id, None for an anonymous shopper.
+            admission: what admitting the message did.
 
         Returns:
             None when the bot has the conversation; else 202 with ``status`` ``queued`` (with
@@ -115,7 +117,7 @@ class AppInput(ShopperChannel):
         Raises:
             redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
         """
-        turn = await self.handoff_turn(sender_id, text, customer_id)
+        turn = await self.handoff_turn(sender_id, text, customer_id, admission)
         if turn is None:
             return None
         if turn.status == "cancelled":
@@ -170,10 +172,11 @@ class AppInput(ShopperChannel):
             return _error("invalid_callback_url", 400)
 
         try:
-            binding = await self.bind(sender_id, customer_id)
+            admission = await self.admit(sender_id, customer_id, text)
         except REDIS_FAILURES as error:
             logger.error("app.binding.failed sender=%s error=%s", sender_id, type(error).__name__)
             return _error("bot_unavailable", 503)
+        binding = admission.binding
         if not binding.allowed:
             logger.warning("app.conversation.forbidden sender=%s verified=%s", sender_id, verified)
             return _error("conversation_forbidden", 403)
@@ -183,10 +186,10 @@ class AppInput(ShopperChannel):
             except REDIS_FAILURES as error:
                 logger.error("app.callback.register_failed sender=%s error=%s", sender_id, type(error).__name__)
                 return _error("bot_unavailable", 503)
-        async with self.conversation_turn(sender_id):
-            return await self.take_turn(sender_id, text, customer_id, binding.created, on_new_message)
+        async with self.conversation_turn(sender_id, held=admission.turn_token):
+            return await self.take_turn(sender_id, text, customer_id, admission, on_new_message)
 
-    async def take_turn(self, sender_id: str, text: str, customer_id: Optional[str], new: bool,
+    async def take_turn(self, sender_id: str, text: str, customer_id: Optional[str], admission: Admission,
                      on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
         """Route one accepted message to the agent or the bot and answer the webhook.
 
@@ -194,12 +197,12 @@ class AppInput(ShopperChannel):
             sender_id: the conversation id.
             text: the shopper's message.
             customer_id: the verified customer id, None for an anonymous shopper.
-            new: the message opened the conversation.
+            admission: what admitting the message did.
             on_new_message: Rasa's handler of user messages.
         """
         verified = customer_id is not None
         try:
-            to_agent = await self.route_to_handoff(sender_id, text, customer_id)
+            to_agent = await self.route_to_handoff(sender_id, text, customer_id, admission)
         except REDIS_FAILURES as error:
             logger.error("app.handoff.route_failed sender=%s error=%s", sender_id, type(error).__name__)
             return _error("bot_unavailable", 503)
@@ -212,13 +215,13 @@ class AppInput(ShopperChannel):
             collector,
             sender_id,
             input_channel=self.name(),
-            metadata=await self.message_metadata(sender_id, text, customer_id),
+            metadata=await self.message_metadata(sender_id, text, customer_id, admission),
         )
         logger.info(
             "app.message.received sender=%s verified=%s new=%s chars=%d",
             sender_id,
             verified,
-            new,
+            admission.binding.created,
             len(text),
         )
         try:

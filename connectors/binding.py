@@ -6,6 +6,12 @@ created atomically (``SET NX``) by the first message, expires with the tracker a
 every accepted message. The marker cannot collide with a customer id: ``~`` is not allowed in one.
 The key is shared by every channel, so one channel cannot be used to take over another's
 conversation.
+
+A message is admitted in one round trip (:func:`admit`): the binding, the count of a new
+conversation, the conversation's turn (``conversation:turn:{sender_id}``, one message answered at a
+time) and, for an explicit 「转人工」, the human queue (:mod:`bot.handoff.express`). At a sales peak
+a channel's every round trip waits for the worker's event loop between other shoppers' bot turns;
+one round trip puts the shopper in the queue before any of those turns runs.
 """
 
 from __future__ import annotations
@@ -15,11 +21,21 @@ from typing import Optional
 
 from redis.asyncio import Redis
 
+from bot.handoff.conversation import script
+from bot.handoff.express import EXPRESS_LUA, express_args, express_keys
+from bot.handoff.models import HandoffRequest
+from bot.handoff.scripts import STATS_TTL_S
+
 ANONYMOUS_OWNER = "~anonymous"
 """Owner marker of a conversation started by an anonymous shopper."""
 
-_BIND_ATTEMPTS = 3
+TURN_LOCK_TTL_MS = 60_000
+"""Longest a message may hold its conversation's turn (a crashed process's turn ends then)."""
 
+
+def turn_key(sender_id: str) -> str:
+    """Redis key held while one message of a conversation is being answered: ``conversation:turn:{sender_id}``."""
+    return f"conversation:turn:{sender_id}"
 
 def owner_key(sender_id: str) -> str:
     """Redis key holding a conversation's owner.
@@ -64,33 +80,91 @@ def _text(value: object) -> Optional[str]:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-async def bind_conversation(redis: Redis, sender_id: str, owner: str, ttl_s: int) -> Binding:
-    """Bind a conversation to an owner, or check that it is already bound to that owner.
+@dataclass(frozen=True)
+class Admission:
+    """Outcome of admitting one shopper message (:func:`admit`).
+
+    Attributes:
+        binding: whether the sender may use the conversation and whether it is new.
+        turn_token: the token of the conversation's turn, now held for this message; None when it
+            was not asked for or another message of the conversation has the turn.
+        express: the handoff queued for an explicit request for a human; None when none was.
+    """
+
+    binding: Binding
+    turn_token: Optional[str] = None
+    express: Optional[HandoffRequest] = None
+
+
+ADMIT = EXPRESS_LUA + """
+-- KEYS: owner(sender), day stats, turn(sender), then the four keys of express_enqueue.
+-- ARGV: owner, binding ttl s, stats ttl s, turn token ('' takes no turn), turn ttl ms,
+--       express ('1' queues the request), then the seven arguments of express_enqueue.
+-- Answers {allowed, created, turn taken, queued}.
+local current = redis.call('GET', KEYS[1])
+local created = 0
+if not current then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  created = 1
+  redis.call('HINCRBY', KEYS[2], 'conversations', 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+elseif current ~= ARGV[1] then
+  return {0, 0, 0, 0}
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+local turn = 0
+if ARGV[4] ~= '' and redis.call('SET', KEYS[3], ARGV[4], 'NX', 'PX', ARGV[5]) then turn = 1 end
+local queued = 0
+if turn == 1 and ARGV[6] == '1' then
+  queued = express_enqueue({KEYS[4], KEYS[5], KEYS[6], KEYS[7]}, {ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]})
+end
+return {1, created, turn, queued}
+"""
+"""One round trip admits a message: owner bound or checked (a new conversation counted for the
+desk's stats), the conversation's turn taken when free, and an explicit request for a human queued
+when the turn is this message's (a message waiting for the turn of the one before is routed by
+what that turn leaves)."""
+
+
+async def admit(
+    redis: Redis,
+    sender_id: str,
+    customer_id: Optional[str],
+    ttl_s: int,
+    stats_key: str,
+    turn_token: Optional[str] = None,
+    express: Optional[HandoffRequest] = None,
+) -> Admission:
+    """Bind a conversation to its owner (or check it), take its turn, queue an explicit 「转人工」.
 
     Args:
         redis: an asyncio Redis client.
         sender_id: the conversation id.
-        owner: :func:`owner_of` the message's sender.
+        customer_id: the verified customer id, None for an anonymous shopper.
         ttl_s: seconds the binding lives without use.
+        stats_key: the day's counters, where a new conversation is counted.
+        turn_token: a fresh token to take the conversation's turn with (:func:`turn_key`, held
+            :data:`TURN_LOCK_TTL_MS` at most); None takes no turn.
+        express: the request to queue (:func:`bot.handoff.express.express_request`); queued only
+            when the turn is taken.
 
     Returns:
-        Whether the owner may use the conversation and whether the binding is new.
+        What was done. Nothing is done for a sender who may not use the conversation.
 
     Raises:
         redis.exceptions.RedisError: Redis could not be reached.
     """
-    key = owner_key(sender_id)
-    for _ in range(_BIND_ATTEMPTS):
-        if await redis.set(key, owner, nx=True, ex=ttl_s):
-            return Binding(allowed=True, created=True)
-        current = _text(await redis.get(key))
-        if current is None:
-            continue  # expired between SET NX and GET: try to bind again
-        if current != owner:
-            return Binding(allowed=False, created=False)
-        await redis.expire(key, ttl_s)
-        return Binding(allowed=True, created=False)
-    return Binding(allowed=False, created=False)
+    allowed, created, turn_taken, queued = (int(value) for value in await script(redis, ADMIT)(
+        keys=[owner_key(sender_id), stats_key, turn_key(sender_id), *express_keys(sender_id, customer_id)],
+        args=[owner_of(customer_id), ttl_s, STATS_TTL_S, turn_token or "", TURN_LOCK_TTL_MS,
+              "1" if express is not None and turn_token else "0", *(express_args(express) if express is not None else [""] * 7)],
+    ))
+    return Admission(
+        binding=Binding(allowed=bool(allowed), created=bool(created)),
+        turn_token=turn_token if turn_taken else None,
+        express=express if queued == 1 else None,
+    )
 
 
 async def conversation_owner(redis: Redis, sender_id: str) -> Optional[str]:

@@ -22,20 +22,20 @@ from rasa.core.channels.channel import InputChannel
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from bot.handoff import keys as handoff_keys
 from bot.handoff import texts as handoff_texts
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import active_handoff, is_cancel_request, route_shopper_message
-from bot.handoff.express import express_enqueue, is_explicit_request
+from bot.handoff.express import express_enqueue, express_request, is_explicit_request
 from bot.handoff.express import metadata_for as express_metadata
 from bot.handoff.policy import load_policy
 from bot.handoff.queue import cancel as cancel_handoff
 from bot.handoff.queue import estimated_wait, queue_position
-from bot.handoff.stats import note_conversation_started
 from bot.identity import is_valid_customer_id, verify_signature
 from bot.outbox import Outbox
 from bot.push import Deliver, PushDelivery
 from bot.settings import Settings, load_settings
-from connectors.binding import Binding, bind_conversation, owner_of
+from connectors.binding import TURN_LOCK_TTL_MS, Admission, admit, turn_key
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,7 @@ REDIS_CONNECT_TIMEOUT_S = 1.0
 REDIS_SOCKET_TIMEOUT_S = 2.0
 
 REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
-
-TURN_LOCK_TTL_MS = 60_000
-"""Longest a message may hold its conversation's turn (a crashed process's turn ends then)."""
+"""Exceptions that mean Redis could not answer."""
 
 TURN_WAIT_S = 30.0
 """Longest a message waits for the previous message of its conversation before going on anyway."""
@@ -65,12 +63,6 @@ PUSH_START_MAX_BACKOFF_S = 30.0
 """Longest wait between two attempts to start push delivery while Redis is down."""
 
 _RELEASE_TURN = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-
-
-def turn_key(sender_id: str) -> str:
-    """Redis key held while one message of a conversation is being answered: ``conversation:turn:{sender_id}``."""
-    return f"conversation:turn:{sender_id}"
-"""Exceptions that mean Redis could not answer."""
 
 MESSAGES: Dict[str, str] = {
     "invalid_json": "抱歉，消息格式有误，请刷新页面后重试。",
@@ -256,7 +248,7 @@ class ShopperChannel(InputChannel):
             await push.stop()
 
     @asynccontextmanager
-    async def conversation_turn(self, sender_id: str) -> AsyncIterator[None]:
+    async def conversation_turn(self, sender_id: str, held: Optional[str] = None) -> AsyncIterator[None]:
         """One message of a conversation at a time, in order, across channels, workers and servers.
 
         A shopper who writes again while the bot is still answering (often right after 「转人工」,
@@ -267,13 +259,15 @@ class ShopperChannel(InputChannel):
 
         Args:
             sender_id: the conversation id.
+            held: the token of the turn when the message already took it (:meth:`admit`); the
+                turn is released at the end all the same.
         """
-        key, token = turn_key(sender_id), uuid.uuid4().hex
+        key, token = turn_key(sender_id), held or uuid.uuid4().hex
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TURN_WAIT_S
-        held = False
+        taken = held is not None
         try:
-            while not (held := bool(await self.redis().set(key, token, nx=True, px=TURN_LOCK_TTL_MS))):
+            while not taken and not (taken := bool(await self.redis().set(key, token, nx=True, px=TURN_LOCK_TTL_MS))):
                 if loop.time() > deadline:
                     logger.warning("%s.turn.wait_expired sender=%s", self.name(), sender_id)
                     break
@@ -283,7 +277,7 @@ class ShopperChannel(InputChannel):
         try:
             yield
         finally:
-            if held:
+            if taken:
                 try:
                     await self.redis().eval(_RELEASE_TURN, 1, key, token)
                 except REDIS_FAILURES as error:
@@ -363,58 +357,72 @@ class ShopperChannel(InputChannel):
         """
         return {"channel": self.name(), "verified": customer_id is not None, "customer_id": customer_id}
 
-    async def message_metadata(self, sender_id: str, text: str, customer_id: Optional[str]) -> Dict[str, Any]:
+    async def message_metadata(self, sender_id: str, text: str, customer_id: Optional[str],
+                               admission: Optional[Admission] = None) -> Dict[str, Any]:
         """The metadata of a message for the bot, queueing an explicit 「转人工」 first.
 
         A message that asks for a human and nothing else is queued by the channel before the bot's
         turn (:mod:`bot.handoff.express`), so at a peak the shopper's place does not wait for the
         turns of everyone who wrote at the same moment; the bot's turn then completes the summary
-        and tells the shopper their place and the wait. When Redis cannot answer, the bot's turn
-        opens the handoff as for any other message.
+        and tells the shopper their place and the wait. Most such messages are queued when they
+        are admitted (:meth:`admit`); one that had to wait for the turn of the message before it
+        is queued here. When Redis cannot answer, the bot's turn opens the handoff as for any
+        other message.
 
         Args:
             sender_id: the conversation id.
             text: the shopper's message.
             customer_id: the verified customer id, None for an anonymous shopper.
+            admission: what :meth:`admit` did; when it took the turn, it decided the express
+                step already.
 
         Returns:
             :meth:`user_metadata`, with the handoff opened for the message when there is one.
         """
         metadata = self.user_metadata(customer_id)
-        if not is_explicit_request(text):
-            return metadata
-        try:
-            opened = await express_enqueue(self.handoff_context(), sender_id, customer_id, self.name(), text)
-        except REDIS_FAILURES as error:
-            logger.warning("%s.handoff.express_failed sender=%s error=%s", self.name(), sender_id, type(error).__name__)
-            return metadata
+        decided = admission is not None and admission.turn_token is not None
+        opened = admission.express if admission is not None else None
+        if not decided and is_explicit_request(text):
+            try:
+                opened = await express_enqueue(self.handoff_context(), sender_id, customer_id, self.name(), text)
+            except REDIS_FAILURES as error:
+                logger.warning("%s.handoff.express_failed sender=%s error=%s", self.name(), sender_id, type(error).__name__)
         if opened is not None:
             logger.info("%s.handoff.express sender=%s handoff=%s", self.name(), sender_id, opened.handoff_id)
             metadata.update(express_metadata(opened))
         return metadata
 
-    async def bind(self, sender_id: str, customer_id: Optional[str]) -> Binding:
-        """Bind a conversation to its owner (or check it), counting new conversations for the desk's stats.
+    async def admit(self, sender_id: str, customer_id: Optional[str], text: Optional[str] = None) -> Admission:
+        """Admit a message in one Redis round trip: binding, the conversation's turn, an explicit 「转人工」.
+
+        At a peak every shopper's first step waits for the worker's event loop between the bot
+        turns of the others, so the channel asks Redis once (:func:`connectors.binding.admit`):
+        bind or check the owner, counting a new conversation for the desk's stats; for a message,
+        take the conversation's turn when no other message has it, and queue an explicit request
+        for a human (:func:`bot.handoff.express.express_request`) when the turn is this
+        message's. A message whose turn is taken waits for it in :meth:`conversation_turn`.
 
         Args:
             sender_id: the conversation id.
             customer_id: the verified customer id, None for an anonymous shopper.
+            text: the shopper's message; None only binds (a web session opening).
 
         Returns:
-            Whether the shopper may use the conversation and whether it is new.
+            The binding, the turn's token when taken, the handoff queued when one was.
 
         Raises:
             redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
         """
-        binding = await bind_conversation(self.redis(), sender_id, owner_of(customer_id), self.ttl_s)
-        if binding.created:
-            try:
-                await note_conversation_started(self.handoff_context())
-            except REDIS_FAILURES:
-                logger.warning("%s.stats.conversation_not_counted sender=%s", self.name(), sender_id)
-        return binding
+        express = express_request(self.handoff_context(), sender_id, customer_id, self.name(), text) if text else None
+        return await admit(self.redis(), sender_id, customer_id, self.ttl_s, self._stats_key(),
+                           turn_token=uuid.uuid4().hex if text is not None else None, express=express)
 
-    async def handoff_turn(self, sender_id: str, text: str, customer_id: Optional[str] = None) -> Optional[HandoffTurn]:
+    def _stats_key(self) -> str:
+        ctx = self.handoff_context()
+        return handoff_keys.day_stats(ctx.day(ctx.now()))
+
+    async def handoff_turn(self, sender_id: str, text: str, customer_id: Optional[str] = None,
+                           admission: Optional[Admission] = None) -> Optional[HandoffTurn]:
         """Keep a message for the human agent instead of the bot while a handoff has the conversation.
 
         The message is appended to the handoff transcript in order (one atomic step with the check),
@@ -426,6 +434,8 @@ class ShopperChannel(InputChannel):
             sender_id: the conversation id.
             text: the shopper's message.
             customer_id: the verified customer id, None for an anonymous shopper.
+            admission: what admitting the message did; a message that opened the handoff itself
+                then goes to the bot, which completes the summary.
 
         Returns:
             None when the bot has the conversation; else what happened to the message.
@@ -433,6 +443,8 @@ class ShopperChannel(InputChannel):
         Raises:
             redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
         """
+        if admission is not None and admission.express is not None:
+            return None
         ctx = self.handoff_context()
         if is_cancel_request(text):
             handoff_id = await active_handoff(ctx, sender_id)

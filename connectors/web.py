@@ -53,7 +53,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from bot.outbox import InvalidCursor, validate_cursor
 from bot.push import DeliveryFailed, register_conversation
-from connectors.binding import ANONYMOUS_OWNER, conversation_owner
+from connectors.binding import ANONYMOUS_OWNER, Admission, conversation_owner
 from connectors.common import MESSAGES, REDIS_FAILURES, SENDER_PATTERN, HandoffTurn, ShopperChannel, check_text
 
 logger = logging.getLogger(__name__)
@@ -199,20 +199,26 @@ class WebInput(ShopperChannel):
             logger.info("web.identity.unverified")
         return True, customer_id
 
-    async def join(self, sid: str, session_id: str, customer_id: Optional[str]) -> None:
+    async def join(self, sid: str, session_id: str, customer_id: Optional[str], text: Optional[str] = None) -> Admission:
         """Bind the session to its owner, then let the socket receive the session's messages.
 
         Args:
             sid: the socket.
             session_id: the conversation id.
             customer_id: the verified customer id, None for an anonymous shopper.
+            text: the message the socket sent, admitted in the same step
+                (:meth:`connectors.common.ShopperChannel.admit`); None when the session opens.
+
+        Returns:
+            What admitting the message did.
 
         Raises:
             Refused: another owner has the conversation, or Redis could not answer.
         """
         assert self.sio is not None
         try:
-            binding = await self.bind(session_id, customer_id)
+            admission = await self.admit(session_id, customer_id, text)
+            binding = admission.binding
             if binding.allowed:
                 await register_conversation(self.redis(), session_id, self.name(), ttl_s=self.ttl_s)
         except REDIS_FAILURES as error:
@@ -222,6 +228,7 @@ class WebInput(ShopperChannel):
             logger.warning("web.conversation.forbidden sender=%s verified=%s", session_id, customer_id is not None)
             raise Refused("conversation_forbidden")
         await self._switch(sid, session_id, customer_id, joined=True)
+        return admission
 
     async def _switch(self, sid: str, session_id: str, customer_id: Optional[str], joined: bool) -> None:
         """Record the socket's session, leaving the room of the one it had before."""
@@ -349,12 +356,12 @@ class WebInput(ShopperChannel):
         claimed, customer_id = self.identity_of(data.get("customData"))
         if not claimed and state.get("joined") and state.get("session_id") == session_id:
             customer_id = state.get("customer_id")
-        await self.join(sid, session_id, customer_id)  # checks the owner again and renews the binding
+        admission = await self.join(sid, session_id, customer_id, text)  # checks the owner again and renews the binding
 
-        async with self.conversation_turn(session_id):
-            await self.take_turn(session_id, text, customer_id, on_new_message)
+        async with self.conversation_turn(session_id, held=admission.turn_token):
+            await self.take_turn(session_id, text, customer_id, admission, on_new_message)
 
-    async def take_turn(self, session_id: str, text: str, customer_id: Optional[str],
+    async def take_turn(self, session_id: str, text: str, customer_id: Optional[str], admission: Admission,
                      on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
         """Route one accepted message to the agent or the bot; the answer goes to the session's room.
 
@@ -363,7 +370,7 @@ class WebInput(ShopperChannel):
         """
         assert self.sio is not None
         try:
-            turn = await self.handoff_turn(session_id, text, customer_id)
+            turn = await self.handoff_turn(session_id, text, customer_id, admission)
         except REDIS_FAILURES as error:
             logger.error("web.handoff.route_failed sender=%s error=%s", session_id, type(error).__name__)
             raise Refused("bot_unavailable") from error
@@ -372,7 +379,7 @@ class WebInput(ShopperChannel):
             return
 
         output = WebOutput(self.sio)
-        metadata = await self.message_metadata(session_id, text, customer_id)
+        metadata = await self.message_metadata(session_id, text, customer_id, admission)
         message = UserMessage(text, output, session_id, input_channel=self.name(), metadata=metadata)
         logger.info("web.message.received sender=%s verified=%s chars=%d", session_id, customer_id is not None, len(text))
         try:

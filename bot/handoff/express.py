@@ -20,7 +20,7 @@ import dataclasses
 import json
 import re
 import unicodedata
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from bot.handoff import keys
 from bot.handoff.context import HandoffContext
@@ -103,8 +103,54 @@ def preliminary_summary(customer_id: Optional[str], text: str, at: float, label:
     return summary, summary_text
 
 
+def express_request(ctx: HandoffContext, sender: str, customer_id: Optional[str], channel: str, text: str) -> Optional[HandoffRequest]:
+    """The request an explicit 「转人工」 queues at once, with its preliminary summary.
+
+    Args:
+        ctx: the handoff context.
+        sender: the conversation id.
+        customer_id: the verified customer id, None for an anonymous shopper.
+        channel: the channel the shopper writes from.
+        text: the shopper's message.
+
+    Returns:
+        The request, or None when the message is not an explicit request or the service is closed
+        (the bot's turn offers a callback then).
+    """
+    if not is_explicit_request(text):
+        return None
+    now = ctx.now()
+    if not is_open(ctx.policy, ctx.local(now), ctx.tz):
+        return None
+    label = reason_label(ctx.policy, EXPRESS_REASON)
+    summary, summary_text = preliminary_summary(customer_id, text, now, label)
+    return HandoffRequest(
+        handoff_id=keys.new_handoff_id(), sender=sender, customer_id=customer_id, tier=None, tier_name="",
+        reason=EXPRESS_REASON, intents=[EXPRESS_INTENT], summary=summary, summary_text=summary_text, enqueued_at=now,
+        channel=channel,
+    )
+
+
+def express_keys(sender: str, customer_id: Optional[str]) -> List[str]:
+    """The keys of :data:`EXPRESS_LUA`'s ``express_enqueue`` for a conversation, in its order."""
+    join_key = keys.by_customer(customer_id) if customer_id else keys.active(sender)
+    return [keys.active(sender), keys.REQUESTS_STREAM, keys.AGENTS, join_key]
+
+
+def express_args(request: HandoffRequest) -> List[str]:
+    """The arguments of :data:`EXPRESS_LUA`'s ``express_enqueue`` for a request, in its order."""
+    presence_prefix, presence_suffix = keys.presence("\0").split("\0")
+    event = json.dumps({"type": "requested", "at": request.enqueued_at, "sender": request.sender,
+                        "handoff_id": request.handoff_id}, ensure_ascii=False)
+    return [request.handoff_id, request.to_json(), presence_prefix, presence_suffix, keys.EVENTS_CHANNEL, event, request.sender]
+
+
 async def express_enqueue(ctx: HandoffContext, sender: str, customer_id: Optional[str], channel: str, text: str) -> Optional[HandoffRequest]:
     """Queue an explicit request for a human at once, when agents are at work and online.
+
+    The channels do this in the same round trip that admits the message
+    (:func:`connectors.binding.admit`) when the conversation's turn is free; this is the step on
+    its own, for a message that waited for the turn of the one before it.
 
     Args:
         ctx: the handoff context.
@@ -115,49 +161,46 @@ async def express_enqueue(ctx: HandoffContext, sender: str, customer_id: Optiona
 
     Returns:
         The request queued, or None when the message is not an explicit request, no agent is
-        online, the service is closed, or the conversation already has a handoff (the bot's turn
-        decides then). Checking the agents and queueing are one atomic step in Redis
-        (:data:`EXPRESS_ENQUEUE`), so the shopper's message costs one round trip here.
+        online, the service is closed, or the conversation (or the customer's conversation on
+        another channel) already has a handoff: the bot's turn decides then. Checking the agents
+        and queueing are one atomic step in Redis (:data:`EXPRESS_ENQUEUE`), one round trip.
 
     Raises:
         redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
     """
-    if not is_explicit_request(text):
+    request = express_request(ctx, sender, customer_id, channel, text)
+    if request is None:
         return None
-    now = ctx.now()
-    if not is_open(ctx.policy, ctx.local(now), ctx.tz):
-        return None
-    label = reason_label(ctx.policy, EXPRESS_REASON)
-    summary, summary_text = preliminary_summary(customer_id, text, now, label)
-    request = HandoffRequest(
-        handoff_id=keys.new_handoff_id(), sender=sender, customer_id=customer_id, tier=None, tier_name="",
-        reason=EXPRESS_REASON, intents=[EXPRESS_INTENT], summary=summary, summary_text=summary_text, enqueued_at=now,
-        channel=channel,
-    )
-    presence_prefix, presence_suffix = keys.presence("\0").split("\0")
-    event = json.dumps({"type": "requested", "at": now, "sender": sender, "handoff_id": request.handoff_id}, ensure_ascii=False)
-    created = int(await script(ctx.redis, EXPRESS_ENQUEUE)(
-        keys=[keys.active(sender), keys.REQUESTS_STREAM, keys.AGENTS],
-        args=[request.handoff_id, request.to_json(), presence_prefix, presence_suffix, keys.EVENTS_CHANNEL, event],
-    ))
+    created = int(await script(ctx.redis, EXPRESS_ENQUEUE)(keys=express_keys(sender, customer_id), args=express_args(request)))
     return request if created == 1 else None
 
 
-EXPRESS_ENQUEUE = """
--- KEYS: active(sender), requests stream, agents set.
--- ARGV: handoff id, payload JSON, presence key prefix and suffix, events channel, event JSON.
--- Answers 1 when queued, 0 when no agent is online, -1 when the conversation already has a handoff.
-local online = false
-for _, name in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  if redis.call('EXISTS', ARGV[3] .. name .. ARGV[4]) == 1 then online = true break end
+EXPRESS_LUA = """
+-- Queues an explicit request for a human when an agent is online and neither the conversation
+-- nor the customer's conversation on another channel has a handoff.
+-- k: active(sender), requests stream, agents set, by_customer(customer) (active(sender) for an anonymous shopper).
+-- a: handoff id, payload JSON, presence key prefix and suffix, events channel, event JSON, sender.
+-- Answers 1 when queued, 0 when no agent is online, -1 when there is a handoff already.
+local function express_enqueue(k, a)
+  local online = false
+  for _, name in ipairs(redis.call('SMEMBERS', k[3])) do
+    if redis.call('EXISTS', a[3] .. name .. a[4]) == 1 then online = true break end
+  end
+  if not online then return 0 end
+  if redis.call('EXISTS', k[1]) == 1 then return -1 end
+  if k[4] ~= k[1] then
+    local primary = redis.call('GET', k[4])
+    if primary and primary ~= a[7] and redis.call('EXISTS', 'handoff:active:' .. primary) == 1 then return -1 end
+  end
+  redis.call('SET', k[1], a[1])
+  redis.call('XADD', k[2], 'MAXLEN', '~', 100000, '*', 'handoff_id', a[1], 'payload', a[2])
+  redis.call('PUBLISH', a[5], a[6])
+  return 1
 end
-if not online then return 0 end
-if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', 'handoff_id', ARGV[1], 'payload', ARGV[2])
-redis.call('PUBLISH', ARGV[5], ARGV[6])
-return 1
 """
+"""The express step in Lua, shared by :data:`EXPRESS_ENQUEUE` and the channels' admission script."""
+
+EXPRESS_ENQUEUE = EXPRESS_LUA + "return express_enqueue(KEYS, ARGV)\n"
 """One round trip: is any agent online, is the conversation free, queue it and tell the desks."""
 
 

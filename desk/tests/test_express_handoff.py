@@ -178,8 +178,8 @@ def test_one_intake_batch_takes_many_conversations_at_once_and_keeps_each_in_ord
 
     async def scenario(ctx: HandoffContext) -> Any:
         opened = [await _opened(ctx, redis_url, f"conv-batch-{n}", f"C{n + 1:06d}", take_in=False) for n in range(30)]
-        for request in opened[::2]:  # every other bot turn completes its handoff before the desk reads any
-            assert await express.refine(ctx, _full_request(request, tier="L5", reason="requested"))
+        for opened_request in opened[::2]:  # every other bot turn completes its handoff before the desk reads any
+            assert await express.refine(ctx, _full_request(opened_request, tier="L5", reason="requested"))
         return opened, await _intake(ctx, redis_url)
 
     opened, handled = run(redis_url, policy, scenario)

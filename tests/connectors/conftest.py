@@ -86,7 +86,8 @@ class StubBot:
     Attributes:
         behaviour: ``reply`` (text and buttons), ``raise`` (as an unreachable tracker store) or
             ``silent`` (no reply, as when an action failed inside Rasa) or ``hands_off`` (takes a
-            while, then opens a handoff as ``action_handoff`` does, in ``redis_url``).
+            while, then opens a handoff as ``action_handoff`` does, in ``redis_url``) or ``slow``
+            (takes a while, then replies).
         calls: every message received, in order.
         handoff_seen: for each call, the handoff the conversation had when the message reached
             the bot (``handoff:active:<sender>``), None for none.
@@ -110,8 +111,9 @@ class StubBot:
                 raise ConnectionError(f"tracker store unreachable while handling {message.text}")
             if self.behaviour == "silent":
                 return
-            if self.behaviour == "hands_off":
+            if self.behaviour in ("hands_off", "slow"):
                 await asyncio.sleep(0.5)
+            if self.behaviour == "hands_off":
                 client = Redis.from_url(self.redis_url)
                 await client.set(f"handoff:active:{message.sender_id}", "h" + "0" * 24)
                 await client.close()

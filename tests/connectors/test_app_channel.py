@@ -285,6 +285,39 @@ def test_an_explicit_request_for_a_human_is_queued_before_the_bot_reads_it(serve
     assert payload["customer_id"] == "C10001" and payload["channel"] == "app" and payload["summary"]["preliminary"] is True
 
 
+def test_an_explicit_request_sent_during_another_turn_is_queued_after_it(serve_channel: ServeChannel, redis_url: str,
+                                                                          tmp_path: Path) -> None:
+    settings = dataclasses.replace(load_settings({}), handoff_policy_file=write_policy(tmp_path / "service.yml"))
+    server = serve_channel(SECRET, behaviour="slow", settings=settings)
+
+    async def agent_online() -> None:
+        client = Redis.from_url(redis_url, decode_responses=True)
+        await agents.heartbeat(context_from_settings(settings, client), "agent1")
+        await client.close()
+
+    async def two_quick_messages() -> List[Tuple[float, int]]:
+        async def timed(text: str) -> Tuple[float, int]:
+            status, _ = await asyncio.to_thread(send, server, "conv-express-wait", text, signed("C10001"))
+            return time.time(), status
+
+        first = asyncio.ensure_future(timed("我的快递到哪了"))
+        await asyncio.sleep(0.15)  # the bot is still answering the first message
+        return [await first, await timed("转人工")]
+
+    asyncio.run(agent_online())
+    (first_done, first_status), (_, second_status) = asyncio.run(two_quick_messages())
+    assert first_status == 200 and second_status == 200
+    plain, express = server.bot.calls
+    assert [plain.text, express.text] == ["我的快递到哪了", "转人工"]
+    opened = express.metadata["handoff"]
+    assert server.bot.handoff_seen == [None, opened["id"]]
+    assert opened["enqueued_at"] >= first_done - 0.05  # queued once the first turn was over, not while it ran
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    requests = client.xrange("handoff:requests")
+    client.close()
+    assert [json.loads(fields["payload"])["handoff_id"] for _, fields in requests] == [opened["id"]]
+
+
 def test_messages_paging_and_access_control(serve_channel: ServeChannel, redis_url: str) -> None:
     server = serve_channel(SECRET)
     assert send(server, "conv-out", "转人工", signed("C10001"))[0] == 200
