@@ -1,23 +1,26 @@
 """Deterministic extraction of the identifiers shoppers paste: order numbers, tracking numbers,
 mobile phones, phone tails and amounts.
 
-Runs on normalised text (half-width digits). Digits split by single spaces or dashes
-("2026 1115 0023", "138-1234-5678") are joined when the whole group forms an identifier.
+Runs on normalised text (half-width digits: full-width and spoken digits are already converted).
+Digits split by single spaces or dashes ("2026 1115 0023", "138-1234-5678", "SF 8812 3456 7788")
+are joined when consecutive groups form an identifier; a run holding two identifiers
+("138 1234 5678 2026 1115 0023") gives both. Values are canonical: digits only, carrier prefix in
+upper case.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 ORDER_ID = re.compile(r"^\d{12}$")
 MOBILE_PHONE = re.compile(r"^1[3-9]\d{9}$")
-TRACKING_PATTERNS = {
-    "SF": re.compile(r"(?<![A-Za-z0-9])(SF)[ -]?(\d{12})(?!\d)", re.IGNORECASE),
-    "JD": re.compile(r"(?<![A-Za-z0-9])(JD)[ -]?(\d{13})(?!\d)", re.IGNORECASE),
-    "YT": re.compile(r"(?<![A-Za-z0-9])(YT)[ -]?(\d{13})(?!\d)", re.IGNORECASE),
-}
+# Carrier prefix and how many digits its tracking numbers have (the CRM's formats).
+TRACKING_DIGITS = {"SF": 12, "JD": 13, "YT": 13}
+# A carrier prefix followed by digits, possibly in groups split by single spaces or dashes
+# ("SF 8812 3456 7788", "jd-0001-2345-6789-0").
+_TRACKING_RUN = re.compile(r"(?<![A-Za-z0-9])(SF|JD|YT)[ -]?(\d+(?:[ -]\d+)*)(?![0-9])", re.IGNORECASE)
 _DIGIT_RUN = re.compile(r"(?<![A-Za-z0-9.])\d+(?:[ -]\d+)*(?![0-9.])")
 _PHONE_TAIL_CONTEXT = re.compile(r"(尾号|后四位|后4位|末四位|末4位|后四个数|后4个数|手机号后|电话后)[是为:：\s]*$")
 _AMOUNT = re.compile(
@@ -58,11 +61,24 @@ def _classify_digits(digits: str, text: str, start: int) -> Optional[str]:
     return None
 
 
+def _digit_groups(run: str, offset: int) -> List[Tuple[str, int, int]]:
+    """The digit groups of a run like "2026 1115 0023" as (digits, start, end) in the text."""
+    return [(part.group(0), offset + part.start(), offset + part.end()) for part in re.finditer(r"\d+", run)]
+
+
 def _tracking(text: str) -> List[PatternEntity]:
     found = []
-    for carrier, pattern in TRACKING_PATTERNS.items():
-        for match in pattern.finditer(text):
-            found.append(PatternEntity("tracking_number", carrier + match.group(2), match.start(), match.end()))
+    for match in _TRACKING_RUN.finditer(text):
+        carrier = match.group(1).upper()
+        wanted = TRACKING_DIGITS[carrier]
+        digits = ""
+        for group, _start, end in _digit_groups(match.group(2), match.start(2)):
+            digits += group
+            if len(digits) >= wanted:
+                # Groups after the number (a phone pasted next to it) are not part of it.
+                if len(digits) == wanted:
+                    found.append(PatternEntity("tracking_number", carrier + digits, match.start(), end))
+                break
     return found
 
 
@@ -81,18 +97,22 @@ def extract_identifiers(text: str) -> List[PatternEntity]:
     """
     entities = _tracking(text)
     for run in _DIGIT_RUN.finditer(text):
-        joined = re.sub(r"[ -]", "", run.group(0))
-        kind = _classify_digits(joined, text, run.start())
-        candidates = []
-        if kind and (kind != "phone_last4" or joined == run.group(0)):
-            candidates.append(PatternEntity(kind, joined, run.start(), run.end()))
-        else:
-            for part in re.finditer(r"\d+", run.group(0)):
-                start = run.start() + part.start()
-                part_kind = _classify_digits(part.group(0), text, start)
-                if part_kind:
-                    candidates.append(PatternEntity(part_kind, part.group(0), start, start + len(part.group(0))))
-        entities.extend(c for c in candidates if not _overlaps(c, entities))
+        groups = _digit_groups(run.group(0), run.start())
+        index = 0
+        while index < len(groups):
+            # The longest stretch of groups starting here that forms an identifier; a phone
+            # tail is only ever one group of four digits written together.
+            for stop in range(len(groups), index, -1):
+                joined = "".join(group for group, _, _ in groups[index:stop])
+                kind = _classify_digits(joined, text, groups[index][1])
+                if kind and (kind != "phone_last4" or stop == index + 1):
+                    candidate = PatternEntity(kind, joined, groups[index][1], groups[stop - 1][2])
+                    if not _overlaps(candidate, entities):
+                        entities.append(candidate)
+                    index = stop
+                    break
+            else:
+                index += 1
     for match in _AMOUNT.finditer(text):
         value = match.group(1) or match.group(2)
         candidate = PatternEntity("amount", value, match.start(), match.end())

@@ -9,8 +9,10 @@ and product-type aliases marks brands and types, and a brand followed by a type 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
-from typing import Any, Dict, List, Tuple
+from itertools import pairwise
+from typing import Any, Dict, List, NamedTuple, Optional, Pattern, Tuple
 
 import spacy
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -22,6 +24,7 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
+from spacy.tokens import Doc
 
 from bot.nlu.catalogue import Catalogue, default_catalogue
 
@@ -29,22 +32,68 @@ ENTITY = "product"
 MAX_GAP_TOKENS = 1
 
 
+class MentionPipeline(NamedTuple):
+    """The spaCy pipeline, its matcher, and the aliases that are always kept as one token."""
+
+    nlp: Language
+    matcher: PhraseMatcher
+    whole_words: Optional[Pattern[str]]
+
+
 @lru_cache(maxsize=1)
-def _pipeline() -> Tuple[Language, PhraseMatcher]:
+def _pipeline() -> MentionPipeline:
     return build_pipeline(default_catalogue())
 
 
-def build_pipeline(catalogue: Catalogue) -> Tuple[Language, PhraseMatcher]:
-    """A blank zh pipeline with jieba segmentation and a matcher of brands and product types."""
+def _is_mixed(alias: str) -> bool:
+    return any("a" <= char <= "z" for char in alias) and any("\u4e00" <= char <= "\u9fff" for char in alias)
+
+
+def build_pipeline(catalogue: Catalogue) -> MentionPipeline:
+    """A blank zh pipeline with jieba segmentation and a matcher of brands and product types.
+
+    Aliases mixing Latin letters and Chinese characters (「t恤」, 「u盘」, 「e卡」) are matched as one
+    token whatever their case: jieba's segmentation of them depends on case (its dictionary knows
+    「T恤」, so 「T恤」 is one token but 「t恤」 two, and 「u盘坏了」 may become 「u / 盘坏 / 了」), so
+    :func:`make_doc` keeps every case-insensitive occurrence of such an alias as one token.
+    """
     nlp = spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "jieba"}}})
     matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
     brands: Dict[str, List[Any]] = {}
     types: Dict[str, List[Any]] = {}
+    mixed = []
     for alias, label, _canonical in catalogue.alias_table():
-        (brands if label == "BRAND" else types).setdefault(label, []).append(nlp.make_doc(alias))
+        if _is_mixed(alias):
+            mixed.append(alias)
+            pattern = Doc(nlp.vocab, words=[alias], spaces=[False])
+        else:
+            pattern = nlp.make_doc(alias)
+        (brands if label == "BRAND" else types).setdefault(label, []).append(pattern)
     matcher.add("BRAND", brands.get("BRAND", []))
     matcher.add("TYPE", types.get("TYPE", []))
-    return nlp, matcher
+    whole_words = None
+    if mixed:
+        # Longest first (the alias table is sorted so); a Latin start may not continue a Latin word.
+        alternatives = "|".join(re.escape(alias) for alias in mixed)
+        whole_words = re.compile(rf"(?<![a-z0-9])(?:{alternatives})", re.IGNORECASE)
+    return MentionPipeline(nlp, matcher, whole_words)
+
+
+def make_doc(text: str, pipeline: MentionPipeline) -> Doc:
+    """The jieba segmentation of ``text``, with each mixed alias occurrence as exactly one token."""
+    doc = pipeline.nlp.make_doc(text)
+    if pipeline.whole_words is None:
+        return doc
+    occurrences = [(match.start(), match.end()) for match in pipeline.whole_words.finditer(text)]
+    if not occurrences:
+        return doc
+    cuts = {token.idx for token in doc} | {token.idx + len(token.text) for token in doc} | {0, len(text)}
+    for start, end in occurrences:
+        cuts = {cut for cut in cuts if not start < cut < end} | {start, end}
+    ordered = sorted(cuts)
+    words = [text[a:b] for a, b in pairwise(ordered) if text[a:b].strip()]
+    words, spaces = spacy.util.get_words_and_spaces(words, text)
+    return Doc(pipeline.nlp.vocab, words=words, spaces=spaces)
 
 
 @lru_cache(maxsize=1)
@@ -64,15 +113,16 @@ def is_compound_mention(token_text: str) -> bool:
     return any(lowered.startswith(brand) and lowered[len(brand):] in types for brand in brands if len(lowered) > len(brand))
 
 
-def find_mentions(text: str, pipeline: Tuple[Language, PhraseMatcher] | None = None) -> List[Tuple[int, int, str]]:
+def find_mentions(text: str, pipeline: Optional[MentionPipeline] = None) -> List[Tuple[int, int, str]]:
     """Product mentions in ``text`` as (start, end, surface text), in order.
 
     Args:
         text: a normalised message.
         pipeline: the spaCy pipeline and matcher; the shipped catalogue's when omitted.
     """
-    nlp, matcher = pipeline or _pipeline()
-    doc = nlp.make_doc(text)
+    pipeline = pipeline or _pipeline()
+    matcher = pipeline.matcher
+    doc = make_doc(text, pipeline)
     matches = list(matcher(doc))
     labels = {(start, end): doc.vocab.strings[match_id] for match_id, start, end in matches}
     candidates = [doc[start:end] for _match_id, start, end in matches]

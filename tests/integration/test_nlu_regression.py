@@ -40,6 +40,22 @@ def test_fullwidth_traditional_order_question(parse) -> None:
     assert order_ids == ["123456789012"]
 
 
+def test_spaced_tracking_number_and_phone(parse) -> None:
+    result = parse("查下运单 ＳＦ ８８１２ ３４５６ ７７８８，电话138 1234 5678")
+    found = {(entity["entity"], entity["value"]) for entity in result["entities"]}
+    assert {("tracking_number", "SF881234567788"), ("phone", "13812345678")} <= found
+
+
+@pytest.mark.parametrize("text", ["查一下我的单子", "查查我那个单子", "我那单子现在到哪了"])
+def test_tracking_with_danzi_is_not_cancelling(parse, text: str) -> None:
+    assert parse(text)["intent"]["name"] == "track_order"
+
+
+def test_product_mention_ignores_case(parse) -> None:
+    result = parse("我买的T恤太小了想退")
+    assert any(entity["entity"] == "product" and entity["value"].lower() == "t恤" for entity in result["entities"])
+
+
 def test_product_mention_is_found(parse) -> None:
     result = parse("那双耐克跑鞋想退")
     assert result["intent"]["name"] in ("return_request", "inform")
