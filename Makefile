@@ -5,7 +5,7 @@ export PYTHONPATH := $(CURDIR)
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup run train seed test lint shell bench eval-nlu containment clean
+.PHONY: setup run train seed test lint shell bench bench-nlu eval-nlu containment clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -31,6 +31,9 @@ lint: setup
 
 bench: setup train
 	@$(PY) -m bench
+
+bench-nlu: setup
+	@$(PY) -m bench.nlu --train
 
 clean:
 	rm -rf var models results .pytest_cache

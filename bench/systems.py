@@ -184,16 +184,18 @@ def prepare_stock_bot(skip_train: bool, directory: Path = STOCK_DIR) -> Path:
 
 
 class StockBot:
-    """``rasa run --enable-api`` of the stock bot on a free port."""
+    """``rasa run --enable-api`` of a model (the stock bot's unless told) on a free port."""
 
     name = "stock"
 
-    def __init__(self, model: Path, directory: Path = STOCK_DIR) -> None:
+    def __init__(self, model: Path, directory: Path = STOCK_DIR, env: Optional[Dict[str, str]] = None,
+                 log_name: str = "stock-rasa.log") -> None:
         self.model = model
         self.directory = directory
+        self.env = env or bench_env()
         self.port = free_port()
         self.process: Optional[subprocess.Popen] = None
-        self.log_path = LOG_DIR / "stock-rasa.log"
+        self.log_path = LOG_DIR / log_name
 
     @property
     def base_url(self) -> str:
@@ -209,7 +211,7 @@ class StockBot:
                    "--credentials", "credentials.yml", "--interface", "127.0.0.1", "--port", str(self.port)]
         started = time.monotonic()
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, cwd=self.directory, env=bench_env(), stdout=log,
+            self.process = subprocess.Popen(command, cwd=self.directory, env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = started + timeout_s
         while time.monotonic() < deadline:
