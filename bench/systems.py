@@ -219,7 +219,7 @@ class StockBot:
                 raise BenchError(f"stock rasa exited with {self.process.returncode}; last lines of {self.log_path}:\n"
                                  f"{_tail(self.log_path)}")
             if _http_status(f"{self.base_url}/status") == 200:
-                logger.info("stock rasa ready on port %d in %.1f s (log: %s)", self.port, time.monotonic() - started,
+                logger.info("rasa ready on port %d in %.1f s (log: %s)", self.port, time.monotonic() - started,
                             self.log_path)
                 return
             time.sleep(0.5)

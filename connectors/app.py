@@ -180,13 +180,13 @@ class AppInput(ShopperChannel):
         if not binding.allowed:
             logger.warning("app.conversation.forbidden sender=%s verified=%s", sender_id, verified)
             return _error("conversation_forbidden", 403)
-        if callback_url is not None:
-            try:
-                await register_conversation(self.redis(), sender_id, self.name(), {"callback_url": callback_url}, self.ttl_s)
-            except REDIS_FAILURES as error:
-                logger.error("app.callback.register_failed sender=%s error=%s", sender_id, type(error).__name__)
-                return _error("bot_unavailable", 503)
         async with self.conversation_turn(sender_id, held=admission.turn_token):
+            if callback_url is not None:
+                try:
+                    await register_conversation(self.redis(), sender_id, self.name(), {"callback_url": callback_url}, self.ttl_s)
+                except REDIS_FAILURES as error:
+                    logger.error("app.callback.register_failed sender=%s error=%s", sender_id, type(error).__name__)
+                    return _error("bot_unavailable", 503)
             return await self.take_turn(sender_id, text, customer_id, admission, on_new_message)
 
     async def take_turn(self, sender_id: str, text: str, customer_id: Optional[str], admission: Admission,

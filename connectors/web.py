@@ -199,15 +199,27 @@ class WebInput(ShopperChannel):
             logger.info("web.identity.unverified")
         return True, customer_id
 
-    async def join(self, sid: str, session_id: str, customer_id: Optional[str], text: Optional[str] = None) -> Admission:
+    async def join(self, sid: str, session_id: str, customer_id: Optional[str]) -> None:
         """Bind the session to its owner, then let the socket receive the session's messages.
 
         Args:
             sid: the socket.
             session_id: the conversation id.
             customer_id: the verified customer id, None for an anonymous shopper.
-            text: the message the socket sent, admitted in the same step
-                (:meth:`connectors.common.ShopperChannel.admit`); None when the session opens.
+
+        Raises:
+            Refused: another owner has the conversation, or Redis could not answer.
+        """
+        await self.admitted(session_id, customer_id)
+        await self.enter(sid, session_id, customer_id)
+
+    async def admitted(self, session_id: str, customer_id: Optional[str], text: Optional[str] = None) -> Admission:
+        """Admit a message, or a session opening, for its owner (:meth:`connectors.common.ShopperChannel.admit`).
+
+        Args:
+            session_id: the conversation id.
+            customer_id: the verified customer id, None for an anonymous shopper.
+            text: the message the socket sent; None when the session opens.
 
         Returns:
             What admitting the message did.
@@ -215,20 +227,29 @@ class WebInput(ShopperChannel):
         Raises:
             Refused: another owner has the conversation, or Redis could not answer.
         """
-        assert self.sio is not None
         try:
             admission = await self.admit(session_id, customer_id, text)
-            binding = admission.binding
-            if binding.allowed:
-                await register_conversation(self.redis(), session_id, self.name(), ttl_s=self.ttl_s)
         except REDIS_FAILURES as error:
             logger.error("web.binding.failed sender=%s error=%s", session_id, type(error).__name__)
             raise Refused("bot_unavailable") from error
-        if not binding.allowed:
+        if not admission.binding.allowed:
             logger.warning("web.conversation.forbidden sender=%s verified=%s", session_id, customer_id is not None)
             raise Refused("conversation_forbidden")
-        await self._switch(sid, session_id, customer_id, joined=True)
         return admission
+
+    async def enter(self, sid: str, session_id: str, customer_id: Optional[str]) -> None:
+        """Let the socket receive the session's pushed messages (the session's owner is checked already).
+
+        Raises:
+            Refused: Redis could not answer.
+        """
+        assert self.sio is not None
+        try:
+            await register_conversation(self.redis(), session_id, self.name(), ttl_s=self.ttl_s)
+        except REDIS_FAILURES as error:
+            logger.error("web.binding.failed sender=%s error=%s", session_id, type(error).__name__)
+            raise Refused("bot_unavailable") from error
+        await self._switch(sid, session_id, customer_id, joined=True)
 
     async def _switch(self, sid: str, session_id: str, customer_id: Optional[str], joined: bool) -> None:
         """Record the socket's session, leaving the room of the one it had before."""
@@ -356,9 +377,10 @@ class WebInput(ShopperChannel):
         claimed, customer_id = self.identity_of(data.get("customData"))
         if not claimed and state.get("joined") and state.get("session_id") == session_id:
             customer_id = state.get("customer_id")
-        admission = await self.join(sid, session_id, customer_id, text)  # checks the owner again and renews the binding
+        admission = await self.admitted(session_id, customer_id, text)  # checks the owner again and renews the binding
 
         async with self.conversation_turn(session_id, held=admission.turn_token):
+            await self.enter(sid, session_id, customer_id)
             await self.take_turn(session_id, text, customer_id, admission, on_new_message)
 
     async def take_turn(self, session_id: str, text: str, customer_id: Optional[str], admission: Admission,
