@@ -13,9 +13,9 @@ from bot.settings import PROJECT_ROOT
 pytestmark = pytest.mark.integration
 
 SAMPLE = PROJECT_ROOT / "tests" / "nlu" / "regression_sample.yml"
-# A regression guard at what the current model reaches on this sample (0.88); the target
+# A regression guard below what the current model reaches on this sample (0.97); the target
 # (intent macro-F1 >= 0.95 on the whole held-out file) is measured by `make eval-nlu`.
-MIN_SAMPLE_ACCURACY = 0.85
+MIN_SAMPLE_ACCURACY = 0.92
 
 
 @pytest.fixture(scope="module")
