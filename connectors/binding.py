@@ -37,6 +37,7 @@ def turn_key(sender_id: str) -> str:
     """Redis key held while one message of a conversation is being answered: ``conversation:turn:{sender_id}``."""
     return f"conversation:turn:{sender_id}"
 
+
 def owner_key(sender_id: str) -> str:
     """Redis key holding a conversation's owner.
 

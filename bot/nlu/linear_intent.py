@@ -89,10 +89,18 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self._model_storage = model_storage
         self._resource = resource
         self.classes = classes or []
+        self.coef: Optional[np.ndarray] = None
+        self.intercept: Optional[np.ndarray] = None
+        self._weights: Optional[np.ndarray] = None
+        """The weights as (features, classes), contiguous: the rows of a message's features are read."""
+        if coef is not None and intercept is not None:
+            self._use(coef, intercept)
+
+    def _use(self, coef: np.ndarray, intercept: np.ndarray) -> None:
+        """Take trained weights: ``coef`` as (classes, features), as stored, and its transpose for prediction."""
         self.coef = coef
         self.intercept = intercept
-        self._weights = np.ascontiguousarray(coef.T) if coef is not None else None
-        """The weights as (features, classes), contiguous: multiplied by each message's features."""
+        self._weights = np.ascontiguousarray(coef.T)
 
     @classmethod
     def create(
@@ -121,9 +129,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         )
         model.fit(features, labels)
         self.classes = [str(name) for name in model.classes_]
-        self.coef = np.asarray(model.coef_, dtype=np.float32)
-        self.intercept = np.asarray(model.intercept_, dtype=np.float32)
-        self._weights = np.ascontiguousarray(self.coef.T)
+        self._use(np.asarray(model.coef_, dtype=np.float32), np.asarray(model.intercept_, dtype=np.float32))
         self.persist()
         return self._resource
 
