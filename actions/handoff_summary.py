@@ -166,7 +166,7 @@ def mentioned_order_ids(events: Sequence[Mapping[str, Any]], slots: Mapping[str,
         elif event.get("event") == "bot":
             for match in ORDER_ID_PATTERN.findall(str(event.get("text") or "")):
                 add(match)
-    add(slots.get("verified_order_id"))
+    add(str(slots.get("verified_order_id") or "").split("~")[0])  # the order id before its proof
     add(slots.get("order_id"))
     return found[:MAX_ORDERS]
 

@@ -33,7 +33,7 @@ from actions.order_tracking import (
     track_events,
 )
 from actions.replies import CRM_UNAVAILABLE, human_buttons
-from actions.shopper import VERIFIED_ORDER_SLOT, Shopper, shopper_from_tracker
+from actions.shopper import Shopper, proven_order_slot, shopper_from_tracker
 from bot.handoff.policy import PolicyError, ServicePolicy
 from bot.handoff.policy import load_policy as load_service_policy
 from bot.settings import load_settings
@@ -306,7 +306,7 @@ class OrderAnswerAction(Action, metaclass=ABCMeta):
         order = await get_crm_client().get_order(order_id)
         await self.answer(dispatcher, order, Shopper(verified_order_id=order_id))
         return [
-            SlotSet(VERIFIED_ORDER_SLOT, order_id),
+            proven_order_slot(tracker, order_id),
             SlotSet(FAILED_ATTEMPTS_SLOT, 0.0),
             SlotSet(PENDING_FLOW_SLOT, None),
             SlotSet("order_id", order_id),

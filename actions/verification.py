@@ -25,7 +25,7 @@ from actions.orders import (
     VERIFICATION_LOCKED,
 )
 from actions.replies import human_buttons
-from actions.shopper import VERIFIED_ORDER_SLOT
+from actions.shopper import proven_order_slot, shopper_from_tracker
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ async def verify_anonymous_order(tracker: Tracker, crm: CRMClient, ask_text: str
     Raises:
         CRMUnavailable: the CRM could not answer.
     """
-    verified = tracker.get_slot(VERIFIED_ORDER_SLOT)
+    verified = shopper_from_tracker(tracker).verified_order_id
     order_id = _entity(tracker, "order_id") or tracker.get_slot("order_id")
     phone_last4 = _entity(tracker, "phone_last4") or tracker.get_slot("phone_last4")
     if isinstance(verified, str) and verified and order_id in (None, verified):
@@ -94,7 +94,7 @@ async def verify_anonymous_order(tracker: Tracker, crm: CRMClient, ask_text: str
     return VerificationStep(
         order_id=order_id,
         events=[
-            SlotSet(VERIFIED_ORDER_SLOT, order_id),
+            proven_order_slot(tracker, order_id),
             SlotSet(FAILED_ATTEMPTS_SLOT, 0.0),
             SlotSet("order_id", order_id),
             SlotSet("phone_last4", None),
