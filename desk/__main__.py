@@ -2,6 +2,13 @@
 
 ``python -m desk serve [--host H] [--port P]`` runs the desk (DESK_HOST / DESK_PORT by default);
 ``python -m desk hash-password`` prints a password hash for ``desk/agents.yml``.
+
+Environment read by ``serve`` besides the stack's settings:
+
+- ``DESK_TRUSTED_PROXIES`` (default: none): addresses or networks of the reverse proxies in front
+  of the desk, comma-separated; only a request from one of them has its ``X-Forwarded-For``
+  honoured for the client address that login attempts are counted by.
+- ``DESK_WS_RECHECK_S`` (default 15): how often an open websocket's session is checked again.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import argparse
 import dataclasses
 import getpass
 import logging
+import os
 import sys
 from typing import List, Optional
 
@@ -45,9 +53,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.port:
         changes["desk_port"] = args.port
     settings = dataclasses.replace(settings, **changes)
-    from desk.app import create_app
+    from desk.app import WS_RECHECK_S, create_app
+    from desk.auth import parse_networks
 
-    app = create_app(settings)
+    try:
+        proxies = parse_networks(os.environ.get("DESK_TRUSTED_PROXIES", ""))
+        recheck_s = float(os.environ.get("DESK_WS_RECHECK_S", "") or WS_RECHECK_S)
+    except ValueError as error:
+        print(f"DESK_TRUSTED_PROXIES or DESK_WS_RECHECK_S is invalid: {error}", file=sys.stderr)
+        return 2
+    app = create_app(settings, trusted_proxies=proxies, ws_recheck_s=max(1.0, recheck_s))
     app.run(host=settings.desk_host, port=settings.desk_port, workers=1, access_log=False, motd=False)
     return 0
 

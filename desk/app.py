@@ -1,20 +1,25 @@
 """The agent desk: a Sanic service with the JSON API, the agents' websocket, the console and the
 metrics page.
 
-API (JSON; every route but ``/api/login`` and ``/health`` needs ``Authorization: Bearer <token>``):
+API (JSON; every route but ``/api/login``, ``/health`` and ``/openapi.json`` needs
+``Authorization: Bearer <token>``; described by the OpenAPI document at ``/openapi.json``):
 
-- ``POST /api/login {"username", "password"}`` → ``{"token", "agent"}``; ``POST /api/logout``
+- ``POST /api/login {"username", "password"}`` → ``{"token", "agent"}``; attempts are throttled
+  per (username, client address), per address and per username (429, see :mod:`desk.auth`);
+  ``POST /api/logout`` (also closes the session's websockets)
 - ``GET /api/me``: the agent, canned replies, resolution codes, the other agents (for transfers)
 - ``POST /api/presence``: heartbeat (the console sends one every 10 s)
 - ``GET /api/queue``: waiting conversations in serving order, the agent's own, agents online
-- ``GET /api/conversations/{sender}``: summary, transcript, notes, earlier handoffs
+- ``GET /api/conversations/{sender}``: summary, transcript, notes, earlier handoffs (who may see
+  which conversation: :mod:`desk.access`; 403 ``not_yours`` otherwise)
 - ``POST /api/conversations/{sender}/claim``: 200 for exactly one agent, 409 for the others
 - ``POST /api/conversations/{sender}/messages {"text"}``: reply to the shopper
 - ``POST /api/conversations/{sender}/notes {"text"}``: internal note
 - ``POST /api/conversations/{sender}/transfer {"to"}``: hand over to another online agent
 - ``POST /api/conversations/{sender}/resolve {"code"}``: end; the bot takes over and asks for a rating
 - ``GET /api/canned``; ``GET /api/callbacks``; ``POST /api/callbacks/{id}/complete {"code", "note"}``
-- ``GET /api/metrics?days=7``; ``GET /health``; websocket ``/api/ws``; pages ``/`` and ``/metrics``
+- ``GET /api/metrics?days=7`` (supervisors only, 403 ``forbidden`` for agents); ``GET /health``;
+  websocket ``/api/ws``; pages ``/`` and ``/metrics``
 
 Errors are JSON ``{"error": {"code", "message"}}`` with a 4xx status (503 when Redis is down).
 """
@@ -25,9 +30,10 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Coroutine, Dict, List, Mapping, Optional
+from typing import Any, Callable, Coroutine, Dict, List, Mapping, Optional, Sequence
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
@@ -39,11 +45,14 @@ from sanic.response import HTTPResponse
 from bot.handoff import agents as presence
 from bot.handoff import callbacks, conversation, keys, queue, stats
 from bot.handoff.context import REDIS_FAILURES, HandoffContext, close_clients, redis_client
+from bot.handoff.conversation import publish
 from bot.handoff.policy import ServicePolicy, load_policy, opening_hours_text
 from bot.settings import Settings
 from desk import auth, views
+from desk.access import may_see
 from desk.intake import Intake
-from desk.live import Hub, instance_name, periodic, relay_events
+from desk.live import CLOSE_SESSION_ENDED, SESSION_CLOSED, SESSION_ENDED, Hub, fingerprint, instance_name, periodic, relay_events
+from desk.openapi import build_openapi
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +62,8 @@ STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; ch
 MAX_TEXT = 2000
 MAX_BODY = 64 * 1024
 WS_AUTH_TIMEOUT_S = 10.0
+WS_RECHECK_S = 15.0
+"""How often an open websocket's session is checked again (also on every message from the console)."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'",
     "X-Content-Type-Options": "nosniff",
@@ -60,8 +71,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-# Verified against when the username is unknown, so a wrong username costs the same time as a wrong password.
-_DUMMY_HASH = "scrypt$16384$8$1$00000000000000000000000000000000$" + "00" * 32
 
 
 class ApiError(Exception):
@@ -138,12 +147,17 @@ def _refusal(status: str, detail: str = "", names: Optional[Mapping[str, str]] =
 Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 
 
-def create_app(settings: Settings, name: str = "desk") -> Sanic:
+def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence[auth.Network] = (),
+               ws_recheck_s: float = WS_RECHECK_S, login_limits: auth.LoginLimits = auth.DEFAULT_LIMITS) -> Sanic:
     """Build the desk application.
 
     Args:
         settings: the stack's settings (Redis, policy file, agents file, timezone, port).
         name: the Sanic app name (unique per process).
+        trusted_proxies: the reverse proxies whose ``X-Forwarded-For`` names the client (none by
+            default: the client is the peer address; ``DESK_TRUSTED_PROXIES`` in ``python -m desk``).
+        ws_recheck_s: how often an open websocket's session is checked again.
+        login_limits: the limits of login attempts.
 
     Raises:
         bot.handoff.policy.PolicyError, desk.auth.AgentsFileError: a configuration file is invalid.
@@ -156,6 +170,7 @@ def create_app(settings: Settings, name: str = "desk") -> Sanic:
     policy: ServicePolicy = load_policy(settings.handoff_policy_file)
     agents: Dict[str, auth.Agent] = auth.load_agents(settings.desk_agents_file)
     names = {username: agent.display_name for username, agent in agents.items()}
+    gate = auth.LoginGate(agents, login_limits)
     static_files = {path.name: path.read_bytes() for path in STATIC_DIR.iterdir() if path.suffix in STATIC_TYPES}
     app.ctx.settings = settings
     app.ctx.agents = agents
@@ -201,7 +216,10 @@ def create_app(settings: Settings, name: str = "desk") -> Sanic:
 
     @app.exception(ApiError)
     async def api_error(request: Request, error: ApiError) -> HTTPResponse:
-        return _error(error.status, error.code, error.message, **error.extra)
+        resp = _error(error.status, error.code, error.message, **error.extra)
+        if "retry_after_s" in error.extra:
+            resp.headers["Retry-After"] = str(error.extra["retry_after_s"])
+        return resp
 
     @app.exception(*REDIS_FAILURES)
     async def redis_down(request: Request, error: Exception) -> HTTPResponse:
@@ -229,6 +247,13 @@ def create_app(settings: Settings, name: str = "desk") -> Sanic:
             raise ApiError(401, "unauthorized", "请先登录。")
         request.ctx.token = token
         return agent
+
+    def supervisors_only(agent: auth.Agent) -> None:
+        if not agent.supervisor:
+            raise ApiError(403, "forbidden", "只有主管可以查看数据看板和报表。")
+
+    def agent_json(agent: auth.Agent) -> Dict[str, Any]:
+        return {"username": agent.username, "display_name": agent.display_name, "role": agent.role}
 
     def authed(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -280,25 +305,31 @@ def create_app(settings: Settings, name: str = "desk") -> Sanic:
             raise ApiError(400, "invalid_credentials_format", "请输入用户名和密码。")
         username = username.strip()[: auth.USERNAME_MAX]
         redis = handoff().redis
-        if await auth.too_many_failures(redis, username):
-            raise ApiError(429, "too_many_attempts", "登录失败次数过多，请 5 分钟后再试。")
-        agent = agents.get(username)
-        stored = agent.password_hash if agent else _DUMMY_HASH
-        ok = await asyncio.get_running_loop().run_in_executor(None, auth.verify_password, password, stored)
-        if agent is None or not ok:
-            await auth.note_failure(redis, username)
+        client = auth.client_address(request.ip, request.headers.get("x-forwarded-for"), trusted_proxies)
+        result = await gate.login(redis, username, password, client)
+        if result.status == "throttled":
+            logger.warning("desk.login.throttled scope=%s client=%s", result.scope, client)
+            raise ApiError(429, "too_many_attempts", f"登录尝试次数过多，请 {math.ceil(result.retry_after_s / 60)} 分钟后再试。",
+                           retry_after_s=result.retry_after_s)
+        if result.status == "busy":
+            raise ApiError(503, "login_busy", "登录的人较多，请稍后几秒重试。")
+        agent = result.agent
+        if agent is None:
+            logger.info("desk.login.refused client=%s", client)
             raise ApiError(401, "invalid_credentials", "用户名或密码不正确。")
         token = await auth.open_session(redis, agent.username, settings.desk_session_ttl_s)
         await presence.heartbeat(handoff(), agent.username)
-        logger.info("desk.login agent=%s", agent.username)
-        return _json({"token": token, "agent": {"username": agent.username, "display_name": agent.display_name},
-                      "expires_in_s": settings.desk_session_ttl_s})
+        logger.info("desk.login agent=%s role=%s", agent.username, agent.role)
+        return _json({"token": token, "agent": agent_json(agent), "expires_in_s": settings.desk_session_ttl_s})
 
     @app.post("/api/logout")
     @authed
     async def logout(request: Request, agent: auth.Agent) -> HTTPResponse:
         await auth.close_session(handoff().redis, request.ctx.token)
         await presence.go_offline(handoff(), agent.username)
+        session = fingerprint(request.ctx.token)
+        await app.ctx.hub.close_session(session)
+        await publish(handoff(), SESSION_CLOSED, session=session)  # the other desk instances close theirs
         return _json({"status": "logged_out"})
 
     @app.post("/api/presence")
@@ -319,7 +350,7 @@ def create_app(settings: Settings, name: str = "desk") -> Sanic:
     @authed
     async def me(request: Request, agent: auth.Agent) -> HTTPResponse:
         return _json({
-            "agent": {"username": agent.username, "display_name": agent.display_name},
+            "agent": agent_json(agent),
             "canned_replies": canned_for(agent),
             "resolution_codes": [{"code": c, "label": label} for c, label in policy.resolution_codes.items()],
             "reasons": dict(policy.reasons),
@@ -349,17 +380,28 @@ def create_app(settings: Settings, name: str = "desk") -> Sanic:
         overdue = sum(1 for t in await callbacks.list_callbacks(ctx) if t.get("overdue"))
         return _json({"now": now, "waiting": waiting, "mine": mine, "agents": await agent_list(), "callbacks_overdue": overdue})
 
-    @app.get("/api/conversations/<sender:str>")
-    @authed
-    async def conversation_view(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
+    async def visible_record(agent: auth.Agent, sender: str) -> Dict[str, Any]:
+        """The conversation's current handoff record, if the agent may see it (404, 403 otherwise)."""
         ctx = handoff()
-        _sender(sender)
-        handoff_id = await conversation.current_handoff(ctx, sender)
+        handoff_id = await conversation.current_handoff(ctx, _sender(sender))
         found = await queue.records(ctx, [handoff_id]) if handoff_id else []
         if not found:
             raise ApiError(404, "not_found", "没有找到这个会话的人工服务记录。")
         record = found[0]
-        earlier = [h for h in await ctx.redis.lrange(keys.history(sender), -20, -1) if h != handoff_id]
+        if not may_see(agent, record):
+            owner = str(record.get("agent") or "")
+            raise ApiError(403, "not_yours", "该会话由其他客服负责，您不能查看或操作。", agent=owner, agent_name=names.get(owner, owner))
+        return record
+
+    @app.get("/api/conversations/<sender:str>")
+    @authed
+    async def conversation_view(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
+        ctx = handoff()
+        record = await visible_record(agent, sender)
+        handoff_id = record["handoff_id"]
+        earlier_ids = [h for h in await ctx.redis.lrange(keys.history(sender), -20, -1) if h != handoff_id]
+        earlier = await queue.records(ctx, earlier_ids)
+        shown = [r for r in earlier if may_see(agent, r)]
         return _json({
             "sender": sender,
             "handoff": views.record_view(record),
@@ -369,7 +411,8 @@ def create_app(settings: Settings, name: str = "desk") -> Sanic:
             "summary_pending": views.summary_pending(record),
             "transcript": await conversation.transcript(ctx, record["handoff_id"]),
             "notes": await conversation.notes(ctx, record["handoff_id"]),
-            "history": [views.history_item(r, names) for r in await queue.records(ctx, earlier)],
+            "history": [views.history_item(r, names) for r in shown],
+            "history_hidden": len(earlier) - len(shown),
             "can_reply": record.get("status") == "assigned" and record.get("agent") == agent.username,
         })
 
@@ -398,6 +441,7 @@ def create_app(settings: Settings, name: str = "desk") -> Sanic:
     @authed
     async def add_note(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
         text = _text(_body(request))
+        await visible_record(agent, sender)
         result = await conversation.add_note(handoff(), _sender(sender), agent.username, agent.display_name, text)
         if not result.ok:
             raise _refusal(result.status)
@@ -456,37 +500,68 @@ def create_app(settings: Settings, name: str = "desk") -> Sanic:
     @app.get("/api/metrics")
     @authed
     async def metrics(request: Request, agent: auth.Agent) -> HTTPResponse:
+        supervisors_only(agent)
         raw = request.args.get("days", "7")
         if not raw.isdigit() or not 1 <= int(raw) <= 90:
             raise ApiError(400, "invalid_days", "days 应为 1 到 90 的整数。")
         return _json(await stats.metrics(handoff(), int(raw)))
 
+    # OpenAPI ------------------------------------------------------------------------------------
+
+    document = build_openapi()
+
+    @app.get("/openapi.json")
+    async def openapi(request: Request) -> HTTPResponse:
+        return _json(document)
+
     # Websocket ------------------------------------------------------------------------------------
 
     @app.websocket("/api/ws")
     async def live(request: Request, ws: Any) -> None:
+        token = ""
         try:
             first = await ws.recv(timeout=WS_AUTH_TIMEOUT_S)
             data = json.loads(first) if first else {}
-            username = await auth.session_agent(handoff().redis, str(data.get("token") or "")) if data.get("type") == "auth" else None
+            token = str(data.get("token") or "") if isinstance(data, dict) and data.get("type") == "auth" else ""
+            username = await auth.session_agent(handoff().redis, token) if token else None
         except (ValueError, AttributeError):
             username = None
         agent = agents.get(username or "")
         if agent is None:
             await ws.send(json.dumps({"type": "error", "code": "unauthorized", "message": "请先登录。"}, ensure_ascii=False))
-            await ws.close(code=4401, reason="unauthorized")
+            await ws.close(code=CLOSE_SESSION_ENDED, reason="unauthorized")
             return
         await presence.heartbeat(handoff(), agent.username)
-        app.ctx.hub.add(ws, agent.username)
-        await ws.send(json.dumps({"type": "hello", "agent": agent.username}))
+        app.ctx.hub.add(ws, agent, token)
+        await ws.send(json.dumps({"type": "hello", "agent": agent.username, "role": agent.role}))
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
         try:
             while True:
-                raw = await ws.recv(timeout=60)
-                if raw is None:
-                    continue
-                await handle_socket_message(ws, agent, raw)
+                raw = await ws.recv(timeout=max(0.1, checked + ws_recheck_s - loop.time()))
+                if raw is not None or loop.time() - checked >= ws_recheck_s:
+                    if not await session_still_open(ws, agent, token):
+                        return
+                    checked = loop.time()
+                if raw is not None:
+                    await handle_socket_message(ws, agent, raw)
         finally:
             app.ctx.hub.remove(ws)
+
+    async def session_still_open(ws: Any, agent: auth.Agent, token: str) -> bool:
+        """Check a socket's session again; close the socket when it is gone, expired or cannot be checked."""
+        try:
+            if await auth.session_agent(handoff().redis, token) == agent.username:
+                return True
+            code, reason, notice = CLOSE_SESSION_ENDED, "session_expired", SESSION_ENDED
+        except REDIS_FAILURES:
+            code, reason = 1011, "unavailable"
+            notice = json.dumps({"type": "error", "code": "unavailable", "message": "服务暂时不可用，请稍后重试。"}, ensure_ascii=False)
+        app.ctx.hub.remove(ws)
+        logger.info("desk.ws.closed agent=%s reason=%s", agent.username, reason)
+        await ws.send(notice)
+        await ws.close(code=code, reason=reason)
+        return False
 
     async def handle_socket_message(ws: Any, agent: auth.Agent, raw: Any) -> None:
         try:

@@ -1,15 +1,21 @@
 """Live side of the desk: events fanned out to agents' websockets, and the periodic tasks run by one
-desk instance at a time (queue position notices, turning the queue into callbacks at closing time)."""
+desk instance at a time (queue position notices, turning the queue into callbacks at closing time).
+
+Queue-level events (queued, claimed, transferred, resolved, callbacks...) reach every agent; events
+that carry a conversation's content (messages, notes) reach only the agents who may read that
+conversation (:func:`desk.access.may_see`). A logout is published too, so every desk instance
+closes that session's sockets at once."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Optional
 
 from redis.asyncio import Redis
 
@@ -19,38 +25,94 @@ from bot.handoff.callbacks import queued_to_callbacks
 from bot.handoff.context import REDIS_FAILURES, HandoffContext
 from bot.handoff.policy import is_open
 from bot.handoff.queue import refresh_positions
+from desk.access import CONVERSATION_EVENTS, may_see
+from desk.auth import Agent
 
 logger = logging.getLogger(__name__)
 
 LEADER_TTL_MS = 6000
 TICK_S = 2.0
+SESSION_CLOSED = "session_closed"
+"""Event published at logout (with the session's fingerprint, never its token); not forwarded."""
+CLOSE_SESSION_ENDED = 4401
+"""Websocket close code when the session is gone (logout) or expired."""
+SESSION_ENDED = json.dumps({"type": "session_ended", "code": "session_expired", "message": "登录已失效，请重新登录。"}, ensure_ascii=False)
+
+
+def fingerprint(token: str) -> str:
+    """A session's name in events and logs: a hash of its token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who a socket belongs to: the agent and their session's fingerprint."""
+
+    agent: Agent
+    session: str
 
 
 @dataclass
 class Hub:
     """The websockets of logged-in agents on this desk instance."""
 
-    sockets: Dict[Any, str] = field(default_factory=dict)
+    sockets: Dict[Any, Viewer] = field(default_factory=dict)
 
-    def add(self, ws: Any, agent: str) -> None:
+    def add(self, ws: Any, agent: Agent, token: str) -> None:
         """Start sending events to a socket."""
-        self.sockets[ws] = agent
+        self.sockets[ws] = Viewer(agent, fingerprint(token))
 
     def remove(self, ws: Any) -> None:
         """Stop sending events to a socket."""
         self.sockets.pop(ws, None)
 
-    async def broadcast(self, payload: str) -> None:
-        """Send one event to every socket; a socket that fails is dropped."""
-        for ws in list(self.sockets):
+    async def broadcast(self, payload: str, audience: Optional[Callable[[Agent], bool]] = None) -> None:
+        """Send one event to every socket (of the agents ``audience`` admits); a socket that fails is dropped."""
+        for ws, viewer in list(self.sockets.items()):
+            if audience is not None and not audience(viewer.agent):
+                continue
             try:
                 await asyncio.wait_for(ws.send(payload), timeout=2.0)
             except Exception:  # a closed or stuck socket must not stop the others
                 self.remove(ws)
 
+    async def close_session(self, session: str) -> int:
+        """Close the sockets of a session (by fingerprint) that has ended; returns how many."""
+        closing = [ws for ws, viewer in self.sockets.items() if viewer.session == session]
+        for ws in closing:
+            self.remove(ws)
+            try:
+                await asyncio.wait_for(ws.send(SESSION_ENDED), timeout=2.0)
+                await asyncio.wait_for(ws.close(code=CLOSE_SESSION_ENDED, reason="session_expired"), timeout=2.0)
+            except Exception:  # already closed or stuck: it is out of the hub either way
+                continue
+        return len(closing)
+
+
+async def deliver(redis: Redis, hub: Hub, payload: str) -> None:
+    """Pass one published event on to the sockets that may have it."""
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        return
+    if not isinstance(event, dict):
+        return
+    kind = event.get("type")
+    if kind == SESSION_CLOSED:
+        await hub.close_session(str(event.get("session") or ""))
+        return
+    handoff_id = event.get("handoff_id")
+    if kind not in CONVERSATION_EVENTS:
+        await hub.broadcast(payload)
+    elif keys.is_handoff_id(handoff_id):
+        owner = await redis.hget(keys.record(str(handoff_id)), "agent") or ""
+        await hub.broadcast(payload, lambda agent: may_see(agent, {"agent": owner}))
+    else:
+        await hub.broadcast(payload, lambda agent: agent.supervisor)
+
 
 async def relay_events(redis: Redis, hub: Hub, stop: asyncio.Event) -> None:
-    """Forward every event published on ``handoff:events`` to the hub, reconnecting after outages."""
+    """Forward the events published on ``handoff:events`` to the hub, reconnecting after outages."""
     while not stop.is_set():
         pubsub = redis.pubsub(ignore_subscribe_messages=True)
         try:
@@ -59,7 +121,7 @@ async def relay_events(redis: Redis, hub: Hub, stop: asyncio.Event) -> None:
             while not stop.is_set():
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message and message.get("type") == "message":
-                    await hub.broadcast(str(message["data"]))
+                    await deliver(redis, hub, str(message["data"]))
         except asyncio.CancelledError:
             raise
         except REDIS_FAILURES as error:

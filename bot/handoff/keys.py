@@ -144,6 +144,24 @@ def login_failures(username: str) -> str:
     return f"desk:login_failures:{username}"
 
 
+def login_attempts(username: str, client: str) -> str:
+    """Counter of recent login attempts of one username from one client address.
+
+    The address comes first: it never holds a ``/``, so no username can make another pair's key.
+    """
+    return f"desk:login_attempts:{client}/{username}"
+
+
+def login_attempts_client(client: str) -> str:
+    """Counter of recent login attempts from one client address, whatever the username."""
+    return f"desk:login_attempts_client:{client}"
+
+
+def login_attempts_user(username: str) -> str:
+    """Counter of recent login attempts of one username from every client address together."""
+    return f"desk:login_attempts_user:{username}"
+
+
 def customer_key(customer_id: str | None, sender: str) -> str:
     """Whom sticky routing remembers: the verified customer, else the conversation."""
     return f"customer:{customer_id}" if customer_id else f"conversation:{sender}"

@@ -34,8 +34,8 @@ def start_desk(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., DeskPro
     """Start desks over the test Redis; every desk started is stopped after the test."""
     started: List[DeskProcess] = []
 
-    def start(name: str = "desk", agents=("agent1", "agent2"), **policy_changes) -> DeskProcess:
-        desk = desk_process(tmp_path / name, redis_url, agents, **policy_changes).start()
+    def start(name: str = "desk", agents=("agent1", "agent2"), desk_env=None, **policy_changes) -> DeskProcess:
+        desk = desk_process(tmp_path / name, redis_url, agents, desk_env, **policy_changes).start()
         started.append(desk)
         return desk
 

@@ -48,10 +48,12 @@ def write_policy(path: Path, **changes: Any) -> Path:
 
 
 def write_agents(path: Path, usernames: Iterable[str]) -> Path:
-    """An agents file where each agent's password is ``<username>-pass`` (cheap hashes for speed)."""
+    """An agents file where each agent's password is ``<username>-pass`` (cheap hashes for speed);
+    usernames starting with ``supervisor`` have the supervisor role."""
     agents = {
         name: {"display_name": f"客服{index}号" if not name.startswith("agent") else {"agent1": "小王", "agent2": "小李"}.get(name, name),
-               "password": hash_password(f"{name}-pass", "pbkdf2_sha256", cost=1000)}
+               "password": hash_password(f"{name}-pass", "pbkdf2_sha256", cost=1000),
+               "role": "supervisor" if name.startswith("supervisor") else "agent"}
         for index, name in enumerate(usernames, start=1)
     }
     path.write_text(yaml.safe_dump({"agents": agents}, allow_unicode=True), encoding="utf-8")
@@ -130,15 +132,17 @@ class DeskProcess:
         return http(method, f"{self.url}{path}", body, token=self.tokens.get(agent, ""))
 
 
-def desk_process(tmp: Path, redis_url: str, agents: Iterable[str] = ("agent1", "agent2"), **policy_changes: Any) -> DeskProcess:
-    """A desk (not started) on a free port with an always-open policy and the given agents."""
+def desk_process(tmp: Path, redis_url: str, agents: Iterable[str] = ("agent1", "agent2"), desk_env: Optional[Dict[str, str]] = None,
+                 **policy_changes: Any) -> DeskProcess:
+    """A desk (not started) on a free port with an always-open policy and the given agents (and
+    environment variables ``desk_env``, e.g. ``DESK_TRUSTED_PROXIES``)."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     policy_file = write_policy(tmp / "service.yml", **policy_changes)
     agents_file = write_agents(tmp / "agents.yml", agents)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "REDIS_URL": redis_url, "DESK_HOST": "127.0.0.1", "DESK_PORT": str(port),
            "HANDOFF_POLICY_FILE": str(policy_file), "DESK_AGENTS_FILE": str(agents_file), "HANDOFF_REDELIVER_IDLE_MS": "500",
-           "VAR_DIR": str(tmp)}
+           "VAR_DIR": str(tmp), **(desk_env or {})}
     return DeskProcess(f"http://127.0.0.1:{port}", redis_url, policy_file, agents_file, env, tmp / "desk.log")
 
 

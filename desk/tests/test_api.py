@@ -47,6 +47,15 @@ def desk(start_desk: StartDesk) -> DeskProcess:
     return desk
 
 
+@pytest.fixture()
+def supervised_desk(start_desk: StartDesk) -> DeskProcess:
+    """A desk whose agents include a supervisor (who reads the metrics); agent1 and the supervisor logged in."""
+    desk = start_desk(agents=("agent1", "agent2", "supervisor"))
+    desk.login("agent1")
+    desk.login("supervisor")
+    return desk
+
+
 def test_health_and_pages(desk: DeskProcess):
     assert http("GET", f"{desk.url}/health")[0] == 200
     status, page = http("GET", f"{desk.url}/")
@@ -230,13 +239,16 @@ def test_capacity_and_transfer(start_desk: StartDesk):
         ("/api/metrics?days=abc", None, 400, "invalid_days"),
     ],
 )
-def test_bad_input_is_a_json_4xx(desk: DeskProcess, path: str, body, status: int, code: str):
+def test_bad_input_is_a_json_4xx(supervised_desk: DeskProcess, path: str, body, status: int, code: str):
+    desk = supervised_desk
     method = "GET" if body is None and not path.endswith(("claim",)) else "POST"
-    got, answer = desk.call(method, path.replace(" ", "%20").replace("!", "%21"), "agent1", body)
+    who = "supervisor" if path.startswith("/api/metrics") else "agent1"  # the metrics are for supervisors
+    got, answer = desk.call(method, path.replace(" ", "%20").replace("!", "%21"), who, body)
     assert (got, answer["error"]["code"]) == (status, code)
 
 
-def test_callbacks_by_due_time_with_overdue_flag(desk: DeskProcess):
+def test_callbacks_by_due_time_with_overdue_flag(supervised_desk: DeskProcess):
+    desk = supervised_desk
     from bot.handoff.callbacks import create_callback
 
     now = __import__("time").time()
@@ -260,11 +272,12 @@ def test_callbacks_by_due_time_with_overdue_flag(desk: DeskProcess):
     assert (status, body["error"]["code"]) == (409, "done")
     _, body = desk.call("GET", "/api/callbacks", "agent1")
     assert [c["callback_id"] for c in body["callbacks"]] == [soon.callback_id]
-    _, metrics = desk.call("GET", "/api/metrics", "agent1")
+    _, metrics = desk.call("GET", "/api/metrics", "supervisor")
     assert metrics["callbacks_open"] == {"open": 1, "overdue": 0, "done": 1, "late": 1}
 
 
-def test_metrics_after_a_rated_handoff(desk: DeskProcess):
+def test_metrics_after_a_rated_handoff(supervised_desk: DeskProcess):
+    desk = supervised_desk
     from bot.handoff.stats import note_conversation_started, record_rating
 
     for _ in range(4):
@@ -275,7 +288,7 @@ def test_metrics_after_a_rated_handoff(desk: DeskProcess):
     desk.call("POST", "/api/conversations/conv-m-1/resolve", "agent1", {"code": "compensation"})
     assert run(desk.redis_url, desk.policy_file, lambda ctx: record_rating(ctx, "conv-m-1", 4))
     assert run(desk.redis_url, desk.policy_file, lambda ctx: record_rating(ctx, "conv-m-1", 5)) is None  # once per handoff
-    status, m = desk.call("GET", "/api/metrics?days=1", "agent1")
+    status, m = desk.call("GET", "/api/metrics?days=1", "supervisor")
     assert status == 200
     assert m["conversations"] == 4 and m["handoffs"] == 1 and m["handoff_rate"] == 0.25
     assert next(r for r in m["by_reason"] if r["reason"] == "complaint") == {"reason": "complaint", "label": "投诉", "count": 1, "rate": 0.25}

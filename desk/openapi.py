@@ -1,0 +1,202 @@
+"""The OpenAPI 3.0 document of the agent desk, served at ``/openapi.json``.
+
+Written by hand next to the routes of :mod:`desk.app` (``desk/tests/test_openapi.py`` checks that
+every route is described and nothing else), so the API can be fuzzed with schemathesis.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+Schema = Dict[str, Any]
+
+SENDER_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+CALLBACK_PATTERN = r"^c[0-9a-f]{24}$"
+
+
+def ref(name: str) -> Schema:
+    """A reference to a component schema."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(required: Tuple[str, ...] = (), extra: bool = True, **properties: Schema) -> Schema:
+    """An object schema with the given properties."""
+    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": extra}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+NUM: Schema = {"type": "number"}
+BOOL: Schema = {"type": "boolean"}
+ANY_OBJECT: Schema = {"type": "object", "additionalProperties": True}
+TEXT: Schema = {"type": "string", "minLength": 1, "maxLength": 2000, "description": "trimmed; at most 2000 characters"}
+
+
+def array(items: Schema) -> Schema:
+    """An array schema."""
+    return {"type": "array", "items": items}
+
+
+SCHEMAS: Dict[str, Schema] = {
+    "Error": obj(("error",), error=obj(
+        ("code", "message"),
+        code={"type": "string", "description": "machine-readable, e.g. unauthorized, forbidden, not_yours, too_many_attempts"},
+        message={"type": "string", "description": "for the agent, in Chinese"},
+        agent={"type": "string", "description": "the agent concerned, on some refusals"},
+        agent_name=STR,
+        allowed=array(STR),
+        retry_after_s={"type": "integer", "description": "on 429: seconds until another attempt is counted"},
+    )),
+    "Agent": obj(("username", "display_name", "role"), username=STR, display_name=STR,
+                 role={"type": "string", "enum": ["agent", "supervisor"]}),
+    "LoginRequest": obj(("username", "password"), False,
+                        username={"type": "string", "minLength": 1, "maxLength": 64},
+                        password={"type": "string", "minLength": 1, "maxLength": 256}),
+    "LoginResponse": obj(("token", "agent", "expires_in_s"), token=STR, agent=ref("Agent"), expires_in_s=INT),
+    "Status": obj(("status",), status=STR),
+    "Presence": obj(("online", "ttl_s"), online=BOOL, ttl_s=INT),
+    "Canned": obj(("title", "text"), title=STR, text=STR),
+    "CannedList": obj(("canned_replies",), canned_replies=array(ref("Canned"))),
+    "AgentState": obj(("username", "display_name", "online", "load", "capacity"), username=STR, display_name=STR, online=BOOL,
+                      load=INT, capacity=INT),
+    "Me": obj(("agent", "canned_replies", "resolution_codes", "agents"), agent=ref("Agent"), canned_replies=array(ref("Canned")),
+              resolution_codes=array(obj(("code", "label"), code=STR, label=STR)), reasons=ANY_OBJECT,
+              agents=array(ref("AgentState")), opening_hours=STR, timezone=STR, first_response_s=INT,
+              after_sales_resolution_s=INT, heartbeat_s=INT),
+    "Queue": obj(("now", "waiting", "mine", "agents", "callbacks_overdue"), now=NUM, waiting=array(ANY_OBJECT), mine=array(ANY_OBJECT),
+                 agents=array(ref("AgentState")), callbacks_overdue=INT),
+    "Conversation": obj(("sender", "handoff", "transcript", "notes", "history", "can_reply"), sender=STR, handoff=ANY_OBJECT,
+                        agent_name=STR, summary=ANY_OBJECT, summary_text=STR, summary_pending=BOOL, transcript=array(ANY_OBJECT),
+                        notes=array(ANY_OBJECT), history=array(ANY_OBJECT),
+                        history_hidden={"type": "integer", "description": "earlier handoffs other agents handled (not shown)"},
+                        can_reply=BOOL),
+    "Claimed": obj(("status", "handoff_id", "agent"), status=STR, handoff_id=STR, agent=STR, wait_s=NUM),
+    "TextBody": obj(("text",), text=TEXT),
+    "Sent": obj(("handoff_id",), handoff_id=STR, entry=ANY_OBJECT, cursor=STR),
+    "Noted": obj(("note",), note=ANY_OBJECT),
+    "TransferBody": obj(("to",), to={"type": "string", "description": "the username of an online agent"}),
+    "Transferred": obj(("status", "agent", "handoff_id"), status=STR, agent=STR, handoff_id=STR),
+    "ResolveBody": obj(("code",), code={"type": "string", "description": "a resolution code of the service policy"}),
+    "Resolved": obj(("status", "handoff_id", "code"), status=STR, handoff_id=STR, code=STR, handle_s=NUM),
+    "Callbacks": obj(("now", "callbacks"), now=NUM, callbacks=array(ANY_OBJECT)),
+    "CompleteBody": obj(("code",), code=STR, note={"type": "string", "maxLength": 2000}),
+    "Completed": obj(("status", "callback_id"), status=STR, callback_id=STR),
+    "Metrics": ANY_OBJECT,
+    "Health": obj(("status", "redis"), status=STR, redis=STR, intake_processed=INT),
+}
+
+ERRORS = {
+    "400": "malformed request (invalid_json, invalid_text, invalid_sender, invalid_code...)",
+    "401": "no valid session (unauthorized)",
+    "403": "not this agent's conversation (not_yours) or supervisors only (forbidden)",
+    "404": "no such conversation, ticket or route (not_found)",
+    "409": "the state does not allow it (already_claimed, offered_to_other, at_capacity, offline, done...)",
+    "413": "text or body too large",
+    "429": "too many login attempts (too_many_attempts; see Retry-After)",
+    "503": "Redis unavailable (unavailable) or no turn to check a password (login_busy)",
+}
+
+
+def _error(code: str) -> Schema:
+    return {"description": ERRORS[code], "content": {"application/json": {"schema": ref("Error")}}}
+
+
+def _ok(status: str, schema: Schema, description: str = "") -> Tuple[str, Schema]:
+    return status, {"description": description or "done", "content": {"application/json": {"schema": schema}}}
+
+
+def _param(name: str, pattern: str, description: str) -> Schema:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string", "pattern": pattern}}
+
+
+SENDER = _param("sender", SENDER_PATTERN, "the conversation id")
+CALLBACK = _param("callback_id", CALLBACK_PATTERN, "the callback ticket id")
+
+
+def op(summary: str, ok: Tuple[str, Schema], errors: str = "", body: Optional[str] = None, params: Optional[List[Schema]] = None,
+       public: bool = False, tag: str = "desk") -> Schema:
+    """One operation: its success response, the error statuses it may answer, body and parameters."""
+    responses: Dict[str, Schema] = {ok[0]: ok[1]}
+    statuses = set(errors.split()) | ({"400", "503"} if body else {"503"}) | (set() if public else {"401"})
+    for status in sorted(statuses):
+        responses[status] = _error(status)
+    operation: Schema = {"summary": summary, "tags": [tag], "responses": responses}
+    if not public:
+        operation["security"] = [{"bearer": []}]
+    else:
+        operation["security"] = []
+    if body:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
+    if params:
+        operation["parameters"] = params
+    return operation
+
+
+def _page(summary: str) -> Schema:
+    return {"summary": summary, "tags": ["pages"], "security": [],
+            "responses": {"200": {"description": "the page", "content": {"text/html": {"schema": STR}}}}}
+
+
+def build_openapi() -> Schema:
+    """The OpenAPI 3.0 document of every route of the desk."""
+    conversation = "/api/conversations/{sender}"
+    paths: Dict[str, Dict[str, Schema]] = {
+        "/": {"get": _page("the agents' console")},
+        "/metrics": {"get": _page("the metrics page (its figures come from /api/metrics, supervisors only)")},
+        "/favicon.ico": {"get": {"summary": "no icon", "tags": ["pages"], "security": [], "responses": {"204": {"description": "empty"}}}},
+        "/static/{name}": {"get": {
+            "summary": "the console's scripts and styles", "tags": ["pages"], "security": [],
+            "parameters": [_param("name", r"^[A-Za-z0-9_.-]+$", "a file of desk/static")],
+            "responses": {"200": {"description": "the file", "content": {"text/javascript": {"schema": STR}, "text/css": {"schema": STR}}},
+                          "404": _error("404")}}},
+        "/health": {"get": op("health (checks Redis)", _ok("200", ref("Health")), public=True, tag="service")},
+        "/openapi.json": {"get": {"summary": "this document", "tags": ["service"], "security": [],
+                                  "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": ANY_OBJECT}}}}}},
+        "/api/login": {"post": op(
+            "log in: attempts are counted before the password is checked, per (username, client address) 5 per 5 minutes, "
+            "per address 20 per 5 minutes, per username 100 per 15 minutes; a success clears its (username, address) count",
+            _ok("200", ref("LoginResponse"), "the session"), "401 413 429", body="LoginRequest", public=True)},
+        "/api/logout": {"post": op("end the session; its websockets are closed", _ok("200", ref("Status")))},
+        "/api/presence": {"post": op("heartbeat", _ok("200", ref("Presence")))},
+        "/api/me": {"get": op("the agent and the desk's settings", _ok("200", ref("Me")))},
+        "/api/canned": {"get": op("canned replies", _ok("200", ref("CannedList")))},
+        "/api/queue": {"get": op("waiting conversations, the agent's own, agents online", _ok("200", ref("Queue")))},
+        conversation: {"get": op(
+            "a conversation: waiting ones for every agent; taken or resolved ones for their agent and supervisors",
+            _ok("200", ref("Conversation")), "400 403 404", params=[SENDER])},
+        f"{conversation}/claim": {"post": op("take a waiting conversation (exactly one agent wins)", _ok("200", ref("Claimed")),
+                                             "400 404 409", params=[SENDER])},
+        f"{conversation}/messages": {"post": op("reply to the shopper", _ok("201", ref("Sent")), "403 404 409 413",
+                                                body="TextBody", params=[SENDER])},
+        f"{conversation}/notes": {"post": op("internal note", _ok("201", ref("Noted")), "403 404 409 413", body="TextBody",
+                                             params=[SENDER])},
+        f"{conversation}/transfer": {"post": op("hand over to another online agent", _ok("200", ref("Transferred")), "403 404 409",
+                                                body="TransferBody", params=[SENDER])},
+        f"{conversation}/resolve": {"post": op("end the handoff; the bot asks for a rating", _ok("200", ref("Resolved")),
+                                               "403 404 409", body="ResolveBody", params=[SENDER])},
+        "/api/callbacks": {"get": op("callback tickets by due time", _ok("200", ref("Callbacks")), params=[
+            {"name": "include_done", "in": "query", "required": False, "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}])},
+        "/api/callbacks/{callback_id}/complete": {"post": op("close a callback ticket", _ok("200", ref("Completed")), "403 404 409",
+                                                             body="CompleteBody", params=[CALLBACK])},
+        "/api/metrics": {"get": op("the metrics page's figures (supervisors only)", _ok("200", ref("Metrics")), "400 403", params=[
+            {"name": "days", "in": "query", "required": False, "schema": {"type": "string", "pattern": r"^[0-9]{1,2}$", "default": "7"},
+             "description": "1 to 90"}])},
+        "/api/ws": {"get": {
+            "summary": "websocket of live events: first message {\"type\":\"auth\",\"token\"}; the session is checked again "
+                       "every 15 s and on each message, and the socket closed with code 4401 once it is gone or expired",
+            "tags": ["desk"], "security": [],
+            "responses": {"101": {"description": "switching to the websocket protocol"}, "400": _error("400")}}},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Agent desk API", "version": "1.0.0",
+                 "description": "The human agents' desk: login, queue, conversations, callbacks, metrics. "
+                                "Errors are {\"error\": {\"code\", \"message\"}}."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "token from /api/login"}}},
+    }
