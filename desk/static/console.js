@@ -104,6 +104,7 @@ async function enterDesk() {
   $("nav").hidden = false;
   $("me").hidden = false;
   $("me-name").textContent = `客服${state.me.agent.display_name}（${state.me.agent.username}）`;
+  $("tab-metrics").hidden = state.me.agent.role !== "supervisor";  // the metrics are for supervisors
   const canned = $("canned");
   canned.replaceChildren(el("option", { value: "" }, "快捷回复…"));
   state.me.canned_replies.forEach((c, i) => canned.append(el("option", { value: String(i) }, c.title)));
@@ -143,9 +144,10 @@ function connect() {
   state.socket = socket;
   socket.addEventListener("open", () => socket.send(JSON.stringify({ type: "auth", token: state.token })));
   socket.addEventListener("message", (event) => onEvent(JSON.parse(event.data)));
-  socket.addEventListener("close", () => {
+  socket.addEventListener("close", (event) => {
     state.socketReady = false;
     $("live-dot").classList.remove("on");
+    if (event.code === 4401 && state.token && state.socket === socket) { logout(true); return; }  // the session ended
     if (state.token && state.socket === socket) setTimeout(connect, 2000);
   });
 }
