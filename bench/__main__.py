@@ -65,7 +65,7 @@ from bench.load import LoadGenerator, LoadResult, Sample, kinds, summarize
 from bench.scenarios import CRM_UNAVAILABLE_REPLY, TRACKING_REPLY, Customer, CustomerRotation, ShopScript, StockScript
 from bench.systems import BenchError, OurStack, StockBot, cpu_shares, prepare_stock_bot, tree_cpu_seconds
 from bot import launcher
-from bot.identity import sign_customer_id
+from bot.identity import identity_token_for
 from bot.settings import PROJECT_ROOT
 
 logger = logging.getLogger("bench")
@@ -170,7 +170,7 @@ async def load_customers(generator: LoadGenerator, stack: OurStack) -> List[Cust
 
     order_ids = await asyncio.gather(*(orders_of(cid) for cid in ids))
     secret = stack.settings.shop_identity_secret
-    return [Customer(cid, sign_customer_id(secret, cid), tuple(orders)) for cid, orders in zip(ids, order_ids, strict=True)]
+    return [Customer(cid, identity_token_for(secret, cid, ttl_s=12 * 3600), tuple(orders)) for cid, orders in zip(ids, order_ids, strict=True)]
 
 
 async def drive_ours(stack: OurStack, args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
@@ -185,7 +185,7 @@ async def drive_ours(stack: OurStack, args: argparse.Namespace) -> Dict[str, Dic
         first = customers[0]
         status, body = await first_message(generator, stack.webhook_url, {
             "sender": "bench-check", "message": "我的快递到哪了",
-            "metadata": {"customer_id": first.customer_id, "signature": first.signature}})
+            "metadata": {"identity_token": first.identity_token}})
         if status != 200:
             raise BenchError(f"our app channel answered its first message with {status} {body!r}")
         probe = lambda: tree_cpu_seconds(stack.cpu_roots())  # noqa: E731

@@ -37,6 +37,7 @@ import logging
 import os
 import pstats
 import random
+import secrets
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,7 @@ from typing import Any, Callable, Dict, List, Optional
 from bench.load import percentile
 from bench.systems import BENCH_VAR, BenchError
 from bot import launcher
+from bot.identity import channel_identity
 from bot.redis_server import RedisServer, free_port
 from bot.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -175,9 +177,10 @@ async def measure(settings: Settings, model: Path, turns: int, profile: bool, pr
     rng = random.Random(5)
 
     async def turn(sender: str, customer_id: str, text: str) -> Optional[List[Dict[str, Any]]]:
-        # the metadata the app channel attaches once it has verified the shop's signature
-        message = UserMessage(text, CollectingOutputChannel(), sender, input_channel="app",
-                              metadata={"channel": "app", "verified": True, "customer_id": customer_id})
+        # the metadata the app channel attaches once it has verified the shop's identity token
+        metadata = {"channel": "app", "verified": True, "customer_id": customer_id,
+                    "identity": channel_identity(settings.shop_identity_secret, sender, customer_id)}
+        message = UserMessage(text, CollectingOutputChannel(), sender, input_channel="app", metadata=metadata)
         return await agent.handle_message(message)
 
     def tracking_text(customer_id: str) -> str:
@@ -312,7 +315,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     redis_port = free_port()
     settings = dataclasses.replace(load_settings({}), var_dir=directory, redis_url=f"redis://127.0.0.1:{redis_port}/0",
                                    crm_port=free_port(), action_port=free_port(), rasa_port=free_port(),
-                                   desk_port=free_port(), shop_port=free_port())
+                                   desk_port=free_port(), shop_port=free_port(), action_server_token=secrets.token_urlsafe(32))
     stack = launcher.Stack(settings)
     try:
         stack.redis = RedisServer(redis_port, directory / "redis").start()
@@ -322,7 +325,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         stack.start_child(launcher.Child("crm", [py, "-m", "crm", "serve", "--host", settings.crm_host,
                                                  "--port", str(settings.crm_port)], f"{settings.effective_crm_url}/health"),
                           env, 60)
-        stack.start_child(launcher.Child("action-server", [py, "-m", "rasa_sdk", "--actions", "actions",
+        stack.start_child(launcher.Child("action-server", [py, "-m", "actions.server",
                                                            "--port", str(settings.action_port)],
                                          f"http://{settings.action_host}:{settings.action_port}/health"), env, 90)
         os.environ.update(env)  # endpoints.yml takes the Redis and action server addresses from the environment

@@ -31,7 +31,7 @@ import yaml
 
 from bench.systems import OurStack
 from bot import launcher
-from bot.identity import sign_customer_id
+from bot.identity import identity_token_for
 from bot.settings import PROJECT_ROOT
 
 SCRIPTS = Path(__file__).with_name("conversations.yml")
@@ -63,11 +63,13 @@ def expand(scripts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return conversations
 
 
-def post(url: str, body: Dict[str, Any]) -> Tuple[int, Any]:
-    """POST JSON; returns (status, decoded body)."""
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+def post(url: str, body: Dict[str, Any], headers: Dict[str, str]) -> Tuple[int, Any]:
+    """POST JSON; returns (status, decoded body). An anonymous conversation's token lands in ``headers``."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", **headers})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
+            if response.headers.get("X-Conversation-Token"):
+                headers["X-Conversation-Token"] = response.headers["X-Conversation-Token"]
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
@@ -76,7 +78,8 @@ def post(url: str, body: Dict[str, Any]) -> Tuple[int, Any]:
 def play(conversation: Dict[str, Any], webhook: str, secret: str) -> Outcome:
     """Play one conversation through the app channel and judge it."""
     customer = conversation.get("customer", "anonymous")
-    metadata = {} if customer == "anonymous" else {"customer_id": customer, "signature": sign_customer_id(secret, customer)}
+    metadata = {} if customer == "anonymous" else {"identity_token": identity_token_for(secret, customer)}
+    headers: Dict[str, str] = {}
     sender = f"contain-{uuid.uuid4().hex[:16]}"
     outcome = Outcome(conversation["id"], conversation["flow"], contained=False)
     buttons: List[Dict[str, str]] = []
@@ -89,7 +92,7 @@ def play(conversation: Dict[str, Any], webhook: str, secret: str) -> Outcome:
             text = match["payload"]
         else:
             text = turn["say"]
-        status, body = post(webhook, {"sender": sender, "message": text, "metadata": metadata})
+        status, body = post(webhook, {"sender": sender, "message": text, "metadata": metadata}, headers)
         replies = body if isinstance(body, list) else []
         reply_text = "\n".join(reply.get("text", "") or "" for reply in replies)
         outcome.transcript.append((text, reply_text))

@@ -42,7 +42,7 @@ import yaml
 
 from bot import launcher
 from bot.handoff import keys
-from bot.identity import sign_customer_id
+from bot.identity import identity_token_for
 from bot.redis_server import RedisServer, free_port
 from bot.settings import PROJECT_ROOT, load_settings
 
@@ -93,7 +93,7 @@ class Clients:
 
 async def say(session: aiohttp.ClientSession, c: Clients, sender: str, customer: str, text: str) -> Tuple[int, Any, float]:
     """A shopper's message; returns (status, body, seconds)."""
-    body = {"sender": sender, "message": text, "metadata": {"customer_id": customer, "signature": sign_customer_id(c.secret, customer)}}
+    body = {"sender": sender, "message": text, "metadata": {"identity_token": identity_token_for(c.secret, customer)}}
     started = time.perf_counter()
     async with session.post(f"{c.app}/webhook", json=body) as response:
         payload = await response.json(content_type=None)
@@ -108,10 +108,9 @@ async def desk_call(session: aiohttp.ClientSession, c: Clients, method: str, pat
 
 async def fetch_messages(session: aiohttp.ClientSession, c: Clients, sender: str, customer: str, after: str) -> Tuple[List[Dict[str, Any]], str]:
     """Messages pushed to a shopper after a cursor."""
-    params = {"customer_id": customer, "signature": sign_customer_id(c.secret, customer)}
-    if after:
-        params["after"] = after
-    async with session.get(f"{c.app}/messages/{sender}", params=params) as response:
+    params = {"after": after} if after else {}
+    headers = {"X-Identity-Token": identity_token_for(c.secret, customer)}
+    async with session.get(f"{c.app}/messages/{sender}", params=params, headers=headers) as response:
         body = await response.json(content_type=None)
         return body.get("messages", []), body.get("cursor", after)
 

@@ -64,10 +64,10 @@ CRM_UNAVAILABLE_REPLY = "订单系统暂时没有响应"
 
 @dataclass(frozen=True)
 class Customer:
-    """A seeded CRM customer the bench impersonates (with a signature from the shop's backend)."""
+    """A seeded CRM customer the bench impersonates (with an identity token from the shop's backend)."""
 
     customer_id: str
-    signature: str
+    identity_token: str
     order_ids: Sequence[str]
 
 
@@ -94,7 +94,7 @@ def _tracking_text(customer: Customer, rng: random.Random) -> str:
 
 def _body(sender: str, text: str, customer: Customer) -> Dict[str, object]:
     return {"sender": sender, "message": text,
-            "metadata": {"customer_id": customer.customer_id, "signature": customer.signature}}
+            "metadata": {"identity_token": customer.identity_token}}
 
 
 class ShopScript:

@@ -15,18 +15,20 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
-from bot.redis_server import RedisServer, port_is_open
+from bot import production
+from bot.redis_server import RedisServer, embedded_password, port_is_open
 from bot.settings import PROJECT_ROOT, Settings, load_settings
 
 logger = logging.getLogger("launcher")
@@ -71,8 +73,15 @@ def model_path(root: Path = PROJECT_ROOT) -> Path:
 
 
 def base_env(settings: Settings, redis_url: str) -> Dict[str, str]:
-    """Environment for every child: every setting resolved, Redis split for endpoints.yml."""
+    """Environment for every child: every setting resolved, Redis split for endpoints.yml.
+
+    ``redis://[user:password@]host:port/db`` or ``rediss://...`` (TLS; ``?ssl_ca_certs=/path`` for a
+    private CA) becomes REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_USERNAME, REDIS_PASSWORD (both
+    percent-decoded), REDIS_USE_SSL (``true`` for rediss, else empty: YAML hands Rasa a string, and
+    only the empty one is false) and REDIS_SSL_CA_CERTS.
+    """
     parsed = urlparse(redis_url)
+    query = parse_qs(parsed.query)
     env = dict(os.environ)
     for name in Settings.__dataclass_fields__:
         env[name.upper()] = str(getattr(settings, name))
@@ -83,7 +92,10 @@ def base_env(settings: Settings, redis_url: str) -> Dict[str, str]:
             "REDIS_HOST": parsed.hostname or "127.0.0.1",
             "REDIS_PORT": str(parsed.port or 6379),
             "REDIS_DB": (parsed.path or "/0").lstrip("/") or "0",
-            "REDIS_PASSWORD": parsed.password or "",
+            "REDIS_USERNAME": unquote(parsed.username or ""),
+            "REDIS_PASSWORD": unquote(parsed.password or ""),
+            "REDIS_USE_SSL": "true" if parsed.scheme == "rediss" else "",
+            "REDIS_SSL_CA_CERTS": query.get("ssl_ca_certs", [""])[0],
             "CRM_URL": settings.effective_crm_url,
             "DATABASE_URL": settings.effective_database_url,
             "RASA_TELEMETRY_ENABLED": "false",
@@ -214,11 +226,11 @@ class Stack:
 
 def print_banner(settings: Settings, redis_url: str) -> None:
     """Tell the user where everything is and how to try it."""
-    from bot.identity import sign_customer_id
+    from bot.identity import identity_token_for
 
-    signature = sign_customer_id(settings.shop_identity_secret, DEMO_CUSTOMER)
+    token = identity_token_for(settings.shop_identity_secret, DEMO_CUSTOMER, ttl_s=12 * 3600)
     body = json.dumps({"sender": "demo-1", "message": "我的快递到哪了",
-                       "metadata": {"customer_id": DEMO_CUSTOMER, "signature": signature}}, ensure_ascii=False)
+                       "metadata": {"identity_token": token}}, ensure_ascii=False)
     print(f"""
 The shop assistant is running.
   App channel   http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app/webhook
@@ -251,19 +263,27 @@ def start_services(stack: Stack, model: Optional[Path] = None) -> str:
         model: the trained model to serve; trained first when omitted and out of date.
     """
     settings = stack.settings
+    production.enforce(settings, "make run")
     redis_url = settings.redis_url
     if not redis_url:
-        stack.redis = RedisServer(settings.embedded_redis_port, settings.var_dir / "redis").start()
+        redis_dir = settings.var_dir / "redis"
+        stack.redis = RedisServer(settings.embedded_redis_port, redis_dir, password=embedded_password(redis_dir),
+                                  maxmemory_mb=settings.redis_maxmemory_mb).start()
         redis_url = stack.redis.url
-        logger.info("embedded redis-server on %s (append-only file in %s)", redis_url, settings.var_dir / "redis")
+        used_mb, limit_mb = stack.redis.memory_mb()
+        logger.info("embedded redis-server on 127.0.0.1:%d (password in %s, append-only file in %s, %.0f of %s MB used)",
+                    stack.redis.port, redis_dir / "password", redis_dir, used_mb, f"{limit_mb:.0f}" if limit_mb else "unlimited")
+    if not settings.action_server_token:  # one shared secret of Rasa and the action server per start
+        settings = stack.settings = replace(settings, action_server_token=secrets.token_urlsafe(32))
     env = base_env(settings, redis_url)
     model = model or train_if_needed(env)
     py = python_bin()
     subprocess.run([py, "-m", "crm", "ensure-seeded"], cwd=PROJECT_ROOT, env=env, check=True)
     stack.start_child(Child("crm", [py, "-m", "crm", "serve", "--host", settings.crm_host, "--port", str(settings.crm_port)],
                             f"{settings.effective_crm_url}/health"), env, 60)
-    stack.start_child(Child("action-server", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
-                            f"http://{settings.action_host}:{settings.action_port}/health"), env, 90)
+    stack.start_child(Child("action-server", [py, "-m", "actions.server", "--host", settings.action_host,
+                                              "--port", str(settings.action_port)],
+                            f"http://{_local(settings.action_host)}:{settings.action_port}/health"), env, 90)
     stack.start_child(Child("desk", [py, "-m", "desk", "serve", "--host", settings.desk_host, "--port", str(settings.desk_port)],
                             f"http://{_local(settings.desk_host)}:{settings.desk_port}/health"), env, 60)
     stack.start_child(Child("shop", [py, "-m", "shop", "serve", "--host", settings.shop_host, "--port", str(settings.shop_port)],
@@ -280,6 +300,7 @@ def start_demo_peers(stack: Stack, redis_url: str) -> None:
     settings = stack.settings
     if settings.wechat_api_base:
         return
+    production.enforce(settings, "wechat-sim", with_simulator=True)
     env = base_env(settings, redis_url)
     stack.start_child(Child("wechat-sim", [python_bin(), "-m", "wechat_sim", "serve", "--host", settings.wechat_sim_host,
                                            "--port", str(settings.wechat_sim_port)],

@@ -28,8 +28,13 @@ class Settings:
     # Timezone in which shoppers and agents read dates and times.
     shop_timezone: str = "Asia/Shanghai"
 
-    # Shopper identity: the shop's backend signs customer ids with this HMAC-SHA256 key.
+    # Shopper identity: the shop's backend makes identity tokens with this HMAC-SHA256 key; every
+    # other key (callbacks, WeChat bindings, conversation tokens, tracker encryption) derives from it.
     shop_identity_secret: str = "dev-shop-secret"
+    # Accept the old never-expiring signature HMAC(secret, customer_id) besides identity tokens.
+    shop_identity_static_signatures: bool = False
+    # "production" refuses default secrets, demo passwords and the WeChat simulator at start.
+    shop_env: str = "development"
 
     # Reference CRM service.
     crm_host: str = "127.0.0.1"
@@ -43,6 +48,8 @@ class Settings:
     # Redis (tracker store, lock store, handoff queue). Empty: the launcher starts an embedded server.
     redis_url: str = ""
     embedded_redis_port: int = 6390
+    # Memory cap of the embedded server, MB (0: none); beyond it writes fail and the channels answer 503.
+    redis_maxmemory_mb: int = 512
 
     # Rasa server, action server, agent desk.
     rasa_host: str = "127.0.0.1"
@@ -53,6 +60,13 @@ class Settings:
     nlu_cache_size: int = 10000
     action_host: str = "127.0.0.1"
     action_port: int = 5055
+    # Shared secret Rasa sends to the action server (header X-Action-Token); empty: the launcher
+    # generates one per start.
+    action_server_token: str = ""
+    # Largest request body the action server reads, bytes.
+    action_max_body_bytes: int = 4 * 1024 * 1024
+    # Longest Rasa waits for one action, seconds (below the 60 s conversation locks).
+    action_timeout_s: float = 20.0
     # Hosts the app channel may POST pushed messages to (a conversation's callback_url), comma-separated.
     app_callback_hosts: str = "127.0.0.1,localhost"
     desk_host: str = "127.0.0.1"
@@ -104,12 +118,22 @@ class Settings:
 
     @property
     def effective_redis_url(self) -> str:
-        """Redis URL; the embedded server's when REDIS_URL is not set."""
-        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+        """Redis URL; the embedded server's when REDIS_URL is not set (with its password, once generated)."""
+        if self.redis_url:
+            return self.redis_url
+        from bot.redis_server import local_url, read_password
+
+        return local_url(self.embedded_redis_port, read_password(self.var_dir / "redis"))
 
 
 def _convert(name: str, raw: str, kind: type) -> object:
     try:
+        if kind is bool:
+            if raw.strip().lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.strip().lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
         if kind is int:
             return int(raw)
         if kind is float:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
@@ -50,6 +51,21 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted, in bytes."""
+
+IDENTITY_TOKEN_HEADER = "X-Identity-Token"
+"""Header carrying the shop's identity token on ``GET /messages/<sender>``."""
+
+CONVERSATION_TOKEN_HEADER = "X-Conversation-Token"
+"""Header of an anonymous conversation's token: answered with its first message, sent back with every later request."""
+
+CONVERSATION_ID_HEADER = "X-Conversation-Id"
+"""Header naming the conversation of an answer (the id the server chose when the request had none)."""
+
+
+def new_conversation_id() -> str:
+    """A conversation id nobody can guess, for a request that did not bring one."""
+    return f"app-{secrets.token_hex(16)}"
+
 
 DEFAULT_PAGE_SIZE = 100
 """Messages returned by ``GET /messages/<sender>`` when no limit is given (also the maximum)."""
@@ -146,6 +162,8 @@ class AppInput(ShopperChannel):
             return _error("invalid_json", 400)
 
         sender_id = payload.get("sender")
+        if sender_id is None:
+            sender_id = new_conversation_id()
         if not isinstance(sender_id, str) or SENDER_PATTERN.fullmatch(sender_id) is None:
             return _error("invalid_sender", 400)
         text, refusal = check_text(payload.get("message"))
@@ -157,22 +175,27 @@ class AppInput(ShopperChannel):
             client_metadata = {}
         if not isinstance(client_metadata, dict):
             return _error("invalid_metadata", 400)
+        token = client_metadata.get("identity_token")
         claimed_id = client_metadata.get("customer_id")
         signature = client_metadata.get("signature")
-        if any(value is not None and not isinstance(value, str) for value in (claimed_id, signature)):
+        if any(value is not None and not isinstance(value, str) for value in (token, claimed_id, signature)):
             return _error("invalid_metadata", 400)
 
-        customer_id = self.resolve_identity(claimed_id, signature)
+        customer_id = self.resolve_identity(token, claimed_id, signature)
         verified = customer_id is not None
+        if token and not verified:
+            logger.info("app.identity.refused sender=%s", sender_id)
+            return _error("invalid_identity", 401)
         if claimed_id and not verified:
             logger.info("app.identity.unverified sender=%s", sender_id)
+        proven = verified or self.holds_conversation(sender_id, request.headers.get(CONVERSATION_TOKEN_HEADER))
 
         callback_url = payload.get("callback_url")
         if callback_url is not None and not valid_callback_url(callback_url, self.settings.app_callback_hosts):
             return _error("invalid_callback_url", 400)
 
         try:
-            admission = await self.admit(sender_id, customer_id, text)
+            admission = await self.admit(sender_id, customer_id, text, proven=proven)
         except REDIS_FAILURES as error:
             logger.error("app.binding.failed sender=%s error=%s", sender_id, type(error).__name__)
             return _error("bot_unavailable", 503)
@@ -187,7 +210,11 @@ class AppInput(ShopperChannel):
                 except REDIS_FAILURES as error:
                     logger.error("app.callback.register_failed sender=%s error=%s", sender_id, type(error).__name__)
                     return _error("bot_unavailable", 503)
-            return await self.take_turn(sender_id, text, customer_id, admission, on_new_message)
+            answer = await self.take_turn(sender_id, text, customer_id, admission, on_new_message)
+        answer.headers[CONVERSATION_ID_HEADER] = sender_id
+        if not verified and binding.created:
+            answer.headers[CONVERSATION_TOKEN_HEADER] = self.conversation_token(sender_id)
+        return answer
 
     async def take_turn(self, sender_id: str, text: str, customer_id: Optional[str], admission: Admission,
                      on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
@@ -211,7 +238,7 @@ class AppInput(ShopperChannel):
 
         collector = CollectingOutputChannel()
         message = UserMessage(
-            text,
+            await self.bot_text(sender_id, text),
             collector,
             sender_id,
             input_channel=self.name(),
@@ -235,6 +262,7 @@ class AppInput(ShopperChannel):
             return _error("bot_unavailable", 503)
 
         if collector.messages:
+            await self.remember_buttons(sender_id, collector.messages)
             return _json(collector.messages)
         code = await self.silent_turn_code(sender_id)
         if code is None:
@@ -275,11 +303,14 @@ class AppInput(ShopperChannel):
             return _error("bot_unavailable", 503)
         if owner is None:
             return _error("conversation_not_found", 404)
-        if owner != ANONYMOUS_OWNER:
-            customer_id = self.resolve_identity(request.args.get("customer_id"), request.args.get("signature"))
-            if customer_id != owner:
-                logger.warning("app.messages.forbidden sender=%s", sender_id)
-                return _error("conversation_forbidden", 403)
+        if owner == ANONYMOUS_OWNER:
+            allowed = self.holds_conversation(sender_id, request.headers.get(CONVERSATION_TOKEN_HEADER))
+        else:
+            allowed = self.resolve_identity(request.headers.get(IDENTITY_TOKEN_HEADER), request.args.get("customer_id"),
+                                            request.args.get("signature")) == owner
+        if not allowed:
+            logger.warning("app.messages.forbidden sender=%s", sender_id)
+            return _error("conversation_forbidden", 403)
 
         try:
             messages, cursor = await self.outbox().fetch(sender_id, after=after, limit=limit)

@@ -29,6 +29,10 @@ from bot.handoff.scripts import STATS_TTL_S
 ANONYMOUS_OWNER = "~anonymous"
 """Owner marker of a conversation started by an anonymous shopper."""
 
+UNPROVEN_ANONYMOUS = "~unproven"
+"""Owner argument of an anonymous sender who did not present the conversation's token: such a
+sender may start a conversation, never continue one."""
+
 TURN_LOCK_TTL_MS = 60_000
 """Longest a message may hold its conversation's turn (a crashed process's turn ends then)."""
 
@@ -99,17 +103,21 @@ class Admission:
 
 ADMIT = EXPRESS_LUA + """
 -- KEYS: owner(sender), day stats, turn(sender), then the four keys of express_enqueue.
--- ARGV: owner, binding ttl s, stats ttl s, turn token ('' takes no turn), turn ttl ms,
+-- ARGV: owner ('~unproven': an anonymous sender without the conversation's token, who may only
+--       start a new conversation), binding ttl s, stats ttl s, turn token ('' takes no turn), turn ttl ms,
 --       express ('1' queues the request), then the seven arguments of express_enqueue.
 -- Answers {allowed, created, turn taken, queued}.
+local owner = ARGV[1]
+local new_only = 0
+if owner == '~unproven' then owner = '~anonymous' new_only = 1 end
 local current = redis.call('GET', KEYS[1])
 local created = 0
 if not current then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  redis.call('SET', KEYS[1], owner, 'EX', ARGV[2])
   created = 1
   redis.call('HINCRBY', KEYS[2], 'conversations', 1)
   redis.call('EXPIRE', KEYS[2], ARGV[3])
-elseif current ~= ARGV[1] then
+elseif new_only == 1 or current ~= owner then
   return {0, 0, 0, 0}
 else
   redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -136,6 +144,7 @@ async def admit(
     stats_key: str,
     turn_token: Optional[str] = None,
     express: Optional[HandoffRequest] = None,
+    proven: bool = True,
 ) -> Admission:
     """Bind a conversation to its owner (or check it), take its turn, queue an explicit 「转人工」.
 
@@ -149,6 +158,8 @@ async def admit(
             :data:`TURN_LOCK_TTL_MS` at most); None takes no turn.
         express: the request to queue (:func:`bot.handoff.express.express_request`); queued only
             when the turn is taken.
+        proven: for an anonymous sender, whether they presented the conversation's token; an
+            unproven one is allowed only when the conversation is new.
 
     Returns:
         What was done. Nothing is done for a sender who may not use the conversation.
@@ -158,7 +169,7 @@ async def admit(
     """
     allowed, created, turn_taken, queued = (int(value) for value in await script(redis, ADMIT)(
         keys=[owner_key(sender_id), stats_key, turn_key(sender_id), *express_keys(sender_id, customer_id)],
-        args=[owner_of(customer_id), ttl_s, STATS_TTL_S, turn_token or "", TURN_LOCK_TTL_MS,
+        args=[owner_of(customer_id) if customer_id or proven else UNPROVEN_ANONYMOUS, ttl_s, STATS_TTL_S, turn_token or "", TURN_LOCK_TTL_MS,
               "1" if express is not None and turn_token else "0", *(express_args(express) if express is not None else [""] * 7)],
     ))
     return Admission(

@@ -31,11 +31,19 @@ from bot.handoff.express import metadata_for as express_metadata
 from bot.handoff.policy import load_policy
 from bot.handoff.queue import cancel as cancel_handoff
 from bot.handoff.queue import estimated_wait, queue_position
-from bot.identity import is_valid_customer_id, verify_signature
+from bot.identity import (
+    channel_identity,
+    conversation_token,
+    is_valid_customer_id,
+    verify_conversation_token,
+    verify_identity_token,
+    verify_signature,
+)
 from bot.outbox import Outbox
 from bot.push import Deliver, PushDelivery
 from bot.settings import Settings, load_settings
 from connectors.binding import TURN_LOCK_TTL_MS, Admission, admit, turn_key
+from connectors.payloads import remember_offered, shopper_text
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +80,7 @@ MESSAGES: Dict[str, str] = {
     "message_too_long": f"您的消息有点长啦（超过{MAX_MESSAGE_CHARS}字），麻烦分成几条发送，谢谢您的理解！",
     "payload_too_large": "抱歉，这条消息太大了，麻烦精简后分几次发送，谢谢您的理解！",
     "invalid_metadata": "抱歉，登录信息格式有误，请重新登录后再试。",
+    "invalid_identity": "抱歉，您的登录状态已过期或无效，请重新登录商城后再试。",
     "invalid_callback_url": "抱歉，消息推送地址无效，请联系商城技术支持。",
     "conversation_forbidden": "抱歉，这个会话不属于当前账号，请刷新页面开始新的对话。",
     "conversation_not_found": "抱歉，没有找到这个会话，请刷新页面重新开始对话。",
@@ -106,6 +115,24 @@ def credential(credentials: Optional[Dict[str, Any]], key: str) -> Optional[Any]
     return None if value is None or value == "" else value
 
 
+_INVISIBLE = re.compile(
+    "[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"  # control characters but tab and line breaks
+    "\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\u00ad\u061c]"  # zero-width, bidi and format marks
+)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """A shopper's text without what no person reads and what would break storage or display.
+
+    Control characters (but tab and line breaks), zero-width and bidirectional marks go; a lone
+    surrogate (not a character, and not encodable in UTF-8) becomes U+FFFD; ``\r\n`` becomes
+    ``\n``. Everything a person wrote is kept.
+    """
+    text = _LONE_SURROGATE.sub("\ufffd", text.replace("\r\n", "\n"))
+    return _INVISIBLE.sub("", text)
+
+
 def check_text(text: Any) -> Tuple[str, Optional[str]]:
     """Validate a shopper's message text.
 
@@ -113,12 +140,15 @@ def check_text(text: Any) -> Tuple[str, Optional[str]]:
         text: the value the client sent as the message.
 
     Returns:
-        The stripped text and None, or ``("", code)`` with the :data:`MESSAGES` code of the refusal
-        (``invalid_message``, ``empty_message``, ``message_too_long``).
+        The cleaned (:func:`clean_text`), stripped text and None, or ``("", code)`` with the
+        :data:`MESSAGES` code of the refusal (``invalid_message``, ``empty_message`` also for a
+        text of invisible characters only, ``message_too_long``).
     """
     if not isinstance(text, str):
         return "", "invalid_message"
-    text = text.strip()
+    if len(text) > 4 * MAX_MESSAGE_CHARS:
+        return "", "message_too_long"
+    text = clean_text(text).strip()
     if not text:
         return "", "empty_message"
     if len(text) > MAX_MESSAGE_CHARS:
@@ -332,30 +362,59 @@ class ShopperChannel(InputChannel):
                                            outbox_ttl_s=self.ttl_s)
         return self._handoff
 
-    def resolve_identity(self, customer_id: Optional[str], signature: Optional[str]) -> Optional[str]:
+    def resolve_identity(self, identity_token: Optional[str] = None, customer_id: Optional[str] = None,
+                         signature: Optional[str] = None) -> Optional[str]:
         """The verified customer id of a request, or None for an anonymous shopper.
 
         Args:
-            customer_id: the claimed customer id.
-            signature: the claimed signature of the customer id.
+            identity_token: the shop's identity token (:func:`bot.identity.verify_identity_token`).
+            customer_id: the claimed customer id of the old static signature.
+            signature: the old static signature, accepted only with
+                ``SHOP_IDENTITY_STATIC_SIGNATURES=true``.
 
         Returns:
-            The customer id when its signature is valid, else None (never the claimed id).
+            The customer id the token (or allowed signature) proves, else None (never the claimed id).
         """
-        if customer_id and is_valid_customer_id(customer_id) and verify_signature(self.identity_secret, customer_id, signature):
+        if identity_token:
+            return verify_identity_token(self.identity_secret, identity_token)
+        if (self.settings.shop_identity_static_signatures and customer_id and is_valid_customer_id(customer_id)
+                and verify_signature(self.identity_secret, customer_id, signature)):
             return customer_id
         return None
 
-    def user_metadata(self, customer_id: Optional[str]) -> Dict[str, Any]:
+    def conversation_token(self, sender_id: str) -> str:
+        """The token an anonymous conversation's client sends back with every later request."""
+        return conversation_token(self.identity_secret, sender_id)
+
+    def holds_conversation(self, sender_id: str, token: Any) -> bool:
+        """Whether ``token`` is the conversation token of ``sender_id``."""
+        return verify_conversation_token(self.identity_secret, sender_id, token)
+
+    def user_metadata(self, sender_id: str, customer_id: Optional[str]) -> Dict[str, Any]:
         """The metadata Rasa receives with a message: built here, never taken from the client.
 
         Args:
+            sender_id: the conversation id.
             customer_id: the verified customer id, None for an anonymous shopper.
 
         Returns:
-            ``{"channel", "verified", "customer_id"}``.
+            ``{"channel", "verified", "customer_id", "identity"}``; the actions trust only
+            ``identity``, the channel's signature of the conversation and its customer
+            (:func:`bot.identity.channel_identity`).
         """
-        return {"channel": self.name(), "verified": customer_id is not None, "customer_id": customer_id}
+        return {"channel": self.name(), "verified": customer_id is not None, "customer_id": customer_id,
+                "identity": channel_identity(self.identity_secret, sender_id, customer_id)}
+
+    async def bot_text(self, sender_id: str, text: str) -> str:
+        """The text Rasa reads: a ``/`` payload only when the conversation was offered it (:mod:`connectors.payloads`)."""
+        return await shopper_text(self.redis(), sender_id, text)
+
+    async def remember_buttons(self, sender_id: str, messages: Any) -> None:
+        """Remember the payloads of the buttons the bot just sent, so the shopper may press them."""
+        try:
+            await remember_offered(self.redis(), sender_id, messages, self.ttl_s)
+        except REDIS_FAILURES as error:
+            logger.warning("%s.buttons.remember_failed sender=%s error=%s", self.name(), sender_id, type(error).__name__)
 
     async def message_metadata(self, sender_id: str, text: str, customer_id: Optional[str],
                                admission: Optional[Admission] = None) -> Dict[str, Any]:
@@ -379,7 +438,7 @@ class ShopperChannel(InputChannel):
         Returns:
             :meth:`user_metadata`, with the handoff opened for the message when there is one.
         """
-        metadata = self.user_metadata(customer_id)
+        metadata = self.user_metadata(sender_id, customer_id)
         decided = admission is not None and admission.turn_token is not None
         opened = admission.express if admission is not None else None
         if not decided and is_explicit_request(text):
@@ -392,7 +451,8 @@ class ShopperChannel(InputChannel):
             metadata.update(express_metadata(opened))
         return metadata
 
-    async def admit(self, sender_id: str, customer_id: Optional[str], text: Optional[str] = None) -> Admission:
+    async def admit(self, sender_id: str, customer_id: Optional[str], text: Optional[str] = None,
+                    proven: bool = True) -> Admission:
         """Admit a message in one Redis round trip: binding, the conversation's turn, an explicit 「转人工」.
 
         At a peak every shopper's first step waits for the worker's event loop between the bot
@@ -406,6 +466,8 @@ class ShopperChannel(InputChannel):
             sender_id: the conversation id.
             customer_id: the verified customer id, None for an anonymous shopper.
             text: the shopper's message; None only binds (a web session opening).
+            proven: for an anonymous shopper, whether the conversation's token came with the
+                message; without it only a new conversation is admitted.
 
         Returns:
             The binding, the turn's token when taken, the handoff queued when one was.
@@ -415,7 +477,7 @@ class ShopperChannel(InputChannel):
         """
         express = express_request(self.handoff_context(), sender_id, customer_id, self.name(), text) if text else None
         return await admit(self.redis(), sender_id, customer_id, self.ttl_s, self._stats_key(),
-                           turn_token=uuid.uuid4().hex if text is not None else None, express=express)
+                           turn_token=uuid.uuid4().hex if text is not None else None, express=express, proven=proven)
 
     def _stats_key(self) -> str:
         ctx = self.handoff_context()

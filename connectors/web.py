@@ -132,9 +132,11 @@ class WebOutput(SocketIOOutput):
     def __init__(self, sio: socketio.AsyncServer, bot_message_evt: str = BOT_EVENT) -> None:
         super().__init__(sio, bot_message_evt)
         self.sent = 0
+        self.messages: List[Dict[str, Any]] = []
 
     async def _send_message(self, socket_id: str, response: Any) -> None:
         self.sent += 1
+        self.messages.append(response)
         await self.sio.emit(self.bot_message_evt, {**response, "from": "bot"}, room=socket_id)
 
     async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any) -> None:
@@ -189,17 +191,20 @@ class WebInput(ShopperChannel):
             return False, None
         if not isinstance(custom, dict):
             raise Refused("invalid_metadata")
-        claimed, signature = custom.get("customer_id"), custom.get("signature")
-        if any(value is not None and not isinstance(value, str) for value in (claimed, signature)):
+        token, claimed, signature = custom.get("identity_token"), custom.get("customer_id"), custom.get("signature")
+        if any(value is not None and not isinstance(value, str) for value in (token, claimed, signature, custom.get("conversation_token"))):
             raise Refused("invalid_metadata")
-        if not claimed:
+        if not token and not claimed:
             return False, None
-        customer_id = self.resolve_identity(claimed, signature)
+        customer_id = self.resolve_identity(token, claimed, signature)
+        if token and customer_id is None:
+            logger.info("web.identity.refused")
+            raise Refused("invalid_identity")
         if customer_id is None:
             logger.info("web.identity.unverified")
         return True, customer_id
 
-    async def join(self, sid: str, session_id: str, customer_id: Optional[str]) -> None:
+    async def join(self, sid: str, session_id: str, customer_id: Optional[str], proven: bool = True) -> None:
         """Bind the session to its owner, then let the socket receive the session's messages.
 
         Args:
@@ -210,16 +215,18 @@ class WebInput(ShopperChannel):
         Raises:
             Refused: another owner has the conversation, or Redis could not answer.
         """
-        await self.admitted(session_id, customer_id)
+        await self.admitted(session_id, customer_id, proven=proven)
         await self.enter(sid, session_id, customer_id)
 
-    async def admitted(self, session_id: str, customer_id: Optional[str], text: Optional[str] = None) -> Admission:
+    async def admitted(self, session_id: str, customer_id: Optional[str], text: Optional[str] = None,
+                       proven: bool = True) -> Admission:
         """Admit a message, or a session opening, for its owner (:meth:`connectors.common.ShopperChannel.admit`).
 
         Args:
             session_id: the conversation id.
             customer_id: the verified customer id, None for an anonymous shopper.
             text: the message the socket sent; None when the session opens.
+            proven: for an anonymous shopper, whether the socket holds the conversation's token.
 
         Returns:
             What admitting the message did.
@@ -228,7 +235,7 @@ class WebInput(ShopperChannel):
             Refused: another owner has the conversation, or Redis could not answer.
         """
         try:
-            admission = await self.admit(session_id, customer_id, text)
+            admission = await self.admit(session_id, customer_id, text, proven=proven)
         except REDIS_FAILURES as error:
             logger.error("web.binding.failed sender=%s error=%s", session_id, type(error).__name__)
             raise Refused("bot_unavailable") from error
@@ -251,15 +258,20 @@ class WebInput(ShopperChannel):
             raise Refused("bot_unavailable") from error
         await self._switch(sid, session_id, customer_id, joined=True)
 
-    async def _switch(self, sid: str, session_id: str, customer_id: Optional[str], joined: bool) -> None:
-        """Record the socket's session, leaving the room of the one it had before."""
+    async def _switch(self, sid: str, session_id: str, customer_id: Optional[str], joined: bool, holder: bool = False) -> None:
+        """Record the socket's session, leaving the room of the one it had before.
+
+        ``holder``: the socket may start the (new) anonymous conversation ``session_id``; a joined
+        socket holds its conversation anyway.
+        """
         assert self.sio is not None
         previous = (await self.sio.get_session(sid)).get("session_id")
         if previous and previous != session_id:
             await self.sio.leave_room(sid, previous)
         if joined:
             await self.sio.enter_room(sid, session_id)
-        await self.sio.save_session(sid, {"session_id": session_id, "customer_id": customer_id, "joined": joined})
+        await self.sio.save_session(sid, {"session_id": session_id, "customer_id": customer_id, "joined": joined,
+                                          "holder": holder or joined})
 
     async def replay(self, sid: str, session_id: str, after: Any) -> int:
         """Send one socket the pushed messages of its session after the last one it has seen.
@@ -312,22 +324,36 @@ class WebInput(ShopperChannel):
                 raise Refused("invalid_sender")
             custom = data.get("customData")
             claimed, customer_id = self.identity_of(custom)
-            if claimed or await self._anonymous_conversation(session_id):
+            holder_token = custom.get("conversation_token") if isinstance(custom, dict) else None
+            owner = None if claimed else await self._owner(session_id)
+            if claimed:
                 await self.join(sid, session_id, customer_id)
+            elif owner == ANONYMOUS_OWNER and self.holds_conversation(session_id, holder_token):
+                await self.join(sid, session_id, None)
+            elif owner == ANONYMOUS_OWNER and holder_token is None:
+                # Someone else's anonymous conversation, or the client lost its token: a new one.
+                session_id = uuid.uuid4().hex
+                await self._switch(sid, session_id, None, joined=False, holder=True)
+            elif owner == ANONYMOUS_OWNER:
+                raise Refused("conversation_forbidden")
             else:
-                await self._switch(sid, session_id, None, joined=False)
+                await self._switch(sid, session_id, None, joined=False, holder=owner is None)
         except Refused as refusal:
             await self.refuse(sid, refusal.code)
             return
-        await self.sio.emit("session_confirm", session_id, to=sid)
-        joined = bool((await self.sio.get_session(sid)).get("joined"))
+        state = await self.sio.get_session(sid)
+        confirm: Dict[str, Any] = {"session_id": session_id}
+        if state.get("customer_id") is None and (state.get("holder") or state.get("joined")):
+            confirm["conversation_token"] = self.conversation_token(session_id)
+        await self.sio.emit("session_confirm", confirm, to=sid)
+        joined = bool(state.get("joined"))
         logger.info("web.session.confirmed sender=%s joined=%s", session_id, joined)
         if joined:
             await self.replay(sid, session_id, (custom or {}).get("last_message_id") or data.get("last_message_id"))
 
-    async def _anonymous_conversation(self, session_id: str) -> bool:
+    async def _owner(self, session_id: str) -> Optional[str]:
         try:
-            return await conversation_owner(self.redis(), session_id) == ANONYMOUS_OWNER
+            return await conversation_owner(self.redis(), session_id)
         except REDIS_FAILURES as error:
             raise Refused("bot_unavailable") from error
 
@@ -374,10 +400,15 @@ class WebInput(ShopperChannel):
             raise Refused("no_session")
         if not isinstance(session_id, str) or SENDER_PATTERN.fullmatch(session_id) is None:
             raise Refused("invalid_sender")
-        claimed, customer_id = self.identity_of(data.get("customData"))
-        if not claimed and state.get("joined") and state.get("session_id") == session_id:
+        custom = data.get("customData")
+        claimed, customer_id = self.identity_of(custom)
+        own_session = state.get("session_id") == session_id
+        if not claimed and state.get("joined") and own_session:
             customer_id = state.get("customer_id")
-        admission = await self.admitted(session_id, customer_id, text)  # checks the owner again and renews the binding
+        proven = (own_session and bool(state.get("holder"))) or (
+            isinstance(custom, dict) and self.holds_conversation(session_id, custom.get("conversation_token")))
+        # checks the owner again and renews the binding
+        admission = await self.admitted(session_id, customer_id, text, proven=proven)
 
         async with self.conversation_turn(session_id, held=admission.turn_token):
             await self.enter(sid, session_id, customer_id)
@@ -402,7 +433,7 @@ class WebInput(ShopperChannel):
 
         output = WebOutput(self.sio)
         metadata = await self.message_metadata(session_id, text, customer_id, admission)
-        message = UserMessage(text, output, session_id, input_channel=self.name(), metadata=metadata)
+        message = UserMessage(await self.bot_text(session_id, text), output, session_id, input_channel=self.name(), metadata=metadata)
         logger.info("web.message.received sender=%s verified=%s chars=%d", session_id, customer_id is not None, len(text))
         try:
             await on_new_message(message)
@@ -412,6 +443,7 @@ class WebInput(ShopperChannel):
         except Exception as error:  # every failure reaches the shopper as a polite answer
             logger.error("web.message.failed sender=%s error=%s", session_id, type(error).__name__)
             raise Refused("bot_unavailable") from error
+        await self.remember_buttons(session_id, output.messages)
         if output.sent == 0:
             code = await self.silent_turn_code(session_id)
             if code is not None:

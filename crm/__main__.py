@@ -50,6 +50,9 @@ def _ensure_seeded(settings: Settings, today: dt.date, customers: int) -> None:
 
 
 def _serve(settings: Settings, host: Optional[str], port: Optional[int]) -> None:
+    from bot import production
+
+    production.enforce(settings, "crm", hosts=[host or settings.crm_host], check_agents=False)
     from crm.app import create_app
 
     app = create_app(settings)

@@ -4,7 +4,7 @@ Routes:
 
 - ``GET /``: the product page. The shopper chosen with the login picker (a cookie) is signed here,
   on the server, with ``SHOP_IDENTITY_SECRET``; the page carries only the customer id and its
-  signature (the widget sends both in ``session_request``), never the secret.
+  identity token (the widget sends it in ``session_request``), never the secret.
 - ``POST /login`` (form or JSON ``{"customer_id"}``): log in as a demo customer, or as an anonymous
   shopper with ``""`` / ``"anonymous"``; a form is redirected to ``/``, JSON is answered with the
   identity. An unknown customer is ``400`` JSON ``{"error": {"code", "message"}}``.
@@ -29,7 +29,7 @@ from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.identity import sign_customer_id
+from bot.identity import identity_token_for
 from bot.settings import Settings
 
 SHOP_DIR = Path(__file__).resolve().parent
@@ -83,13 +83,17 @@ def socket_origin(settings: Settings, request: Request) -> str:
     return f"http://{host}:{settings.rasa_port}"
 
 
+IDENTITY_TOKEN_TTL_S = 2 * 3600
+"""How long the identity token the page hands the widget stays valid (a reload makes a new one)."""
+
+
 def identity(settings: Settings, customer_id: Optional[str]) -> Dict[str, Any]:
-    """What the page tells the widget about the shopper: the id and the signature made here, never the secret."""
+    """What the page tells the widget about the shopper: the id and an identity token made here, never the secret."""
     customer = _BY_ID.get(customer_id or "")
     if customer is None:
-        return {"customer_id": None, "signature": None, "name": "游客"}
-    return {"customer_id": customer.customer_id, "signature": sign_customer_id(settings.shop_identity_secret, customer.customer_id),
-            "name": customer.name}
+        return {"customer_id": None, "identity_token": None, "name": "游客"}
+    token = identity_token_for(settings.shop_identity_secret, customer.customer_id, ttl_s=IDENTITY_TOKEN_TTL_S)
+    return {"customer_id": customer.customer_id, "identity_token": token, "name": customer.name}
 
 
 def render_page(template: str, settings: Settings, request: Request, customer_id: Optional[str]) -> str:

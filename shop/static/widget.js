@@ -30,9 +30,10 @@
   function load() {
     try {
       var saved = JSON.parse(window.localStorage.getItem(storageKey) || "{}");
-      return { session_id: saved.session_id || null, last_id: saved.last_id || null, history: saved.history || [], open: !!saved.open };
+      return { session_id: saved.session_id || null, last_id: saved.last_id || null, history: saved.history || [], open: !!saved.open,
+               conversation_token: saved.conversation_token || null };
     } catch (error) {
-      return { session_id: null, last_id: null, history: [], open: false };
+      return { session_id: null, last_id: null, history: [], open: false, conversation_token: null };
     }
   }
 
@@ -154,9 +155,10 @@
 
   function customData() {
     var data = { last_message_id: state.last_id };
-    if (config.customer_id) {
-      data.customer_id = config.customer_id;
-      data.signature = config.signature;
+    if (config.identity_token) {
+      data.identity_token = config.identity_token;
+    } else if (state.conversation_token) {
+      data.conversation_token = state.conversation_token;  // proves this browser started the anonymous chat
     }
     return data;
   }
@@ -187,6 +189,11 @@
       el.log.textContent = "";
     }
     state.session_id = id;
+    if (data && typeof data === "object" && data.conversation_token) {
+      state.conversation_token = data.conversation_token;
+    } else if (config.identity_token) {
+      state.conversation_token = null;
+    }
     save();
     confirmed = true;
     setStatus("在线", true);

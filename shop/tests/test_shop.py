@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import pytest
 
 from bot import launcher
-from bot.identity import sign_customer_id, verify_signature
+from bot.identity import verify_identity_token
 from bot.redis_server import free_port
 from bot.settings import PROJECT_ROOT, load_settings
 
@@ -76,7 +77,7 @@ def test_anonymous_page_has_no_identity(shop: str) -> None:
     status, headers, body = call("GET", f"{shop}/")
     assert status == 200 and headers["content-type"].startswith("text/html")
     config = page_config(body)
-    assert (config["customer_id"], config["signature"], config["name"]) == (None, None, "游客")
+    assert (config["customer_id"], config["identity_token"], config["name"]) == (None, None, "游客")
     assert config["socket_url"] == f"http://127.0.0.1:{RASA_PORT}" and config["socket_path"] == "/socket.io"
     csp = headers["content-security-policy"]
     assert f"connect-src 'self' http://127.0.0.1:{RASA_PORT} ws://127.0.0.1:{RASA_PORT}" in csp and "script-src 'self'" in csp
@@ -92,9 +93,10 @@ def test_the_chosen_customer_is_signed_on_the_server_and_the_secret_never_leaves
     _, _, body = call("GET", f"{shop}/", headers={"Cookie": cookie})
     config = page_config(body)
     assert (config["customer_id"], config["name"]) == ("C000001", "张伟")
-    assert config["signature"] == sign_customer_id(SECRET, "C000001")
-    assert verify_signature(SECRET, "C000001", config["signature"])
-    assert not verify_signature("dev-shop-secret", "C000001", config["signature"])
+    assert verify_identity_token(SECRET, config["identity_token"]) == "C000001"
+    assert verify_identity_token("dev-shop-secret", config["identity_token"]) is None
+    expires = int(config["identity_token"].split(".")[1])
+    assert 0 < expires - time.time() <= 2 * 3600
     served = [body] + [call("GET", f"{shop}/static/{name}")[2] for name in ("widget.js", "widget.css", "shop.css")]
     assert all(SECRET.encode() not in content for content in served)
 
@@ -127,7 +129,7 @@ def test_a_bad_customer_choice_is_400_json(shop: str, body: bytes, content_type:
 def test_a_forged_cookie_is_an_anonymous_shopper(shop: str) -> None:
     for cookie in ("shop_customer=C999999", "shop_customer=../../etc", "shop_customer="):
         config = page_config(call("GET", f"{shop}/", headers={"Cookie": cookie})[2])
-        assert config["customer_id"] is None and config["signature"] is None
+        assert config["customer_id"] is None and config["identity_token"] is None
 
 
 def test_static_files(shop: str) -> None:

@@ -53,7 +53,7 @@ def shop_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServ
     stack = launcher.Stack(settings)
     try:
         launcher.start_services(stack, trained_model)
-        yield ShopStack(settings, stack, redis_url=redis_url)
+        yield ShopStack(stack.settings, stack, redis_url=redis_url)
     finally:
         stack.stop()
         client = redis.Redis.from_url(redis_url)

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from bot import launcher
-from bot.identity import sign_customer_id
+from bot.identity import identity_token_for
 from bot.redis_server import RedisServer, free_port
 from bot.settings import Settings, load_settings
 
@@ -35,18 +35,34 @@ class RunningStack:
 
     settings: Settings
     stack: launcher.Stack
+    conversation_tokens: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def app_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.rasa_port}/webhooks/app"
 
+    def identity_token(self, customer_id: str) -> str:
+        """An identity token for ``customer_id``, as the shop's backend makes one."""
+        return identity_token_for(self.settings.shop_identity_secret, customer_id)
+
     def say(self, sender: str, text: str, customer_id: Optional[str] = None, signature: Optional[str] = None) -> Tuple[int, Any]:
-        """Send a message through the app channel; returns (status, JSON body)."""
+        """Send a message through the app channel; returns (status, JSON body).
+
+        A customer's message carries an identity token, or the old static ``signature`` when one is
+        given (accepted only where static signatures are switched on); an anonymous conversation's
+        later messages carry the token its first answer gave.
+        """
         metadata: Dict[str, str] = {}
-        if customer_id:
-            metadata["customer_id"] = customer_id
-            metadata["signature"] = signature if signature is not None else sign_customer_id(self.settings.shop_identity_secret, customer_id)
-        return http_json("POST", f"{self.app_url}/webhook", {"sender": sender, "message": text, "metadata": metadata})
+        if customer_id and signature is not None:
+            metadata.update(customer_id=customer_id, signature=signature)
+        elif customer_id:
+            metadata["identity_token"] = self.identity_token(customer_id)
+        headers = {"X-Conversation-Token": self.conversation_tokens[sender]} if sender in self.conversation_tokens else {}
+        status, body, answer_headers = http_exchange("POST", f"{self.app_url}/webhook",
+                                                     {"sender": sender, "message": text, "metadata": metadata}, headers=headers)
+        if answer_headers.get("X-Conversation-Token"):
+            self.conversation_tokens[sender] = answer_headers["X-Conversation-Token"]
+        return status, body
 
     def crm(self, path: str) -> Any:
         """GET a CRM resource with the API key."""
@@ -68,23 +84,30 @@ class RunningStack:
         try:
             yield
         finally:
-            env = launcher.base_env(self.settings, self.settings.redis_url)
+            env = launcher.base_env(self.stack.settings, self.stack.settings.redis_url)
             self.stack.start_child(launcher.Child(name, child.command, child.health_url), env, restart_timeout_s)
 
 
-def http_json(method: str, url: str, body: Any = None, headers: Optional[Dict[str, str]] = None, timeout: float = 30) -> Tuple[int, Any]:
-    """One HTTP request with a JSON body; returns (status, decoded JSON or raw text)."""
+def http_exchange(method: str, url: str, body: Any = None, headers: Optional[Dict[str, str]] = None,
+                  timeout: float = 30) -> Tuple[int, Any, Dict[str, str]]:
+    """One HTTP request with a JSON body; returns (status, decoded JSON or raw text, answer headers)."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw, status = response.read(), response.status
+            raw, status, answer_headers = response.read(), response.status, dict(response.headers)
     except urllib.error.HTTPError as error:
-        raw, status = error.read(), error.code
+        raw, status, answer_headers = error.read(), error.code, dict(error.headers)
     try:
-        return status, json.loads(raw or b"null")
+        return status, json.loads(raw or b"null"), answer_headers
     except json.JSONDecodeError:
-        return status, raw.decode(errors="replace")
+        return status, raw.decode(errors="replace"), answer_headers
+
+
+def http_json(method: str, url: str, body: Any = None, headers: Optional[Dict[str, str]] = None, timeout: float = 30) -> Tuple[int, Any]:
+    """One HTTP request with a JSON body; returns (status, decoded JSON or raw text)."""
+    status, decoded, _ = http_exchange(method, url, body, headers, timeout)
+    return status, decoded
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +126,7 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisS
     stack = launcher.Stack(settings)
     try:
         launcher.start_services(stack, trained_model)
-        yield RunningStack(settings, stack)
+        yield RunningStack(stack.settings, stack)
     finally:
         stack.stop()
 

@@ -17,7 +17,6 @@ import pytest
 
 from bot import launcher
 from bot.handoff import keys
-from bot.identity import sign_customer_id
 from bot.redis_server import RedisServer, free_port
 from bot.settings import load_settings
 from desk.tests.helpers import sync_client, wait_for, write_policy
@@ -53,9 +52,9 @@ class HandoffStack(RunningStack):
         return http_json(method, f"{self.desk_url}{path}", body, headers={"Authorization": f"Bearer {self.tokens[agent]}"})
 
     def messages(self, sender: str, customer_id: str, after: str = "") -> Tuple[List[Dict[str, Any]], str]:
-        signature = sign_customer_id(self.settings.shop_identity_secret, customer_id)
-        query = f"customer_id={customer_id}&signature={signature}" + (f"&after={after}" if after else "")
-        status, body = http_json("GET", f"{self.app_url}/messages/{sender}?{query}")
+        query = f"?after={after}" if after else ""
+        status, body = http_json("GET", f"{self.app_url}/messages/{sender}{query}",
+                                 headers={"X-Identity-Token": self.identity_token(customer_id)})
         assert status == 200, body
         return body["messages"], body["cursor"]
 
@@ -72,7 +71,7 @@ def handoff_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisS
     stack = launcher.Stack(settings)
     try:
         launcher.start_services(stack, trained_model)
-        yield HandoffStack(settings, stack, redis_url=redis_url)
+        yield HandoffStack(stack.settings, stack, redis_url=redis_url)
     finally:
         stack.stop()
 

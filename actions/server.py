@@ -1,0 +1,111 @@
+"""The action server: rasa-sdk's app, bound to loopback, answering only Rasa.
+
+``python -m actions.server [--host H] [--port N]`` serves the actions of this package with
+rasa-sdk's own webhook (``POST /webhook``, ``GET /actions``, ``GET /health``), plus what a server
+reachable by strangers needs:
+
+- every request but ``/health`` carries the shared secret ``ACTION_SERVER_TOKEN`` in the header
+  ``X-Action-Token`` (Rasa sends it from ``endpoints.yml``), else ``401`` and nothing runs;
+- bodies over ``ACTION_MAX_BODY_BYTES`` get ``413``; compressed bodies (which rasa-sdk would
+  inflate without a limit) get ``415``;
+- a failing action answers ``500`` with a code only, never the tracker it was sent;
+- it listens on ``ACTION_HOST`` (``127.0.0.1`` by default), never on every interface unasked.
+
+The identity of the shopper is not taken from the tracker either: see :mod:`actions.shopper`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import logging
+from typing import List, Optional
+
+from rasa_sdk.endpoint import create_app
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot import production
+from bot.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+TOKEN_HEADER = "X-Action-Token"
+"""Header carrying the shared secret of Rasa and the action server."""
+
+OPEN_PATHS = frozenset({"/health"})
+
+
+class ActionServerConfigError(RuntimeError):
+    """The action server cannot start safely with this configuration."""
+
+
+def _refusal(status: int, code: str) -> HTTPResponse:
+    return response.json({"error": {"code": code}}, status=status)
+
+
+def token_matches(expected: str, given: Optional[str]) -> bool:
+    """Whether the request's token is the shared secret (constant time; an empty secret matches nothing)."""
+    return bool(expected) and isinstance(given, str) and hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+
+
+def create_action_app(token: str, max_body_bytes: int, package: str = "actions") -> Sanic:
+    """rasa-sdk's action app behind the shared token and the body limit.
+
+    Args:
+        token: the shared secret every request must carry.
+        max_body_bytes: the largest body read.
+        package: the package whose actions are served.
+
+    Returns:
+        The Sanic app.
+
+    Raises:
+        ActionServerConfigError: the token is empty.
+    """
+    if not token:
+        raise ActionServerConfigError("ACTION_SERVER_TOKEN is empty: the action server answers no one without it")
+    app = create_app(package, cors_origins=None)
+    app.config.REQUEST_MAX_SIZE = max_body_bytes
+
+    @app.middleware("request")
+    async def guard(request: Request) -> Optional[HTTPResponse]:
+        if request.path in OPEN_PATHS:
+            return None
+        if not token_matches(token, request.headers.get(TOKEN_HEADER)):
+            logger.warning("actions.request.unauthorised path=%s", request.path)
+            return _refusal(401, "unauthorised")
+        if request.headers.get("Content-Encoding"):
+            return _refusal(415, "unsupported_encoding")
+        return None
+
+    async def failed(request: Request, exception: Exception) -> HTTPResponse:
+        status = getattr(exception, "status_code", 500)
+        if status == 413:
+            return _refusal(413, "payload_too_large")
+        if isinstance(status, int) and 400 <= status < 500:
+            return _refusal(status, "bad_request")
+        logger.error("actions.request.failed path=%s error=%s", request.path, type(exception).__name__, exc_info=exception)
+        return _refusal(500, "action_failed")
+
+    app.error_handler.add(Exception, failed)
+    return app
+
+
+def main(argv: Optional[List[str]] = None, settings: Optional[Settings] = None) -> None:
+    """Run the action server (one Sanic worker) until stopped."""
+    settings = settings or load_settings()
+    parser = argparse.ArgumentParser(prog="python -m actions.server", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=settings.action_host)
+    parser.add_argument("--port", type=int, default=settings.action_port)
+    args = parser.parse_args(argv)
+    production.enforce(settings, "action server", hosts=[args.host], check_agents=False)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_action_app(settings.action_server_token, settings.action_max_body_bytes)
+    logger.info("actions.server.listening host=%s port=%d", args.host, args.port)
+    app.run(host=args.host, port=args.port, access_log=False, workers=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The production guard: shipped secrets, demo passwords and the simulator never face strangers."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.production import ProductionGuardError, enforce, guarded, is_loopback, problems
+from bot.settings import PROJECT_ROOT, load_settings
+
+STRONG = "s" * 40
+
+
+def hardened(tmp_path: Path):
+    agents = tmp_path / "agents.yml"
+    from desk.auth import hash_password
+
+    agents.write_text(f"agents:\n  ops1:\n    display_name: 小李\n    password: '{hash_password('a real password', cost=2**10)}'\n",
+                      encoding="utf-8")
+    return dataclasses.replace(load_settings({}), shop_identity_secret=STRONG, crm_api_key="k" * 32, wechat_token="t" * 32,
+                               wechat_appsecret="a" * 32, wechat_api_base="https://api.weixin.qq.com", desk_agents_file=agents)
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.8.0.1", True), ("::1", True), ("localhost", True),
+                                            ("0.0.0.0", False), ("10.0.0.5", False), ("shop.example", False), ("", False)])
+def test_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_make_run_on_loopback_keeps_the_development_defaults() -> None:
+    settings = load_settings({})
+    assert not guarded(settings)
+    enforce(settings, "make run")  # does not raise
+
+
+def test_every_shipped_default_is_named_when_bound_beyond_loopback() -> None:
+    settings = dataclasses.replace(load_settings({}), action_host="0.0.0.0")
+    assert guarded(settings)
+    with pytest.raises(ProductionGuardError) as refused:
+        enforce(settings, "make run")
+    message = str(refused.value)
+    for name in ("SHOP_IDENTITY_SECRET", "CRM_API_KEY", "WECHAT_TOKEN", "WECHAT_APPSECRET", "WECHAT_API_BASE", "'agent1'", "'agent2'"):
+        assert name in message
+
+
+def test_production_env_guards_a_loopback_stack_too(tmp_path: Path) -> None:
+    settings = dataclasses.replace(hardened(tmp_path), shop_env="production")
+    assert guarded(settings) and problems(settings) == []
+    enforce(settings, "make run")
+    with pytest.raises(ProductionGuardError, match="wechat-sim"):
+        enforce(settings, "wechat-sim", with_simulator=True)
+    with pytest.raises(ProductionGuardError, match="at least 32"):
+        enforce(dataclasses.replace(settings, shop_identity_secret="short-but-not-default"), "make run")
+
+
+def test_a_service_started_on_its_own_refuses_too() -> None:
+    env = {"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin", "SHOP_ENV": "production", "ACTION_SERVER_TOKEN": "x" * 32}
+    done = subprocess.run([sys.executable, "-m", "actions.server", "--port", "1"], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "SHOP_IDENTITY_SECRET is still the shipped default" in done.stderr
