@@ -378,7 +378,22 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
         mine_ids = sorted(await ctx.redis.smembers(keys.agent_load(agent.username)))
         mine = views.sort_mine([views.mine_item(r, now) for r in await queue.records(ctx, mine_ids) if r.get("status") == "assigned"])
         overdue = sum(1 for t in await callbacks.list_callbacks(ctx) if t.get("overdue"))
-        return _json({"now": now, "waiting": waiting, "mine": mine, "agents": await agent_list(), "callbacks_overdue": overdue})
+        body = {"now": now, "waiting": waiting, "mine": mine, "agents": await agent_list(), "callbacks_overdue": overdue}
+        if agent.supervisor:
+            body["in_service"] = await in_service(now)
+        return _json(body)
+
+    async def in_service(now: float) -> List[Dict[str, Any]]:
+        """Every agent's conversations (for supervisors), oldest claim first."""
+        ctx = handoff()
+        async with ctx.redis.pipeline(transaction=False) as pipe:
+            for username in agents:
+                pipe.smembers(keys.agent_load(username))
+            loads = await pipe.execute()
+        ids = sorted({handoff_id for load in loads for handoff_id in load})
+        found = [r for r in await queue.records(ctx, ids) if r.get("status") == "assigned"]
+        return views.sort_mine([{**views.mine_item(r, now), "agent": r.get("agent"), "agent_name": names.get(r.get("agent") or "", "")}
+                                for r in found])
 
     async def visible_record(agent: auth.Agent, sender: str) -> Dict[str, Any]:
         """The conversation's current handoff record, if the agent may see it (404, 403 otherwise)."""

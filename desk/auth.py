@@ -321,6 +321,7 @@ class LoginGate:
 
     async def login(self, redis: Redis, username: str, password: str, client: str) -> LoginResult:
         """Throttle, then check a username and password from a client address."""
+        client = address_bucket(client)
         admitted, scope, retry_after = await admit_attempt(redis, username, client, self.limits)
         if not admitted:
             return LoginResult("throttled", retry_after_s=retry_after, scope=scope)
@@ -351,6 +352,19 @@ def _address(text: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6A
         return ipaddress.ip_address(text.strip().strip("[]"))
     except ValueError:
         return None
+
+
+def address_bucket(client: str) -> str:
+    """What login attempts are counted by: an IPv4 address, or the /64 network of an IPv6 address
+    (one subscriber usually has a whole /64, so counting single addresses would be no limit)."""
+    address = _address(client)
+    if address is None:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def client_address(peer: str, forwarded_for: Optional[str], trusted: Sequence[Network]) -> str:

@@ -145,11 +145,11 @@ def login_failures(username: str) -> str:
 
 
 def login_attempts(username: str, client: str) -> str:
-    """Counter of recent login attempts of one username from one client address.
+    """Counter of recent login attempts of one username from one client address (or IPv6 network).
 
-    The address comes first: it never holds a ``/``, so no username can make another pair's key.
+    The address comes first: it never holds a ``|``, so no username can make another pair's key.
     """
-    return f"desk:login_attempts:{client}/{username}"
+    return f"desk:login_attempts:{client}|{username}"
 
 
 def login_attempts_client(client: str) -> str:

@@ -107,6 +107,9 @@ def test_an_agent_cannot_read_another_agents_conversation_but_the_supervisor_can
     assert (status, body["error"]["code"]) == (403, "not_yours")
     status, view = desk.call("GET", f"/api/conversations/{sender}", "supervisor")
     assert status == 200 and view["handoff"]["agent"] == "agent1" and not view["can_reply"]
+    _, supervised = desk.call("GET", "/api/queue", "supervisor")
+    assert [(c["sender"], c["agent"]) for c in supervised["in_service"]] == [(sender, "agent1")]
+    assert "in_service" not in desk.call("GET", "/api/queue", "agent2")[1]
     assert desk.call("GET", f"/api/conversations/{sender}", "agent1")[0] == 200
 
     assert desk.call("POST", f"/api/conversations/{sender}/resolve", "agent1", {"code": "resolved"})[0] == 200

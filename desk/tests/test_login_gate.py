@@ -18,6 +18,7 @@ from desk.auth import (
     Limit,
     LoginGate,
     LoginLimits,
+    address_bucket,
     client_address,
     dummy_hash,
     hash_password,
@@ -130,6 +131,14 @@ def test_unknown_usernames_are_checked_against_a_hash_of_the_same_cost(redis_url
 )
 def test_client_address(peer: str, forwarded, trusted: str, client: str):
     assert client_address(peer, forwarded, parse_networks(trusted)) == client
+
+
+@pytest.mark.parametrize(
+    "client, bucket",
+    [("192.0.2.1", "192.0.2.1"), ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"), ("::ffff:192.0.2.1", "192.0.2.1"), ("unknown", "unknown")],
+)
+def test_attempts_from_ipv6_are_counted_per_network(client: str, bucket: str):
+    assert address_bucket(client) == bucket
 
 
 def test_roles_in_the_agents_file():
