@@ -131,6 +131,25 @@ async def _shopper_facts(tracker: Tracker, shopper: Shopper) -> ShopperFacts:
     return ShopperFacts(shopper.customer_id, verification, profile, orders)
 
 
+PAYLOAD_EXTRACTOR = "RegexMessageHandler"
+"""Rasa's name for the entities of a ``/intent{...}`` payload (the channels pass only offered ones)."""
+
+
+def offered_reason(tracker: Tracker) -> Optional[str]:
+    """The handoff reason of a button the bot offered (``/human_agent{"handoff_reason": ...}``), if pressed.
+
+    Only an entity of a payload counts, and only a reason code the service policy knows: nothing a
+    shopper types sets the reason an agent reads.
+    """
+    entities = (tracker.latest_message or {}).get("entities") or []
+    for entity in entities:
+        if entity.get("entity") == REASON_SLOT and entity.get("extractor") == PAYLOAD_EXTRACTOR:
+            value = entity.get("value")
+            if isinstance(value, str) and value in handoff_context().policy.reasons:
+                return value
+    return None
+
+
 def _latest_text(tracker: Tracker) -> str:
     return str((tracker.latest_message or {}).get("text") or "")
 
@@ -157,7 +176,7 @@ async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: O
     shopper = shopper_from_tracker(tracker)
     latest_intent = str(((tracker.latest_message or {}).get("intent") or {}).get("name") or "")
     failures = max(float(tracker.get_slot("failed_attempts") or 0), float(tracker.get_slot(FLOW_FAILURES_SLOT) or 0))
-    requested = next(tracker.get_latest_entity_values(REASON_SLOT), None) or tracker.get_slot(REASON_SLOT)
+    requested = offered_reason(tracker) or tracker.get_slot(REASON_SLOT)
     reason = reason or determine_reason(latest_intent, _latest_text(tracker), requested, failures,
                                         consecutive_fallbacks(tracker.events))
     label = reason_label(ctx.policy, reason)

@@ -85,6 +85,10 @@ class Settings:
     desk_agents_file: Path = PROJECT_ROOT / "desk" / "agents.yml"
     # How long a desk login lasts, seconds.
     desk_session_ttl_s: int = 12 * 3600
+    # Proxies (addresses or networks, comma-separated) whose X-Forwarded-For the desk believes.
+    desk_trusted_proxies: str = ""
+    # How often an agent's websocket re-checks its login, seconds.
+    desk_ws_recheck_s: float = 15.0
     # Connect and command timeout of every handoff Redis call (actions, channel, desk), seconds.
     handoff_redis_timeout_s: float = 1.0
     # A handoff request read by a desk but not acknowledged for this long is taken over, milliseconds.

@@ -3,12 +3,12 @@
 ``python -m desk serve [--host H] [--port P]`` runs the desk (DESK_HOST / DESK_PORT by default);
 ``python -m desk hash-password`` prints a password hash for ``desk/agents.yml``.
 
-Environment read by ``serve`` besides the stack's settings:
-
-- ``DESK_TRUSTED_PROXIES`` (default: none): addresses or networks of the reverse proxies in front
-  of the desk, comma-separated; only a request from one of them has its ``X-Forwarded-For``
-  honoured for the client address that login attempts are counted by.
-- ``DESK_WS_RECHECK_S`` (default 15): how often an open websocket's session is checked again.
+Settings of ``serve`` besides the addresses (``bot/settings.py``): ``DESK_TRUSTED_PROXIES``
+(default: none), the reverse proxies in front of the desk whose ``X-Forwarded-For`` is honoured for
+the client address that login attempts are counted by; ``DESK_WS_RECHECK_S`` (default 15), how
+often an open websocket's session is checked again. Bound beyond loopback or with
+``SHOP_ENV=production``, the desk refuses to start with default secrets or demo passwords
+(:mod:`bot.production`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import getpass
 import logging
-import os
 import sys
 from typing import List, Optional
 
@@ -53,16 +52,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.port:
         changes["desk_port"] = args.port
     settings = dataclasses.replace(settings, **changes)
-    from desk.app import WS_RECHECK_S, create_app
+    from bot import production
+    from desk.app import create_app
     from desk.auth import parse_networks
 
+    production.enforce(settings, "desk", hosts=[settings.desk_host])
     try:
-        proxies = parse_networks(os.environ.get("DESK_TRUSTED_PROXIES", ""))
-        recheck_s = float(os.environ.get("DESK_WS_RECHECK_S", "") or WS_RECHECK_S)
+        proxies = parse_networks(settings.desk_trusted_proxies)
     except ValueError as error:
-        print(f"DESK_TRUSTED_PROXIES or DESK_WS_RECHECK_S is invalid: {error}", file=sys.stderr)
+        print(f"DESK_TRUSTED_PROXIES is invalid: {error}", file=sys.stderr)
         return 2
-    app = create_app(settings, trusted_proxies=proxies, ws_recheck_s=max(1.0, recheck_s))
+    app = create_app(settings, trusted_proxies=proxies, ws_recheck_s=max(1.0, settings.desk_ws_recheck_s))
     app.run(host=settings.desk_host, port=settings.desk_port, workers=1, access_log=False, motd=False)
     return 0
 
