@@ -8,11 +8,9 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, List, Tuple
 
 import pytest
 import redis
@@ -20,62 +18,26 @@ from redis.asyncio import Redis
 
 from bot.handoff import agents
 from bot.handoff.context import context_from_settings
-from bot.identity import sign_callback, sign_customer_id
-from bot.outbox import Outbox
+from bot.identity import conversation_token, sign_callback, sign_customer_id
 from bot.redis_server import free_port
 from bot.settings import load_settings
-from connectors.app import MESSAGES, AppInput, handoff_key
+from connectors.app import AppInput, handoff_key
 from connectors.binding import ANONYMOUS_OWNER, owner_key
 from desk.tests.helpers import write_policy
-
-SECRET = "test-shop-secret"
+from tests.connectors.conftest import (
+    SECRET,
+    STATIC_SIGNATURES,
+    assert_error,
+    assert_sent_by,
+    fetch,
+    http,
+    push,
+    send,
+    signed,
+    statically_signed,
+)
 
 ServeChannel = Callable[..., Any]
-
-
-def http(method: str, url: str, body: Union[None, bytes, Dict[str, Any]] = None, timeout_s: float = 10.0) -> Tuple[int, Any]:
-    """Send one HTTP request and decode the JSON answer (None when the body is not JSON)."""
-    data = json.dumps(body, ensure_ascii=False).encode("utf-8") if isinstance(body, dict) else body
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
-            status, raw = answer.status, answer.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, None
-
-
-def signed(customer_id: str) -> Dict[str, str]:
-    return {"customer_id": customer_id, "signature": sign_customer_id(SECRET, customer_id)}
-
-
-def send(server: Any, sender: str, text: str, metadata: Optional[Dict[str, Any]] = None, **extra: Any) -> Any:
-    body: Dict[str, Any] = {"sender": sender, "message": text, **extra}
-    if metadata is not None:
-        body["metadata"] = metadata
-    return http("POST", f"{server.base}/webhook", body)
-
-
-def assert_error(status: int, body: Any, expected_status: int, code: str) -> None:
-    assert status == expected_status, body
-    assert body["error"]["code"] == code
-    assert body["error"]["message"] == MESSAGES[code]
-
-
-def push(redis_url: str, sender: str, messages: List[Dict[str, Any]]) -> List[str]:
-    async def main() -> List[str]:
-        client = Redis.from_url(redis_url, decode_responses=True)
-        try:
-            return [await Outbox(client, ttl_s=60).push(sender, message) for message in messages]
-        finally:
-            await client.close()
-
-    return asyncio.run(main())
 
 
 def test_health(serve_channel: ServeChannel) -> None:
@@ -97,7 +59,7 @@ def test_signed_customer_gets_verified_metadata_and_rest_replies(serve_channel: 
         {"recipient_id": "conv-signed", "text": "还有什么可以帮您？"},
     ]
     (message,) = server.bot.calls
-    assert message.metadata == {"channel": "app", "verified": True, "customer_id": "C10001"}
+    assert_sent_by(message, "app", "C10001")
     assert message.text == "我的快递到哪了"
     assert message.sender_id == "conv-signed"
     assert message.input_channel == "app"
@@ -120,11 +82,22 @@ def test_signed_customer_gets_verified_metadata_and_rest_replies(serve_channel: 
     ],
 )
 def test_forged_or_missing_signature_is_anonymous(serve_channel: ServeChannel, metadata: Any) -> None:
-    server = serve_channel(SECRET)
+    server = serve_channel(SECRET, settings=load_settings(STATIC_SIGNATURES))
     status, body = send(server, "conv-forged", "查一下我的订单", metadata)
     assert status == 200 and body
     (message,) = server.bot.calls
-    assert message.metadata == {"channel": "app", "verified": False, "customer_id": None}
+    assert_sent_by(message, "app", None)
+
+
+def test_a_valid_static_signature_is_anonymous_unless_the_shop_still_accepts_them(serve_channel: ServeChannel) -> None:
+    by_default, still_accepted = serve_channel(SECRET), serve_channel(SECRET, settings=load_settings(STATIC_SIGNATURES))
+    assert send(by_default, "conv-static", "查一下我的订单", statically_signed("C10001"))[0] == 200
+    assert send(still_accepted, "conv-static-ok", "查一下我的订单", statically_signed("C10001"))[0] == 200
+    assert_sent_by(by_default.bot.calls[0], "app", None)
+    assert_sent_by(still_accepted.bot.calls[0], "app", "C10001")
+    # the static claim carries on the customer's conversation only where it is accepted
+    assert send(still_accepted, "conv-static-ok", "还有一个问题", statically_signed("C10001"))[0] == 200
+    assert_error(*send(by_default, "conv-static-ok", "还有一个问题", statically_signed("C10001")), 403, "conversation_forbidden")
 
 
 def test_conversation_hijack_is_refused_before_the_bot(serve_channel: ServeChannel, redis_url: str) -> None:
@@ -138,6 +111,8 @@ def test_conversation_hijack_is_refused_before_the_bot(serve_channel: ServeChann
     status, body = send(server, "conv-owned", "把订单地址改了")
     assert_error(status, body, 403, "conversation_forbidden")
     status, body = send(server, "conv-owned", "把订单地址改了", {"customer_id": "C10001", "signature": "0" * 64})
+    assert_error(status, body, 403, "conversation_forbidden")
+    status, body = send(server, "conv-owned", "把订单地址改了", statically_signed("C10001"))  # not accepted by default
     assert_error(status, body, 403, "conversation_forbidden")
     assert len(server.bot.calls) == 2
 
@@ -165,7 +140,6 @@ INVALID_REQUESTS = [
     ("broken-json", b"{not json", 400, "invalid_json"),
     ("json-array", b"[1, 2]", 400, "invalid_json"),
     ("not-utf8", b"\xff\xfe", 400, "invalid_json"),
-    ("no-sender", {"message": "你好"}, 400, "invalid_sender"),
     ("numeric-sender", {"sender": 42, "message": "你好"}, 400, "invalid_sender"),
     ("sender-with-space", {"sender": "has space", "message": "你好"}, 400, "invalid_sender"),
     ("sender-too-long", {"sender": "x" * 65, "message": "你好"}, 400, "invalid_sender"),
@@ -330,44 +304,66 @@ def test_messages_paging_and_access_control(serve_channel: ServeChannel, redis_u
             {"text": "会话已结束", "from": "system"},
         ],
     )
-    auth = "customer_id=C10001&signature=" + sign_customer_id(SECRET, "C10001")
-    url = f"{server.base}/messages/conv-out?{auth}"
+    token = signed("C10001")["identity_token"]
 
-    status, body = http("GET", f"{url}&limit=2")
+    status, body = fetch(server, "conv-out", "limit=2", identity=token)
     assert status == 200
     assert [m["text"] for m in body["messages"]] == ["您好，我是客服小王", "已为您登记退货"]
     assert [m["cursor"] for m in body["messages"]] == ids[:2]
     assert body["messages"][0]["from"] == "agent" and body["messages"][0]["recipient_id"] == "conv-out"
     assert body["cursor"] == ids[1]
 
-    status, body = http("GET", f"{url}&after={body['cursor']}")
+    status, body = fetch(server, "conv-out", f"after={body['cursor']}", identity=token)
     assert status == 200 and [m["text"] for m in body["messages"]] == ["会话已结束"]
     assert body["cursor"] == ids[2]
-    status, body = http("GET", f"{url}&after={ids[2]}")
+    status, body = fetch(server, "conv-out", f"after={ids[2]}", identity=token)
     assert (status, body) == (200, {"messages": [], "cursor": ids[2]})
 
-    other = "customer_id=C10002&signature=" + sign_customer_id(SECRET, "C10002")
-    for query in (other, "customer_id=C10001&signature=" + "0" * 64, "customer_id=C10001", ""):
-        status, body = http("GET", f"{server.base}/messages/conv-out?{query}")
+    static = "customer_id=C10001&signature=" + sign_customer_id(SECRET, "C10001")  # not accepted by default
+    tampered = token[:-1] + ("1" if token.endswith("0") else "0")
+    for query, identity in ((static, None), ("", signed("C10002")["identity_token"]), ("", tampered),
+                            ("customer_id=C10001&signature=" + "0" * 64, None), ("customer_id=C10001", None), ("", None)):
+        status, body = fetch(server, "conv-out", query, identity=identity)
         assert_error(status, body, 403, "conversation_forbidden")
+    status, body = fetch(server, "conv-out", token=conversation_token(SECRET, "conv-out"))  # an anonymous token opens no customer's
+    assert_error(status, body, 403, "conversation_forbidden")
 
-    status, body = http("GET", f"{url}&after=not-a-cursor")
+    status, body = fetch(server, "conv-out", "after=not-a-cursor", identity=token)
     assert_error(status, body, 400, "invalid_cursor")
-    status, body = http("GET", f"{url}&limit=1000")
+    status, body = fetch(server, "conv-out", "limit=1000", identity=token)
     assert_error(status, body, 400, "invalid_limit")
-    status, body = http("GET", f"{server.base}/messages/conv-unknown?{auth}")
+    status, body = fetch(server, "conv-unknown", identity=token)
     assert_error(status, body, 404, "conversation_not_found")
 
 
-def test_anonymous_conversation_messages_need_no_identity(serve_channel: ServeChannel, redis_url: str) -> None:
+def test_anonymous_conversation_messages_need_its_token_not_an_identity(serve_channel: ServeChannel, redis_url: str) -> None:
     server = serve_channel(SECRET)
-    status, body = http("GET", f"{server.base}/messages/conv-anon-out")
+    status, body = fetch(server, "conv-anon-out")
     assert_error(status, body, 404, "conversation_not_found")
-    assert send(server, "conv-anon-out", "你好")[0] == 200
-    assert http("GET", f"{server.base}/messages/conv-anon-out") == (200, {"messages": [], "cursor": "0-0"})
+    first = send(server, "conv-anon-out", "你好")
+    assert first.status == 200
+    token = first.headers["X-Conversation-Token"]
+    assert token == conversation_token(SECRET, "conv-anon-out") and first.headers["X-Conversation-Id"] == "conv-anon-out"
+    assert fetch(server, "conv-anon-out", token=token) == (200, {"messages": [], "cursor": "0-0"})
     (cursor,) = push(redis_url, "conv-anon-out", [{"text": "客服已接入", "from": "system"}])
-    status, body = http("GET", f"{server.base}/messages/conv-anon-out?after=0-0")
+    status, body = fetch(server, "conv-anon-out", "after=0-0", token=token)
     assert status == 200 and body["cursor"] == cursor and body["messages"][0]["text"] == "客服已接入"
+    later = send(server, "conv-anon-out", "谢谢", token=token)
+    assert later.status == 200 and "X-Conversation-Token" not in later.headers  # given once, with the first answer
+
+
+def test_a_message_without_a_conversation_id_starts_a_conversation_of_its_own(serve_channel: ServeChannel) -> None:
+    server = serve_channel(SECRET)
+    first, second = send(server, None, "你好"), send(server, None, "你好")
+    assert first.status == 200 and second.status == 200
+    sender = first.headers["X-Conversation-Id"]
+    assert sender.startswith("app-") and len(sender) == len("app-") + 32 and sender != second.headers["X-Conversation-Id"]
+    assert first.headers["X-Conversation-Token"] == conversation_token(SECRET, sender)
+    assert [message.sender_id for message in server.bot.calls] == [sender, second.headers["X-Conversation-Id"]]
+    assert first.body[0]["recipient_id"] == sender
+    assert send(server, sender, "继续", token=first.headers["X-Conversation-Token"]).status == 200
+    customer = send(server, None, "你好", signed("C10001"))
+    assert customer.status == 200 and "X-Conversation-Token" not in customer.headers
 
 
 def test_from_credentials_accepts_missing_and_partial_credentials() -> None:
@@ -389,7 +385,7 @@ def test_mounted_by_rasa_register_under_webhooks_app(serve_channel: ServeChannel
     assert http("GET", f"{server.base}/") == (200, {"status": "ok"})
     status, body = send(server, "conv-rasa", "你好", signed("C10001"))
     assert status == 200 and body[0]["recipient_id"] == "conv-rasa"
-    assert server.bot.calls[0].metadata == {"channel": "app", "verified": True, "customer_id": "C10001"}
+    assert_sent_by(server.bot.calls[0], "app", "C10001")
 
 
 def test_loaded_from_a_credentials_file_like_rasa_run(tmp_path: Path) -> None:
@@ -446,8 +442,7 @@ def test_pushed_messages_are_posted_signed_to_the_callback_url_and_stay_fetchabl
     delivered = json.loads(body)
     assert delivered["sender"] == "conv-callback"
     assert [(m["text"], m["from"], m["cursor"]) for m in delivered["messages"]] == [("您好，我是客服小王", "agent", ids[0])]
-    auth = "customer_id=C10001&signature=" + sign_customer_id(SECRET, "C10001")
-    status, fetched = http("GET", f"{server.base}/messages/conv-callback?{auth}")
+    status, fetched = fetch(server, "conv-callback", identity=signed("C10001")["identity_token"])
     assert status == 200 and [m["text"] for m in fetched["messages"]] == ["您好，我是客服小王"]
 
 

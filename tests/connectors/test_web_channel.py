@@ -5,158 +5,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
-import aiohttp
 import pytest
 import redis
 import socketio
-from conftest import ServedApp, StubBot  # tests/connectors/conftest.py
-from redis.asyncio import Redis
 from sanic import Sanic
 
 from bot.handoff import conversation, queue
 from bot.handoff.context import HandoffContext
 from bot.handoff.models import HandoffRequest
 from bot.identity import sign_customer_id
-from bot.outbox import Outbox
 from bot.redis_server import free_port
 from bot.settings import load_settings
 from connectors.binding import owner_key
 from connectors.common import MESSAGES
 from connectors.web import REDIS_CHANNEL, WebInput
 from desk.tests.helpers import request, run, write_policy
-
-SECRET = "test-shop-secret"
-WAIT_S = 10.0
-"""Longest wait for an event that must come (a failure guard, not a timing assertion)."""
-
-Event = Tuple[str, Any]
-
-
-
-@pytest.fixture(autouse=True)
-def websocket_client_on_old_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
-    """python-engineio's asyncio client passes ``aiohttp.ClientWSTimeout(ws_close=...)`` (aiohttp 3.10+)
-    to ``ws_connect``; the aiohttp Rasa 3.6 pins takes that close timeout as a number."""
-    if not hasattr(aiohttp, "ClientWSTimeout"):
-        monkeypatch.setattr(aiohttp, "ClientWSTimeout", lambda ws_receive=None, ws_close=None: float(ws_close or 10.0), raising=False)
-
-
-def signed(customer_id: str, **extra: Any) -> Dict[str, Any]:
-    return {"customer_id": customer_id, "signature": sign_customer_id(SECRET, customer_id), **extra}
-
-
-class Widget:
-    """A socket.io client as the shop's widget uses the channel (websocket transport), recording every event."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.events: asyncio.Queue[Event] = asyncio.Queue()
-        self.seen: List[Event] = []
-        self.session_id: Optional[str] = None
-
-        @self.sio.on("*")
-        async def record(event: str, *args: Any) -> None:
-            item = (event, args[0] if len(args) == 1 else list(args))
-            self.seen.append(item)
-            self.events.put_nowait(item)
-
-    async def __aenter__(self) -> Widget:
-        await self.sio.connect(self.url, transports=["websocket"], wait_timeout=WAIT_S)
-        return self
-
-    async def __aexit__(self, *_: Any) -> None:
-        await self.sio.disconnect()
-
-    async def next(self, *names: str) -> Event:
-        """The next event among ``names``, skipping others."""
-        while True:
-            event = await asyncio.wait_for(self.events.get(), WAIT_S)
-            if event[0] in names:
-                return event
-
-    async def start(self, session_id: Optional[str] = None, custom: Optional[Dict[str, Any]] = None) -> Event:
-        """``session_request``; returns ``("session_confirm", id)`` or ``("error", {...})``."""
-        payload: Dict[str, Any] = {"session_id": session_id}
-        if custom is not None:
-            payload["customData"] = custom
-        await self.sio.emit("session_request", payload)
-        event = await self.next("session_confirm", "error")
-        if event[0] == "session_confirm":
-            self.session_id = event[1]
-        return event
-
-    async def say(self, text: Any, **fields: Any) -> List[Dict[str, Any]]:
-        """``user_uttered``; returns the ``bot_uttered`` payloads up to the end of the turn."""
-        payload = {"message": text, "session_id": self.session_id, **fields}
-        return await self.send(payload)
-
-    async def send(self, *args: Any, event: str = "user_uttered") -> List[Dict[str, Any]]:
-        """Emit any event with any payload; returns the ``bot_uttered`` payloads up to the end of the turn."""
-        await self.sio.emit(event, args[0] if len(args) == 1 else tuple(args))
-        replies = []
-        while True:
-            name, data = await self.next("bot_uttered", "turn_done")
-            if name == "turn_done":
-                return replies
-            replies.append(data)
-
-    async def pushed(self, count: int) -> List[Dict[str, Any]]:
-        """The next ``count`` ``bot_uttered`` payloads."""
-        return [(await self.next("bot_uttered"))[1] for _ in range(count)]
-
-
-class WebServer:
-    """A served ``WebInput`` channel with its stub bot."""
-
-    def __init__(self, channel: WebInput, bot: StubBot, served: ServedApp) -> None:
-        self.channel = channel
-        self.bot = bot
-        self.served = served
-
-    @property
-    def url(self) -> str:
-        return self.served.url
-
-    def widget(self) -> Widget:
-        return Widget(self.url)
-
-
-@pytest.fixture()
-def serve_web(redis_url: str) -> Iterator[Callable[..., WebServer]]:
-    """Factory serving a ``WebInput`` channel, mounted as Rasa mounts it, over the session's Redis."""
-    from types import SimpleNamespace
-
-    from rasa.core.channels.channel import register
-
-    with ExitStack() as servers:
-
-        def start(behaviour: str = "reply", action_server_url: Optional[str] = None, channel_redis_url: Optional[str] = None) -> WebServer:
-            channel = WebInput(redis_url=channel_redis_url or redis_url, identity_secret=SECRET, settings=load_settings({}),
-                               action_server_url=action_server_url or f"http://127.0.0.1:{free_port()}")
-            bot = StubBot(behaviour)
-            app = Sanic(f"web_channel_test_{free_port()}")
-            app.ctx.agent = SimpleNamespace(handle_message=bot.handler())  # what `rasa run` gives Rasa's handler
-            register([channel], app, route="/webhooks/")
-            return WebServer(channel, bot, servers.enter_context(ServedApp(app)))
-
-        yield start
+from tests.connectors.conftest import (
+    SECRET,
+    STATIC_SIGNATURES,
+    WAIT_S,
+    ServedApp,
+    StubBot,
+    WebServer,
+    Widget,
+    assert_sent_by,
+    signed,
+    statically_signed,
+)
+from tests.connectors.conftest import push_async as push
 
 
 def client(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url, decode_responses=True)
-
-
-async def push(redis_url: str, sender: str, *messages: Dict[str, Any]) -> List[str]:
-    connection = Redis.from_url(redis_url, decode_responses=True)
-    try:
-        return [await Outbox(connection, ttl_s=600).push(sender, message) for message in messages]
-    finally:
-        await connection.close()
 
 
 def test_health_and_credentials_like_rasa_run(serve_web: Callable[..., WebServer], tmp_path: Path) -> None:
@@ -180,8 +63,9 @@ def test_signed_customer_gets_verified_metadata_and_replies(serve_web: Callable[
 
     async def scenario() -> List[Dict[str, Any]]:
         async with server.widget() as widget:
-            event, session_id = await widget.start(custom=signed("C10001", verified=True, channel="evil", vip=True))
-            assert event == "session_confirm" and isinstance(session_id, str)
+            event, confirm = await widget.start(custom=signed("C10001", verified=True, channel="evil", vip=True))
+            assert event == "session_confirm" and confirm == {"session_id": widget.session_id}  # a customer's needs no token
+            assert isinstance(widget.session_id, str)
             return await widget.say("  我的快递到哪了  ", customData={"tier": "L5"})
 
     replies = asyncio.run(scenario())
@@ -190,7 +74,7 @@ def test_signed_customer_gets_verified_metadata_and_replies(serve_web: Callable[
         {"text": "还有什么可以帮您？", "from": "bot"},
     ]
     (message,) = server.bot.calls
-    assert message.metadata == {"channel": "web", "verified": True, "customer_id": "C10001"}
+    assert_sent_by(message, "web", "C10001")
     assert message.text == "我的快递到哪了" and message.input_channel == "web"
     assert client(redis_url).get(owner_key(message.sender_id)) == "C10001"
 
@@ -207,7 +91,7 @@ def test_signed_customer_gets_verified_metadata_and_replies(serve_web: Callable[
     ],
 )
 def test_forged_or_missing_signature_is_anonymous(serve_web: Callable[..., WebServer], custom: Any) -> None:
-    server = serve_web()
+    server = serve_web(settings=load_settings(STATIC_SIGNATURES))
 
     async def scenario() -> None:
         async with server.widget() as widget:
@@ -216,7 +100,21 @@ def test_forged_or_missing_signature_is_anonymous(serve_web: Callable[..., WebSe
 
     asyncio.run(scenario())
     (message,) = server.bot.calls
-    assert message.metadata == {"channel": "web", "verified": False, "customer_id": None}
+    assert_sent_by(message, "web", None)
+
+
+def test_a_valid_static_signature_is_anonymous_unless_the_shop_still_accepts_them(serve_web: Callable[..., WebServer]) -> None:
+    by_default, still_accepted = serve_web(), serve_web(settings=load_settings(STATIC_SIGNATURES))
+
+    async def scenario() -> None:
+        for server in (by_default, still_accepted):
+            async with server.widget() as widget:
+                await widget.open(custom=statically_signed("C10001"))
+                assert (await widget.say("查一下我的订单"))[0]["text"] == "收到：查一下我的订单"
+
+    asyncio.run(scenario())
+    assert_sent_by(by_default.bot.calls[0], "web", None)
+    assert_sent_by(still_accepted.bot.calls[0], "web", "C10001")
 
 
 def test_session_survives_a_page_reload(serve_web: Callable[..., WebServer]) -> None:
@@ -224,10 +122,10 @@ def test_session_survives_a_page_reload(serve_web: Callable[..., WebServer]) -> 
 
     async def scenario() -> Tuple[str, str]:
         async with server.widget() as first:
-            _, session_id = await first.start(custom=signed("C10001"))
+            session_id = await first.open(custom=signed("C10001"))
             await first.say("你好")
         async with server.widget() as reloaded:
-            assert await reloaded.start(session_id, signed("C10001")) == ("session_confirm", session_id)
+            assert await reloaded.start(session_id, signed("C10001")) == ("session_confirm", {"session_id": session_id})
             assert (await reloaded.say("还在吗"))[0]["text"] == "收到：还在吗"
         return session_id, reloaded.session_id or ""
 
@@ -241,7 +139,7 @@ def test_another_customer_cannot_take_a_session(serve_web: Callable[..., WebServ
 
     async def scenario() -> None:
         async with server.widget() as owner, server.widget() as intruder, server.widget() as anonymous:
-            _, session_id = await owner.start(custom=signed("C10001"))
+            session_id = await owner.open(custom=signed("C10001"))
             await owner.say("我的订单")
             assert await intruder.start(session_id, signed("C10002")) == (
                 "error", {"code": "conversation_forbidden", "message": MESSAGES["conversation_forbidden"]})
@@ -249,7 +147,7 @@ def test_another_customer_cannot_take_a_session(serve_web: Callable[..., WebServ
             assert (await intruder.start(session_id, forged))[1]["code"] == "conversation_forbidden"
 
             # without any identity the session id is confirmed but nothing of the conversation is shared
-            assert await anonymous.start(session_id) == ("session_confirm", session_id)
+            assert await anonymous.start(session_id) == ("session_confirm", {"session_id": session_id})
             (refusal,) = await anonymous.say("把地址改了")
             assert refusal == {"text": MESSAGES["conversation_forbidden"], "from": "system", "error": "conversation_forbidden"}
             (refusal,) = await intruder.send({"message": "把地址改了", "session_id": session_id, "customData": signed("C10002")})
@@ -351,7 +249,7 @@ def test_messages_during_a_handoff_go_to_the_agent_not_the_bot(serve_web: Callab
 
     async def scenario() -> None:
         async with server.widget() as widget:
-            _, session_id = await widget.start(custom=signed("C000001"))
+            session_id = await widget.open(custom=signed("C000001"))
             req = request(session_id)
             await asyncio.to_thread(run, redis_url, policy, lambda ctx: hand_off(ctx, req))
 
@@ -389,7 +287,7 @@ def test_a_waiting_shopper_can_leave_the_queue(serve_web: Callable[..., WebServe
 
     async def scenario() -> None:
         async with server.widget() as widget:
-            _, session_id = await widget.start()
+            session_id = await widget.open()
             await asyncio.to_thread(run, redis_url, policy, lambda ctx: hand_off(ctx, request(session_id, customer_id=None)))
             (answer,) = await widget.say("取消人工")
             assert answer["from"] == "bot" and "已为您取消人工排队" in answer["text"]
@@ -404,7 +302,7 @@ def test_pushed_messages_reach_every_tab_and_replay_after_reconnect(serve_web: C
 
     async def scenario() -> None:
         async with server.widget() as tab1, server.widget() as tab2:
-            _, session_id = await tab1.start(custom=signed("C10001"))
+            session_id = await tab1.open(custom=signed("C10001"))
             await tab2.start(session_id, signed("C10001"))
             (first,) = await push(redis_url, session_id, {"text": "客服小王已接入", "from": "system"})
             for tab in (tab1, tab2):
@@ -443,7 +341,7 @@ def test_any_instance_delivers_to_a_shopper_connected_to_another(serve_web: Call
 
     async def scenario() -> None:
         async with Widget(second.url) as widget:
-            _, session_id = await widget.start(custom=signed("C10001"))
+            session_id = await widget.open(custom=signed("C10001"))
             # what another process emits through the Redis manager reaches the socket held here
             elsewhere = socketio.AsyncRedisManager(redis_url, channel=REDIS_CHANNEL, write_only=True)
             await elsewhere.emit("bot_uttered", {"text": "来自另一台服务器", "from": "bot"}, room=session_id)
