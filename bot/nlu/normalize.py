@@ -116,7 +116,9 @@ def normalize(text: str) -> Normalized:
     for index, char in enumerate(text):
         if char in ANGRY_EMOJI:
             replacement = ANGRY_WORD
-        elif _is_emoji(char):
+        elif _is_emoji(char) or "\ud800" <= char <= "\udfff":
+            # a lone surrogate is no character (OpenCC cannot even encode it): it goes like the
+            # U+FFFD symbol the channels put in its place
             replacement = ""
         else:
             replacement = unicodedata.normalize("NFKC", char)

@@ -1,7 +1,8 @@
 """Deterministic extraction of the identifiers shoppers paste: order numbers, tracking numbers,
 mobile phones, phone tails and amounts.
 
-Runs on normalised text (half-width digits: full-width and spoken digits are already converted).
+Runs on normalised text (half-width digits: full-width and spoken digits are already converted);
+digits of other scripts (Arabic-Indic, Devanagari, ...) are not read as identifiers.
 Digits split by single spaces or dashes ("2026 1115 0023", "138-1234-5678", "SF 8812 3456 7788")
 are joined when consecutive groups form an identifier; a run holding two identifiers
 ("138 1234 5678 2026 1115 0023") gives both. Values are canonical: digits only, carrier prefix in
@@ -14,17 +15,21 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-ORDER_ID = re.compile(r"^\d{12}$")
-MOBILE_PHONE = re.compile(r"^1[3-9]\d{9}$")
+ORDER_ID = re.compile(r"^[0-9]{12}$")
+MOBILE_PHONE = re.compile(r"^1[3-9][0-9]{9}$")
+MAX_DIGITS = 12
+"""Most digits of an identifier read from digit groups (an order number; phones have 11)."""
 # Carrier prefix and how many digits its tracking numbers have (the CRM's formats).
 TRACKING_DIGITS = {"SF": 12, "JD": 13, "YT": 13}
 # A carrier prefix followed by digits, possibly in groups split by single spaces or dashes
 # ("SF 8812 3456 7788", "jd-0001-2345-6789-0").
-_TRACKING_RUN = re.compile(r"(?<![A-Za-z0-9])(SF|JD|YT)[ -]?(\d+(?:[ -]\d+)*)(?![0-9])", re.IGNORECASE)
-_DIGIT_RUN = re.compile(r"(?<![A-Za-z0-9.])\d+(?:[ -]\d+)*(?![0-9.])")
+_TRACKING_RUN = re.compile(r"(?<![A-Za-z0-9])(SF|JD|YT)[ -]?([0-9]+(?:[ -][0-9]+)*)(?![0-9])", re.IGNORECASE)
+_DIGIT_RUN = re.compile(r"(?<![A-Za-z0-9.])[0-9]+(?:[ -][0-9]+)*(?![0-9.])")
 _PHONE_TAIL_CONTEXT = re.compile(r"(尾号|后四位|后4位|末四位|末4位|后四个数|后4个数|手机号后|电话后)[是为:：\s]*$")
+# An amount's digits start where a run of digits starts (trying every later digit of a long run
+# that has no unit after it took quadratic time).
 _AMOUNT = re.compile(
-    r"(?:[¥￥]|RMB\s?)(\d+(?:\.\d{1,2})?)|(\d+(?:\.\d{1,2})?)\s?(?:元|块钱|块)", re.IGNORECASE
+    r"(?:[¥￥]|RMB\s?)([0-9]+(?:\.[0-9]{1,2})?)|(?<![0-9])([0-9]+(?:\.[0-9]{1,2})?)\s?(?:元|块钱|块)", re.IGNORECASE
 )
 
 
@@ -63,7 +68,7 @@ def _classify_digits(digits: str, text: str, start: int) -> Optional[str]:
 
 def _digit_groups(run: str, offset: int) -> List[Tuple[str, int, int]]:
     """The digit groups of a run like "2026 1115 0023" as (digits, start, end) in the text."""
-    return [(part.group(0), offset + part.start(), offset + part.end()) for part in re.finditer(r"\d+", run)]
+    return [(part.group(0), offset + part.start(), offset + part.end()) for part in re.finditer(r"[0-9]+", run)]
 
 
 def _tracking(text: str) -> List[PatternEntity]:
@@ -101,8 +106,14 @@ def extract_identifiers(text: str) -> List[PatternEntity]:
         index = 0
         while index < len(groups):
             # The longest stretch of groups starting here that forms an identifier; a phone
-            # tail is only ever one group of four digits written together.
-            for stop in range(len(groups), index, -1):
+            # tail is only ever one group of four digits written together. No identifier has more
+            # than MAX_DIGITS digits: longer stretches are not tried (a run of a thousand one-digit
+            # groups would otherwise take a second).
+            limit, digits = index, 0
+            while limit < len(groups) and digits + len(groups[limit][0]) <= MAX_DIGITS:
+                digits += len(groups[limit][0])
+                limit += 1
+            for stop in range(limit, index, -1):
                 joined = "".join(group for group, _, _ in groups[index:stop])
                 kind = _classify_digits(joined, text, groups[index][1])
                 if kind and (kind != "phone_last4" or stop == index + 1):
