@@ -91,7 +91,7 @@ def valid_callback_url(url: Any, allowed_hosts: str) -> bool:
         url: the URL the request gave.
         allowed_hosts: comma-separated host names (``APP_CALLBACK_HOSTS``).
     """
-    if not isinstance(url, str) or not url or len(url) > MAX_CALLBACK_URL_CHARS:
+    if not isinstance(url, str) or not url or len(url) > MAX_CALLBACK_URL_CHARS or not url.isascii():
         return False
     try:
         parts = urlsplit(url)

@@ -166,6 +166,47 @@ def test_invalid_requests(serve_channel: ServeChannel, body: Any, status: int, c
     assert server.bot.calls == []
 
 
+TEXT_EDGE_CASES = [
+    # (id, the raw request body, the status, what the bot reads or the refusal code)
+    ("lone-surrogate", rb'{"sender":"conv-text","message":"\ud800 \u4f60\u597d"}', 200, "\ufffd 你好"),
+    ("lone-low-surrogate-only", rb'{"sender":"conv-text","message":"\udc80"}', 200, "\ufffd"),
+    ("escaped-surrogate-pair", rb'{"sender":"conv-text","message":"\ud83d\ude00 \u597d\u8bc4"}', 200, "😀 好评"),
+    ("nul", rb'{"sender":"conv-text","message":"\u0000\u4f60\u597d\u0000"}', 200, "你好"),
+    ("control-characters", rb'{"sender":"conv-text","message":"\u0007\u001b[31m\u7ea2\u007f\u0085"}', 200, "[31m红"),
+    ("tab-and-newlines-kept", rb'{"sender":"conv-text","message":"\u7b2c\u4e00\t\u884c\r\n\u7b2c\u4e8c\u884c"}', 200, "第一\t行\n第二行"),
+    ("bidi-controls", rb'{"sender":"conv-text","message":"\u202e\u9000\u8d27\u202c\u2066\u2069"}', 200, "退货"),
+    ("zero-width-inside", rb'{"sender":"conv-text","message":"\u8f6c\u200b\u4eba\u200d\u5de5"}', 200, "转人工"),
+    ("zero-width-only", rb'{"sender":"conv-text","message":"\u200b\u200c\u200d\ufeff\u2060"}', 400, "empty_message"),
+    ("nul-only", rb'{"sender":"conv-text","message":"\u0000"}', 400, "empty_message"),
+    ("controls-and-spaces-only", rb'{"sender":"conv-text","message":" \u0001\u001f \u202e "}', 400, "empty_message"),
+    ("surrogate-in-the-sender", rb'{"sender":"conv-\ud800","message":"\u4f60\u597d"}', 400, "invalid_sender"),
+    ("surrogate-in-the-customer-id", rb'{"sender":"conv-text","message":"\u4f60\u597d","metadata":{"customer_id":"\ud800"}}', 200,
+     "你好"),
+    ("surrogate-in-the-identity-token", rb'{"sender":"conv-text","message":"\u4f60\u597d","metadata":{"identity_token":"\ud800.1.2"}}',
+     401, "invalid_identity"),
+    ("surrogate-in-the-callback-url", rb'{"sender":"conv-text","message":"\u4f60\u597d","callback_url":"http://127.0.0.1/\ud800"}',
+     400, "invalid_callback_url"),
+    ("surrogate-as-raw-bytes", b'{"sender":"conv-text","message":"\xed\xa0\x80"}', 200, "\ufffd"),  # decoded as a lone surrogate
+    ("invalid-utf8", b'{"sender":"conv-text","message":"\xff\xfe"}', 400, "invalid_json"),
+    ("nul-as-a-raw-byte", b'{"sender":"conv-text","message":"\x00"}', 400, "invalid_json"),
+]
+
+
+@pytest.mark.parametrize("body, status, expected", [pytest.param(*case[1:], id=case[0]) for case in TEXT_EDGE_CASES])
+def test_text_edge_cases_are_cleaned_or_refused_never_a_server_error(serve_channel: ServeChannel, body: bytes, status: int,
+                                                                     expected: str) -> None:
+    server = serve_channel(SECRET)
+    answer = http("POST", f"{server.base}/webhook", body)
+    if status != 200:
+        assert_error(*answer, status, expected)
+        assert server.bot.calls == []
+        return
+    assert answer.status == 200 and answer.body[0]["text"] == f"收到：{expected}"
+    (message,) = server.bot.calls
+    assert message.text == expected
+    assert_sent_by(message, "app", None)
+
+
 def test_message_of_exactly_the_limit_is_accepted(serve_channel: ServeChannel) -> None:
     server = serve_channel(SECRET)
     assert send(server, "conv-long", "好" * 2000)[0] == 200
@@ -447,7 +488,7 @@ def test_pushed_messages_are_posted_signed_to_the_callback_url_and_stay_fetchabl
 
 
 @pytest.mark.parametrize("url", ["http://shop.example.com/push", "ftp://127.0.0.1/push", "javascript:alert(1)",
-                                 "http://user@127.0.0.1/push", 42, "http://127.0.0.1/" + "x" * 600])
+                                 "http://user@127.0.0.1/push", 42, "http://127.0.0.1/" + "x" * 600, "http://127.0.0.1/推送"])
 def test_a_callback_url_outside_the_allowed_hosts_is_refused(serve_channel: ServeChannel, url: Any) -> None:
     server = serve_channel(SECRET)
     status, body = send(server, "conv-bad-callback", "你好", signed("C10001"), callback_url=url)
