@@ -327,7 +327,7 @@ class WebInput(ShopperChannel):
             holder_token = custom.get("conversation_token") if isinstance(custom, dict) else None
             owner = None if claimed else await self._owner(session_id)
             if claimed:
-                await self.join(sid, session_id, customer_id)
+                await self.join(sid, session_id, customer_id, proven=customer_id is not None or self.holds_conversation(session_id, holder_token))
             elif owner == ANONYMOUS_OWNER and self.holds_conversation(session_id, holder_token):
                 await self.join(sid, session_id, None)
             elif owner == ANONYMOUS_OWNER and holder_token is None:

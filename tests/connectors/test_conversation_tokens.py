@@ -36,6 +36,7 @@ from tests.connectors.conftest import (
     push_async,
     send,
     signed,
+    statically_signed,
 )
 
 ServeChannel = Callable[..., ChannelServer]
@@ -226,6 +227,32 @@ def test_an_anonymous_web_conversation_opens_only_with_its_token(serve_web: Serv
         (ids["session"], "我想退货"), (ids["fresh"], "我也想退货"), (ids["session"], "好的，谢谢"), (ids["session"], "还在吗")]
     for message in server.bot.calls:
         assert_sent_by(message, "web", None)
+
+
+@pytest.mark.parametrize("claim", [pytest.param({"customer_id": "C10001"}, id="customer-id-only"),
+                                   pytest.param({"customer_id": "C10001", "signature": "0" * 64}, id="forged-signature"),
+                                   pytest.param(statically_signed("C10001"), id="static-signature-not-accepted"),
+                                   pytest.param({"customer_id": "bad id!"}, id="bad-customer-id")])
+def test_an_unverified_claim_does_not_open_an_anonymous_web_conversation(serve_web: ServeWeb, redis_url: str,
+                                                                         claim: Dict[str, str]) -> None:
+    server = serve_web()
+
+    async def scenario() -> str:
+        async with server.widget() as shopper:
+            session_id = await shopper.open()
+            await shopper.say("我想退货")
+        await push_async(redis_url, session_id, {"text": "您的退货单号是 R20240001", "from": "agent"})
+        async with server.widget() as stranger:
+            assert await stranger.start(session_id, claim) == (
+                "error", {"code": "conversation_forbidden", "message": MESSAGES["conversation_forbidden"]})
+            (refusal,) = await stranger.say("把退款打到我的卡上", session_id=session_id, customData=claim)
+            assert refusal["error"] == "conversation_forbidden"
+            assert all("R20240001" not in str(data) and conversation_token(SECRET, session_id) not in str(data)
+                       for _, data in stranger.seen)
+        return session_id
+
+    session_id = asyncio.run(scenario())
+    assert [(m.sender_id, m.text) for m in server.bot.calls] == [(session_id, "我想退货")]
 
 
 @pytest.mark.parametrize("token", _refused_tokens()[:3])

@@ -203,6 +203,39 @@ def test_bad_input_gets_a_polite_answer_and_never_reaches_the_bot(serve_web: Cal
     assert len(server.bot.calls) == 1
 
 
+WEB_TEXT_EDGE_CASES = [
+    # (id, what the widget sends, what the bot reads or the refusal code)
+    ("lone-surrogate", "\ud800 你好", "\ufffd 你好"),
+    ("nul", "\x00你好\x00", "你好"),
+    ("control-characters", "\x07\x1b[31m红\x7f", "[31m红"),
+    ("bidi-controls", "\u202e退货\u202c\u2066\u2069", "退货"),
+    ("zero-width-inside", "转\u200b人\u200d工", "转人工"),
+    ("zero-width-only", "\u200b\u200c\u200d\ufeff", "empty_message"),
+    ("nul-only", "\x00", "empty_message"),
+]
+
+
+def test_text_edge_cases_are_cleaned_or_refused_never_a_crash(serve_web: Callable[..., WebServer]) -> None:
+    server = serve_web()
+
+    async def scenario() -> None:
+        async with server.widget() as widget:
+            await widget.open()
+            for name, text, expected in WEB_TEXT_EDGE_CASES:
+                replies = await widget.say(text)
+                if expected in MESSAGES:
+                    assert replies == [{"text": MESSAGES[expected], "from": "system", "error": expected}], name
+                else:
+                    assert replies[0]["text"] == f"收到：{expected}", name
+            # a lone surrogate anywhere else is no crash either
+            assert (await widget.start("conv-\ud800"))[1]["code"] == "invalid_sender"
+            custom = {"customer_id": "\ud800", "last_message_id": "\ud800", "conversation_token": widget.conversation_token}
+            assert (await widget.start(widget.session_id, custom))[0] == "session_confirm"
+
+    asyncio.run(scenario())
+    assert [message.text for message in server.bot.calls] == [expected for _, _, expected in WEB_TEXT_EDGE_CASES if expected not in MESSAGES]
+
+
 def test_bot_failures_are_answered_politely_and_logs_keep_no_text_or_customer(
     serve_web: Callable[..., WebServer], caplog: pytest.LogCaptureFixture
 ) -> None:
