@@ -116,3 +116,30 @@ def test_a_customer_with_a_handoff_open_on_another_channel_is_not_queued_twice(r
     seen = run(redis_url, write_policy(tmp_path / "service.yml"), scenario)
     assert seen["from_app"].express is None and seen["from_app"].turn_token is not None  # it joins the open handoff
     assert [payload["sender"] for payload in seen["requests"]] == ["web-adm-8"]
+
+
+def test_an_anonymous_sender_without_the_token_may_only_start_a_conversation(redis_url: str, tmp_path: Path) -> None:
+    async def scenario(ctx: HandoffContext) -> Dict[str, Any]:
+        await agents.heartbeat(ctx, "agent1")
+
+        async def unproven(sender: str, text: str = "你好") -> Admission:
+            return await admit(ctx.redis, sender, None, TTL_S, _stats_key(ctx), turn_token=uuid.uuid4().hex,
+                               express=express_request(ctx, sender, None, "app", text), proven=False)
+
+        started = await unproven("conv-adm-9")
+        await ctx.redis.delete(turn_key("conv-adm-9"))
+        again = await unproven("conv-adm-9", "转人工")
+        proven = await _admit(ctx, "conv-adm-9", None, text="还在吗")
+        await _admit(ctx, "conv-adm-10", "C000006", take_turn=False)
+        on_a_customers = await unproven("conv-adm-10", "转人工")
+        return {"started": started, "again": again, "proven": proven, "on_a_customers": on_a_customers,
+                "owner": await ctx.redis.get(owner_key("conv-adm-9")), "requests": await _requests(ctx),
+                "turn": await ctx.redis.get(turn_key("conv-adm-10")),
+                "counted": await ctx.redis.hget(_stats_key(ctx), "conversations")}
+
+    seen = run(redis_url, write_policy(tmp_path / "service.yml"), scenario)
+    assert seen["started"].binding.allowed and seen["started"].binding.created and seen["owner"] == ANONYMOUS_OWNER
+    for refused in (seen["again"], seen["on_a_customers"]):  # nothing done: no turn, nobody queued
+        assert refused == Admission(binding=refused.binding) and not refused.binding.allowed
+    assert seen["proven"].binding.allowed and not seen["proven"].binding.created and seen["proven"].turn_token is not None
+    assert seen["requests"] == [] and seen["turn"] is None and seen["counted"] == "2"

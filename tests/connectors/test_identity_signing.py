@@ -89,3 +89,22 @@ def test_mask_phone(phone: object, masked: str) -> None:
 
 def test_masked_phone_never_contains_the_middle_digits() -> None:
     assert "1234" not in mask_phone("13812345678")
+
+
+def test_a_channel_resolves_identity_tokens_and_static_signatures_only_when_allowed() -> None:
+    from bot.identity import identity_token_for, sign_identity_token
+    from bot.settings import load_settings
+    from connectors.app import AppInput
+
+    strict = AppInput(identity_secret=SECRET, settings=load_settings({}))
+    legacy = AppInput(identity_secret=SECRET, settings=load_settings({"SHOP_IDENTITY_STATIC_SIGNATURES": "true"}))
+    token, static = identity_token_for(SECRET, "C10001"), sign_customer_id(SECRET, "C10001")
+    expired = sign_identity_token(SECRET, "C10001", 1_000_000_000)
+    for channel in (strict, legacy):
+        assert channel.resolve_identity(token) == "C10001"
+        assert channel.resolve_identity(expired) is None
+        assert channel.resolve_identity(expired, "C10001", static) is None  # a presented token decides alone
+        assert channel.resolve_identity(None, "C10001", sign_customer_id(SECRET, "C10002")) is None
+        assert channel.resolve_identity(None, "C10001") is None
+    assert strict.resolve_identity(None, "C10001", static) is None
+    assert legacy.resolve_identity(None, "C10001", static) == "C10001"
