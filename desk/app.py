@@ -51,7 +51,7 @@ from bot.settings import Settings
 from desk import auth, views
 from desk.access import may_see
 from desk.intake import Intake
-from desk.live import CLOSE_SESSION_ENDED, SESSION_CLOSED, SESSION_ENDED, Hub, fingerprint, instance_name, periodic, relay_events
+from desk.live import CLOSE_SESSION_ENDED, SESSION_CLOSED, SESSION_ENDED, Hub, fingerprint, instance_name, periodic, relay_events, sweeper
 from desk.openapi import build_openapi
 
 logger = logging.getLogger(__name__)
@@ -192,6 +192,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
             loop.create_task(app.ctx.intake.run(app.ctx.stop)),
             loop.create_task(relay_events(app.ctx.blocking, app.ctx.hub, app.ctx.stop)),
             loop.create_task(periodic(app.ctx.handoff, me, app.ctx.stop)),
+            loop.create_task(sweeper(app.ctx.handoff, app.ctx.stop)),
         ]
 
     async def stop(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:

@@ -1,5 +1,6 @@
 """Live side of the desk: events fanned out to agents' websockets, and the periodic tasks run by one
-desk instance at a time (queue position notices, turning the queue into callbacks at closing time).
+desk instance at a time (queue position notices, turning the queue into callbacks at closing time),
+and the recovery sweep every instance runs (:func:`sweeper`).
 
 Queue-level events (queued, claimed, transferred, resolved, callbacks...) reach every agent; events
 that carry a conversation's content (messages, notes) reach only the agents who may read that
@@ -25,6 +26,7 @@ from bot.handoff.callbacks import queued_to_callbacks
 from bot.handoff.context import REDIS_FAILURES, HandoffContext
 from bot.handoff.policy import is_open
 from bot.handoff.queue import refresh_positions
+from bot.handoff.recovery import sweep
 from desk.access import CONVERSATION_EVENTS, may_see
 from desk.auth import Agent
 
@@ -172,6 +174,24 @@ async def periodic(ctx: HandoffContext, me: str, stop: asyncio.Event, tick_s: fl
         except REDIS_FAILURES as error:
             logger.warning("desk.periodic.redis_unavailable error=%s", type(error).__name__)
         await _pause(stop, tick_s)
+
+
+async def sweeper(ctx: HandoffContext, stop: asyncio.Event, interval_s: Optional[float] = None) -> None:
+    """On every desk instance, every ``recovery.sweep_interval_s``: return the conversations of
+    agents gone offline to the queue (or to callbacks) and turn unclaimed waits into callbacks
+    (:func:`bot.handoff.recovery.sweep`; each step is atomic, so desks sweeping at once never
+    change a conversation twice). A Redis outage is ridden out: the next sweep picks up."""
+    while not stop.is_set():
+        try:
+            result = await sweep(ctx)
+            if result.changed:
+                logger.info("desk.sweep requeued=%d callbacks_agent_offline=%d callbacks_unclaimed=%d", result.requeued,
+                            result.callbacks_agent_offline, result.callbacks_unclaimed)
+        except asyncio.CancelledError:
+            raise
+        except REDIS_FAILURES as error:
+            logger.warning("desk.sweep.redis_unavailable error=%s", type(error).__name__)
+        await _pause(stop, interval_s if interval_s is not None else ctx.policy.sweep_interval_s)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

@@ -54,16 +54,22 @@ class Availability:
 
 
 async def heartbeat(ctx: HandoffContext, agent: str) -> None:
-    """Mark an agent online for ``presence.heartbeat_ttl_s`` seconds."""
+    """Mark an agent online for ``presence.heartbeat_ttl_s`` seconds (and note when that ends)."""
+    now = ctx.now()
     async with ctx.redis.pipeline(transaction=True) as pipe:
-        pipe.set(keys.presence(agent), repr(ctx.now()), ex=ctx.policy.heartbeat_ttl_s)
+        pipe.set(keys.presence(agent), repr(now), ex=ctx.policy.heartbeat_ttl_s)
+        pipe.set(keys.presence_until(agent), repr(now + ctx.policy.heartbeat_ttl_s), ex=keys.PRESENCE_MEMORY_S)
         pipe.sadd(keys.AGENTS, agent)
         await pipe.execute()
 
 
 async def go_offline(ctx: HandoffContext, agent: str) -> None:
-    """Mark an agent offline at once (logout)."""
-    await ctx.redis.delete(keys.presence(agent))
+    """Mark an agent offline at once (logout); their conversations return to the queue after
+    ``recovery.agent_offline_requeue_s`` unless they come back (:mod:`bot.handoff.recovery`)."""
+    async with ctx.redis.pipeline(transaction=True) as pipe:
+        pipe.delete(keys.presence(agent))
+        pipe.set(keys.presence_until(agent), repr(ctx.now()), ex=keys.PRESENCE_MEMORY_S)
+        await pipe.execute()
 
 
 async def agent_states(ctx: HandoffContext, usernames: Sequence[str] = ()) -> List[AgentState]:

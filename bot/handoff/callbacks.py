@@ -4,13 +4,14 @@ desk shows (overdue ones highlighted) until an agent marks it done."""
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from datetime import datetime
+from typing import Any, Dict, List, Optional, Tuple
 
 from bot.handoff import keys, scripts, texts
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import OpResult, outbox_message, publish, script
 from bot.handoff.models import CallbackTicket
-from bot.handoff.policy import callback_window
+from bot.handoff.policy import callback_window, queued_since
 from bot.outbox import outbox_key
 
 
@@ -79,51 +80,69 @@ async def complete_callback(ctx: HandoffContext, callback_id: str, agent: str, c
     return OpResult(status, detail)
 
 
-async def queued_to_callbacks(ctx: HandoffContext, waited_s: float = 0.0) -> int:
+CONVERSIONS = {
+    "closed": (texts.closed_while_waiting, "服务时间结束", ""),
+    "unattended": (texts.unattended_while_waiting, "无客服在线", ""),
+    "unclaimed": (texts.unclaimed_while_waiting, "排队超过 {minutes} 分钟无人接入", "callbacks_unclaimed"),
+}
+"""Why waiting handoffs become callbacks: the shopper's notice, the agents' transcript line, the day counter."""
+
+
+def ticket_for(record: Dict[str, Any], window: Tuple[datetime, datetime], now: float) -> CallbackTicket:
+    """The callback ticket that takes over a decoded handoff record, in a given window."""
+    start, end = window
+    return CallbackTicket(
+        callback_id=keys.new_callback_id(),
+        sender=record["sender"],
+        customer_id=record.get("customer_id") or None,
+        phone_masked=phone_of(record.get("summary")),
+        tier=record.get("tier") or None,
+        reason=record.get("reason") or "requested",
+        summary=record.get("summary") or {},
+        summary_text=record.get("summary_text") or "",
+        window_start=start.timestamp(),
+        window_end=end.timestamp(),
+        created_at=now,
+        after_sales=bool(record.get("after_sales")),
+        source_handoff=record["handoff_id"],
+    )
+
+
+async def queued_to_callbacks(ctx: HandoffContext, waited_s: float = 0.0, why: Optional[str] = None) -> int:
     """Turn waiting handoffs into callbacks with a concrete window and give the bot back the chat.
 
-    Used when the desk has closed (every waiting handoff) and when nobody has been online for a
-    while (handoffs that have waited at least ``waited_s``).
+    Used when the desk has closed (``closed``: every waiting handoff), when nobody has been online
+    for a while (``unattended``) and when nobody claimed a handoff in time (``unclaimed``): then
+    only handoffs that have waited at least ``waited_s`` since they last entered the queue. The
+    script checks the state and the wait again, so desks converting at once convert each once.
 
     Returns:
         How many handoffs were converted.
     """
     from bot.handoff.queue import waiting
 
+    why = why or ("unattended" if waited_s > 0 else "closed")
+    notice, note, counter = CONVERSIONS[why]
     now = ctx.now()
     window = callback_window(ctx.policy, ctx.local(now), ctx.tz)
     if window is None:
         return 0
-    start, end = window
-    notice = texts.unattended_while_waiting if waited_s > 0 else texts.closed_while_waiting
     converted = 0
     for record in await waiting(ctx):
-        if now - float(record.get("enqueued_at") or now) < waited_s:
+        if now - queued_since(record.get("enqueued_at") or now, record.get("requeued_at")) < waited_s:
             continue
         sender = record["sender"]
         handoff_id = record["handoff_id"]
-        ticket = CallbackTicket(
-            callback_id=keys.new_callback_id(),
-            sender=sender,
-            customer_id=record.get("customer_id") or None,
-            phone_masked=phone_of(record.get("summary")),
-            tier=record.get("tier") or None,
-            reason=record.get("reason") or "requested",
-            summary=record.get("summary") or {},
-            summary_text=record.get("summary_text") or "",
-            window_start=start.timestamp(),
-            window_end=end.timestamp(),
-            created_at=now,
-            after_sales=bool(record.get("after_sales")),
-            source_handoff=handoff_id,
-        )
-        message = outbox_message(sender, notice(start, end, ctx.local(now)), "system")
+        ticket = ticket_for(record, window, now)
+        message = outbox_message(sender, notice(*window, ctx.local(now)), "system")
         done = await script(ctx.redis, scripts.QUEUED_TO_CALLBACK)(
             keys=[keys.record(handoff_id), keys.QUEUE, keys.active(sender), keys.callback(ticket.callback_id), keys.CALLBACKS_OPEN,
                   outbox_key(sender), keys.transcript(handoff_id), keys.day_stats(ctx.day(now))],
             args=[handoff_id, repr(now), ticket.callback_id, repr(ticket.window_end), json.dumps(ticket.fields(), ensure_ascii=False),
                   message, ctx.outbox_maxlen, ctx.outbox_ttl_s,
-                  f"{'无客服在线' if waited_s > 0 else '服务时间结束'}，已转为回访工单 {ticket.callback_id}", scripts.STATS_TTL_S],
+                  f"{note.format(minutes=texts.minutes(waited_s))}，已转为回访工单 {ticket.callback_id}"
+                  f"（回访时间 {texts.window(*window, ctx.local(now))}）",
+                  scripts.STATS_TTL_S, repr(float(waited_s)), counter],
         )
         if int(done):
             converted += 1

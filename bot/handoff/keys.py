@@ -104,6 +104,15 @@ def presence(agent: str) -> str:
     return f"desk:agent:{agent}:presence"
 
 
+def presence_until(agent: str) -> str:
+    """When an agent's presence ends or ended: the last heartbeat's expiry, or the logout (kept after it)."""
+    return f"desk:agent:{agent}:presence_until"
+
+
+PRESENCE_MEMORY_S = 30 * 24 * 3600
+"""How long :func:`presence_until` is kept after the last heartbeat."""
+
+
 def last_agent(customer_key: str) -> str:
     """The agent who last handled a shopper (sticky routing)."""
     return f"handoff:last_agent:{customer_key}"

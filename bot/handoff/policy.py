@@ -66,6 +66,9 @@ class ServicePolicy:
     callback_window_minutes: int = 60
     callback_lead_minutes: int = 20
     unattended_after_s: int = 600
+    agent_offline_requeue_s: int = 120
+    unclaimed_callback_s: int = 900
+    sweep_interval_s: int = 5
     reasons: Mapping[str, str] = field(default_factory=dict)
     resolution_codes: Mapping[str, str] = field(default_factory=dict)
     canned_replies: Tuple[CannedReply, ...] = ()
@@ -155,7 +158,7 @@ def parse_policy(raw: Mapping[str, Any]) -> ServicePolicy:
         raise PolicyError(f"opening_hours.closed_dates: {error}") from error
     sla, capacity, presence = _section(raw, "sla"), _section(raw, "capacity"), _section(raw, "presence")
     priority, routing, eta = _section(raw, "priority"), _section(raw, "routing"), _section(raw, "eta")
-    updates, callback = _section(raw, "queue_updates"), _section(raw, "callback")
+    updates, callback, recovery = _section(raw, "queue_updates"), _section(raw, "callback"), _section(raw, "recovery")
     canned_raw = raw.get("canned_replies") or []
     if not isinstance(canned_raw, list) or not all(isinstance(c, Mapping) and c.get("title") and c.get("text") for c in canned_raw):
         raise PolicyError("canned_replies: expected a list of {title, text}")
@@ -181,6 +184,9 @@ def parse_policy(raw: Mapping[str, Any]) -> ServicePolicy:
         callback_window_minutes=_int(callback, "window_minutes", 60, "callback", 10),
         callback_lead_minutes=_int(callback, "lead_minutes", 20, "callback"),
         unattended_after_s=_int(callback, "unattended_after_s", 600, "callback", 1),
+        agent_offline_requeue_s=_int(recovery, "agent_offline_requeue_s", 120, "recovery", 1),
+        unclaimed_callback_s=_int(recovery, "unclaimed_callback_s", 900, "recovery", 1),
+        sweep_interval_s=_int(recovery, "sweep_interval_s", 5, "recovery", 1),
         reasons=_labels(raw.get("reasons"), "reasons"),
         resolution_codes=_labels(raw.get("resolution_codes"), "resolution_codes"),
         canned_replies=tuple(CannedReply(str(c["title"]), str(c["text"])) for c in canned_raw),
@@ -412,6 +418,47 @@ def should_notify_position(policy: ServicePolicy, position: int, last_position: 
     if position == 1:
         return True
     return last_at is None or now - last_at >= policy.update_min_interval_s
+
+
+# Recovery: nothing hangs, nothing is dropped --------------------------------------------------
+
+
+def offline_since(presence_until: Optional[float], noticed_at: Optional[float], activity: Iterable[Optional[float]], now: float) -> Optional[float]:
+    """Since when the agent of an assigned handoff counts as offline (its presence key is gone).
+
+    The agent's presence ended at ``presence_until`` (the last heartbeat's expiry, or the logout);
+    without it (a presence older than this rule) the sweeper's first sighting ``noticed_at`` counts.
+    Anything the agent did with the handoff later (claim, transfer to them, a reply) moves it on:
+    whoever acted on it was there. Never in the future.
+
+    Returns:
+        Epoch seconds, None when nothing is known yet.
+    """
+    known = [t for t in (presence_until if presence_until is not None else noticed_at, *activity) if t is not None]
+    return min(max(known), now) if known else None
+
+
+def offline_recovery(policy: ServicePolicy, offline_s: Optional[float], open_now: bool, others_online: bool) -> Optional[str]:
+    """What becomes of an assigned handoff whose agent has been offline for ``offline_s`` seconds.
+
+    Returns:
+        None while the agent may still come back (under ``recovery.agent_offline_requeue_s``);
+        ``requeue`` (back to the queue with its original priority) during opening hours with
+        another agent online; ``callback`` otherwise (out of hours, or nobody left to take it).
+    """
+    if offline_s is None or offline_s < policy.agent_offline_requeue_s:
+        return None
+    return "requeue" if open_now and others_online else "callback"
+
+
+def queued_since(enqueued_at: float, requeued_at: Optional[float] = None) -> float:
+    """When a handoff last entered the queue: the request, or its return after the agent left."""
+    return max(enqueued_at, requeued_at or 0.0)
+
+
+def unclaimed_overdue(policy: ServicePolicy, enqueued_at: float, requeued_at: Optional[float], now: float) -> bool:
+    """Whether a waiting handoff has gone unclaimed for ``recovery.unclaimed_callback_s`` (it becomes a callback)."""
+    return now - queued_since(enqueued_at, requeued_at) >= policy.unclaimed_callback_s
 
 
 def _hhmm(minute: int) -> str:

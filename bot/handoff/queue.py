@@ -230,7 +230,8 @@ async def claim(ctx: HandoffContext, sender: str, agent: str, agent_name: str) -
     status, detail = (
         str(part)
         for part in await script(ctx.redis, scripts.CLAIM)(
-            keys=[keys.record(handoff_id), keys.QUEUE, keys.agent_load(agent), keys.day_stats(ctx.day(now)), keys.RECENT_WAITS],
+            keys=[keys.record(handoff_id), keys.QUEUE, keys.agent_load(agent), keys.day_stats(ctx.day(now)), keys.RECENT_WAITS,
+                  keys.AGENTS],
             args=[agent, repr(now), capacity, keys.RECENT_LIMIT, scripts.STATS_TTL_S, agent_name],
         )
     )
@@ -322,7 +323,7 @@ def decode_record(record: Dict[str, str]) -> Dict[str, Any]:
     out: Dict[str, Any] = dict(record)
     for name in ("enqueued_at", "queued_at", "claimed_at", "first_response_at", "resolved_at", "ended_at", "score",
                  "offer_until", "sla_first_response_due", "sla_resolution_due", "wait_s", "handle_s", "first_response_s",
-                 "notified_at", "last_shopper_at", "rated_at", "transferred_at"):
+                 "notified_at", "last_shopper_at", "rated_at", "transferred_at", "requeued_at", "last_agent_at"):
         if record.get(name):
             try:
                 out[name] = float(record[name])
@@ -330,7 +331,7 @@ def decode_record(record: Dict[str, str]) -> Dict[str, Any]:
                 out[name] = None
     for name in ("priority", "after_sales"):
         out[name] = record.get(name) == "1"
-    for name in ("transfers", "rating", "notified_position"):
+    for name in ("transfers", "rating", "notified_position", "requeues"):
         value = record.get(name)
         out[name] = int(value) if value and value.lstrip("-").isdigit() else None
     for name in ("summary", "intents"):

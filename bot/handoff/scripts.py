@@ -73,7 +73,7 @@ return 3
 """
 
 CLAIM = """
--- KEYS: record, queue, agent load, day stats, recent waits
+-- KEYS: record, queue, agent load, day stats, recent waits, known agents
 -- ARGV: agent, now, capacity, recent limit, stats ttl, agent display name
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'not_found', ''} end
@@ -91,6 +91,7 @@ if wait < 0 then wait = 0 end
 redis.call('HSET', KEYS[1], 'status', 'assigned', 'agent', ARGV[1], 'agent_name', ARGV[6], 'claimed_at', ARGV[2], 'wait_s', tostring(wait))
 redis.call('ZREM', KEYS[2], hid)
 redis.call('SADD', KEYS[3], hid)
+redis.call('SADD', KEYS[6], ARGV[1])
 redis.call('HINCRBYFLOAT', KEYS[4], 'wait_sum_s', wait)
 redis.call('HINCRBY', KEYS[4], 'wait_count', 1)
 redis.call('EXPIRE', KEYS[4], ARGV[5])
@@ -147,6 +148,7 @@ if status ~= 'assigned' then return {'not_assigned', status, ''} end
 local owner = redis.call('HGET', KEYS[1], 'agent')
 if owner ~= ARGV[1] then return {'not_yours', owner or '', ''} end
 local entry = redis.call('XADD', KEYS[2], '*', 'from', 'agent', 'text', ARGV[3], 'at', ARGV[2], 'agent', ARGV[1], 'name', ARGV[4])
+redis.call('HSET', KEYS[1], 'last_agent_at', ARGV[2])
 local cursor = redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[6]), '*', 'message', ARGV[5])
 @announce(KEYS[3], ARGV[5], ARGV[6], ARGV[7])
 redis.call('EXPIRE', KEYS[3], ARGV[7])
@@ -263,8 +265,13 @@ return 'ok'
 QUEUED_TO_CALLBACK = """
 -- KEYS: record, queue, active(sender), callback, open callbacks, outbox, transcript, day stats
 -- ARGV: handoff id, now, callback id, due, callback fields JSON (flat list), outbox message JSON, maxlen, ttl,
---       transcript text, stats ttl (the outbox ttl is also the retention of the ended handoff)
+--       transcript text, stats ttl (the outbox ttl is also the retention of the ended handoff),
+--       seconds it must have waited since it last entered the queue (0: any), extra day counter ('' for none)
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+local since = tonumber(redis.call('HGET', KEYS[1], 'enqueued_at') or '') or 0
+local back = tonumber(redis.call('HGET', KEYS[1], 'requeued_at') or '')
+if back and back > since then since = back end
+if tonumber(ARGV[2]) - since < tonumber(ARGV[11]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'callback', 'ended_at', ARGV[2], 'callback_id', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
@@ -277,10 +284,67 @@ redis.call('EXPIRE', KEYS[6], ARGV[8])
 redis.call('XADD', KEYS[7], '*', 'from', 'system', 'text', ARGV[9], 'at', ARGV[2])
 redis.call('HINCRBY', KEYS[8], 'callbacks', 1)
 redis.call('HINCRBY', KEYS[8], 'converted', 1)
+if ARGV[12] ~= '' then redis.call('HINCRBY', KEYS[8], ARGV[12], 1) end
 redis.call('EXPIRE', KEYS[8], ARGV[10])
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('EXPIRE', KEYS[7], ARGV[8])
 return 1
+"""
+
+RECOVER_ASSIGNED = """
+-- An assigned handoff whose agent has been offline long enough: back to the queue with its
+-- original priority, or a callback ticket. Checks everything first, so of several desks sweeping
+-- at once exactly one changes it.
+-- KEYS: record, queue, agent load, presence(agent), presence until(agent), transcript, outbox, day stats,
+--       callback, open callbacks
+-- ARGV: handoff id, agent, now, offline bound s, mode ('requeue' or 'callback'), outbox message JSON, maxlen,
+--       ttl (also the retention of an ended handoff), transcript text, stats ttl, callback id, callback due,
+--       callback fields JSON (flat list)
+-- Answers {'ok', mode}, {'online', ''}, {'waiting', offline s} or {'skip', why}.
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'assigned' then
+  if not status then redis.call('SREM', KEYS[3], ARGV[1]) end
+  return {'skip', status or 'gone'}
+end
+if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[2] then return {'skip', 'agent'} end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {'online', ''} end
+local now = tonumber(ARGV[3])
+local since = tonumber(redis.call('GET', KEYS[5]) or '')
+if not since then
+  redis.call('HSETNX', KEYS[1], 'agent_offline_noticed_at', ARGV[3])
+  since = tonumber(redis.call('HGET', KEYS[1], 'agent_offline_noticed_at'))
+end
+for _, name in ipairs({'claimed_at', 'transferred_at', 'last_agent_at'}) do
+  local moment = tonumber(redis.call('HGET', KEYS[1], name) or '')
+  if moment and moment > since then since = moment end
+end
+if since > now then since = now end
+if now - since < tonumber(ARGV[4]) then return {'waiting', tostring(now - since)} end
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[1], 'agent_offline_noticed_at')
+redis.call('XADD', KEYS[6], '*', 'from', 'system', 'text', ARGV[9], 'at', ARGV[3])
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', tonumber(ARGV[7]), '*', 'message', ARGV[6])
+@announce(KEYS[7], ARGV[6], ARGV[7], ARGV[8])
+redis.call('EXPIRE', KEYS[7], ARGV[8])
+if ARGV[5] == 'requeue' then
+  redis.call('HSET', KEYS[1], 'status', 'queued', 'requeued_at', ARGV[3], 'previous_agent', ARGV[2], 'offered_to', '', 'offer_until', '0')
+  redis.call('HDEL', KEYS[1], 'agent', 'agent_name')
+  redis.call('HINCRBY', KEYS[1], 'requeues', 1)
+  redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[1], 'score'), ARGV[1])
+  redis.call('HINCRBY', KEYS[8], 'requeued_agent_offline', 1)
+else
+  redis.call('HSET', KEYS[1], 'status', 'callback', 'ended_at', ARGV[3], 'callback_id', ARGV[11], 'previous_agent', ARGV[2])
+  redis.call('HSET', KEYS[9], unpack(cjson.decode(ARGV[13])))
+  redis.call('ZADD', KEYS[10], ARGV[12], ARGV[11])
+  @release(KEYS[1], ARGV[1])
+  redis.call('HINCRBY', KEYS[8], 'callbacks', 1)
+  redis.call('HINCRBY', KEYS[8], 'converted', 1)
+  redis.call('HINCRBY', KEYS[8], 'callbacks_agent_offline', 1)
+  redis.call('EXPIRE', KEYS[1], ARGV[8])
+  redis.call('EXPIRE', KEYS[6], ARGV[8])
+end
+redis.call('EXPIRE', KEYS[8], ARGV[10])
+return {'ok', ARGV[5]}
 """
 
 CREATE_CALLBACK = """

@@ -10,6 +10,11 @@ from bot.handoff import keys, scripts
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import script
 
+RECOVERY_COUNTERS = ("requeued_agent_offline", "callbacks_agent_offline", "callbacks_unclaimed")
+"""Day counters of the recovery sweep (:mod:`bot.handoff.recovery`): conversations returned to the
+queue because their agent went offline, and those turned into callbacks (agent offline with nobody
+to take over or out of hours; nobody claimed them in time)."""
+
 
 async def note_conversation_started(ctx: HandoffContext) -> None:
     """Count a new conversation (the denominator of the handoff rate)."""
@@ -127,6 +132,7 @@ async def metrics(ctx: HandoffContext, days: int = 7) -> Dict[str, Any]:
                          "mean": round(totals.get("rating_sum", 0) / rating_count, 2) if rating_count else None,
                          "distribution": distribution},
         "resolution_codes": {code: int(totals.get(f"code:{code}", 0)) for code in ctx.policy.resolution_codes},
+        "recovery": {name: int(totals.get(name, 0)) for name in RECOVERY_COUNTERS},
         "callbacks_open": {"open": len(open_ids), "overdue": sum(1 for _, due in open_ids if due < now),
                            "done": int(totals.get("callbacks_done", 0)), "late": int(totals.get("callbacks_late", 0))},
         "queue": {"waiting": int(await ctx.redis.zcard(keys.QUEUE)),

@@ -46,6 +46,10 @@ def minutes(seconds: float) -> int:
     return max(1, int(-(-seconds // 60)))
 
 
+def _place(position: int) -> str:
+    return "您是下一位" if position <= 1 else f"您前面还有 {position - 1} 位顾客"
+
+
 def eta_phrase(wait_s: int, now: datetime) -> str:
     """``预计 14:35 前接入（约 4 分钟）``."""
     at = now + timedelta(seconds=wait_s)
@@ -72,9 +76,8 @@ def position_update(position: int, wait_s: Optional[int], now: datetime) -> str:
 
 def waiting_ack(position: int, wait_s: Optional[int], now: datetime) -> str:
     """The answer to a message sent while waiting in the queue."""
-    place = "您是下一位" if position <= 1 else f"您前面还有 {position - 1} 位顾客"
     eta = f"，{eta_phrase(wait_s, now)}" if wait_s is not None else ""
-    return f"已收到您的留言，会一并转给客服。{place}{eta}。"
+    return f"已收到您的留言，会一并转给客服。{_place(position)}{eta}。"
 
 
 def with_agent_ack(agent_name: str) -> str:
@@ -101,20 +104,39 @@ def callback_offer(start: datetime, end: datetime, now: datetime, opening: str, 
     )
 
 
+def _callback_instead(apology: str, start: datetime, end: datetime, now: datetime, kept: str = "您的留言都已保存") -> str:
+    """A waiting (or interrupted) shopper's callback: why, the window, what is kept, who talks now."""
+    return f"{apology}已为您登记人工回访：客服将在 {window(start, end, now)} 联系您，{kept}。现在由智能客服继续为您服务。"
+
+
 def closed_while_waiting(start: datetime, end: datetime, now: datetime) -> str:
     """Pushed to shoppers still waiting when the desk closes."""
-    return (
-        f"抱歉，人工客服今天的服务时间已结束，没能及时接入您。已为您登记人工回访：客服将在 {window(start, end, now)} 联系您，"
-        "您的留言都已保存。现在由智能客服继续为您服务。"
-    )
+    return _callback_instead("抱歉，人工客服今天的服务时间已结束，没能及时接入您。", start, end, now)
 
 
 def unattended_while_waiting(start: datetime, end: datetime, now: datetime) -> str:
     """Pushed to shoppers who waited long while no agent was online."""
+    return _callback_instead("非常抱歉让您久等了，现在人工客服都不在线。", start, end, now)
+
+
+def unclaimed_while_waiting(start: datetime, end: datetime, now: datetime) -> str:
+    """Pushed to shoppers whom no agent could take within ``recovery.unclaimed_callback_s``."""
+    return _callback_instead("非常抱歉让您久等了，客服一直忙不过来，没能及时接入您。", start, end, now)
+
+
+def requeued_agent_offline(agent_name: str, position: int, wait_s: Optional[int], now: datetime) -> str:
+    """Pushed when the agent went offline and the conversation is back in the queue in its old place."""
+    eta = f"，{eta_phrase(wait_s, now)}" if wait_s is not None else ""
     return (
-        f"非常抱歉让您久等了，现在人工客服都不在线。已为您登记人工回访：客服将在 {window(start, end, now)} 联系您，"
-        "您的留言都已保存。现在由智能客服继续为您服务。"
+        f"非常抱歉，为您服务的客服{agent_name}暂时离线了。已为您重新排队，并保留您原来的排队顺序：{_place(position)}{eta}。"
+        "您和客服的对话记录都已保存，接手的客服会接着处理，不用再重复描述。"
     )
+
+
+def callback_agent_offline(agent_name: str, start: datetime, end: datetime, now: datetime, closed_now: bool) -> str:
+    """Pushed when the agent went offline and no one can take over now (out of hours, or nobody online)."""
+    why = "现在已过人工客服的服务时间" if closed_now else "现在也没有其他客服在线"
+    return _callback_instead(f"非常抱歉，为您服务的客服{agent_name}暂时离线了，{why}。", start, end, now, "您和客服的对话记录都已保存")
 
 
 def resolved(agent_name: str, outcome: str) -> str:
