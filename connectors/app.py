@@ -10,12 +10,13 @@ Registered in ``credentials.yml`` as::
 Rasa mounts the routes under ``/webhooks/app``:
 
 - ``GET /``: health check.
-- ``POST /webhook``: ``{"sender", "message", "metadata": {"customer_id", "signature"}}`` → the
-  bot's replies as a JSON list in Rasa's REST format; while a human handoff has the conversation,
-  ``202`` with the queue position and ETA or the agent's name, the message kept for the agent
-  (:mod:`bot.handoff`) and never passed to the bot.
-- ``GET /messages/<sender>?customer_id=&signature=&after=&limit=``: messages pushed to the
-  conversation later (agent replies, notices) → ``{"messages": [...], "cursor": ...}``.
+- ``POST /webhook``: ``{"sender", "message", "metadata": {"identity_token"}}`` → the bot's replies
+  as a JSON list in Rasa's REST format; while a human handoff has the conversation, ``202`` with
+  the queue position and ETA or the agent's name, the message kept for the agent
+  (:mod:`bot.handoff`) and never passed to the bot. The first answer of an anonymous conversation
+  carries ``X-Conversation-Token``, which every later request for it sends back.
+- ``GET /messages/<sender>?after=&limit=`` with ``X-Identity-Token`` (or ``X-Conversation-Token``):
+  messages pushed to the conversation later (agent replies, notices) → ``{"messages": [...], "cursor": ...}``.
 
 Unlike Rasa's REST channel, which answers ``200 []`` whatever happened and logs the shopper's text,
 this channel verifies who the shopper is, never lets one shopper write into or read another's
@@ -278,7 +279,8 @@ class AppInput(ShopperChannel):
 
         Returns:
             200 with ``{"messages", "cursor"}``; 400 for a bad conversation id, cursor or limit;
-            403 when the conversation belongs to another customer or the signature is invalid;
+            401 for a presented identity token that is refused; 403 when the conversation belongs to
+            another customer or an anonymous conversation's token is missing or wrong;
             404 for an unknown conversation; 503 when Redis is unavailable.
         """
         if SENDER_PATTERN.fullmatch(sender_id) is None:
@@ -296,6 +298,10 @@ class AppInput(ShopperChannel):
                 return _error("invalid_limit", 400)
             limit = int(raw_limit)
 
+        identity_token = request.headers.get(IDENTITY_TOKEN_HEADER)
+        customer_id = self.resolve_identity(identity_token, request.args.get("customer_id"), request.args.get("signature"))
+        if identity_token and customer_id is None:
+            return _error("invalid_identity", 401)
         try:
             owner = await conversation_owner(self.redis(), sender_id)
         except REDIS_FAILURES as error:
@@ -306,8 +312,7 @@ class AppInput(ShopperChannel):
         if owner == ANONYMOUS_OWNER:
             allowed = self.holds_conversation(sender_id, request.headers.get(CONVERSATION_TOKEN_HEADER))
         else:
-            allowed = self.resolve_identity(request.headers.get(IDENTITY_TOKEN_HEADER), request.args.get("customer_id"),
-                                            request.args.get("signature")) == owner
+            allowed = customer_id == owner
         if not allowed:
             logger.warning("app.messages.forbidden sender=%s", sender_id)
             return _error("conversation_forbidden", 403)

@@ -13,9 +13,12 @@ The socket.io server lives on the Rasa server at ``/socket.io`` (``GET /webhooks
 channel's health check) and speaks the protocol of Rasa's ``socketio`` channel, so rasa-webchat
 style widgets work unchanged:
 
-- ``session_request {"session_id", "customData": {"customer_id", "signature", "last_message_id"}}``
-  → ``session_confirm <session_id>`` (a new id when none was given), then every pushed message
-  after ``last_message_id`` (the replay of what arrived while the page was closed).
+- ``session_request {"session_id", "customData": {"identity_token", "conversation_token", "last_message_id"}}``
+  → ``session_confirm {"session_id", "conversation_token"}`` (a new id when none was given; the
+  token for an anonymous conversation, which resuming it later needs), then every pushed message
+  after ``last_message_id`` (the replay of what arrived while the page was closed). An existing
+  anonymous conversation asked for without its token gets a new session id; with a wrong token,
+  ``error`` ``conversation_forbidden``.
 - ``user_uttered {"message", "session_id", "customData"}`` → ``bot_uttered`` messages in Rasa's
   socket.io format (``text``, ``quick_replies``, ...) with ``from`` (``bot``, ``agent`` or
   ``system``); pushed messages also carry their outbox ``id`` (the widget de-duplicates by it),

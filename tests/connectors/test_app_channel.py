@@ -362,10 +362,11 @@ def test_messages_paging_and_access_control(serve_channel: ServeChannel, redis_u
 
     static = "customer_id=C10001&signature=" + sign_customer_id(SECRET, "C10001")  # not accepted by default
     tampered = token[:-1] + ("1" if token.endswith("0") else "0")
-    for query, identity in ((static, None), ("", signed("C10002")["identity_token"]), ("", tampered),
+    for query, identity in ((static, None), ("", signed("C10002")["identity_token"]),
                             ("customer_id=C10001&signature=" + "0" * 64, None), ("customer_id=C10001", None), ("", None)):
         status, body = fetch(server, "conv-out", query, identity=identity)
         assert_error(status, body, 403, "conversation_forbidden")
+    assert_error(*fetch(server, "conv-out", "", identity=tampered), 401, "invalid_identity")
     status, body = fetch(server, "conv-out", token=conversation_token(SECRET, "conv-out"))  # an anonymous token opens no customer's
     assert_error(status, body, 403, "conversation_forbidden")
 

@@ -167,7 +167,7 @@ def test_an_invalid_identity_token_opens_no_customer_conversation(serve_channel:
     server = serve_channel(SECRET)
     assert send(server, "conv-owned-t", "你好", signed("C10001")).status == 200
     assert_error(*send(server, "conv-owned-t", "改地址", {"identity_token": token}), 401, "invalid_identity")
-    assert_error(*fetch(server, "conv-owned-t", identity=token), 403, "conversation_forbidden")
+    assert_error(*fetch(server, "conv-owned-t", identity=token), 401, "invalid_identity")
     assert len(server.bot.calls) == 1
 
 
