@@ -104,6 +104,7 @@ class Settings:
     # seconds, and where the simulated WeChat server (python -m wechat_sim) listens.
     wechat_appid: str = "dev-wechat-appid"
     wechat_appsecret: str = "dev-wechat-appsecret"
+    wechat_encoding_aes_key: str = ""
     wechat_api_base: str = ""
     wechat_reply_budget_s: float = 4.0
     wechat_binding_ttl_s: int = 365 * 24 * 3600

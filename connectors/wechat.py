@@ -1,4 +1,5 @@
-"""The ``wechat`` input channel: a WeChat official account (公众号) in plaintext mode (明文模式).
+"""The ``wechat`` input channel: a WeChat official account (公众号) in safe mode (安全模式) or, for
+development only, plaintext mode (明文模式).
 
 Registered in ``credentials.yml`` as::
 
@@ -6,22 +7,36 @@ Registered in ``credentials.yml`` as::
       token: dev-wechat-token                 # optional, WECHAT_TOKEN (the account's server token)
       appid: dev-wechat-appid                 # optional, WECHAT_APPID
       appsecret: dev-wechat-appsecret         # optional, WECHAT_APPSECRET
+      encoding_aes_key: ...                   # optional, WECHAT_ENCODING_AES_KEY (43 characters)
       api_base: https://api.weixin.qq.com     # optional, WECHAT_API_BASE (default: the simulator)
+
+With an EncodingAESKey the channel is in safe mode (:mod:`connectors.wechat_crypto`): a message must
+come with ``encrypt_type=aes`` and a ``msg_signature`` over its ``<Encrypt>``; it is decrypted, its
+app id checked, then handled exactly as a plaintext one, and the passive reply goes back encrypted
+(``<xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>``). A message without encryption, a
+wrong ``msg_signature`` or another account's app id is refused (403). Without the key (development
+and the simulator's default) messages are read in plaintext.
 
 Rasa mounts the routes under ``/webhooks/wechat``:
 
 - ``GET /webhook?signature=&timestamp=&nonce=&echostr=``: WeChat's URL verification; ``echostr``
   echoed when ``signature`` is the SHA-1 of the sorted token, timestamp and nonce, the timestamp is
-  at most 5 minutes away and the nonce is new; 403 otherwise.
-- ``POST /webhook?signature=&timestamp=&nonce=``: messages (XML). Text goes to the bot (or, while a
-  human handoff has the conversation, to the agent); the answer is a passive XML reply when it is
-  ready within the reply budget (4 s; WeChat waits 5 s), else ``success`` and the answer follows as
-  customer-service messages (客服消息). WeChat's retries of one message (same ``MsgId``; events:
-  same sender, time and event) reach the bot once. Bad signature 403, bad XML or fields 400, body
-  over 64 KB 413; never a 500.
+  at most 5 minutes away and the nonce is new; 403 otherwise. In safe mode an encrypted ``echostr``
+  comes with ``msg_signature`` (SHA-1 of the token, timestamp, nonce and ``echostr``) instead, and
+  its decrypted plaintext is the answer.
+- ``POST /webhook?signature=&timestamp=&nonce=[&encrypt_type=aes&msg_signature=]``: messages
+  (XML). Text goes to the bot (or, while a human handoff has the conversation, to the agent); the
+  answer is a passive XML reply when it is ready within the reply budget (4 s; WeChat waits 5 s),
+  else ``success`` and the answer follows as customer-service messages (客服消息). WeChat's retries of one message (same ``MsgId``; events:
+  same sender, time and event) reach the bot once, unless the worker answering it died: its
+  in-progress lease then lapses within seconds and a retry is answered (a completed message never
+  is). Bad signature 403, bad XML or fields 400, body over 64 KB 413; never a 500.
 - ``POST /bind {"openid", "customer_id", "timestamp", "signature"}``: the shop's account page
-  binds an OpenID to a customer; ``signature = hex(HMAC-SHA256(SHOP_IDENTITY_SECRET,
-  "wechat-bind\\n{openid}\\n{customer_id}\\n{timestamp}"))``, timestamp within 5 minutes.
+  binds an OpenID to a customer;
+  ``signature = hex(HMAC-SHA256(key, "wechat-bind\\n{openid}\\n{customer_id}\\n{timestamp}"))``
+  under the ``wechat-bind`` key derived from SHOP_IDENTITY_SECRET (``key = HMAC-SHA256(
+  SHOP_IDENTITY_SECRET, "key|wechat-bind")``, :func:`bot.identity.purpose_key`), timestamp within
+  5 minutes.
 - ``POST /unbind {"openid", "timestamp", "signature"}``: the same with ``wechat-unbind`` and an
   empty customer id.
 - ``GET /``: health check.
@@ -43,6 +58,7 @@ import hmac
 import json
 import logging
 import re
+import secrets
 import time
 import traceback
 import unicodedata
@@ -59,11 +75,12 @@ from sanic.response import HTTPResponse
 
 from bot.handoff.conversation import script
 from bot.handoff.stats import note_conversation_started
-from bot.identity import is_valid_customer_id
+from bot.identity import is_valid_customer_id, purpose_key
 from bot.push import DeliveryFailed, register_conversation
 from bot.settings import Settings, load_settings
 from connectors.binding import owner_key
 from connectors.common import MESSAGES, REDIS_FAILURES, ShopperChannel, check_text, credential
+from connectors.wechat_crypto import InvalidAppId, MessageCrypto, WeChatCryptoError
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +95,13 @@ NONCE_TTL_S = 2 * TIMESTAMP_WINDOW_S + 60
 
 DEDUP_TTL_S = 24 * 3600
 """How long a message id is remembered against WeChat's retries."""
+
+LEASE_MS = 8_000
+"""How long the in-progress lease of a message lasts unless its turn renews it, milliseconds.
+
+The turn renews it every quarter of that while it runs, so a live turn keeps it however long the
+bot takes; when the worker dies, it lapses well within WeChat's retries (5 s apart, three of them)
+and a retry answers the message instead of dropping it."""
 
 OPTIONS_TTL_S = 24 * 3600
 """How long the numbered options last offered to a conversation stay valid."""
@@ -163,7 +187,10 @@ def conversation_id(appid: str, openid: str) -> str:
 
 
 def binding_signature(secret: str, action: str, openid: str, customer_id: str, timestamp: str) -> str:
-    """Signature of a binding request from the shop: ``hex(HMAC-SHA256(secret, message))``.
+    """Signature of a binding request from the shop: ``hex(HMAC-SHA256(key, message))``.
+
+    The key is the ``wechat-bind`` key derived from the secret (:func:`bot.identity.purpose_key`),
+    for binding and unbinding alike: the shop's backend configures that key, not the secret itself.
 
     Args:
         secret: ``SHOP_IDENTITY_SECRET``.
@@ -174,9 +201,12 @@ def binding_signature(secret: str, action: str, openid: str, customer_id: str, t
 
     Returns:
         The lowercase hex signature of ``wechat-{action}\\n{openid}\\n{customer_id}\\n{timestamp}``.
+
+    Raises:
+        ValueError: the secret is empty.
     """
     message = f"wechat-{action}\n{openid}\n{customer_id}\n{timestamp}"
-    return hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(purpose_key(secret, "wechat-bind"), message.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def parse_message(body: bytes) -> Dict[str, str]:
@@ -539,17 +569,42 @@ class WeChatApi:
 
 # ----------------------------------------------------------------------------- delivery bookkeeping
 
-# A message's record ``wechat:msg:{appid}:{id}``: ``state`` (processing, done), ``waiting`` (requests
-# of WeChat waiting for the answer), ``reply`` (the answer, JSON) and ``delivered`` (passive or
-# push). Exactly one of the waiting requests, or else the turn itself, takes the answer.
+# A message's record ``wechat:msg:{appid}:{id}``: ``state`` (processing, done), ``owner`` (the token
+# of the turn answering it), ``waiting`` (requests of WeChat waiting for the answer), ``reply`` (the
+# answer, JSON) and ``delivered`` (passive or push). Exactly one of the waiting requests, or else the
+# turn itself, takes the answer. Beside it ``...:lease`` holds the owner's token for LEASE_MS while
+# the turn runs (renewed by the turn): a record still processing without its lease lost its worker,
+# and the next request for the message takes it over (the dead worker's requests no longer wait).
 _ENTER = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'state', 'processing', 'waiting', 1)
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'state', 'processing', 'waiting', 1, 'owner', ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
   return 'new'
 end
+if state == 'processing' and redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[1], 'waiting', 1, 'owner', ARGV[3])
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+  return 'taken_over'
+end
 redis.call('HINCRBY', KEYS[1], 'waiting', 1)
-return redis.call('HGET', KEYS[1], 'state')
+return state
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 _LEAVE = """
@@ -570,6 +625,10 @@ return {'none', ''}
 
 _FINISH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'push' end
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] or redis.call('HGET', KEYS[1], 'state') ~= 'processing' then
+  return 'lost'
+end
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 redis.call('HSET', KEYS[1], 'state', 'done', 'reply', ARGV[1])
 if tonumber(redis.call('HGET', KEYS[1], 'waiting') or '0') <= 0 and redis.call('HEXISTS', KEYS[1], 'delivered') == 0 then
   redis.call('HSET', KEYS[1], 'delivered', 'push')
@@ -605,6 +664,14 @@ def _loads(raw: str) -> Optional[Dict[str, Any]]:
     return value if isinstance(value, dict) else None
 
 
+def _lease_key(key: str) -> str:
+    return f"{key}:lease"
+
+
+class RefusedRequest(Exception):
+    """A POST refused with 403; the message is the reason logged."""
+
+
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 
@@ -615,11 +682,17 @@ class WeChatInput(ShopperChannel):
         token: the account's server token (``WECHAT_TOKEN``).
         appid: the account's app id (``WECHAT_APPID``).
         appsecret: the account's app secret (``WECHAT_APPSECRET``).
+        encoding_aes_key: the account's EncodingAESKey (``WECHAT_ENCODING_AES_KEY``): safe mode;
+            empty: plaintext mode (development).
         api_base: WeChat's API (``WECHAT_API_BASE``; the simulator by default).
         reply_budget_s: how long a request waits for the bot before answering ``success``.
         redis_url: Redis of the stack (``REDIS_URL`` or the embedded server).
-        identity_secret: key of the shop's binding signatures (``SHOP_IDENTITY_SECRET``).
+        identity_secret: the secret the shop's binding key derives from (``SHOP_IDENTITY_SECRET``).
+        lease_ms: the in-progress lease of a message (:data:`LEASE_MS`).
         settings: defaults for every argument left out.
+
+    Raises:
+        ValueError: the EncodingAESKey is not 43 characters of base64.
     """
 
     def __init__(
@@ -632,6 +705,8 @@ class WeChatInput(ShopperChannel):
         redis_url: Optional[str] = None,
         identity_secret: Optional[str] = None,
         settings: Optional[Settings] = None,
+        encoding_aes_key: Optional[str] = None,
+        lease_ms: int = LEASE_MS,
     ) -> None:
         settings = settings or load_settings()
         super().__init__(redis_url=redis_url, identity_secret=identity_secret, settings=settings)
@@ -642,6 +717,9 @@ class WeChatInput(ShopperChannel):
         self.api_base: str = (api_base or settings.wechat_api_base or f"http://{sim_host}:{settings.wechat_sim_port}").rstrip("/")
         self.reply_budget_s: float = float(reply_budget_s if reply_budget_s is not None else settings.wechat_reply_budget_s)
         self.binding_ttl_s: int = settings.wechat_binding_ttl_s
+        aes_key = encoding_aes_key or settings.wechat_encoding_aes_key
+        self.crypto: Optional[MessageCrypto] = MessageCrypto.from_settings(self.token, aes_key, self.appid) if aes_key else None
+        self.lease_ms: int = int(lease_ms)
         self.api = WeChatApi(self.api_base, self.appid, self.appsecret, self.redis)
         self._turns: Dict[str, asyncio.Task[None]] = {}
         self._background: Set[asyncio.Task[Any]] = set()
@@ -656,14 +734,15 @@ class WeChatInput(ShopperChannel):
         """Build the channel from its ``credentials.yml`` section (every key optional).
 
         Args:
-            credentials: ``token``, ``appid``, ``appsecret``, ``api_base``, ``reply_budget_s``,
-                ``redis_url``, ``identity_secret``.
+            credentials: ``token``, ``appid``, ``appsecret``, ``encoding_aes_key``, ``api_base``,
+                ``reply_budget_s``, ``redis_url``, ``identity_secret``.
         """
         budget = credential(credentials, "reply_budget_s")
         return cls(
             token=credential(credentials, "token"),
             appid=credential(credentials, "appid"),
             appsecret=credential(credentials, "appsecret"),
+            encoding_aes_key=credential(credentials, "encoding_aes_key"),
             api_base=credential(credentials, "api_base"),
             reply_budget_s=float(budget) if budget is not None else None,
             redis_url=credential(credentials, "redis_url"),
@@ -672,18 +751,34 @@ class WeChatInput(ShopperChannel):
 
     # ------------------------------------------------------------------ request checks
 
-    def check_signature(self, args: Mapping[str, Any]) -> Optional[str]:
-        """Why a request's ``signature``, ``timestamp`` and ``nonce`` are refused; None when valid."""
-        signature, timestamp, nonce = (args.get(name) or "" for name in ("signature", "timestamp", "nonce"))
+    def _check(self, args: Mapping[str, Any], name: str, expected: Callable[[str, str], str]) -> Optional[str]:
+        signature, timestamp, nonce = (args.get(key) or "" for key in (name, "timestamp", "nonce"))
         if not signature or not timestamp or not nonce:
             return "missing"
         if _SIGNATURE_PATTERN.fullmatch(signature) is None or _NONCE_PATTERN.fullmatch(nonce) is None:
             return "malformed"
         if not timestamp.isdigit() or len(timestamp) > 12 or abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW_S:
             return "stale"
-        if not hmac.compare_digest(wechat_signature(self.token, timestamp, nonce), signature.lower()):
+        if not hmac.compare_digest(expected(timestamp, nonce), signature.lower()):
             return "forged"
         return None
+
+    def check_signature(self, args: Mapping[str, Any]) -> Optional[str]:
+        """Why a request's ``signature``, ``timestamp`` and ``nonce`` are refused; None when valid."""
+        return self._check(args, "signature", lambda timestamp, nonce: wechat_signature(self.token, timestamp, nonce))
+
+    def check_msg_signature(self, args: Mapping[str, Any], encrypt: str) -> Optional[str]:
+        """Why a safe-mode request's ``msg_signature`` over ``encrypt`` is refused; None when valid.
+
+        The plain ``signature`` WeChat sends beside it must be valid too when present.
+        """
+        crypto = self.crypto
+        if crypto is None:
+            return "plaintext_mode"
+        problem = self._check(args, "msg_signature", lambda timestamp, nonce: crypto.signature(timestamp, nonce, encrypt))
+        if problem is None and args.get("signature"):
+            problem = self.check_signature(args)
+        return problem
 
     async def fresh_nonce(self, timestamp: str, nonce: str, fingerprint: str, same_is_retry: bool) -> bool:
         """Remember a request's nonce; False for a replay.
@@ -704,25 +799,79 @@ class WeChatInput(ShopperChannel):
         return same_is_retry and await self.redis().get(key) == fingerprint
 
     def _request_args(self, request: Request) -> Dict[str, str]:
-        return {name: request.args.get(name) or "" for name in ("signature", "timestamp", "nonce", "echostr")}
+        names = ("signature", "timestamp", "nonce", "echostr", "encrypt_type", "msg_signature")
+        return {name: request.args.get(name) or "" for name in names}
+
+    def read_message(self, args: Mapping[str, str], body: bytes) -> InboundMessage:
+        """The message a POST carries: signature checked and, in safe mode, decrypted.
+
+        Args:
+            args: the query arguments (``signature``, ``timestamp``, ``nonce``, ``encrypt_type``,
+                ``msg_signature``).
+            body: the POST body.
+
+        Raises:
+            RefusedRequest: a missing, forged or stale signature, plaintext in safe mode or another
+                account's app id (403).
+            InvalidMessage: not a WeChat message, or a ciphertext that does not decrypt (400).
+        """
+        if self.crypto is None:
+            problem = self.check_signature(args)
+            if problem is not None:
+                raise RefusedRequest(problem)
+            return InboundMessage.from_fields(parse_message(body))
+        if args.get("encrypt_type", "").lower() != "aes":
+            raise RefusedRequest("plaintext")
+        encrypt = parse_message(body).get("Encrypt", "").strip()
+        problem = self.check_msg_signature(args, encrypt) if encrypt else "no_encrypt"
+        if problem is not None:
+            raise RefusedRequest(problem)
+        try:
+            plaintext = self.crypto.decrypt(encrypt)
+        except InvalidAppId as error:
+            raise RefusedRequest("appid") from error
+        except WeChatCryptoError as error:
+            raise InvalidMessage(f"Encrypt: {error}") from error
+        return InboundMessage.from_fields(parse_message(plaintext))
+
+    def passive_reply(self, args: Mapping[str, str], message: InboundMessage, text: str) -> HTTPResponse:
+        """A passive text reply to a message, in the encrypted envelope in safe mode."""
+        xml = text_reply(message.openid, message.account, text)
+        if self.crypto is not None:
+            xml = self.crypto.seal(xml, str(int(time.time())), args.get("nonce") or secrets.token_hex(8))
+        return _xml(xml)
 
     # ------------------------------------------------------------------ routes
 
     async def handle_verify(self, request: Request) -> HTTPResponse:
         """``GET /webhook``: WeChat's URL verification (服务器配置).
 
+        In safe mode a request with ``msg_signature`` carries an encrypted ``echostr``: the
+        signature covers it and the answer is its plaintext. Otherwise ``echostr`` is echoed.
+
         Returns:
-            200 with ``echostr``; 403 for a missing, forged or stale signature or a reused nonce;
-            400 without ``echostr``; 503 when Redis cannot check the nonce.
+            200 with ``echostr``; 403 for a missing, forged or stale signature, a reused nonce or
+            another account's app id; 400 without ``echostr`` or with one that does not decrypt;
+            503 when Redis cannot check the nonce.
         """
         args = self._request_args(request)
-        problem = self.check_signature(args)
+        echostr = args["echostr"]
+        encrypted = self.crypto is not None and bool(args["msg_signature"])
+        problem = self.check_msg_signature(args, echostr) if encrypted else self.check_signature(args)
         if problem is not None:
             logger.warning("wechat.verify.refused reason=%s", problem)
             return _plain("forbidden", 403)
-        echostr = args["echostr"]
-        if not echostr or len(echostr) > 256:
+        if not echostr or len(echostr) > (1024 if encrypted else 256):
             return _plain("echostr is missing", 400)
+        answer = echostr
+        if self.crypto is not None and encrypted:
+            try:
+                answer = self.crypto.decrypt(echostr).decode("utf-8")
+            except InvalidAppId:
+                logger.warning("wechat.verify.refused reason=appid")
+                return _plain("forbidden", 403)
+            except (WeChatCryptoError, UnicodeDecodeError):
+                return _plain("echostr does not decrypt", 400)
         try:
             fresh = await self.fresh_nonce(args["timestamp"], args["nonce"], "GET", same_is_retry=False)
         except REDIS_FAILURES as error:
@@ -731,44 +880,46 @@ class WeChatInput(ShopperChannel):
         if not fresh:
             logger.warning("wechat.verify.refused reason=replay")
             return _plain("forbidden", 403)
-        logger.info("wechat.verify.ok")
-        return _plain(echostr)
+        logger.info("wechat.verify.ok encrypted=%s", encrypted)
+        return _plain(answer)
 
     async def handle_message(self, request: Request, on_new_message: OnNewMessage) -> HTTPResponse:
         """``POST /webhook``: one message or event from WeChat.
 
         Returns:
-            A passive XML reply, or ``success`` when there is nothing to say now (the answer, if
-            any, follows as customer-service messages); 400, 403 or 413 for a refused request.
+            A passive XML reply (encrypted in safe mode), or ``success`` when there is nothing to
+            say now (the answer, if any, follows as customer-service messages); 400, 403 or 413 for
+            a refused request.
         """
         started = time.monotonic()
         body = request.body or b""
         if len(body) > MAX_BODY_BYTES:
             return _plain("payload too large", 413)
         args = self._request_args(request)
-        problem = self.check_signature(args)
-        if problem is not None:
-            logger.warning("wechat.message.refused reason=%s", problem)
-            return _plain("forbidden", 403)
         try:
-            message = InboundMessage.from_fields(parse_message(body))
+            message = self.read_message(args, body)
+        except RefusedRequest as refused:
+            logger.warning("wechat.message.refused reason=%s", refused)
+            return _plain("forbidden", 403)
         except InvalidMessage as error:
             logger.warning("wechat.message.invalid reason=%s", error)
             return _plain("invalid message", 400)
 
         key = f"wechat:msg:{self.appid}:{message.dedup_id()}"
+        owner = secrets.token_hex(16)
         try:
             if not await self.fresh_nonce(args["timestamp"], args["nonce"], hashlib.sha256(body).hexdigest(), same_is_retry=True):
                 logger.warning("wechat.message.refused reason=replay")
                 return _plain("forbidden", 403)
-            state = await script(self.redis(), _ENTER)(keys=[key], args=[DEDUP_TTL_S])
+            state = await script(self.redis(), _ENTER)(keys=[key, _lease_key(key)], args=[DEDUP_TTL_S, self.lease_ms, owner])
         except REDIS_FAILURES as error:
             logger.error("wechat.message.redis_failed error=%s", type(error).__name__)
-            return _xml(text_reply(message.openid, message.account, MESSAGES["bot_unavailable"]))
+            return self.passive_reply(args, message, MESSAGES["bot_unavailable"])
         sender = conversation_id(self.appid, message.openid)
-        if state == "new":
-            logger.info("wechat.message.received sender=%s type=%s chars=%d", sender, message.msg_type, len(message.content))
-            task = asyncio.create_task(self._turn(key, sender, message, on_new_message))
+        if state in ("new", "taken_over"):
+            logger.info("wechat.message.received sender=%s type=%s chars=%d taken_over=%s", sender, message.msg_type,
+                        len(message.content), state == "taken_over")
+            task = asyncio.create_task(self._turn(key, owner, sender, message, on_new_message))
             self._turns[key] = task
             task.add_done_callback(lambda _: self._turns.pop(key, None))
         else:
@@ -787,7 +938,7 @@ class WeChatInput(ShopperChannel):
         if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
             self._spawn(self._push_late(sender, reply))
             return _plain("success")
-        return _xml(text_reply(message.openid, message.account, text))
+        return self.passive_reply(args, message, text)
 
     async def _wait_done(self, key: str, budget_s: float) -> None:
         """Wait until the message's turn is done or the budget is spent."""
@@ -821,25 +972,62 @@ class WeChatInput(ShopperChannel):
             await self._push_late(sender, reply)
         return reply if how == "passive" else None
 
-    async def _turn(self, key: str, sender: str, message: InboundMessage, on_new_message: OnNewMessage) -> None:
-        """Answer one message (in the background: it outlives WeChat's request if it must)."""
+    async def _turn(self, key: str, owner: str, sender: str, message: InboundMessage, on_new_message: OnNewMessage) -> None:
+        """Answer one message (in the background: it outlives WeChat's request if it must).
+
+        The turn holds the message's lease as ``owner`` and renews it while it runs; it completes
+        the message only while it still owns it, and releases the lease when it ends without
+        completing (cancelled, or Redis failed), so that WeChat's next retry answers the message.
+        """
+        keeper = asyncio.ensure_future(self._keep_lease(key, owner))
+        completed = False
         try:
-            async with self.conversation_turn(sender):
-                reply = await self.respond(sender, message, on_new_message)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # every failure reaches the shopper as a polite text
-            logger.error("wechat.message.failed sender=%s error=%s", sender, type(error).__name__)
-            # the frames only: an exception's message may quote the shopper's text
-            logger.debug("wechat.message.failed sender=%s at:\n%s", sender, "".join(traceback.format_tb(error.__traceback__)))
-            reply = {"text": MESSAGES["bot_unavailable"]}
+            try:
+                async with self.conversation_turn(sender):
+                    reply = await self.respond(sender, message, on_new_message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # every failure reaches the shopper as a polite text
+                logger.error("wechat.message.failed sender=%s error=%s", sender, type(error).__name__)
+                # the frames only: an exception's message may quote the shopper's text
+                logger.debug("wechat.message.failed sender=%s at:\n%s", sender, "".join(traceback.format_tb(error.__traceback__)))
+                reply = {"text": MESSAGES["bot_unavailable"]}
+            try:
+                how = await script(self.redis(), _FINISH)(keys=[key, _lease_key(key)],
+                                                          args=[json.dumps(reply, ensure_ascii=False) if reply else "", owner])
+            except REDIS_FAILURES as error:
+                logger.error("wechat.message.finish_failed sender=%s error=%s", sender, type(error).__name__)
+                return
+            completed = True
+            if how == "lost":  # its lease lapsed and another worker took the message over: that one answers
+                logger.warning("wechat.message.superseded sender=%s", sender)
+            elif how == "push" and reply:
+                await self._push_late(sender, reply)
+        finally:
+            keeper.cancel()
+            if not completed:
+                await asyncio.shield(self._release_lease(key, owner))
+
+    async def _keep_lease(self, key: str, owner: str) -> None:
+        """Renew a turn's lease every quarter of its length until it is cancelled or lost."""
+        period_s = max(self.lease_ms / 4000, 0.05)
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                kept = await script(self.redis(), _RENEW)(keys=[_lease_key(key)], args=[owner, self.lease_ms])
+            except REDIS_FAILURES as error:
+                logger.warning("wechat.message.lease_not_renewed error=%s", type(error).__name__)
+                continue
+            if not kept:
+                logger.warning("wechat.message.lease_lost")
+                return
+
+    async def _release_lease(self, key: str, owner: str) -> None:
+        """Give up a lease the turn still owns (compare-and-delete), for WeChat's retry to take the message."""
         try:
-            how = await script(self.redis(), _FINISH)(keys=[key], args=[json.dumps(reply, ensure_ascii=False) if reply else ""])
+            await script(self.redis(), _RELEASE)(keys=[_lease_key(key)], args=[owner])
         except REDIS_FAILURES as error:
-            logger.error("wechat.message.finish_failed sender=%s error=%s", sender, type(error).__name__)
-            return
-        if how == "push" and reply:
-            await self._push_late(sender, reply)
+            logger.warning("wechat.message.lease_not_released error=%s", type(error).__name__)
 
     async def _push_late(self, sender: str, reply: Mapping[str, Any]) -> None:
         """Put an answer WeChat no longer waits for into the outbox, for the customer-service API."""
@@ -1001,8 +1189,8 @@ class WeChatInput(ShopperChannel):
             return _bind_error("invalid_timestamp")
         if abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW_S:
             return _bind_error("stale_timestamp")
-        expected = binding_signature(self.identity_secret, action, openid, str(customer_id), timestamp)
-        if not isinstance(signature, str) or not hmac.compare_digest(expected, signature.lower()):
+        expected = binding_signature(self.identity_secret, action, openid, str(customer_id), timestamp) if self.identity_secret else ""
+        if not expected or not isinstance(signature, str) or not hmac.compare_digest(expected, signature.lower()):
             logger.warning("wechat.%s.forged", action)
             return _bind_error("invalid_signature")
         sender = conversation_id(self.appid, openid)

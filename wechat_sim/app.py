@@ -24,7 +24,8 @@ Phone side (what a shopper does):
 - ``GET /sim/inbox/{openid}?after=&include_sent=``: what the shopper received, in order.
 - ``POST /sim/verify``: the URL verification WeChat runs when the server URL is configured.
 - ``POST /sim/bind-demo {"openid", "customer_id"}``: plays the shop's account page, signing a
-  binding with the shop's secret and posting it to the channel's ``/bind`` (demo only).
+  binding with the ``wechat-bind`` key derived from the shop's secret (as the shop's backend does)
+  and posting it to the channel's ``/bind`` (demo only).
 
 Control: ``POST /sim/config`` (webhook URL, timeout, retries, token lifetime), ``POST
 /sim/expire-tokens {"mode": "expired"|"revoked"}``, ``POST /sim/reset``, ``GET /sim/stats``,
@@ -51,6 +52,8 @@ import aiohttp
 from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from bot.identity import purpose_key
 
 logger = logging.getLogger(__name__)
 
@@ -381,7 +384,7 @@ class Simulator:
         assert self.session is not None
         timestamp = str(int(time.time()))
         message = f"wechat-bind\n{openid}\n{customer_id}\n{timestamp}"
-        sig = hmac.new(self.config.shop_secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+        sig = hmac.new(purpose_key(self.config.shop_secret, "wechat-bind"), message.encode(), hashlib.sha256).hexdigest()
         payload = {"openid": openid, "customer_id": customer_id, "timestamp": timestamp, "signature": sig}
         try:
             async with self.session.post(self.config.effective_bind_url(), json=payload,

@@ -4,6 +4,8 @@ real process (signed XML posts, retries, tokens, customer-service messages) and 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
 import logging
 import secrets
@@ -23,6 +25,7 @@ from bot.handoff import queue
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import agent_message, transcript
 from bot.handoff.texts import cancelled, rating_buttons
+from bot.identity import verify_channel_identity
 from bot.outbox import Outbox
 from bot.settings import load_settings
 from connectors.binding import owner_key
@@ -143,6 +146,15 @@ def bind_body(openid: str, customer_id: str, secret: str = SHOP_SECRET, timestam
             "signature": binding_signature(secret, "bind", openid, customer_id, stamp)}
 
 
+def shopper(message: UserMessage) -> Dict[str, Any]:
+    """The metadata the bot got, without the channel-signed identity (checked to name the same customer)."""
+    metadata = dict(message.metadata or {})
+    identity = metadata.pop("identity", None)
+    assert identity is not None and identity["customer_id"] == metadata["customer_id"]
+    assert verify_channel_identity(SHOP_SECRET, message.sender_id, identity) == metadata["customer_id"]
+    return metadata
+
+
 def received(sim: SimProcess, openid: str, kind: str) -> List[str]:
     return [m["text"] for m in sim.inbox(openid) if m["kind"] == kind]
 
@@ -180,7 +192,7 @@ def test_a_text_gets_a_passive_reply_and_the_bot_an_anonymous_conversation(serve
     assert message.sender_id == sender and sender.startswith("wx-") and SENDER_PATTERN.fullmatch(sender)
     assert openid not in sender
     assert message.text == "我的快递到哪了" and message.input_channel == "wechat"
-    assert message.metadata == {"channel": "wechat", "verified": False, "customer_id": None}
+    assert shopper(message) == {"channel": "wechat", "verified": False, "customer_id": None}
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     assert client.get(owner_key(sender)) == WECHAT_OWNER
     assert client.hget(f"conversation:channel:{sender}", "openid") == openid
@@ -297,7 +309,7 @@ def test_bound_openids_are_verified_customers_and_others_anonymous(serve: Callab
     assert custom_messages(server.sim, bound) == [TEXTS["bound"]]
     server.sim.send(bound, "我的订单")
     server.sim.send(other, "我的订单")
-    assert [m.metadata for m in server.bot.calls] == [
+    assert [shopper(m) for m in server.bot.calls] == [
         {"channel": "wechat", "verified": False, "customer_id": None},
         {"channel": "wechat", "verified": True, "customer_id": "C000001"},
         {"channel": "wechat", "verified": False, "customer_id": None},
@@ -310,16 +322,31 @@ def test_bound_openids_are_verified_customers_and_others_anonymous(serve: Callab
     unbind = {"openid": bound, "timestamp": stamp, "signature": binding_signature(SHOP_SECRET, "unbind", bound, "", stamp)}
     assert http("POST", f"{server.base}/unbind", unbind) == (200, {"status": "unbound"})
     server.sim.send(bound, "还是我")
-    assert server.bot.calls[-1].metadata == {"channel": "wechat", "verified": False, "customer_id": None}
+    assert shopper(server.bot.calls[-1]) == {"channel": "wechat", "verified": False, "customer_id": None}
     assert client.get(owner_key(conversation_id(APPID, bound))) == WECHAT_OWNER
     client.close()
+
+
+def test_bindings_are_signed_with_the_derived_wechat_bind_key_not_the_secret() -> None:
+    key = hmac.new(SHOP_SECRET.encode(), b"key|wechat-bind", hashlib.sha256).digest()
+    message = "wechat-bind\noABCDEF123\nC000001\n1700000000"
+    assert binding_signature(SHOP_SECRET, "bind", "oABCDEF123", "C000001", "1700000000") == hmac.new(
+        key, message.encode(), hashlib.sha256).hexdigest()
+    unbind = "wechat-unbind\noABCDEF123\n\n1700000000"
+    assert binding_signature(SHOP_SECRET, "unbind", "oABCDEF123", "", "1700000000") == hmac.new(
+        key, unbind.encode(), hashlib.sha256).hexdigest()
+    with pytest.raises(ValueError):
+        binding_signature("", "bind", "oABCDEF123", "C000001", "1700000000")
 
 
 def test_forged_or_malformed_bindings_are_refused(serve: Callable[..., Served], redis_url: str) -> None:
     server = serve()
     openid = new_openid()
     url = f"{server.base}/bind"
+    stamp = str(int(time.time()))
+    raw_secret = hmac.new(SHOP_SECRET.encode(), f"wechat-bind\n{openid}\nC000001\n{stamp}".encode(), hashlib.sha256).hexdigest()
     forged = [
+        {"openid": openid, "customer_id": "C000001", "timestamp": stamp, "signature": raw_secret},  # the old, raw-secret scheme
         bind_body(openid, "C000001", secret="wrong-secret"),
         {**bind_body(openid, "C000002"), "customer_id": "C000001"},
         {**bind_body(new_openid(), "C000001"), "openid": openid},
@@ -448,7 +475,7 @@ def test_mounted_by_rasa_register_under_webhooks_wechat(serve: Callable[..., Ser
     assert server.sim.call("POST", "/sim/verify", {})[1]["ok"] is True
     openid = new_openid()
     assert server.sim.send(openid, "你好")["reply"]["content"].startswith("收到：你好")
-    assert server.bot.calls[0].metadata == {"channel": "wechat", "verified": False, "customer_id": None}
+    assert shopper(server.bot.calls[0]) == {"channel": "wechat", "verified": False, "customer_id": None}
 
 
 def test_loaded_from_a_credentials_file_like_rasa_run(tmp_path: Path) -> None:
