@@ -153,29 +153,39 @@ async def current_handoff(ctx: HandoffContext, sender: str) -> Optional[str]:
     return await active_handoff(ctx, sender) or (await ctx.redis.get(keys.latest(sender)) or None)
 
 
-async def agent_message(ctx: HandoffContext, sender: str, agent: str, agent_name: str, text: str) -> OpResult:
+async def agent_message(ctx: HandoffContext, sender: str, agent: str, agent_name: str, text: str, client_id: str = "") -> OpResult:
     """An agent's reply: appended to the transcript and pushed to the shopper in one atomic step.
 
+    Args:
+        client_id: the desk client's id of this reply (:data:`keys.CLIENT_ID`). A client that
+            lost the answer (a 503 while Redis restarted, a desk that died) retries with the same
+            id, and the reply is written once: the retry gets the first write's ids, with
+            ``duplicate`` True. Without one, a retry after a lost answer may send it twice.
+
     Returns:
-        ``ok`` with the transcript entry id and the outbox cursor; ``not_found``, ``not_assigned``
-        or ``not_yours`` otherwise.
+        ``ok`` with the transcript entry id and the outbox cursor; ``not_found``, ``not_assigned``,
+        ``not_yours`` or ``invalid_client_id`` otherwise.
     """
+    if client_id and not keys.CLIENT_ID.fullmatch(client_id):
+        return OpResult("invalid_client_id")
     handoff_id = await active_handoff(ctx, sender)
     if handoff_id is None:
         return OpResult("not_found")
     now = ctx.now()
     message = outbox_message(sender, text, "agent", agent=agent_name)
     reply = await script(ctx.redis, scripts.AGENT_MESSAGE)(
-        keys=[keys.record(handoff_id), keys.transcript(handoff_id), outbox_key(sender), keys.day_stats(ctx.day(now)), keys.RECENT_FIRST_RESPONSES],
+        keys=[keys.record(handoff_id), keys.transcript(handoff_id), outbox_key(sender), keys.day_stats(ctx.day(now)), keys.RECENT_FIRST_RESPONSES,
+              keys.reply_ids(handoff_id)],
         args=[agent, repr(now), text, agent_name, message, ctx.outbox_maxlen, ctx.outbox_ttl_s,
-              ctx.policy.first_response_s, keys.RECENT_LIMIT, scripts.STATS_TTL_S],
+              ctx.policy.first_response_s, keys.RECENT_LIMIT, scripts.STATS_TTL_S, client_id],
     )
-    status, first, second = (str(part) for part in reply)
+    status, first, second, *again = (str(part) for part in reply)
     if status != "ok":
         return OpResult(status, first, handoff_id)
     entry = {"id": first, "from": "agent", "text": text, "at": now, "agent": agent, "name": agent_name}
-    await publish(ctx, "message", sender=sender, handoff_id=handoff_id, entry=entry)
-    return OpResult("ok", handoff_id=handoff_id, data={"entry": entry, "cursor": second})
+    if not again:
+        await publish(ctx, "message", sender=sender, handoff_id=handoff_id, entry=entry)
+    return OpResult("ok", handoff_id=handoff_id, data={"entry": entry, "cursor": second, "duplicate": bool(again)})
 
 
 async def system_notice(ctx: HandoffContext, handoff_id: str, sender: str, transcript_text: str, shopper_text: str = "") -> str:

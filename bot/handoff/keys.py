@@ -89,6 +89,15 @@ def transcript(handoff_id: str) -> str:
 TRANSCRIPT_PREFIX = "handoff:transcript:"
 
 
+def reply_ids(handoff_id: str) -> str:
+    """Hash of the client ids of a handoff's agent replies → ``<transcript entry>|<outbox cursor>`` (each written once)."""
+    return f"handoff:reply_ids:{handoff_id}"
+
+
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+"""Syntax of the id a desk client gives a reply so that retrying it never sends it twice."""
+
+
 def notes(handoff_id: str) -> str:
     """List of agents' internal notes on a handoff (never shown to the shopper)."""
     return f"handoff:notes:{handoff_id}"

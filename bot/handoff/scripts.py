@@ -139,9 +139,18 @@ return {'ok', hid, entry, status, agent, agent_name, joined}
 """
 
 AGENT_MESSAGE = """
--- KEYS: record, transcript, outbox, day stats, recent first responses
+-- KEYS: record, transcript, outbox, day stats, recent first responses, replies by client id
 -- ARGV: agent, now, text, display name, outbox message JSON, outbox maxlen, outbox ttl,
---       first response target s, recent limit, stats ttl
+--       first response target s, recent limit, stats ttl, the client's id of this reply ('' for none)
+-- A reply retried with the same client id (its first answer was lost) is written once: the retry
+-- answers {'ok', entry, cursor, 'duplicate'} with the first write's ids.
+if ARGV[11] ~= '' then
+  local done = redis.call('HGET', KEYS[6], ARGV[11])
+  if done then
+    local bar = string.find(done, '|', 1, true)
+    return {'ok', string.sub(done, 1, bar - 1), string.sub(done, bar + 1), 'duplicate'}
+  end
+end
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'not_found', '', ''} end
 if status ~= 'assigned' then return {'not_assigned', status, ''} end
@@ -152,6 +161,10 @@ redis.call('HSET', KEYS[1], 'last_agent_at', ARGV[2])
 local cursor = redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[6]), '*', 'message', ARGV[5])
 @announce(KEYS[3], ARGV[5], ARGV[6], ARGV[7])
 redis.call('EXPIRE', KEYS[3], ARGV[7])
+if ARGV[11] ~= '' then
+  redis.call('HSET', KEYS[6], ARGV[11], entry .. '|' .. cursor)
+  redis.call('EXPIRE', KEYS[6], ARGV[7])
+end
 if redis.call('HSETNX', KEYS[1], 'first_response_at', ARGV[2]) == 1 then
   local waited = tonumber(ARGV[2]) - tonumber(redis.call('HGET', KEYS[1], 'enqueued_at'))
   redis.call('HSET', KEYS[1], 'first_response_s', tostring(waited))
