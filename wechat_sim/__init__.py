@@ -1,7 +1,8 @@
 """A simulated WeChat server for trying and testing the ``wechat`` channel without a real account.
 
 It plays both sides WeChat plays for an official account (公众号), following Tencent's
-documentation for plaintext mode:
+documentation for plaintext mode and, with an EncodingAESKey, safe mode (安全模式: messages, passive
+replies and the URL verification encrypted):
 
 - the **API** the account's server calls: ``GET /cgi-bin/token`` (access tokens with
   ``expires_in``; each new token retires the previous ones after a grace period) and

@@ -2,7 +2,8 @@
 
 ``python -m wechat_sim serve [--host H] [--port P] [--webhook URL] ...`` runs it (WECHAT_SIM_HOST /
 WECHAT_SIM_PORT by default, the server URL of the Rasa server's ``wechat`` channel, the account's
-token, app id and secret from the settings). Open ``http://HOST:PORT/`` to chat as a WeChat user.
+token, app id, secret and EncodingAESKey from the settings). Open ``http://HOST:PORT/`` to chat as a
+WeChat user.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     serve.add_argument("--token", default=settings.wechat_token)
     serve.add_argument("--appid", default=settings.wechat_appid)
     serve.add_argument("--appsecret", default=settings.wechat_appsecret)
+    serve.add_argument("--encoding-aes-key", default=settings.wechat_encoding_aes_key,
+                       help="the account's EncodingAESKey: safe mode (encrypted messages); empty: plaintext mode")
     serve.add_argument("--timeout", type=float, default=5.0, help="seconds WeChat waits for the server's answer")
     serve.add_argument("--retries", type=int, default=3, help="further attempts after a timeout")
     serve.add_argument("--token-ttl", type=int, default=7200, help="expires_in of access tokens, seconds")
@@ -42,7 +45,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     config = SimConfig(webhook_url=args.webhook, token=args.token, appid=args.appid, appsecret=args.appsecret,
                        timeout_s=args.timeout, retries=args.retries, token_ttl_s=args.token_ttl,
-                       shop_secret=settings.shop_identity_secret)
+                       shop_secret=settings.shop_identity_secret, encoding_aes_key=args.encoding_aes_key)
     app = create_app(config)
     app.run(host=args.host, port=args.port, workers=1, access_log=False, motd=False)
     return 0

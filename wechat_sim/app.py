@@ -27,7 +27,13 @@ Phone side (what a shopper does):
   binding with the ``wechat-bind`` key derived from the shop's secret (as the shop's backend does)
   and posting it to the channel's ``/bind`` (demo only).
 
-Control: ``POST /sim/config`` (webhook URL, timeout, retries, token lifetime), ``POST
+Safe mode (安全模式): with an EncodingAESKey (``--encoding-aes-key`` or ``encoding_aes_key`` of ``POST
+/sim/config``; empty: plaintext mode) the phone posts ``<xml><ToUserName/><Encrypt/></xml>`` with
+``encrypt_type=aes`` and ``msg_signature``, accepts only encrypted passive replies whose
+``MsgSignature`` matches, and the URL verification sends an encrypted ``echostr`` signed with
+``msg_signature`` and expects its plaintext back.
+
+Control: ``POST /sim/config`` (webhook URL, timeout, retries, token lifetime, EncodingAESKey), ``POST
 /sim/expire-tokens {"mode": "expired"|"revoked"}``, ``POST /sim/reset``, ``GET /sim/stats``,
 ``GET /health``; the chat page at ``/``.
 """
@@ -45,7 +51,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree
 
 import aiohttp
@@ -54,6 +60,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.identity import purpose_key
+
+if TYPE_CHECKING:
+    from connectors.wechat_crypto import MessageCrypto
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +113,7 @@ class SimConfig:
         token_grace_s: how long an older token stays valid after a new one is issued.
         shop_secret: the shop's identity secret, for the binding demo only.
         bind_url: the channel's binding route (default: the webhook URL with ``/bind``).
+        encoding_aes_key: the account's EncodingAESKey: safe mode; empty: plaintext mode.
     """
 
     webhook_url: str
@@ -117,10 +127,12 @@ class SimConfig:
     token_grace_s: int = 300
     shop_secret: str = ""
     bind_url: str = ""
+    encoding_aes_key: str = ""
 
     def public(self) -> Dict[str, Any]:
         """The configuration without secrets."""
-        return {k: v for k, v in asdict(self).items() if k not in ("token", "appsecret", "shop_secret")}
+        return {k: v for k, v in asdict(self).items() if k not in ("token", "appsecret", "shop_secret", "encoding_aes_key")} | {
+            "safe_mode": bool(self.encoding_aes_key)}
 
     def effective_bind_url(self) -> str:
         """Where the binding demo posts."""
@@ -195,6 +207,7 @@ class Simulator:
         self._msg_ids = itertools.count(int(time.time() * 1_000_000))
         self._seq = itertools.count(1)
         self.session: Optional[aiohttp.ClientSession] = None
+        self._crypto: Optional[Tuple[Tuple[str, str, str], MessageCrypto]] = None
 
     def reset(self) -> None:
         """Forget every token, shopper and counter."""
@@ -290,10 +303,51 @@ class Simulator:
 
     # ------------------------------------------------------------------ phone side
 
-    def signed_query(self) -> Dict[str, str]:
+    def crypto(self) -> Optional[MessageCrypto]:
+        """The account's message encryption in safe mode; None in plaintext mode.
+
+        Raises:
+            ValueError: the configured EncodingAESKey is malformed.
+        """
+        key = self.config.encoding_aes_key
+        if not key:
+            return None
+        if self._crypto is None or self._crypto[0] != (self.config.token, key, self.config.appid):
+            # the channel's implementation of Tencent's scheme, loaded only in safe mode (it loads the channels' package)
+            from connectors.wechat_crypto import MessageCrypto
+
+            self._crypto = ((self.config.token, key, self.config.appid), MessageCrypto.from_settings(self.config.token, key, self.config.appid))
+        return self._crypto[1]
+
+    def signed_query(self, encrypt: Optional[str] = None) -> Dict[str, str]:
+        """The query of a request to the account's server; with ``encrypt``, safe mode's too."""
         timestamp = str(int(time.time()))
         nonce = str(secrets.randbelow(9 * 10**9) + 10**9)
-        return {"signature": signature(self.config.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+        query = {"signature": signature(self.config.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+        crypto = self.crypto()
+        if crypto is not None and encrypt is not None:
+            query.update(encrypt_type="aes", msg_signature=crypto.signature(timestamp, nonce, encrypt))
+        return query
+
+    def seal(self, body: str) -> Tuple[str, Dict[str, str]]:
+        """A message's body and query as WeChat posts them: encrypted in safe mode."""
+        crypto = self.crypto()
+        if crypto is None:
+            return body, self.signed_query()
+        encrypt = crypto.encrypt(body)
+        return f"<xml><ToUserName>{_cdata(self.config.account)}</ToUserName><Encrypt>{_cdata(encrypt)}</Encrypt></xml>", self.signed_query(encrypt)
+
+    def unseal(self, text: str) -> Optional[str]:
+        """A passive reply as WeChat reads it: in safe mode the plaintext of a valid envelope, else None."""
+        crypto = self.crypto()
+        if crypto is None:
+            return text
+        try:
+            fields = {child.tag: child.text or "" for child in ElementTree.fromstring(text)}
+            return crypto.open(fields.get("MsgSignature", ""), fields.get("TimeStamp", ""), fields.get("Nonce", ""),
+                               fields.get("Encrypt", "")).decode("utf-8")
+        except (ElementTree.ParseError, ValueError):  # the crypto's errors are ValueErrors
+            return None
 
     def build(self, openid: str, request: Dict[str, Any]) -> Tuple[str, str, str]:
         """The XML of what a shopper does, its ``MsgId`` (empty for events) and what the inbox shows.
@@ -332,7 +386,7 @@ class Simulator:
             phone.subscribed = True
             phone.last_message_at = time.time()
         self.record(openid, "sent", shown)
-        query = self.signed_query()
+        body, query = self.seal(body)
         started = time.monotonic()
         outcome: Dict[str, Any] = {"msg_id": msg_id, "attempts": 0, "outcome": "timeout", "http_status": None, "reply": None}
         assert self.session is not None
@@ -356,7 +410,8 @@ class Simulator:
             elif text.strip() in ("", "success"):
                 outcome["outcome"] = "success"
             else:
-                reply = parse_reply(text, openid, self.config.account)
+                plaintext = self.unseal(text)
+                reply = parse_reply(plaintext, openid, self.config.account) if plaintext is not None else None
                 outcome["outcome"] = "reply" if reply else "invalid_reply"
                 outcome["reply"] = reply
                 if reply:
@@ -371,8 +426,10 @@ class Simulator:
         """The URL verification WeChat runs when the server URL is saved."""
         assert self.session is not None
         echo = echostr or str(secrets.randbelow(10**18))
+        crypto = self.crypto()
+        sent = crypto.encrypt(echo) if crypto is not None else echo
         try:
-            async with self.session.get(self.config.webhook_url, params={**self.signed_query(), "echostr": echo},
+            async with self.session.get(self.config.webhook_url, params={**self.signed_query(sent if crypto else None), "echostr": sent},
                                         timeout=aiohttp.ClientTimeout(total=self.config.timeout_s)) as answer:
                 text = (await answer.read()).decode("utf-8", errors="replace")
                 return {"ok": answer.status == 200 and text == echo, "http_status": answer.status}
@@ -474,13 +531,20 @@ def create_app(config: SimConfig, name: str = "wechat_sim") -> Sanic:
     @app.post("/sim/config")
     async def configure(request: Request) -> HTTPResponse:
         body = _body(request)
-        kinds = {"webhook_url": str, "bind_url": str, "timeout_s": float, "retries": int, "token_ttl_s": int, "token_grace_s": int}
+        kinds = {"webhook_url": str, "bind_url": str, "timeout_s": float, "retries": int, "token_ttl_s": int, "token_grace_s": int,
+                 "encoding_aes_key": str}
+        previous = config.encoding_aes_key
         for key, kind in kinds.items():
             if key in body:
                 try:
                     setattr(config, key, kind(body[key]))
                 except (TypeError, ValueError):
                     return _json({"error": f"{key} must be a {kind.__name__}"}, 400)
+        try:
+            sim.crypto()
+        except ValueError:
+            config.encoding_aes_key = previous
+            return _json({"error": "encoding_aes_key must be empty or 43 characters of base64"}, 400)
         return _json(config.public())
 
     @app.post("/sim/expire-tokens")

@@ -9,7 +9,7 @@ from wechat_sim.tests.helpers import SimProcess, sim_server_fixture  # noqa: F40
 
 @pytest.fixture()
 def sim(sim_server: SimProcess) -> SimProcess:
-    """The simulator with no tokens, shoppers or counters, and WeChat's timeout and retries."""
+    """The simulator with no tokens, shoppers or counters, WeChat's timeout and retries, in plaintext mode."""
     sim_server.call("POST", "/sim/reset")
-    sim_server.configure(timeout_s=5.0, retries=3, token_ttl_s=7200, token_grace_s=300)
+    sim_server.configure(timeout_s=5.0, retries=3, token_ttl_s=7200, token_grace_s=300, encoding_aes_key="")
     return sim_server

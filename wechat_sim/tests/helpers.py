@@ -3,6 +3,7 @@ on a free port, and a stand-in for an official account's server."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import subprocess
@@ -14,8 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qs, urlparse
+from xml.etree import ElementTree
 
 import pytest
+from wechatpy.crypto import PrpCrypto, WeChatCrypto
+from wechatpy.utils import WeChatSigner
 
 from bot.launcher import wait_healthy
 from bot.redis_server import free_port
@@ -26,6 +30,8 @@ TOKEN = "sim-test-token"
 APPID = "wx-sim-test-app"
 APPSECRET = "sim-test-secret"
 SHOP_SECRET = "sim-test-shop-secret"
+ENCODING_AES_KEY = "1F37MxLklxHdCRdlVHuuhP5tL2mELSb3ye4OdxVDO70"
+"""The test account's EncodingAESKey (safe mode)."""
 
 
 @dataclass
@@ -101,6 +107,35 @@ def sim_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim
 def expected_signature(token: str, timestamp: str, nonce: str) -> str:
     """WeChat's signature, computed independently of both the simulator and the channel."""
     return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+
+
+def peer(appid: str = APPID, encoding_aes_key: str = ENCODING_AES_KEY, token: str = TOKEN) -> WeChatCrypto:
+    """The other end of safe mode as the ``wechatpy`` package implements it, independently of this project."""
+    return WeChatCrypto(token, encoding_aes_key, appid)
+
+
+def peer_encrypted(plaintext: str, appid: str = APPID, encoding_aes_key: str = ENCODING_AES_KEY) -> str:
+    """``plaintext`` encrypted by ``wechatpy`` (an ``Encrypt`` or an encrypted ``echostr``)."""
+    return PrpCrypto(base64.b64decode(encoding_aes_key + "=")).encrypt(plaintext, appid).decode()
+
+
+def peer_decrypted(encrypt: str, appid: str = APPID, encoding_aes_key: str = ENCODING_AES_KEY) -> str:
+    """A ciphertext decrypted by ``wechatpy``, which checks that it names ``appid``."""
+    return str(PrpCrypto(base64.b64decode(encoding_aes_key + "=")).decrypt(encrypt, appid))
+
+
+def peer_signature(*parts: str) -> str:
+    """``msg_signature`` of the token, timestamp, nonce and ciphertext, as ``wechatpy`` computes it."""
+    signer = WeChatSigner()
+    signer.add_data(*parts)
+    return str(signer.signature)
+
+
+def peer_opened(envelope: str, appid: str = APPID) -> ElementTree.Element:
+    """The plaintext reply in an encrypted envelope, decrypted by ``wechatpy`` (which checks its ``MsgSignature``)."""
+    root = ElementTree.fromstring(envelope)
+    plaintext = peer(appid).decrypt_message(envelope, root.findtext("MsgSignature"), root.findtext("TimeStamp"), root.findtext("Nonce"))
+    return ElementTree.fromstring(plaintext)
 
 
 @dataclass

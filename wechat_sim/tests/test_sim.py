@@ -11,7 +11,19 @@ import pytest
 
 from desk.tests.helpers import http
 from wechat_sim.app import UNAVAILABLE
-from wechat_sim.tests.helpers import APPID, APPSECRET, TOKEN, FakeAccountServer, Received, SimProcess, expected_signature
+from wechat_sim.tests.helpers import (
+    APPID,
+    APPSECRET,
+    ENCODING_AES_KEY,
+    TOKEN,
+    FakeAccountServer,
+    Received,
+    SimProcess,
+    expected_signature,
+    peer,
+    peer_decrypted,
+    peer_signature,
+)
 
 OPENID = "oSimUser0000000000000000001"
 
@@ -41,8 +53,8 @@ def talk(sim: SimProcess, *requests: dict, **config: object) -> None:
             assert sim.send(OPENID, **body)["outcome"] == "success"
 
 
-def passive(request: Received, content: str) -> bytes:
-    fields = ElementTree.fromstring(request.body)
+def passive(request: Received, content: str, body: bytes = b"") -> bytes:
+    fields = ElementTree.fromstring(body or request.body)
     content = content.replace("]]>", "]]]]><![CDATA[>")
     return (f"<xml><ToUserName><![CDATA[{fields.findtext('FromUserName')}]]></ToUserName>"
             f"<FromUserName><![CDATA[{fields.findtext('ToUserName')}]]></FromUserName><CreateTime>{int(time.time())}</CreateTime>"
@@ -199,3 +211,69 @@ def test_the_chat_page_and_its_assets_are_served(sim: SimProcess) -> None:
     for asset in ("sim.js", "sim.css"):
         assert http("GET", f"{sim.url}/static/{asset}")[0] == 200
     assert http("GET", f"{sim.url}/static/../app.py")[0] == 404
+
+
+def opened(request: Received) -> bytes:
+    """The plaintext of a safe-mode post, after checking its signatures as an account's server does (with wechatpy)."""
+    query, envelope = request.query, ElementTree.fromstring(request.body)
+    encrypt = envelope.findtext("Encrypt") or ""
+    assert query["encrypt_type"] == "aes" and query["signature"] == expected_signature(TOKEN, query["timestamp"], query["nonce"])
+    assert query["msg_signature"] == peer_signature(TOKEN, query["timestamp"], query["nonce"], encrypt)
+    assert envelope.findtext("ToUserName", "").startswith("gh_") and envelope.find("Content") is None
+    return peer().decrypt_message(request.body.decode(), query["msg_signature"], query["timestamp"], query["nonce"]).encode()
+
+
+def test_safe_mode_posts_are_encrypted_and_only_encrypted_replies_are_shown(sim: SimProcess) -> None:
+    sim.configure(encoding_aes_key=ENCODING_AES_KEY)
+    assert sim.configure()["safe_mode"] is True and "encoding_aes_key" not in sim.configure()
+
+    def encrypted_reply(request: Received, attempt: int) -> Tuple[float, int, bytes]:
+        reply = passive(request, "加密的回复", body=opened(request)).decode()
+        return 0, 200, peer().encrypt_message(reply, request.query["nonce"], str(int(time.time()))).encode()
+
+    with FakeAccountServer(encrypted_reply) as account:
+        sim.configure(webhook_url=account.url)
+        outcome = sim.send(OPENID, "安全模式你好")
+    assert outcome["outcome"] == "reply" and outcome["reply"] == {"msg_type": "text", "content": "加密的回复"}
+    inner = ElementTree.fromstring(opened(account.received[0]))
+    assert inner.findtext("Content") == "安全模式你好" and inner.findtext("FromUserName") == OPENID
+    assert inner.findtext("MsgId") == outcome["msg_id"]
+
+    def plaintext_reply(request: Received, attempt: int) -> Tuple[float, int, bytes]:
+        return 0, 200, passive(request, "明文回复", body=opened(request))
+
+    def forged_reply(request: Received, attempt: int) -> Tuple[float, int, bytes]:
+        envelope = peer().encrypt_message(passive(request, "伪造", body=opened(request)).decode(), "1", str(int(time.time())))
+        return 0, 200, envelope.replace("<Nonce><![CDATA[1]]>", "<Nonce><![CDATA[2]]>").encode()
+
+    for answer in (plaintext_reply, forged_reply):
+        with FakeAccountServer(answer) as account:
+            sim.configure(webhook_url=account.url)
+            assert sim.send(OPENID, "再来")["outcome"] == "invalid_reply"
+    with FakeAccountServer(lambda request, n: (0, 200, b"success")) as account:
+        sim.configure(webhook_url=account.url)
+        assert sim.send(OPENID, event="subscribe")["outcome"] == "success"
+        assert ElementTree.fromstring(opened(account.received[0])).findtext("Event") == "subscribe"
+
+
+def test_safe_mode_url_verification_sends_an_encrypted_echostr(sim: SimProcess) -> None:
+    sim.configure(encoding_aes_key=ENCODING_AES_KEY)
+
+    def decrypting(request: Received, attempt: int) -> Tuple[float, int, bytes]:
+        query = request.query
+        assert query["msg_signature"] == peer_signature(TOKEN, query["timestamp"], query["nonce"], query["echostr"])
+        return 0, 200, peer_decrypted(query["echostr"]).encode()
+
+    with FakeAccountServer(decrypting) as account:
+        sim.configure(webhook_url=account.url)
+        assert sim.call("POST", "/sim/verify", {"echostr": "5566778899"})[1]["ok"] is True
+        assert account.received[0].query["echostr"] != "5566778899"
+    with FakeAccountServer(lambda request, n: (0, 200, request.query["echostr"].encode())) as echoing:
+        sim.configure(webhook_url=echoing.url)
+        assert sim.call("POST", "/sim/verify", {})[1]["ok"] is False
+
+
+def test_a_malformed_encoding_aes_key_is_refused(sim: SimProcess) -> None:
+    for key in ("short", ENCODING_AES_KEY + "A", ENCODING_AES_KEY[:-1] + "!"):
+        assert sim.call("POST", "/sim/config", {"encoding_aes_key": key})[0] == 400
+    assert sim.configure()["safe_mode"] is False
