@@ -1,5 +1,7 @@
 """The wechat channel end to end: a real Sanic server with a stub bot, the simulated WeChat server as a
-real process (signed XML posts, retries, tokens, customer-service messages) and the tests' real Redis."""
+real process (signed XML posts, retries, tokens, customer-service messages) and the tests' real Redis.
+Safe mode is checked against ``wechatpy`` (PyPI), an implementation of Tencent's scheme independent
+of this project; a worker dying mid-turn is a forked process killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -8,18 +10,24 @@ import hashlib
 import hmac
 import itertools
 import logging
+import multiprocessing
+import os
 import secrets
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlencode
+from xml.etree import ElementTree
 
 import pytest
 import redis
 from rasa.core.channels.channel import UserMessage, register
 from sanic import Sanic
+from wechatpy.crypto import WeChatCrypto
 
 from bot.handoff import queue
 from bot.handoff.context import HandoffContext
@@ -28,19 +36,25 @@ from bot.handoff.texts import cancelled, rating_buttons
 from bot.identity import verify_channel_identity
 from bot.outbox import Outbox
 from bot.settings import load_settings
+from connectors import common, wechat
 from connectors.binding import owner_key
 from connectors.common import MESSAGES, SENDER_PATTERN
-from connectors.wechat import TEXTS, WECHAT_OWNER, WeChatInput, binding_signature, conversation_id
+from connectors.wechat import LEASE_MS, TEXTS, WECHAT_OWNER, WeChatInput, binding_signature, conversation_id
 from desk.tests.helpers import http, request, run, wait_for, write_policy
 from tests.connectors.conftest import ServedApp
 from wechat_sim.app import UNAVAILABLE
 from wechat_sim.tests.helpers import (
     APPID,
     APPSECRET,
+    ENCODING_AES_KEY,
     SHOP_SECRET,
     TOKEN,
     SimProcess,
     expected_signature,
+    peer,
+    peer_encrypted,
+    peer_opened,
+    peer_signature,
     sim_server_fixture,  # noqa: F401  (the sim_server fixture)
 )
 
@@ -98,9 +112,10 @@ def serve(sim_server: SimProcess, redis_url: str) -> Iterator[Callable[..., Serv
     started: List[ServedApp] = []
 
     def start(behaviour: str = "reply", delay_s: float = 0.0, budget_s: float = 1.0, sim_timeout_s: float = 5.0,
-              mount_with_rasa: bool = False) -> Served:
+              mount_with_rasa: bool = False, aes_key: str = "", lease_ms: int = LEASE_MS) -> Served:
         channel = WeChatInput(token=TOKEN, appid=APPID, appsecret=APPSECRET, api_base=sim_server.url, reply_budget_s=budget_s,
-                              redis_url=redis_url, identity_secret=SHOP_SECRET, settings=load_settings({}))
+                              redis_url=redis_url, identity_secret=SHOP_SECRET, settings=load_settings({}), encoding_aes_key=aes_key,
+                              lease_ms=lease_ms)
         bot = Bot(behaviour, delay_s)
         app = Sanic(f"wechat_channel_test_{next(_names)}")
         if mount_with_rasa:  # exactly what `rasa run` does: Rasa's own handler forwards to app.ctx.agent
@@ -112,7 +127,7 @@ def serve(sim_server: SimProcess, redis_url: str) -> Iterator[Callable[..., Serv
         started.append(served)
         sim_server.call("POST", "/sim/reset")
         sim_server.configure(webhook_url=f"{served.url}/webhooks/wechat/webhook", timeout_s=sim_timeout_s, retries=3,
-                             token_ttl_s=7200, token_grace_s=300)
+                             token_ttl_s=7200, token_grace_s=300, encoding_aes_key=aes_key)
         return Served(channel, bot, served, sim_server)
 
     yield start
@@ -491,3 +506,191 @@ def test_loaded_from_a_credentials_file_like_rasa_run(tmp_path: Path) -> None:
     settings = load_settings()
     assert (default.token, default.appid, default.reply_budget_s) == (settings.wechat_token, settings.wechat_appid, 4.0)
     assert default.api_base.endswith(f":{settings.wechat_sim_port}") or default.api_base == settings.wechat_api_base
+
+
+# -- safe mode (安全模式), against wechatpy ----------------------------------------------------------
+
+
+def encrypted_post(server: Served, inner: bytes, crypto: Optional[WeChatCrypto] = None, age_s: int = 0,
+                   **query: str) -> Tuple[int, Any]:
+    """POST a message as WeChat does in safe mode, encrypted and signed by ``wechatpy`` (``query`` overrides arguments)."""
+    stamp, once = str(int(time.time()) - age_s), str(secrets.randbelow(10**9))
+    sealed = ElementTree.fromstring((crypto or peer()).encrypt_message(inner.decode(), once, stamp))
+    body = f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><Encrypt><![CDATA[{sealed.findtext('Encrypt')}]]></Encrypt></xml>"
+    arguments = {**signed(int(stamp), once), "encrypt_type": "aes", "msg_signature": sealed.findtext("MsgSignature") or "", **query}
+    return post_xml(server, body.encode(), arguments)
+
+
+def test_safe_mode_messages_from_wechatpy_are_understood_and_answered_encrypted(serve: Callable[..., Served]) -> None:
+    server = serve(aes_key=ENCODING_AES_KEY)
+    openid = new_openid()
+    status, answer = encrypted_post(server, text_xml(openid, "我的快递到哪了"))
+    assert status == 200 and "<Encrypt>" in answer and "收到" not in answer and openid not in answer
+    reply = peer_opened(answer)  # wechatpy checks the reply's MsgSignature and the app id
+    assert (reply.findtext("ToUserName"), reply.findtext("FromUserName"), reply.findtext("MsgType")) == (openid, "gh_test", "text")
+    assert reply.findtext("Content") == "收到：我的快递到哪了\n\n还有什么可以帮您？\n\n回复数字选择：\n1. 查订单\n2. 退货"
+    (message,) = server.bot.calls
+    assert message.text == "我的快递到哪了" and message.sender_id == conversation_id(APPID, openid)
+    assert shopper(message) == {"channel": "wechat", "verified": False, "customer_id": None}
+    assert peer_opened(encrypted_post(server, text_xml(openid, "2"))[1]).findtext("Content", "").startswith("收到：/return_request")
+    assert server.bot.texts() == ["我的快递到哪了", "/return_request"]
+
+
+def test_safe_mode_refuses_forged_plaintext_and_other_accounts_messages(serve: Callable[..., Served]) -> None:
+    server = serve(aes_key=ENCODING_AES_KEY)
+    openid = new_openid()
+    inner = text_xml(openid, "你好")
+    refused = [
+        encrypted_post(server, inner, msg_signature="0" * 40),
+        encrypted_post(server, inner, msg_signature=""),
+        encrypted_post(server, inner, signature="0" * 40),  # the plain signature beside it is forged
+        encrypted_post(server, inner, encrypt_type=""),
+        encrypted_post(server, inner, crypto=peer(token="another-token")),
+        encrypted_post(server, inner, crypto=peer(appid="wx-another-account")),  # decrypts, but another account's
+        encrypted_post(server, inner, age_s=900),
+        post_xml(server, inner),  # plaintext, correctly signed: refused while an EncodingAESKey is configured
+    ]
+    assert [status for status, _ in refused] == [403] * len(refused), refused
+    stamp, once = str(int(time.time())), "42"
+    garbage = {**signed(int(stamp), once), "encrypt_type": "aes", "msg_signature": peer_signature(TOKEN, stamp, once, "bm90IGEgbWVzc2FnZQ==")}
+    assert post_xml(server, b"<xml><Encrypt>bm90IGEgbWVzc2FnZQ==</Encrypt></xml>", garbage)[0] == 400  # signed, but not a ciphertext
+    assert post_xml(server, b"<xml><Encrypt>", {**signed(), "encrypt_type": "aes"})[0] == 400
+    other_key = peer(encoding_aes_key="A" * 43)
+    assert encrypted_post(server, inner, crypto=other_key)[0] in (400, 403)  # not decryptable with the account's key
+    assert server.bot.calls == []
+    assert encrypted_post(server, inner)[0] == 200 and server.bot.texts() == ["你好"]
+
+
+def test_safe_mode_url_verification_decrypts_the_echostr(serve: Callable[..., Served]) -> None:
+    server = serve(aes_key=ENCODING_AES_KEY)
+    url = f"{server.base}/webhook"
+
+    def verification(echo: str, appid: str = APPID, token: str = TOKEN) -> Dict[str, str]:
+        stamp, once, encrypted = str(int(time.time())), str(secrets.randbelow(10**9)), peer_encrypted(echo, appid)
+        return {"timestamp": stamp, "nonce": once, "echostr": encrypted, "msg_signature": peer_signature(token, stamp, once, encrypted)}
+
+    query = verification("8723648723")
+    assert http("GET", f"{url}?{urlencode(query)}") == (200, 8723648723)
+    assert http("GET", f"{url}?{urlencode(query)}")[0] == 403  # the same nonce again
+    assert http("GET", f"{url}?{urlencode(verification('1', token='another-token'))}")[0] == 403
+    assert http("GET", f"{url}?{urlencode(verification('1', appid='wx-another-account'))}")[0] == 403
+    assert http("GET", f"{url}?{urlencode({**verification('1'), 'msg_signature': '0' * 40})}")[0] == 403
+    assert http("GET", f"{url}?{urlencode({**signed(), 'echostr': '5150'})}") == (200, 5150)  # the account's plain URL check
+    assert server.sim.call("POST", "/sim/verify", {})[1]["ok"] is True  # the simulator in safe mode
+
+
+def test_the_simulator_in_safe_mode_talks_to_the_channel(serve: Callable[..., Served]) -> None:
+    server = serve(aes_key=ENCODING_AES_KEY, delay_s=0.0)
+    assert server.sim.configure()["safe_mode"] is True
+    openid = new_openid()
+    assert server.sim.send(openid, event="subscribe")["reply"]["content"] == TEXTS["welcome"]
+    assert server.sim.send(openid, "在吗")["reply"]["content"].startswith("收到：在吗")
+    assert server.sim.send(openid, "1")["outcome"] == "reply" and server.bot.texts() == ["在吗", "/order_status"]
+    server.bot.delay_s = 1.5
+    assert server.sim.send(openid, "慢一点")["outcome"] == "success"
+    assert custom_messages(server.sim, openid)[0].startswith("收到：慢一点")
+
+
+def test_a_malformed_encoding_aes_key_fails_at_start() -> None:
+    for key in ("too-short", "=" * 43, ENCODING_AES_KEY + "A"):
+        with pytest.raises(ValueError):
+            WeChatInput(token=TOKEN, appid=APPID, encoding_aes_key=key, settings=load_settings({}))
+    assert WeChatInput(settings=load_settings({"WECHAT_ENCODING_AES_KEY": ENCODING_AES_KEY})).crypto is not None
+    assert WeChatInput.from_credentials({"encoding_aes_key": ENCODING_AES_KEY}).crypto is not None
+    assert WeChatInput(settings=load_settings({})).crypto is None
+
+
+# -- the in-progress lease of a message -------------------------------------------------------------
+
+
+def _dying_worker(redis_url: str, lease_ms: int, urls: Any) -> None:
+    """A Rasa worker (forked) whose bot never finishes a turn: it reports its URL, then waits to be killed."""
+    channel = WeChatInput(token=TOKEN, appid=APPID, appsecret=APPSECRET, api_base="http://127.0.0.1:9", reply_budget_s=0.2,
+                          redis_url=redis_url, identity_secret=SHOP_SECRET, settings=load_settings({}), lease_ms=lease_ms)
+
+    async def stuck(message: UserMessage) -> None:
+        redis.Redis.from_url(redis_url).set("test:dying-worker:got", str(message.text))
+        await asyncio.sleep(3600)
+
+    app = Sanic(f"wechat_dying_worker_{os.getpid()}")
+    app.blueprint(channel.blueprint(stuck), url_prefix="/webhooks/wechat")
+    urls.put(ServedApp(app).__enter__().url)
+    threading.Event().wait()
+
+
+def test_a_retry_answers_a_message_whose_worker_died_mid_turn_and_a_completed_one_is_never_answered_again(
+        serve: Callable[..., Served], redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    context = multiprocessing.get_context("fork")
+    urls = context.Queue()
+    worker = context.Process(target=_dying_worker, args=(redis_url, 3000, urls), daemon=True)
+    worker.start()
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        worker_url = urls.get(timeout=30)
+        # the dead turn still holds the conversation's turn lock: waiting for it is not what this test is about
+        monkeypatch.setattr(common, "TURN_WAIT_S", 0.3)
+        server = serve(budget_s=2.0)
+        openid, msg_id = new_openid(), "7700000000000099"
+        body, query = text_xml(openid, "我的退款呢", msg_id=msg_id), signed()
+        record = f"wechat:msg:{APPID}:{msg_id}"
+        assert http("POST", f"{worker_url}/webhooks/wechat/webhook?{urlencode(query)}", raw=body) == (200, "success")
+        wait_for(lambda: client.get("test:dying-worker:got") == "我的退款呢")
+        time.sleep(0.5)
+        assert client.pttl(f"{record}:lease") > 2000  # renewed by the live turn
+        os.kill(worker.pid or 0, signal.SIGKILL)
+        worker.join(timeout=10)
+
+        server.channel.reply_budget_s = 0.2
+        assert post_xml(server, body, query) == (200, "success")  # WeChat's retry while the dead turn's lease runs
+        assert server.bot.calls == [] and client.hget(record, "state") == "processing"
+        wait_for(lambda: not client.exists(f"{record}:lease"), timeout_s=10)
+
+        server.channel.reply_budget_s = 2.0
+        status, answer = post_xml(server, body, query)  # the next retry, once the lease lapsed: answered
+        assert status == 200 and "收到：我的退款呢" in answer, answer
+        assert server.bot.texts() == ["我的退款呢"]
+        assert client.hget(record, "state") == "done" and not client.exists(f"{record}:lease")
+        assert post_xml(server, body, query) == (200, "success")  # completed: never answered twice
+        time.sleep(0.3)
+        assert server.bot.texts() == ["我的退款呢"]
+    finally:
+        if worker.is_alive():
+            os.kill(worker.pid or 0, signal.SIGKILL)
+        client.close()
+
+
+def test_a_live_turn_keeps_its_short_lease_and_retries_during_it_are_deduplicated(serve: Callable[..., Served],
+                                                                                  redis_url: str) -> None:
+    server = serve(delay_s=2.0, budget_s=4.0, sim_timeout_s=1.0, lease_ms=300)
+    openid = new_openid()
+    outcome = server.sim.send(openid, "慢慢来", msg_id="7700000000000042")
+    assert outcome["attempts"] == 3 and outcome["outcome"] == "reply", outcome  # two retries while the bot took 2 s
+    assert server.bot.texts() == ["慢慢来"]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    record = f"wechat:msg:{APPID}:7700000000000042"
+    assert client.hget(record, "state") == "done" and not client.exists(f"{record}:lease")
+    client.close()
+
+
+def test_only_the_owner_of_a_lease_renews_releases_or_completes_it(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    enter, renew, release, finish = (client.register_script(source) for source in
+                                     (wechat._ENTER, wechat._RENEW, wechat._RELEASE, wechat._FINISH))
+    record, lease = "wechat:msg:test:1", "wechat:msg:test:1:lease"
+    assert enter(keys=[record, lease], args=[60, 5000, "owner-a"]) == "new"
+    assert enter(keys=[record, lease], args=[60, 5000, "owner-b"]) == "processing"  # a retry during the live turn
+    assert renew(keys=[lease], args=["owner-b", 60000]) == 0 and client.pttl(lease) <= 5000
+    assert release(keys=[lease], args=["owner-b"]) == 0 and client.get(lease) == "owner-a"
+    assert finish(keys=[record, lease], args=['{"text": "b"}', "owner-b"]) == "lost"
+    assert client.hget(record, "state") == "processing" and client.get(lease) == "owner-a"
+    assert renew(keys=[lease], args=["owner-a", 60000]) == 1 and client.pttl(lease) > 5000
+
+    assert release(keys=[lease], args=["owner-a"]) == 1  # owner A gives up (cancelled): the next request takes over
+    assert enter(keys=[record, lease], args=[60, 5000, "owner-c"]) == "taken_over"
+    assert client.hget(record, "owner") == "owner-c" and client.hget(record, "waiting") == "1"
+    assert finish(keys=[record, lease], args=['{"text": "a"}', "owner-a"]) == "lost"  # the old owner cannot complete it
+    assert finish(keys=[record, lease], args=['{"text": "c"}', "owner-c"]) == "wait"  # a request waits for the answer
+    assert client.hget(record, "state") == "done" and not client.exists(lease)
+    assert finish(keys=[record, lease], args=['{"text": "c"}', "owner-c"]) == "lost"  # completed once only
+    assert enter(keys=[record, lease], args=[60, 5000, "owner-d"]) == "done" and not client.exists(lease)
+    client.close()
