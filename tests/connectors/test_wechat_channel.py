@@ -6,6 +6,7 @@ of this project; a worker dying mid-turn is a forked process killed with SIGKILL
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
@@ -14,6 +15,7 @@ import multiprocessing
 import os
 import secrets
 import signal
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from xml.etree import ElementTree
 
 import pytest
 import redis
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from rasa.core.channels.channel import UserMessage, register
 from sanic import Sanic
 from wechatpy.crypto import WeChatCrypto
@@ -40,6 +43,7 @@ from connectors import common, wechat
 from connectors.binding import owner_key
 from connectors.common import MESSAGES, SENDER_PATTERN
 from connectors.wechat import LEASE_MS, TEXTS, WECHAT_OWNER, WeChatInput, binding_signature, conversation_id
+from connectors.wechat_crypto import InvalidAppId, InvalidCiphertext, InvalidSignature, MessageCrypto, WeChatCryptoError
 from desk.tests.helpers import http, request, run, wait_for, write_policy
 from tests.connectors.conftest import ServedApp
 from wechat_sim.app import UNAVAILABLE
@@ -52,6 +56,7 @@ from wechat_sim.tests.helpers import (
     SimProcess,
     expected_signature,
     peer,
+    peer_decrypted,
     peer_encrypted,
     peer_opened,
     peer_signature,
@@ -694,3 +699,27 @@ def test_only_the_owner_of_a_lease_renews_releases_or_completes_it(redis_url: st
     assert finish(keys=[record, lease], args=['{"text": "c"}', "owner-c"]) == "lost"  # completed once only
     assert enter(keys=[record, lease], args=[60, 5000, "owner-d"]) == "done" and not client.exists(lease)
     client.close()
+
+
+def test_the_message_crypto_agrees_with_wechatpy_and_refuses_tampering() -> None:
+    crypto = MessageCrypto.from_settings(TOKEN, ENCODING_AES_KEY, APPID)
+    for text in ("", "a", "好" * 11, "x" * 31, "<xml>" + "长" * 700 + "</xml>"):
+        assert peer_decrypted(crypto.encrypt(text)) == text
+        assert crypto.decrypt(peer_encrypted(text)).decode() == text
+        assert len(base64.b64decode(crypto.encrypt(text))) % 32 == 0  # PKCS#7 to 32-byte blocks
+    assert crypto.signature("1", "2", "abc") == peer_signature(TOKEN, "1", "2", "abc")
+    cipher = bytearray(base64.b64decode(crypto.encrypt("<xml/>")))
+    cipher[-1] ^= 1  # the last block's padding no longer checks (or the app id no longer matches)
+    for tampered in (base64.b64encode(bytes(cipher)).decode(), "bm90", "!!", "", base64.b64encode(b"x" * 15).decode()):
+        with pytest.raises(WeChatCryptoError):
+            crypto.decrypt(tampered)
+    with pytest.raises(InvalidAppId):
+        crypto.decrypt(peer_encrypted("<xml/>", appid="wx-another-account"))
+    with pytest.raises(InvalidSignature):
+        crypto.open("0" * 40, "1", "2", crypto.encrypt("<xml/>"))
+    key = base64.b64decode(ENCODING_AES_KEY + "=")
+    forged_length = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    plaintext = b"r" * 16 + struct.pack(">I", 999) + b"<xml/>" + APPID.encode()
+    padded = plaintext + bytes([32 - len(plaintext) % 32]) * (32 - len(plaintext) % 32)
+    with pytest.raises(InvalidCiphertext):
+        crypto.decrypt(base64.b64encode(forged_length.update(padded) + forged_length.finalize()).decode())
