@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from rasa_sdk import Tracker
 
 from actions.crm import CRMClient, RetryPolicy, set_crm_client
+from actions.shopper import identity_secret
+from bot.identity import channel_identity, verified_order_slot_value
 from bot.redis_server import free_port
 from bot.settings import PROJECT_ROOT
 
@@ -62,19 +64,88 @@ def use_crm(url: str) -> Iterator[CRMClient]:
     set_crm_client(None)
 
 
+class RecordingCRMClient(CRMClient):
+    """The real CRM client, remembering every request it makes as ``(method, path)``."""
+
+    def __init__(self, base_url: str, api_key: str = "dev-crm-key", timeout_s: float = 2.0) -> None:
+        super().__init__(base_url, api_key, timeout_s=timeout_s)
+        self.requests: List[Tuple[str, str]] = []
+
+    async def _exchange(self, method: str, path: str, **kwargs: Any) -> Tuple[int, Any]:
+        self.requests.append((method, path))
+        return await super()._exchange(method, path, **kwargs)
+
+    def count(self, method: str, suffix: str) -> int:
+        """How many requests ``method`` made to a path ending in ``suffix``."""
+        return sum(1 for made, path in self.requests if made == method and path.endswith(suffix))
+
+
+@pytest.fixture()
+def recording_crm(crm_url: str) -> Iterator[RecordingCRMClient]:
+    """The actions' shared CRM client, recording its requests, pointed at the session's test CRM."""
+    client = RecordingCRMClient(crm_url)
+    set_crm_client(client)
+    yield client
+    set_crm_client(None)
+
+
 def unreachable_crm_client() -> CRMClient:
     """A CRM client to a port where nothing listens, with one quick retry: a CRM that is down."""
     return CRMClient(f"http://127.0.0.1:{free_port()}", "dev-crm-key", timeout_s=0.5, retry=RetryPolicy(retries=1, backoff_s=0.01))
 
 
-def load_tracker(name: str, **changes: Any) -> Tracker:
-    """A tracker from a JSON fixture, with ``latest_message`` / ``slots`` keys overridden."""
-    state: Dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+FIXTURE_CUSTOMER = object()
+"""``load_tracker``'s default: the customer the fixture is signed for (``signed_as`` in its JSON)."""
+
+
+def signed_metadata(sender_id: str, customer_id: Optional[str], channel: str = "app") -> Dict[str, Any]:
+    """The metadata a channel sends with a message of ``sender_id``: its informative claims and the
+    identity it signed (the only part the actions trust); ``customer_id`` None for an anonymous shopper."""
+    return {"channel": channel, "verified": customer_id is not None, "customer_id": customer_id,
+            "identity": channel_identity(identity_secret(), sender_id, customer_id)}
+
+
+def proven_order(sender_id: str, order_id: str) -> str:
+    """The ``verified_order_id`` slot value of an order the conversation ``sender_id`` proved."""
+    return verified_order_slot_value(identity_secret(), sender_id, order_id)
+
+
+def fixture_state(name: str) -> Dict[str, Any]:
+    """The JSON of a tracker fixture."""
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def sender_of(name: str) -> str:
+    """The conversation id of a tracker fixture."""
+    return str(fixture_state(name)["sender_id"])
+
+
+def load_tracker(name: str, signed_as: Any = FIXTURE_CUSTOMER, proven: Optional[str] = None, **changes: Any) -> Tracker:
+    """A tracker from a JSON fixture, with ``latest_message`` / ``slots`` keys overridden.
+
+    Args:
+        name: the fixture (``tests/fixtures/trackers/<name>.json``).
+        signed_as: the customer the channel signs the latest message for; by default the fixture's
+            ``signed_as``, unless the change gives metadata of its own (taken exactly as given, e.g.
+            forged claims); None for an unsigned message.
+        proven: an order the conversation proved with its phone tail (a ``verified_order_id``
+            slot with its proof).
+        changes: top-level keys replaced; dict values merged into the fixture's.
+    """
+    state = fixture_state(name)
+    fixture_customer = state.pop("signed_as", None)
     for key, value in changes.items():
         if isinstance(value, dict) and isinstance(state.get(key), dict):
             state[key] = {**state[key], **value}
         else:
             state[key] = value
+    if signed_as is FIXTURE_CUSTOMER:
+        signed_as = None if "metadata" in (changes.get("latest_message") or {}) else fixture_customer
+    if signed_as is not None:
+        message = state["latest_message"]
+        message["metadata"] = {**(message.get("metadata") or {}), **signed_metadata(state["sender_id"], signed_as)}
+    if proven is not None:
+        state["slots"] = {**state.get("slots", {}), "verified_order_id": proven_order(state["sender_id"], proven)}
     return Tracker.from_dict(state)
 
 
@@ -104,4 +175,4 @@ def fetch(client_url: str, path: str) -> Any:
         return json.loads(response.read())
 
 
-__all__ = ["Path", "fetch", "load_tracker", "run_action"]
+__all__ = ["Path", "fetch", "load_tracker", "proven_order", "run_action", "sender_of", "signed_metadata"]

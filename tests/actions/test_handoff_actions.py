@@ -26,6 +26,8 @@ from bot.handoff.policy import load_policy
 from bot.redis_server import free_port
 from desk.tests.helpers import sync_client, write_policy
 
+from .conftest import signed_metadata
+
 TZ = ZoneInfo("Asia/Shanghai")
 
 
@@ -37,8 +39,7 @@ def tracker(sender: str, events: List[Dict[str, Any]], customer_id: Optional[str
         "slots": {"order_id": None, "phone_last4": None, "verified_order_id": None, "failed_attempts": 0.0, "pending_flow": None,
                   "handoff_reason": None, **(slots or {})},
         "latest_message": {"text": latest["text"], "intent": latest["parse_data"]["intent"], "entities": latest["parse_data"]["entities"],
-                           "metadata": {"channel": "app", "verified": customer_id is not None, "customer_id": customer_id,
-                                        **(metadata or {})}},
+                           "metadata": {**signed_metadata(sender, customer_id), **(metadata or {})}},
         "events": events, "paused": False, "followup_action": None, "active_loop": {}, "latest_action_name": "action_listen",
     })
 
@@ -232,6 +233,7 @@ def test_a_contested_policy_verdict_reaches_the_agent_as_undecided(crm, redis_ur
     button = human_buttons("policy_undecided")[0]
     assert button["payload"] == '/human_agent{"handoff_reason":"policy_undecided"}'
     tr = tracker("conv-act-11", [user(button["payload"], "human_agent",
-                                      [{"entity": "handoff_reason", "value": "policy_undecided"}])])
+                                      [{"entity": "handoff_reason", "value": "policy_undecided",
+                                        "extractor": "RegexMessageHandler"}])])
     run(ActionHandoff(), tr, redis_url, policy, online=("agent1",))
     assert request_payload(redis_url)["reason"] == "policy_undecided"

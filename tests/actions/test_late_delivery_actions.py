@@ -21,7 +21,7 @@ from actions.loyalty_rules import points
 from actions.order_tracking import describe_order, full_track_button
 from actions.orders import ActionTrackOrder, now_in_shop, service_hours
 
-from .conftest import fetch, load_tracker, run_action
+from .conftest import fetch, load_tracker, proven_order, run_action
 from .seeded_crm import seeded_crm
 
 LATE_ORDER = "880000010001"
@@ -133,7 +133,7 @@ def test_anonymous_shopper_verified_by_phone_tail_is_compensated(crm_at, own_crm
     )
     events, messages = run_action(ActionTrackOrder(), tracker)
     assert events == [
-        SlotSet("verified_order_id", order_id),
+        SlotSet("verified_order_id", proven_order(tracker.sender_id, order_id)),
         SlotSet("failed_attempts", 0.0),
         SlotSet("pending_flow", None),
         SlotSet("order_id", order_id),
@@ -182,7 +182,7 @@ def test_failing_urge_and_compensation_still_tell_the_status_and_offer_a_human(o
 
 
 def test_an_order_on_time_is_neither_urged_nor_compensated(crm_at):
-    tracker = load_tracker("signed_track_order", latest_message={"metadata": {"channel": "app", "verified": True, "customer_id": "C000007"}})
+    tracker = load_tracker("signed_track_order", signed_as="C000007")
     events, messages = run_action(ActionTrackOrder(), tracker)
     assert events == [SlotSet("pending_flow", None), SlotSet("order_id", "880000070001")]
     order = fetch(crm_at, "/api/orders/880000070001")

@@ -32,10 +32,6 @@ def entity(name: str, value: str) -> Dict[str, Any]:
     return {"entity": name, "value": value, "start": 0, "end": len(value), "extractor": "RegexMessageHandler"}
 
 
-def signed(customer_id: str) -> Dict[str, Any]:
-    return {"channel": "app", "verified": True, "customer_id": customer_id}
-
-
 def user(text: str, message_id: str) -> Dict[str, Any]:
     return {"event": "user", "text": text, "message_id": message_id, "timestamp": 1.0}
 
@@ -52,9 +48,9 @@ def confirm_turn(customer_id: str, coupon_id: str, key: str, step: str = "confir
     """A tracker in which the shopper answers 「确认」 to the redemption question."""
     return load_tracker(
         "signed_points_redeem",
+        signed_as=customer_id,
         slots={"pending_flow": "redeem_points", "flow_step": step, "redeem_coupon_id": coupon_id, "redeem_key": key},
-        latest_message={"text": "确认", "intent": {"name": "affirm", "confidence": 0.99}, "message_id": "m-2",
-                        "metadata": signed(customer_id)},
+        latest_message={"text": "确认", "intent": {"name": "affirm", "confidence": 0.99}, "message_id": "m-2"},
         events=[user("满199减20", "m-1"), action(previous), action("action_listen"), user("确认", "m-2")],
     )
 
@@ -109,7 +105,7 @@ def test_anonymous_shopper_is_told_to_log_in(crm, action_class):
 
 @pytest.mark.parametrize("action_class", [ActionPointsBalance, ActionMembershipTier])
 def test_a_verified_order_does_not_open_the_account(crm, action_class):
-    tracker = load_tracker("anonymous_points_balance", slots={"verified_order_id": "880000010001"})
+    tracker = load_tracker("anonymous_points_balance", proven="880000010001")
     events, messages = run_action(action_class(), tracker)
     assert events == []
     assert messages[0]["text"].startswith(LOGIN_REQUIRED)
@@ -132,7 +128,7 @@ def test_crm_down_is_said_honestly_with_a_human(dead_crm):
 @pytest.mark.parametrize("customer_id", ["C000001", "C000002", "C000003", "C000007", "C000009"])
 def test_tier_growth_value_and_exact_gap(crm, crm_url, customer_id):
     customer = fetch(crm_url, f"/api/customers/{customer_id}")
-    tracker = load_tracker("signed_points_balance", latest_message={"intent": {"name": "membership_tier"}, "metadata": signed(customer_id)})
+    tracker = load_tracker("signed_points_balance", signed_as=customer_id, latest_message={"intent": {"name": "membership_tier"}})
     events, messages = run_action(ActionMembershipTier(), tracker)
     assert events == []
     text = messages[0]["text"]
@@ -210,7 +206,7 @@ def test_stale_confirmation_is_asked_again_not_executed(own_crm, own_crm_url):
 def test_not_enough_points_says_exactly_how_many_are_missing(crm):
     tracker = load_tracker(
         "signed_points_redeem",
-        latest_message={"metadata": signed("C000008"), "text": '/points_redeem{"coupon_id":"CP0005"}',
+        signed_as="C000008", latest_message={"text": '/points_redeem{"coupon_id":"CP0005"}',
                         "entities": [entity("coupon_id", "CP0005")]},
     )
     events, messages = run_action(ActionRedeemPoints(), tracker)
@@ -219,7 +215,7 @@ def test_not_enough_points_says_exactly_how_many_are_missing(crm):
 
 
 def test_zero_points_catalogue_ends_the_flow(crm):
-    tracker = load_tracker("signed_points_redeem", latest_message={"metadata": signed("C000008")})
+    tracker = load_tracker("signed_points_redeem", signed_as="C000008")
     events, messages = run_action(ActionRedeemPoints(), tracker)
     assert events == flow(None, pending=None) + [SlotSet("redeem_coupon_id", None), SlotSet("redeem_key", None)]
     assert "暂时还不够兑换优惠券" in messages[0]["text"] and "还差 500 积分" in messages[0]["text"]

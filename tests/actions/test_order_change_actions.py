@@ -14,7 +14,7 @@ from actions.crm import set_crm_client
 from actions.order_changes import ActionCancelOrder, ActionChangeAddress
 from actions.orders import NOT_YOUR_ORDER
 
-from .conftest import fetch, load_tracker, run_action, unreachable_crm_client
+from .conftest import fetch, load_tracker, proven_order, run_action, unreachable_crm_client
 
 HUMAN = {"title": "转人工", "payload": "/human_agent"}
 CANCEL_BUTTONS = [{"title": "确认取消", "payload": "/affirm"}, {"title": "不取消了", "payload": "/deny"}]
@@ -27,10 +27,6 @@ def entity(name: str, value: str) -> Dict[str, Any]:
     return {"entity": name, "value": value, "start": 0, "end": len(value), "extractor": "ShopPatternExtractor"}
 
 
-def signed(customer_id: str) -> Dict[str, Any]:
-    return {"channel": "app", "verified": True, "customer_id": customer_id}
-
-
 def flow(pending: Optional[str], step: Optional[str], invalid: float = 0.0) -> List[SlotSet]:
     return [SlotSet("pending_flow", pending), SlotSet("flow_step", step), SlotSet("flow_invalid_answers", invalid)]
 
@@ -41,12 +37,10 @@ def ended(*extra: str) -> List[SlotSet]:
 
 def answered(fixture: str, flow_name: str, step: str, text: str, intent: str, previous: str, **slots: Any):
     """A tracker in which the shopper answers the question ``previous`` asked in ``flow_name``."""
-    customer = {"signed_cancel_order": "C000008", "signed_change_address": "C000002"}.get(fixture)
-    metadata = signed(customer) if customer else {"channel": "app", "verified": False, "customer_id": None}
     return load_tracker(
         fixture,
         slots={"pending_flow": flow_name, "flow_step": step, **slots},
-        latest_message={"text": text, "intent": {"name": intent, "confidence": 0.99}, "metadata": metadata},
+        latest_message={"text": text, "intent": {"name": intent, "confidence": 0.99}},
         events=[
             {"event": "user", "text": "…", "message_id": "m-1"},
             {"event": "action", "name": previous},
@@ -71,7 +65,7 @@ def test_the_only_open_order_goes_straight_to_confirmation(own_crm):
 
 def test_several_open_orders_offer_buttons(crm, crm_url):
     open_ids = [o["order_id"] for o in orders_of(crm_url, "C000002") if o["status"] in ("awaiting_shipment", "in_transit")]
-    tracker = load_tracker("signed_cancel_order", latest_message={"metadata": signed("C000002")})
+    tracker = load_tracker("signed_cancel_order", signed_as="C000002")
     events, messages = run_action(ActionCancelOrder(), tracker)
     assert events == flow("cancel_order", "choose")
     assert [button["payload"] for button in messages[0]["buttons"]] == [f'/cancel_order{{"order_id":"{oid}"}}' for oid in open_ids]
@@ -82,7 +76,7 @@ def test_a_shipped_order_is_refused_with_the_alternatives(crm):
     tracker = load_tracker(
         "signed_cancel_order",
         slots={"pending_flow": "cancel_order", "flow_step": "choose"},
-        latest_message={"metadata": signed("C000002"), "text": '/cancel_order{"order_id":"880000020001"}',
+        signed_as="C000002", latest_message={"text": '/cancel_order{"order_id":"880000020001"}',
                         "entities": [entity("order_id", "880000020001")]},
     )
     events, messages = run_action(ActionCancelOrder(), tracker)
@@ -115,8 +109,8 @@ def test_confirmed_cancellation_goes_through_the_crm(own_crm, own_crm_url):
 
 
 def test_a_paid_order_is_told_where_the_money_goes(own_crm, own_crm_url):
-    tracker = load_tracker("signed_cancel_order", latest_message={
-        "metadata": signed("C000002"), "entities": [entity("order_id", "880000020002")]})
+    tracker = load_tracker("signed_cancel_order", signed_as="C000002", latest_message={
+        "entities": [entity("order_id", "880000020002")]})
     events, messages = run_action(ActionCancelOrder(), tracker)
     assert events == flow("cancel_order", "confirm") + [SlotSet("change_order_id", "880000020002")]
     assert "实付 ¥237.00 将原路退回您的在线钱包，预计 1–3 个工作日到账，最晚 " in messages[0]["text"]
@@ -154,8 +148,8 @@ def test_correction_offers_the_other_orders(crm, text, intent):
 
 def test_another_customers_order_is_refused_like_an_unknown_one(crm):
     def ask(order_id: str):
-        tracker = load_tracker("signed_cancel_order", latest_message={
-            "metadata": signed("C000009"), "text": f"取消订单 {order_id}", "entities": [entity("order_id", order_id)]})
+        tracker = load_tracker("signed_cancel_order", signed_as="C000009", latest_message={
+            "text": f"取消订单 {order_id}", "entities": [entity("order_id", order_id)]})
         return run_action(ActionCancelOrder(), tracker)
 
     events, refused = ask("880000020002")
@@ -176,7 +170,7 @@ def test_anonymous_shopper_with_the_right_pair_gets_the_confirmation(crm):
     tracker.latest_message["entities"] = [entity("order_id", "880000080001"), entity("phone_last4", "1234")]
     events, messages = run_action(ActionCancelOrder(), tracker)
     assert events == [
-        SlotSet("verified_order_id", "880000080001"),
+        SlotSet("verified_order_id", proven_order(tracker.sender_id, "880000080001")),
         SlotSet("failed_attempts", 0.0),
         SlotSet("order_id", "880000080001"),
         SlotSet("phone_last4", None),
@@ -278,7 +272,7 @@ def test_confirmed_address_change_is_read_back_from_the_crm(own_crm, own_crm_url
 
 
 def test_a_shipped_order_cannot_be_readdressed(crm):
-    tracker = load_tracker("signed_change_address", latest_message={"metadata": signed("C000001")})
+    tracker = load_tracker("signed_change_address", signed_as="C000001")
     events, messages = run_action(ActionChangeAddress(), tracker)
     assert events == ended(*RECEIVER)
     assert "收货地址已无法在线修改" in messages[0]["text"] and "改派" in messages[0]["text"]

@@ -20,11 +20,10 @@ from actions.returns import (
     idempotency_key,
 )
 
-from .conftest import fetch, load_tracker, run_action
+from .conftest import fetch, load_tracker, proven_order, run_action
 
 SHOE_ORDER = "880000010002"  # C000001, delivered 3 days ago: 耐克 跑鞋 + 安踏 T恤, wallet, coupon
 CRAB_ORDER = "880000040001"  # C000004, delivered yesterday with 运费险: 大闸蟹 (fresh) + 优衣库 外套
-SIGNED = {"channel": "app", "verified": True, "customer_id": "C000001"}
 POLICY = rp.default_policy()
 
 
@@ -32,26 +31,20 @@ def ent(name: str, value: Any) -> Dict[str, Any]:
     return {"entity": name, "value": value, "start": 0, "end": len(str(value)), "extractor": "DIETClassifier"}
 
 
-def signed(customer_id: str) -> Dict[str, Any]:
-    return {"channel": "app", "verified": True, "customer_id": customer_id}
-
-
 def in_form(text: str, intent: str, entities: Optional[List[Dict[str, Any]]] = None, customer: str = "C000001",
             fixture: str = "signed_return_form", events: Optional[List[Dict[str, Any]]] = None, **slots: Any):
     """A tracker inside the return form, answering with ``text``."""
     message = {"text": text, "intent": {"name": intent, "confidence": 0.95}, "entities": entities or []}
-    if fixture.startswith("signed"):
-        message["metadata"] = signed(customer)
     changes: Dict[str, Any] = {"latest_message": message, "slots": slots}
     if events is not None:
         changes["events"] = events
-    return load_tracker(fixture, **changes)
+    return load_tracker(fixture, signed_as=customer if fixture.startswith("signed") else None, **changes)
 
 
 def starting(text: str, intent: str = "return_request", entities: Optional[List[Dict[str, Any]]] = None,
              customer: str = "C000001", **slots: Any):
-    message = {"text": text, "intent": {"name": intent, "confidence": 0.95}, "entities": entities or [], "metadata": signed(customer)}
-    return load_tracker("signed_return_request", latest_message=message, slots=slots)
+    message = {"text": text, "intent": {"name": intent, "confidence": 0.95}, "entities": entities or []}
+    return load_tracker("signed_return_request", signed_as=customer, latest_message=message, slots=slots)
 
 
 def text_of(messages: List[Dict[str, Any]]) -> str:
@@ -283,7 +276,8 @@ def test_an_anonymous_shopper_with_the_right_phone_tail_continues_with_that_orde
     tracker = load_tracker("anonymous_return_form", latest_message={"entities": [ent("order_id", CRAB_ORDER), ent("phone_last4", "4444")]},
                            slots={"return_kind": "return", "requested_slot": "return_order_id"})
     events, messages = run_action(ValidateReturnForm(), tracker)
-    assert events == [SlotSet("verified_order_id", CRAB_ORDER), SlotSet("failed_attempts", 0.0), SlotSet("order_id", CRAB_ORDER),
+    assert events == [SlotSet("verified_order_id", proven_order(tracker.sender_id, CRAB_ORDER)), SlotSet("failed_attempts", 0.0),
+                      SlotSet("order_id", CRAB_ORDER),
                       SlotSet("phone_last4", None), SlotSet("return_order_id", CRAB_ORDER), SlotSet("return_invalid_count", 0.0)]
     assert CRAB_ORDER in messages[0]["text"]
     assert payloads(messages) == ['/inform{"product":"阳澄湖大闸蟹 礼盒装 8只"}', '/inform{"product":"优衣库 摇粒绒外套"}',
@@ -345,7 +339,7 @@ def test_finish_forgets_the_flow_and_asks_what_else(crm) -> None:
 
 # ---------------------------------------------------------------------------- refund status
 def test_refund_status_of_a_return_in_progress(crm, crm_url) -> None:
-    tracker = load_tracker("signed_refund_status", latest_message={"metadata": signed("C000005")})
+    tracker = load_tracker("signed_refund_status", signed_as="C000005")
     events, messages = run_action(ActionRefundStatus(), tracker)
     assert events == [SlotSet("pending_flow", None)]
     (ret,) = fetch(crm_url, "/api/customers/C000005/returns")["items"]
@@ -357,7 +351,7 @@ def test_refund_status_of_a_return_in_progress(crm, crm_url) -> None:
 
 
 def test_refund_status_of_a_paid_refund(crm, crm_url) -> None:
-    tracker = load_tracker("signed_refund_status", latest_message={"metadata": signed("C000006")})
+    tracker = load_tracker("signed_refund_status", signed_as="C000006")
     _, messages = run_action(ActionRefundStatus(), tracker)
     (ret,) = fetch(crm_url, "/api/customers/C000006/returns")["items"]
     refunded = formatting.parse_datetime(ret["refunded_at"])
@@ -366,15 +360,15 @@ def test_refund_status_of_a_paid_refund(crm, crm_url) -> None:
 
 
 def test_refund_status_without_returns(crm) -> None:
-    tracker = load_tracker("signed_refund_status", latest_message={"metadata": signed("C000009")})
+    tracker = load_tracker("signed_refund_status", signed_as="C000009")
     _, messages = run_action(ActionRefundStatus(), tracker)
     assert "没有退货退款记录" in messages[0]["text"]
     assert payloads(messages) == ["/return_request"]
 
 
 def test_refund_status_for_another_customers_order_is_refused(crm) -> None:
-    tracker = load_tracker("signed_refund_status", latest_message={"metadata": signed("C000001"),
-                                                                   "entities": [ent("order_id", "880000050001")]})
+    tracker = load_tracker("signed_refund_status", signed_as="C000001",
+                           latest_message={"entities": [ent("order_id", "880000050001")]})
     events, messages = run_action(ActionRefundStatus(), tracker)
     assert events == [SlotSet("pending_flow", None)]
     assert "没有找到订单 880000050001" in messages[0]["text"] and "R8800000501" not in messages[0]["text"]
@@ -385,9 +379,9 @@ def test_refund_status_for_an_anonymous_shopper_verifies_first(crm) -> None:
     assert events == [SlotSet("pending_flow", "refund_status")]
     assert "后四位" in messages[0]["text"]
     answer = {"intent": {"name": "inform"}, "entities": [ent("order_id", "880000050001"), ent("phone_last4", "6666")]}
-    events, messages = run_action(ActionRefundStatus(), load_tracker("anonymous_refund_status", latest_message=answer,
-                                                                      slots={"pending_flow": "refund_status"}))
-    assert events == [SlotSet("verified_order_id", "880000050001"), SlotSet("failed_attempts", 0.0),
+    tracker = load_tracker("anonymous_refund_status", latest_message=answer, slots={"pending_flow": "refund_status"})
+    events, messages = run_action(ActionRefundStatus(), tracker)
+    assert events == [SlotSet("verified_order_id", proven_order(tracker.sender_id, "880000050001")), SlotSet("failed_attempts", 0.0),
                       SlotSet("order_id", "880000050001"), SlotSet("phone_last4", None), SlotSet("pending_flow", None)]
     assert "R8800000501" in messages[0]["text"]
 

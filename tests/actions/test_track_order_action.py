@@ -7,7 +7,7 @@ from rasa_sdk.events import SlotSet
 from actions.order_tracking import IN_FLIGHT
 from actions.orders import ActionTrackOrder
 
-from .conftest import fetch, load_tracker, run_action
+from .conftest import fetch, load_tracker, proven_order, run_action
 
 
 def entity(name: str, value: str):
@@ -30,7 +30,7 @@ def test_signed_customer_with_one_order_in_flight(crm, crm_url):
 
 def test_signed_customer_with_several_orders_gets_buttons(crm, crm_url):
     orders = in_flight(crm_url, "C000002")
-    tracker = load_tracker("signed_track_order", latest_message={"metadata": {"channel": "app", "verified": True, "customer_id": "C000002"}})
+    tracker = load_tracker("signed_track_order", signed_as="C000002")
     events, messages = run_action(ActionTrackOrder(), tracker)
     assert events == [SlotSet("pending_flow", None)]
     payloads = [button["payload"] for button in messages[0]["buttons"]]
@@ -52,7 +52,7 @@ def test_anonymous_with_matching_pair_is_verified(crm, crm_url):
     )
     events, messages = run_action(ActionTrackOrder(), tracker)
     assert events == [
-        SlotSet("verified_order_id", order["order_id"]),
+        SlotSet("verified_order_id", proven_order(tracker.sender_id, order["order_id"])),
         SlotSet("failed_attempts", 0.0),
         SlotSet("pending_flow", None),
         SlotSet("order_id", order["order_id"]),
@@ -95,11 +95,10 @@ def test_anonymous_order_number_only_asks_for_the_tail(crm):
 
 def test_other_customers_order_is_refused_like_an_unknown_one(crm, crm_url):
     (other,) = in_flight(crm_url, "C000001")
-    metadata = {"channel": "app", "verified": True, "customer_id": "C000002"}
     _, refused = run_action(ActionTrackOrder(), load_tracker(
-        "signed_track_order", latest_message={"metadata": metadata, "entities": [entity("order_id", other["order_id"])]}))
+        "signed_track_order", signed_as="C000002", latest_message={"entities": [entity("order_id", other["order_id"])]}))
     _, unknown = run_action(ActionTrackOrder(), load_tracker(
-        "signed_track_order", latest_message={"metadata": metadata, "entities": [entity("order_id", "999999999999")]}))
+        "signed_track_order", signed_as="C000002", latest_message={"entities": [entity("order_id", "999999999999")]}))
     assert refused[0]["text"].replace(other["order_id"], "X") == unknown[0]["text"].replace("999999999999", "X")
 
 

@@ -21,10 +21,6 @@ def entity(name: str, value: str) -> Dict[str, Any]:
     return {"entity": name, "value": value, "start": 0, "end": len(value), "extractor": "ShopPatternExtractor"}
 
 
-def signed(customer_id: str, **message: Any) -> Dict[str, Any]:
-    return {"metadata": {"channel": "app", "verified": True, "customer_id": customer_id}, **message}
-
-
 def expected_event_lines(order: Dict[str, Any]) -> List[str]:
     """Every scan the CRM has, oldest first, written independently of the action's code."""
     events = sorted(order["shipment"]["events"], key=lambda event: datetime.fromisoformat(event["time"]))
@@ -53,9 +49,9 @@ def test_full_track_from_the_button_lists_every_event_oldest_first(crm, crm_url)
 
 def test_full_track_of_another_customers_order_is_refused_like_an_unknown_one(crm, crm_url):
     order = fetch(crm_url, f"/api/orders/{LATE_ORDER}")
-    _, refused = run_action(ActionTrackOrderFull(), load_tracker("signed_track_order_full", latest_message=signed("C000002")))
+    _, refused = run_action(ActionTrackOrderFull(), load_tracker("signed_track_order_full", signed_as="C000002"))
     unknown_tracker = load_tracker(
-        "signed_track_order_full", latest_message=signed("C000002", entities=[entity("order_id", "999999999999")])
+        "signed_track_order_full", signed_as="C000002", latest_message={"entities": [entity("order_id", "999999999999")]}
     )
     events, unknown = run_action(ActionTrackOrderFull(), unknown_tracker)
     assert events == [SlotSet("pending_flow", None)]
@@ -66,7 +62,7 @@ def test_full_track_of_another_customers_order_is_refused_like_an_unknown_one(cr
 
 def test_typed_request_with_several_orders_in_flight_offers_full_track_buttons(crm, crm_url):
     orders = [o for o in fetch(crm_url, "/api/customers/C000002/orders?limit=50")["items"] if o["in_flight"]]
-    tracker = load_tracker("signed_track_order_full", latest_message=signed("C000002", text="物流详情", entities=[]))
+    tracker = load_tracker("signed_track_order_full", signed_as="C000002", latest_message={"text": "物流详情", "entities": []})
     events, messages = run_action(ActionTrackOrderFull(), tracker)
     assert events == [SlotSet("pending_flow", None)]
     assert messages[0]["text"] == f"您有 {len(orders)} 个订单正在配送中，想看哪一个的完整物流？"
@@ -79,7 +75,8 @@ def test_typed_request_uses_the_order_the_conversation_is_about(crm, crm_url):
     tracker = load_tracker(
         "signed_track_order_full",
         slots={"order_id": "880000020001"},
-        latest_message=signed("C000002", text="完整物流", entities=[]),
+        signed_as="C000002",
+        latest_message={"text": "完整物流", "entities": []},
     )
     events, messages = run_action(ActionTrackOrderFull(), tracker)
     assert events == [SlotSet("pending_flow", None), SlotSet("order_id", "880000020001")]
@@ -92,7 +89,8 @@ def test_a_remembered_order_of_someone_else_is_never_shown(crm, crm_url):
     tracker = load_tracker(
         "signed_track_order_full",
         slots={"order_id": LATE_ORDER},
-        latest_message=signed("C000007", text="完整物流", entities=[]),
+        signed_as="C000007",
+        latest_message={"text": "完整物流", "entities": []},
     )
     events, messages = run_action(ActionTrackOrderFull(), tracker)
     assert events == [SlotSet("pending_flow", None), SlotSet("order_id", "880000070001")]
@@ -100,7 +98,8 @@ def test_a_remembered_order_of_someone_else_is_never_shown(crm, crm_url):
 
 
 def test_order_not_shipped_has_no_track_yet(crm):
-    tracker = load_tracker("signed_track_order_full", latest_message=signed("C000002", entities=[entity("order_id", "880000020002")]))
+    tracker = load_tracker("signed_track_order_full", signed_as="C000002",
+                           latest_message={"entities": [entity("order_id", "880000020002")]})
     events, messages = run_action(ActionTrackOrderFull(), tracker)
     assert events == [SlotSet("pending_flow", None), SlotSet("order_id", "880000020002")]
     assert messages[0]["text"].endswith("当前状态：待发货，还没有物流记录。发货后就能看到完整物流。")
@@ -114,7 +113,7 @@ def test_anonymous_shopper_is_verified_first(crm):
 
 def test_anonymous_shopper_with_a_verified_order_gets_its_track(crm, crm_url):
     order = fetch(crm_url, f"/api/orders/{LATE_ORDER}")
-    events, messages = run_action(ActionTrackOrderFull(), load_tracker("anonymous_track_order_full", slots={"verified_order_id": LATE_ORDER}))
+    events, messages = run_action(ActionTrackOrderFull(), load_tracker("anonymous_track_order_full", proven=LATE_ORDER))
     assert events == [SlotSet("pending_flow", None)]
     assert messages[0]["text"].splitlines()[1:-1] == expected_event_lines(order)
 
@@ -123,7 +122,7 @@ def test_anonymous_shopper_asking_for_another_order_must_prove_it(crm, crm_url):
     other = fetch(crm_url, "/api/orders/880000070001")
     tracker = load_tracker(
         "anonymous_track_order_full",
-        slots={"verified_order_id": LATE_ORDER},
+        proven=LATE_ORDER,
         latest_message={"entities": [entity("order_id", "880000070001")]},
     )
     events, messages = run_action(ActionTrackOrderFull(), tracker)
