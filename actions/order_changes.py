@@ -2,8 +2,10 @@
 
 Each flow goes: which order (buttons when several could be meant) → whether the policy allows it in
 the order's state (and what to do instead when it does not) → the new receiver (address change
-only) → a confirmation → the CRM → the result with its facts. A verified customer acts on their own
-orders; an anonymous shopper first proves one order with its number and phone tail.
+only) → a confirmation → the CRM → the result with its facts. Only a signed-in customer changes an
+order, and only their own: an anonymous shopper (even one who proved an order with its phone tail,
+which lets them look at it) is asked to log in to the shop's app or site, or offered a human, and
+nothing is changed.
 """
 
 from __future__ import annotations
@@ -55,12 +57,10 @@ from actions.order_change_rules import (
 from actions.orders import NOT_YOUR_ORDER
 from actions.replies import CRM_UNAVAILABLE, human_buttons
 from actions.shopper import Shopper, shopper_from_tracker
-from actions.verification import verification_reply, verify_anonymous_order
 
 CANCEL_FLOW = "cancel_order"
 ADDRESS_FLOW = "change_address"
 CHOOSE = "choose"
-VERIFY = "verify"
 DETAILS = "details"
 CONFIRM = "confirm"
 CONFIRM_RETRY = "confirm_retry"
@@ -70,10 +70,6 @@ PHONE_SLOT = "new_receiver_phone"
 ADDRESS_SLOT = "new_address"
 RECEIVER_SLOTS = (NAME_SLOT, PHONE_SLOT, ADDRESS_SLOT)
 
-ANOTHER_ORDER_ANONYMOUS = (
-    "好的。如需办理另一个订单，请告诉我那个订单的订单号和收货手机号后四位；"
-    "登录商城后再来问我，就能直接选择您名下的订单。"
-)
 CHOOSE_OTHER = "好的，您说的是下面哪个订单？"
 NO_OTHER_ORDER = (
     "除了这个订单，您没有其他未签收的订单。已签收的订单不能取消或修改地址，如需退货可以对我说“我要退货”。"
@@ -93,7 +89,7 @@ Resolved = Tuple[Order, List[EventType], bool]
 class FlowTexts:
     """What one order-change flow says at each step."""
 
-    ask_verification: str
+    login_required: str
     choose: str
     no_open_orders: str
     stopped: str
@@ -102,9 +98,9 @@ class FlowTexts:
 
 
 CANCEL_TEXTS = FlowTexts(
-    ask_verification=(
-        "为了您的账户安全，取消订单前需要核实身份：请告诉我订单号（12 位数字）和收货手机号的后四位，"
-        "例如“202611150023 尾号5678”。登录商城后再来问我，就不用核实了。"
+    login_required=(
+        "为了您的订单安全，取消订单需要登录后办理：请在商城 App 或网站登录后再来找我，我就能直接为您取消。"
+        "（用订单号和手机尾号核实只能查看订单，不能取消或修改。）您也可以点“转人工”，由人工客服为您处理。"
     ),
     choose="您有 {count} 个未签收的订单，想取消哪一个？",
     no_open_orders=(
@@ -118,9 +114,9 @@ CANCEL_TEXTS = FlowTexts(
     confirm_buttons=({"title": "确认取消", "payload": "/affirm"}, {"title": "不取消了", "payload": "/deny"}),
 )
 ADDRESS_TEXTS = FlowTexts(
-    ask_verification=(
-        "为了保护您的收货信息，修改地址前需要核实身份：请告诉我订单号（12 位数字）和收货手机号的后四位，"
-        "例如“202611150023 尾号5678”。登录商城后再来问我，就不用核实了。"
+    login_required=(
+        "为了保护您的收货信息，修改收货地址需要登录后办理：请在商城 App 或网站登录后再来找我，我就能直接为您修改。"
+        "（用订单号和手机尾号核实只能查看订单，不能取消或修改。）您也可以点“转人工”，由人工客服为您处理。"
     ),
     choose="您有 {count} 个未签收的订单，想修改哪一个的收货地址？",
     no_open_orders="您目前没有可以修改地址的订单：只有待付款、待发货的订单可以修改收货地址。",
@@ -175,6 +171,9 @@ class OrderChangeAction(Action, metaclass=ABCMeta):
         correction = intent == "deny" and step in (DETAILS, CONFIRM, CONFIRM_RETRY) and wants_another_order(latest_text(tracker))
         if step is not None and (intent in STOP_INTENTS or (intent == "deny" and not correction)):
             return self._stop(dispatcher, step)
+        if not shopper.is_verified_customer:
+            _reply(dispatcher, self.texts.login_required, human_buttons())
+            return self._end()
         try:
             if step in (CONFIRM, CONFIRM_RETRY) and intent == "affirm" and last_bot_action(tracker) == self.name():
                 order = await _owned_order(shopper, tracker.get_slot(CHANGE_ORDER_SLOT))
@@ -239,14 +238,7 @@ class OrderChangeAction(Action, metaclass=ABCMeta):
     async def _resolve(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, shopper: Shopper, step: Optional[str], intent: str
     ) -> Union[Resolved, List[EventType]]:
-        """The order the shopper means, or the reply already given (buttons, verification)."""
-        if shopper.is_verified_customer:
-            return await self._resolve_for_customer(dispatcher, tracker, shopper, step, intent)
-        return await self._resolve_for_anonymous(dispatcher, tracker, step, intent)
-
-    async def _resolve_for_customer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, shopper: Shopper, step: Optional[str], intent: str
-    ) -> Union[Resolved, List[EventType]]:
+        """The signed customer's order they mean, or the reply already given (buttons, a refusal)."""
         crm = get_crm_client()
         customer_id = shopper.customer_id or ""
         current_id = tracker.get_slot(CHANGE_ORDER_SLOT) if step in (DETAILS, CONFIRM, CONFIRM_RETRY) else None
@@ -279,28 +271,6 @@ class OrderChangeAction(Action, metaclass=ABCMeta):
             return self._choose(dispatcher, tracker, candidates, step, intent)
         _reply(dispatcher, with_closing(self.texts.no_open_orders))
         return self._end()
-
-    async def _resolve_for_anonymous(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, step: Optional[str], intent: str
-    ) -> Union[Resolved, List[EventType]]:
-        named = latest_entity(tracker, "order_id")
-        if (
-            step in (DETAILS, CONFIRM, CONFIRM_RETRY)
-            and not named
-            and self._kind(intent) == "answer"
-            and wants_another_order(latest_text(tracker))
-        ):
-            _reply(dispatcher, ANOTHER_ORDER_ANONYMOUS)
-            return flow_events(self.flow, VERIFY) + [SlotSet(CHANGE_ORDER_SLOT, None), SlotSet("order_id", None)]
-        verification = await verify_anonymous_order(tracker, get_crm_client(), self.texts.ask_verification)
-        if verification.order_id is None:
-            dispatcher.utter_message(**verification_reply(verification))
-            if verification.locked:
-                return verification.events + self._end()
-            return verification.events + flow_events(self.flow, VERIFY)
-        order = await get_crm_client().get_order(verification.order_id)
-        switched = verification.order_id != tracker.get_slot(CHANGE_ORDER_SLOT) or step == VERIFY
-        return order, verification.events, switched
 
     def _refuse(self, dispatcher: CollectingDispatcher, order: Order, text: str) -> List[EventType]:
         buttons = human_buttons() if order.get("status") in SHIPPED_STATUSES or "转人工" in text else []

@@ -33,7 +33,8 @@ from actions.order_tracking import (
     track_events,
 )
 from actions.replies import CRM_UNAVAILABLE, human_buttons
-from actions.shopper import Shopper, proven_order_slot, shopper_from_tracker
+from actions.shopper import Shopper, shopper_from_tracker
+from actions.verification import verification_reply, verify_anonymous_order
 from bot.handoff.policy import PolicyError, ServicePolicy
 from bot.handoff.policy import load_policy as load_service_policy
 from bot.settings import load_settings
@@ -41,19 +42,10 @@ from bot.settings import load_settings
 logger = logging.getLogger(__name__)
 
 PENDING_FLOW_SLOT = "pending_flow"
-FAILED_ATTEMPTS_SLOT = "failed_attempts"
-MAX_FAILED_ATTEMPTS = 2
 
 ASK_VERIFICATION = (
     "为了保护您的隐私，查询订单前需要核实一下身份：请告诉我订单号（12 位数字）和收货手机号的后四位，"
     "例如“202611150023 尾号5678”。您在商城登录后再来问我，就不用核实了。"
-)
-ASK_PHONE_TAIL = "好的，订单号 {order_id} 已收到。请再告诉我这个订单收货手机号的后四位。"
-ASK_ORDER_ID = "好的，请再告诉我订单号（12 位数字，可在“我的订单”里找到）。"
-VERIFICATION_FAILED = "抱歉，订单号和手机尾号没能对上，请核对后重新发送。"
-VERIFICATION_LOCKED = (
-    "订单号和手机尾号已连续 {count} 次没能对上。为了您的账户安全，建议您登录商城后再问我，"
-    "或点“转人工”由人工客服协助核实。"
 )
 NOT_YOUR_ORDER = (
     "在您的账户下没有找到订单 {order_id}，请核对订单号。"
@@ -255,7 +247,7 @@ class OrderAnswerAction(Action, metaclass=ABCMeta):
         try:
             if shopper.is_verified_customer:
                 return await self._for_customer(dispatcher, tracker, shopper)
-            return await self._for_anonymous(dispatcher, tracker, shopper.verified_order_id)
+            return await self._for_anonymous(dispatcher, tracker)
         except CRMUnavailable:
             dispatcher.utter_message(text=CRM_UNAVAILABLE, buttons=human_buttons())
             return [SlotSet(PENDING_FLOW_SLOT, None)]
@@ -274,44 +266,15 @@ class OrderAnswerAction(Action, metaclass=ABCMeta):
             dispatcher.utter_message(text=lookup.refusal)
         return [SlotSet(PENDING_FLOW_SLOT, None)]
 
-    async def _for_anonymous(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, verified_order_id: Optional[str]
-    ) -> List[EventType]:
-        order_id = _latest_entity(tracker, "order_id") or tracker.get_slot("order_id")
-        phone_last4 = _latest_entity(tracker, "phone_last4") or tracker.get_slot("phone_last4")
-        if verified_order_id and order_id in (None, verified_order_id):
-            order = await get_crm_client().get_order(verified_order_id)
-            await self.answer(dispatcher, order, Shopper(verified_order_id=verified_order_id))
-            return [SlotSet(PENDING_FLOW_SLOT, None)]
-        if not order_id and not phone_last4:
-            dispatcher.utter_message(text=ASK_VERIFICATION)
-            return [SlotSet(PENDING_FLOW_SLOT, "track_order")]
-        if not phone_last4:
-            dispatcher.utter_message(text=ASK_PHONE_TAIL.format(order_id=order_id))
-            return [SlotSet(PENDING_FLOW_SLOT, "track_order"), SlotSet("order_id", order_id)]
-        if not order_id:
-            dispatcher.utter_message(text=ASK_ORDER_ID)
-            return [SlotSet(PENDING_FLOW_SLOT, "track_order"), SlotSet("phone_last4", phone_last4)]
-
-        owner = await get_crm_client().verify_order(order_id, phone_last4)
-        if owner is None:
-            failures = int(tracker.get_slot(FAILED_ATTEMPTS_SLOT) or 0) + 1
-            reset = [SlotSet("order_id", None), SlotSet("phone_last4", None), SlotSet(FAILED_ATTEMPTS_SLOT, float(failures))]
-            if failures >= MAX_FAILED_ATTEMPTS:
-                dispatcher.utter_message(text=VERIFICATION_LOCKED.format(count=failures), buttons=human_buttons())
-                return reset + [SlotSet(PENDING_FLOW_SLOT, None)]
-            dispatcher.utter_message(text=VERIFICATION_FAILED)
-            return reset + [SlotSet(PENDING_FLOW_SLOT, "track_order")]
-
-        order = await get_crm_client().get_order(order_id)
-        await self.answer(dispatcher, order, Shopper(verified_order_id=order_id))
-        return [
-            proven_order_slot(tracker, order_id),
-            SlotSet(FAILED_ATTEMPTS_SLOT, 0.0),
-            SlotSet(PENDING_FLOW_SLOT, None),
-            SlotSet("order_id", order_id),
-            SlotSet("phone_last4", None),
-        ]
+    async def _for_anonymous(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
+        """Answer about the order the shopper proved, or take the verification one step further."""
+        step = await verify_anonymous_order(tracker, get_crm_client(), ASK_VERIFICATION)
+        if step.order_id is None:
+            dispatcher.utter_message(**verification_reply(step))
+            return [*step.events, SlotSet(PENDING_FLOW_SLOT, None if step.locked else "track_order")]
+        order = await get_crm_client().get_order(step.order_id)
+        await self.answer(dispatcher, order, Shopper(verified_order_id=step.order_id))
+        return [*step.events, SlotSet(PENDING_FLOW_SLOT, None)]
 
 
 class ActionTrackOrder(OrderAnswerAction):

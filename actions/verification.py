@@ -1,31 +1,57 @@
-"""Verification of an anonymous shopper by order number + last four digits of the order's phone,
-for any flow that acts on one order.
+"""Verification of an anonymous shopper by order number + last four digits of the order's phone:
+the one rule every flow that shows one order uses (tracking, returns, refund status).
 
-It follows the same rules as order tracking (:mod:`actions.orders`): the pair is collected over one
-or two turns in the ``order_id`` and ``phone_last4`` slots, a wrong pair gets the same answer
-whether the order exists or not, and the second failure in a row offers a human instead of
-another try. A proven order is remembered in ``verified_order_id``.
+The pair is collected over one or two turns in the ``order_id`` and ``phone_last4`` slots. Before
+the CRM is asked, the attempt is counted in Redis on the order and on the conversation
+(:mod:`actions.throttle`): an order or a conversation with too many recent failures is refused
+without asking the CRM, right tail or wrong, and told when to retry; a Redis that cannot count
+refuses too. A wrong pair gets the same answer whether the order exists or not, and the
+conversation's second failure in a row offers a human instead of another try. A proven order is
+remembered in ``verified_order_id`` with its proof (:func:`actions.shopper.proven_order_slot`).
+
+A proven order may be looked at, never changed: cancelling and changing the address need a
+signed-in shopper (:mod:`actions.order_changes`).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 
+from actions import formatting
 from actions.crm import CRMClient
-from actions.orders import (
-    ASK_ORDER_ID,
-    ASK_PHONE_TAIL,
-    FAILED_ATTEMPTS_SLOT,
-    MAX_FAILED_ATTEMPTS,
-    VERIFICATION_FAILED,
-    VERIFICATION_LOCKED,
-)
 from actions.replies import human_buttons
 from actions.shopper import proven_order_slot, shopper_from_tracker
+from actions.throttle import ORDER, Attempt, ThrottleUnavailable, default_policy, get_throttle
+
+logger = logging.getLogger(__name__)
+
+FAILED_ATTEMPTS_SLOT = "failed_attempts"
+
+ASK_PHONE_TAIL = "好的，订单号 {order_id} 已收到。请再告诉我这个订单收货手机号的后四位。"
+ASK_ORDER_ID = "好的，请再告诉我订单号（12 位数字，可在“我的订单”里找到）。"
+VERIFICATION_FAILED = "抱歉，订单号和手机尾号没能对上，请核对后重新发送。"
+VERIFICATION_LOCKED = (
+    "订单号和手机尾号已连续 {count} 次没能对上。为了您的账户安全，建议您登录商城后再问我，"
+    "或点“转人工”由人工客服协助核实。"
+)
+ORDER_THROTTLED = (
+    "为了保护订单安全，订单 {order_id} 近期核实失败的次数过多，暂时不能再用手机尾号核实。"
+    "请在 {retry_at} 之后再试；您也可以登录商城后再问我，或点“转人工”由人工客服协助核实。"
+)
+CLIENT_THROTTLED = (
+    "为了账户安全，这次对话中核实失败的次数过多，暂时不能再用手机尾号核实订单。"
+    "请在 {retry_at} 之后再试；您也可以登录商城后再问我，或点“转人工”由人工客服协助核实。"
+)
+VERIFICATION_UNAVAILABLE = (
+    "抱歉，订单核实服务暂时不可用，我这次没能核实您的订单。请稍后再试；"
+    "您也可以登录商城后再问我，或点“转人工”由人工客服协助核实。"
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +63,7 @@ class VerificationStep:
         text: what to say when the order is not proven yet.
         buttons: buttons for that reply.
         events: slot events to return.
-        locked: True when the shopper failed too often and was offered a human instead.
+        locked: True when the shopper may not try again now and was offered a human instead.
     """
 
     order_id: Optional[str] = None
@@ -52,6 +78,30 @@ def _entity(tracker: Tracker, name: str) -> Optional[str]:
     return str(value) if value else None
 
 
+def throttle_clients(tracker: Tracker) -> List[str]:
+    """Who an attempt is counted on besides the order: the conversation, and its signed customer."""
+    clients = [f"sender:{tracker.sender_id}"]
+    customer_id = shopper_from_tracker(tracker).customer_id
+    if customer_id:
+        clients.append(f"customer:{customer_id}")
+    return clients
+
+
+def refusal_text(attempt: Attempt, order_id: str, now: Optional[datetime] = None) -> str:
+    """What a shopper refused by the throttle is told, with when they may retry (shop time)."""
+    tz = formatting.shop_timezone()
+    retry = attempt.retry_time(tz)
+    current = now or datetime.now(tz)
+    retry_at = formatting.when(retry, current) if retry is not None else "稍后"
+    template = ORDER_THROTTLED if attempt.refused_by == ORDER else CLIENT_THROTTLED
+    return template.format(order_id=order_id, retry_at=retry_at)
+
+
+def _refused(text: str) -> VerificationStep:
+    return VerificationStep(text=text, buttons=human_buttons(), locked=True,
+                            events=[SlotSet("order_id", None), SlotSet("phone_last4", None)])
+
+
 async def verify_anonymous_order(tracker: Tracker, crm: CRMClient, ask_text: str) -> VerificationStep:
     """Advance the verification of an anonymous shopper by one turn.
 
@@ -61,7 +111,7 @@ async def verify_anonymous_order(tracker: Tracker, crm: CRMClient, ask_text: str
         ask_text: the request for order number and phone tail when neither was given yet.
 
     Returns:
-        The proven order id, or what to ask next.
+        The proven order id, or what to say instead.
 
     Raises:
         CRMUnavailable: the CRM could not answer.
@@ -69,7 +119,7 @@ async def verify_anonymous_order(tracker: Tracker, crm: CRMClient, ask_text: str
     verified = shopper_from_tracker(tracker).verified_order_id
     order_id = _entity(tracker, "order_id") or tracker.get_slot("order_id")
     phone_last4 = _entity(tracker, "phone_last4") or tracker.get_slot("phone_last4")
-    if isinstance(verified, str) and verified and order_id in (None, verified):
+    if verified and order_id in (None, verified):
         return VerificationStep(order_id=verified)
     if not order_id and not phone_last4:
         return VerificationStep(text=ask_text)
@@ -78,7 +128,20 @@ async def verify_anonymous_order(tracker: Tracker, crm: CRMClient, ask_text: str
     if not order_id:
         return VerificationStep(text=ASK_ORDER_ID, events=[SlotSet("phone_last4", phone_last4)])
 
-    owner = await crm.verify_order(order_id, phone_last4)
+    throttle = get_throttle()
+    try:
+        attempt = await throttle.reserve(order_id, throttle_clients(tracker))
+    except ThrottleUnavailable as error:
+        logger.warning("verification.throttle.unavailable sender=%s error=%s", tracker.sender_id, error)
+        return _refused(VERIFICATION_UNAVAILABLE)
+    if not attempt.allowed:
+        logger.info("verification.throttled sender=%s by=%s", tracker.sender_id, attempt.refused_by)
+        return _refused(refusal_text(attempt, order_id))
+    try:
+        owner = await crm.verify_order(order_id, phone_last4)
+    except BaseException:
+        await throttle.release(attempt)
+        raise
     if owner is None:
         failures = int(tracker.get_slot(FAILED_ATTEMPTS_SLOT) or 0) + 1
         reset: List[EventType] = [
@@ -86,11 +149,12 @@ async def verify_anonymous_order(tracker: Tracker, crm: CRMClient, ask_text: str
             SlotSet("phone_last4", None),
             SlotSet(FAILED_ATTEMPTS_SLOT, float(failures)),
         ]
-        if failures >= MAX_FAILED_ATTEMPTS:
+        if failures >= default_policy().failures_before_human:
             return VerificationStep(
                 text=VERIFICATION_LOCKED.format(count=failures), buttons=human_buttons(), events=reset, locked=True
             )
         return VerificationStep(text=VERIFICATION_FAILED, events=reset)
+    await throttle.release(attempt)
     return VerificationStep(
         order_id=order_id,
         events=[

@@ -12,6 +12,8 @@ from rasa_sdk import Tracker
 
 from actions.crm import CRMClient, RetryPolicy, set_crm_client
 from actions.shopper import identity_secret
+from actions.throttle import VerificationThrottle, set_throttle
+from bot.handoff.context import close_clients
 from bot.identity import channel_identity, verified_order_slot_value
 from bot.redis_server import free_port
 from bot.settings import PROJECT_ROOT
@@ -26,6 +28,15 @@ def crm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a freshly seeded reference CRM shared by the tests that only read."""
     with seeded_crm(tmp_path_factory.mktemp("crm")) as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def throttle(redis_url: str) -> Iterator[VerificationThrottle]:
+    """Verification attempts counted in the session's Redis (flushed after each test)."""
+    counted = VerificationThrottle(redis_url)
+    set_throttle(counted)
+    yield counted
+    set_throttle(None)
 
 
 @pytest.fixture()
@@ -80,13 +91,24 @@ class RecordingCRMClient(CRMClient):
         return sum(1 for made, path in self.requests if made == method and path.endswith(suffix))
 
 
-@pytest.fixture()
-def recording_crm(crm_url: str) -> Iterator[RecordingCRMClient]:
-    """The actions' shared CRM client, recording its requests, pointed at the session's test CRM."""
-    client = RecordingCRMClient(crm_url)
+def use_recording_crm(url: str) -> Iterator[RecordingCRMClient]:
+    """Point the actions' shared CRM client, recording its requests, at ``url`` for one test."""
+    client = RecordingCRMClient(url)
     set_crm_client(client)
     yield client
     set_crm_client(None)
+
+
+@pytest.fixture()
+def recording_crm(crm_url: str) -> Iterator[RecordingCRMClient]:
+    """The session's test CRM through a client that records its requests."""
+    yield from use_recording_crm(crm_url)
+
+
+@pytest.fixture()
+def recording_own_crm(own_crm_url: str) -> Iterator[RecordingCRMClient]:
+    """The module's own CRM through a client that records its requests."""
+    yield from use_recording_crm(own_crm_url)
 
 
 def unreachable_crm_client() -> CRMClient:
@@ -161,6 +183,7 @@ def run_action(action: Any, tracker: Tracker):
             from actions.crm import get_crm_client
 
             await get_crm_client().close()
+            await close_clients()
         return events, dispatcher.messages
 
     return asyncio.run(go())

@@ -135,9 +135,9 @@ def test_anonymous_shopper_verified_by_phone_tail_is_compensated(crm_at, own_crm
     assert events == [
         SlotSet("verified_order_id", proven_order(tracker.sender_id, order_id)),
         SlotSet("failed_attempts", 0.0),
-        SlotSet("pending_flow", None),
         SlotSet("order_id", order_id),
         SlotSet("phone_last4", None),
+        SlotSet("pending_flow", None),
     ]
     grant = fetch(crm_at, f"/api/orders/{order_id}/late-compensation")
     assert grant["points"] == base * factor and grant["customer_id"] == customer_id

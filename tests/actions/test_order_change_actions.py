@@ -11,10 +11,10 @@ import pytest
 from rasa_sdk.events import SlotSet
 
 from actions.crm import set_crm_client
-from actions.order_changes import ActionCancelOrder, ActionChangeAddress
+from actions.order_changes import ADDRESS_TEXTS, CANCEL_TEXTS, ActionCancelOrder, ActionChangeAddress
 from actions.orders import NOT_YOUR_ORDER
 
-from .conftest import fetch, load_tracker, proven_order, run_action, unreachable_crm_client
+from .conftest import fetch, load_tracker, run_action, unreachable_crm_client
 
 HUMAN = {"title": "转人工", "payload": "/human_agent"}
 CANCEL_BUTTONS = [{"title": "确认取消", "payload": "/affirm"}, {"title": "不取消了", "payload": "/deny"}]
@@ -35,10 +35,12 @@ def ended(*extra: str) -> List[SlotSet]:
     return flow(None, None) + [SlotSet(name, None) for name in ("change_order_id", *extra)]
 
 
-def answered(fixture: str, flow_name: str, step: str, text: str, intent: str, previous: str, **slots: Any):
+def answered(fixture: str, flow_name: str, step: str, text: str, intent: str, previous: str,
+             proven: Optional[str] = None, **slots: Any):
     """A tracker in which the shopper answers the question ``previous`` asked in ``flow_name``."""
     return load_tracker(
         fixture,
+        proven=proven,
         slots={"pending_flow": flow_name, "flow_step": step, **slots},
         latest_message={"text": text, "intent": {"name": intent, "confidence": 0.99}},
         events=[
@@ -159,35 +161,49 @@ def test_another_customers_order_is_refused_like_an_unknown_one(crm):
     assert refused[0]["text"].replace("880000020002", "X") == unknown[0]["text"].replace("999999999999", "X")
 
 
-def test_anonymous_shopper_is_asked_to_verify(crm):
-    events, messages = run_action(ActionCancelOrder(), load_tracker("anonymous_cancel_order"))
-    assert events == flow("cancel_order", "verify")
-    assert "订单号" in messages[0]["text"] and "后四位" in messages[0]["text"]
+CHANGES = [(ActionCancelOrder, CANCEL_TEXTS, ()), (ActionChangeAddress, ADDRESS_TEXTS, RECEIVER)]
 
 
-def test_anonymous_shopper_with_the_right_pair_gets_the_confirmation(crm):
-    tracker = answered("anonymous_cancel_order", "cancel_order", "verify", "880000080001 尾号1234", "inform", "action_cancel_order")
-    tracker.latest_message["entities"] = [entity("order_id", "880000080001"), entity("phone_last4", "1234")]
+@pytest.mark.parametrize(("action_class", "texts", "extra"), CHANGES, ids=["cancel", "address"])
+def test_anonymous_shopper_is_asked_to_log_in_and_nothing_is_asked_of_the_crm(recording_crm, action_class, texts, extra):
+    events, messages = run_action(action_class(), load_tracker("anonymous_cancel_order"))
+    assert events == ended(*extra)
+    assert messages == [{**messages[0], "text": texts.login_required, "buttons": [HUMAN]}]
+    assert "登录" in texts.login_required and "不能取消或修改" in texts.login_required
+    assert recording_crm.requests == []
+
+
+@pytest.mark.parametrize(("action_class", "texts", "extra"), CHANGES, ids=["cancel", "address"])
+def test_the_right_phone_tail_does_not_let_an_anonymous_shopper_change_the_order(recording_crm, action_class, texts, extra):
+    tracker = load_tracker("anonymous_cancel_order", latest_message={
+        "text": "880000080001 尾号1234", "entities": [entity("order_id", "880000080001"), entity("phone_last4", "1234")]})
+    events, messages = run_action(action_class(), tracker)
+    assert events == ended(*extra)
+    assert messages[0]["text"] == texts.login_required
+    assert recording_crm.requests == []
+
+
+def test_an_order_proven_with_its_phone_tail_is_not_cancelled_even_when_confirmed(recording_own_crm, own_crm_url):
+    before = fetch(own_crm_url, "/api/orders/880000080001")
+    tracker = answered("anonymous_cancel_order", "cancel_order", "confirm", "确认", "affirm", "action_cancel_order",
+                       proven="880000080001", change_order_id="880000080001")
     events, messages = run_action(ActionCancelOrder(), tracker)
-    assert events == [
-        SlotSet("verified_order_id", proven_order(tracker.sender_id, "880000080001")),
-        SlotSet("failed_attempts", 0.0),
-        SlotSet("order_id", "880000080001"),
-        SlotSet("phone_last4", None),
-        *flow("cancel_order", "confirm"),
-        SlotSet("change_order_id", "880000080001"),
-    ]
-    assert messages[0]["text"].startswith("请确认是否取消订单 880000080001")
+    assert events == ended()
+    assert messages[0]["text"] == CANCEL_TEXTS.login_required and messages[0]["buttons"] == [HUMAN]
+    assert recording_own_crm.requests == []
+    assert fetch(own_crm_url, "/api/orders/880000080001") == before
 
 
-def test_anonymous_second_wrong_pair_offers_a_human_and_ends(crm):
-    tracker = answered("anonymous_cancel_order", "cancel_order", "verify", "880000080001 尾号0000", "inform",
-                       "action_cancel_order", failed_attempts=1.0)
-    tracker.latest_message["entities"] = [entity("order_id", "880000080001"), entity("phone_last4", "0000")]
-    events, messages = run_action(ActionCancelOrder(), tracker)
-    assert events == [SlotSet("order_id", None), SlotSet("phone_last4", None), SlotSet("failed_attempts", 2.0)] + ended()
-    assert messages[0]["buttons"] == [HUMAN]
-    assert "活着" not in messages[0]["text"]
+def test_an_order_proven_with_its_phone_tail_is_not_readdressed_even_when_confirmed(recording_own_crm, own_crm_url):
+    before = fetch(own_crm_url, "/api/orders/880000080001")
+    tracker = answered("anonymous_cancel_order", "change_address", "confirm", "确认", "affirm", "action_change_address",
+                       proven="880000080001", change_order_id="880000080001", new_receiver_name="王芳", new_receiver_phone="13900001111",
+                       new_address="上海市浦东新区张江路100号3号楼502室")
+    events, messages = run_action(ActionChangeAddress(), tracker)
+    assert events == ended(*RECEIVER)
+    assert messages[0]["text"] == ADDRESS_TEXTS.login_required
+    assert recording_own_crm.requests == []
+    assert fetch(own_crm_url, "/api/orders/880000080001") == before
 
 
 def test_crm_down_at_confirmation_is_said_honestly(own_crm_url):

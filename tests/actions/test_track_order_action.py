@@ -54,9 +54,9 @@ def test_anonymous_with_matching_pair_is_verified(crm, crm_url):
     assert events == [
         SlotSet("verified_order_id", proven_order(tracker.sender_id, order["order_id"])),
         SlotSet("failed_attempts", 0.0),
-        SlotSet("pending_flow", None),
         SlotSet("order_id", order["order_id"]),
         SlotSet("phone_last4", None),
+        SlotSet("pending_flow", None),
     ]
     assert order["order_id"] in messages[0]["text"]
 
@@ -89,7 +89,7 @@ def test_anonymous_second_failure_offers_a_human(crm):
 def test_anonymous_order_number_only_asks_for_the_tail(crm):
     tracker = load_tracker("anonymous_track_order", latest_message={"entities": [entity("order_id", "202611150023")]})
     events, messages = run_action(ActionTrackOrder(), tracker)
-    assert events == [SlotSet("pending_flow", "track_order"), SlotSet("order_id", "202611150023")]
+    assert events == [SlotSet("order_id", "202611150023"), SlotSet("pending_flow", "track_order")]
     assert "后四位" in messages[0]["text"]
 
 

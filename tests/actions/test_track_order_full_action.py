@@ -9,7 +9,8 @@ from typing import Any, Dict, List
 from rasa_sdk.events import SlotSet
 
 from actions import formatting
-from actions.orders import ASK_PHONE_TAIL, ASK_VERIFICATION, NOT_YOUR_ORDER, ActionTrackOrderFull
+from actions.orders import ASK_VERIFICATION, NOT_YOUR_ORDER, ActionTrackOrderFull
+from actions.verification import ASK_PHONE_TAIL
 
 from .conftest import fetch, load_tracker, run_action
 
@@ -126,6 +127,6 @@ def test_anonymous_shopper_asking_for_another_order_must_prove_it(crm, crm_url):
         latest_message={"entities": [entity("order_id", "880000070001")]},
     )
     events, messages = run_action(ActionTrackOrderFull(), tracker)
-    assert events == [SlotSet("pending_flow", "track_order"), SlotSet("order_id", "880000070001")]
+    assert events == [SlotSet("order_id", "880000070001"), SlotSet("pending_flow", "track_order")]
     assert messages[0]["text"] == ASK_PHONE_TAIL.format(order_id="880000070001")
     assert other["shipment"]["tracking_number"] not in messages[0]["text"]
