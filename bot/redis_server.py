@@ -106,6 +106,22 @@ def _config_string(value: str) -> str:
     return f'"{escaped}"'
 
 
+def out_of_memory(error: BaseException) -> bool:
+    """True when Redis refused a write at its memory limit (``maxmemory``), also from inside a script.
+
+    redis-py raises ``OutOfMemoryError`` for a refused command, but a plain ``ResponseError``
+    ("Error running script ... -OOM command not allowed ...") when a Lua script's write is refused.
+    """
+    from redis.exceptions import OutOfMemoryError, ResponseError
+
+    return isinstance(error, OutOfMemoryError) or (isinstance(error, ResponseError) and "OOM command not allowed" in str(error))
+
+
+def redis_error_name(error: BaseException) -> str:
+    """The name to log for a Redis failure: ``OutOfMemoryError`` for :func:`out_of_memory`, else the type's."""
+    return "OutOfMemoryError" if out_of_memory(error) else type(error).__name__
+
+
 class RedisServer:
     """One redis-server child process with append-only persistence.
 

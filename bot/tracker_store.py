@@ -51,6 +51,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.identity import purpose_key
+from bot.redis_server import out_of_memory
 
 logger = logging.getLogger(__name__)
 
@@ -237,12 +238,12 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
                 self._log_unreadable(tracker.sender_id, error)
                 self.red.delete(self.key_prefix + tracker.sender_id)
                 await super().save(tracker, timeout)
-        except redis.exceptions.OutOfMemoryError:
-            logger.error("tracker.save_failed sender=%s error=OutOfMemoryError: Redis reached its memory limit "
-                         "(maxmemory; REDIS_MAXMEMORY_MB for the embedded server) and refuses writes", tracker.sender_id)
-            raise
         except redis.exceptions.RedisError as error:
-            logger.error("tracker.save_failed sender=%s error=%s", tracker.sender_id, type(error).__name__)
+            if out_of_memory(error):
+                logger.error("tracker.save_failed sender=%s error=OutOfMemoryError: Redis reached its memory limit "
+                             "(maxmemory; REDIS_MAXMEMORY_MB for the embedded server) and refuses writes", tracker.sender_id)
+            else:
+                logger.error("tracker.save_failed sender=%s error=%s", tracker.sender_id, type(error).__name__)
             raise
 
     @staticmethod
