@@ -131,6 +131,7 @@ REFUSALS = {
     "same_agent": (400, "不能转给自己。"),
     "offline": (409, "对方客服当前不在线。"),
     "done": (409, "该回访工单已处理。"),
+    "invalid_client_id": (400, "消息编号无效，请刷新页面后重试。"),
 }
 
 
@@ -441,8 +442,12 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
         logger.info("desk.claimed sender=%s handoff=%s agent=%s", sender, result.handoff_id, agent.username)
         return _json({"status": "assigned", "handoff_id": result.handoff_id, "agent": agent.username, "wait_s": float(result.detail or 0)})
 
-    async def reply(agent: auth.Agent, sender: str, text: str) -> Dict[str, Any]:
-        result = await conversation.agent_message(handoff(), _sender(sender), agent.username, agent.display_name, text)
+    async def reply(agent: auth.Agent, sender: str, text: str, client_id: Any = None) -> Dict[str, Any]:
+        """Send an agent's reply; a retry with the same ``client_id`` is written once."""
+        if client_id is not None and not isinstance(client_id, str):
+            raise _refusal("invalid_client_id")
+        result = await conversation.agent_message(handoff(), _sender(sender), agent.username, agent.display_name, text,
+                                                  client_id=client_id or "")
         if not result.ok:
             raise _refusal(result.status, result.detail, names)
         return {"handoff_id": result.handoff_id, **(result.data or {})}
@@ -450,8 +455,8 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     @app.post("/api/conversations/<sender:str>/messages")
     @authed
     async def send_message(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
-        text = _text(_body(request))
-        return _json(await reply(agent, sender, text), status=201)
+        body = _body(request)
+        return _json(await reply(agent, sender, _text(body), body.get("client_id")), status=201)
 
     @app.post("/api/conversations/<sender:str>/notes")
     @authed
@@ -595,7 +600,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
                 await ws.send(json.dumps({"type": "heartbeat_ok"}))
             elif kind == "reply":
                 sender = str(message.get("sender") or "")
-                result = await reply(agent, sender, _text(message))
+                result = await reply(agent, sender, _text(message), message.get("client_id"))
                 await ws.send(json.dumps({"type": "reply_result", "request_id": request_id, "ok": True, **result}, ensure_ascii=False))
             else:
                 await ws.send(json.dumps({"type": "error", "code": "unknown_type", "request_id": request_id}))

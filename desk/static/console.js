@@ -346,12 +346,12 @@ async function claim(sender) {
   $("reply-text").focus();
 }
 
-function sendOverSocket(sender, text) {
+function sendOverSocket(sender, text, clientId) {
   return new Promise((resolve, reject) => {
     const requestId = `r${++state.requestSeq}`;
     const timer = setTimeout(() => { state.pending.delete(requestId); reject(new Error("timeout")); }, 5000);
     state.pending.set(requestId, (result) => { clearTimeout(timer); resolve(result); });
-    state.socket.send(JSON.stringify({ type: "reply", request_id: requestId, sender, text }));
+    state.socket.send(JSON.stringify({ type: "reply", request_id: requestId, sender, text, client_id: clientId }));
   });
 }
 
@@ -360,19 +360,21 @@ async function sendReply(event) {
   const text = $("reply-text").value.trim();
   if (!text) return;
   const sender = state.selected;
+  // one id per reply: a retry after a lost answer (socket, then HTTP) is written once
+  const clientId = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
   $("reply-send").disabled = true;
   $("conv-error").textContent = "";
   try {
     let result;
     if (state.socketReady) {
       try {
-        result = await sendOverSocket(sender, text);
+        result = await sendOverSocket(sender, text, clientId);
       } catch (error) {
         result = null;
       }
     }
     if (!result) {
-      result = { ok: true, ...(await api("POST", `/api/conversations/${encodeURIComponent(sender)}/messages`, { text })) };
+      result = { ok: true, ...(await api("POST", `/api/conversations/${encodeURIComponent(sender)}/messages`, { text, client_id: clientId })) };
     }
     if (!result.ok) throw result.error;
     $("reply-text").value = "";

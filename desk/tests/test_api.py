@@ -339,3 +339,16 @@ def test_shopper_cancel_while_waiting(desk: DeskProcess):
     assert client.get(keys.active(sender)) is None and client.zcard(keys.QUEUE) == 0
     _, view = desk.call("GET", f"/api/conversations/{sender}", "agent1")
     assert view["handoff"]["status"] == "cancelled"
+
+
+def test_a_reply_retried_with_its_client_id_reaches_the_shopper_once(desk: DeskProcess):
+    sender = "conv-api-client-id"
+    enqueue(desk, sender)
+    assert desk.call("POST", f"/api/conversations/{sender}/claim", "agent1")[0] == 200
+    first = desk.call("POST", f"/api/conversations/{sender}/messages", "agent1", {"text": "稍等，我查一下", "client_id": "c-42"})
+    retry = desk.call("POST", f"/api/conversations/{sender}/messages", "agent1", {"text": "稍等，我查一下", "client_id": "c-42"})
+    assert first[0] == retry[0] == 201 and retry[1]["cursor"] == first[1]["cursor"]
+    assert [m["text"] for m in outbox(desk, sender)].count("稍等，我查一下") == 1
+    for bad in (42, "坏 id", "x" * 65):
+        status, body = desk.call("POST", f"/api/conversations/{sender}/messages", "agent1", {"text": "再发", "client_id": bad})
+        assert (status, body["error"]["code"]) == (400, "invalid_client_id")

@@ -17,8 +17,10 @@ import pytest
 
 from bot import launcher
 from bot.handoff import keys
+from bot.identity import purpose_key
 from bot.redis_server import RedisServer, free_port
 from bot.settings import load_settings
+from bot.tracker_store import TrackerCipher
 from desk.tests.helpers import sync_client, wait_for, write_policy
 
 from .conftest import RunningStack, http_json, texts
@@ -98,9 +100,11 @@ def queue_item(stack: HandoffStack, sender: str, agent: str = "agent1") -> Dict[
 
 
 def tracker_user_texts(stack: HandoffStack, sender: str) -> List[str]:
-    raw = sync_client(stack.redis_url).get(f"tracker:tracker:{sender}")  # RedisTrackerStore with key_prefix "tracker"
+    raw = sync_client(stack.redis_url).get(f"tracker:tracker:{sender}")  # the tracker store with key_prefix "tracker"
     assert raw, "the tracker is in Redis"
-    events = json.loads(raw)["events"]
+    cipher = TrackerCipher(purpose_key(stack.settings.shop_identity_secret, "tracker"))
+    assert cipher.is_sealed(raw), "trackers are encrypted at rest"
+    events = json.loads(cipher.open(sender, raw))["events"]
     return [event.get("text") for event in events if event.get("event") == "user"]
 
 

@@ -99,18 +99,14 @@ def test_another_customers_order_is_refused_like_an_unknown_one(running_stack: R
     assert running_stack.crm("/api/orders/880000020002")["status"] == "awaiting_shipment"
 
 
-def test_anonymous_shopper_verifies_before_anything_is_shown(running_stack: RunningStack) -> None:
+def test_an_anonymous_shopper_is_asked_to_log_in_and_nothing_is_shown_or_changed(running_stack: RunningStack) -> None:
     sender = new_sender()
     status, replies = running_stack.say(sender, "我要改地址")
-    assert status == 200 and "后四位" in texts(replies)
-    status, replies = running_stack.say(sender, "880000020002 尾号0000")
-    assert status == 200
-    assert "没能对上" in texts(replies) and "中关村" not in texts(replies)
+    assert status == 200 and "登录" in texts(replies) and HUMAN in buttons(replies)
     status, replies = running_stack.say(sender, "880000020002 尾号4321")
     assert status == 200
-    assert "880000020002" in texts(replies) and "139****4321" in texts(replies)
-    status, replies = running_stack.say(sender, "算了")
-    assert status == 200 and texts(replies).endswith(CLOSING)
+    assert "中关村" not in texts(replies) and "确认修改" not in texts(replies)
+    assert running_stack.crm("/api/orders/880000020002")["status"] == "awaiting_shipment"
 
 
 def test_crm_down_mid_flow_is_said_honestly(running_stack: RunningStack) -> None:
