@@ -8,7 +8,7 @@ while any of these is left as shipped (:func:`problems`):
 - ``CRM_API_KEY``, ``WECHAT_TOKEN``, ``WECHAT_APPSECRET`` at their defaults;
 - a desk agent whose password is still the demo one (``agent1-pass`` ...);
 - the simulated WeChat: ``WECHAT_API_BASE`` empty (the channel would call the simulator) or the
-  simulator itself being started.
+  simulator itself being started; WeChat without safe mode (``WECHAT_ENCODING_AES_KEY`` empty).
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def problems(settings: Settings, with_simulator: bool = False, check_agents: boo
         found.append(f"SHOP_IDENTITY_SECRET must have at least {MIN_SECRET_CHARS} characters")
     if not settings.wechat_api_base:
         found.append("WECHAT_API_BASE is empty: the WeChat channel would talk to the simulator")
+    if not settings.wechat_encoding_aes_key:
+        found.append("WECHAT_ENCODING_AES_KEY is empty: WeChat messages would travel in plaintext (use safe mode)")
     if with_simulator:
         found.append("the simulated WeChat (wechat-sim) must not run in production")
     if check_agents:

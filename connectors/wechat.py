@@ -80,6 +80,7 @@ from bot.push import DeliveryFailed, register_conversation
 from bot.settings import Settings, load_settings
 from connectors.binding import owner_key
 from connectors.common import MESSAGES, REDIS_FAILURES, ShopperChannel, check_text, credential
+from connectors.payloads import neutralised
 from connectors.wechat_crypto import InvalidAppId, MessageCrypto, WeChatCryptoError
 
 logger = logging.getLogger(__name__)
@@ -1069,7 +1070,9 @@ class WeChatInput(ShopperChannel):
         turn = await self.handoff_turn(sender, text, customer_id)
         if turn is not None:
             return {"text": turn.notice}
-        text = await self.chosen_option(sender, text)
+        chosen = await self.chosen_option(sender, text)
+        # a number picks one of the offered buttons; a typed /payload is read as words
+        text = chosen if chosen != text else neutralised(text)
 
         collector = CollectingOutputChannel()
         metadata = await self.message_metadata(sender, text, customer_id)

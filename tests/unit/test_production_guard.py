@@ -22,7 +22,8 @@ def hardened(tmp_path: Path):
     agents.write_text(f"agents:\n  ops1:\n    display_name: 小李\n    password: '{hash_password('a real password', cost=2**10)}'\n",
                       encoding="utf-8")
     return dataclasses.replace(load_settings({}), shop_identity_secret=STRONG, crm_api_key="k" * 32, wechat_token="t" * 32,
-                               wechat_appsecret="a" * 32, wechat_api_base="https://api.weixin.qq.com", desk_agents_file=agents)
+                               wechat_appsecret="a" * 32, wechat_api_base="https://api.weixin.qq.com", desk_agents_file=agents,
+                               wechat_encoding_aes_key="k" * 43)
 
 
 @pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.8.0.1", True), ("::1", True), ("localhost", True),
@@ -43,7 +44,8 @@ def test_every_shipped_default_is_named_when_bound_beyond_loopback() -> None:
     with pytest.raises(ProductionGuardError) as refused:
         enforce(settings, "make run")
     message = str(refused.value)
-    for name in ("SHOP_IDENTITY_SECRET", "CRM_API_KEY", "WECHAT_TOKEN", "WECHAT_APPSECRET", "WECHAT_API_BASE", "'agent1'", "'agent2'"):
+    for name in ("SHOP_IDENTITY_SECRET", "CRM_API_KEY", "WECHAT_TOKEN", "WECHAT_APPSECRET", "WECHAT_API_BASE",
+                 "WECHAT_ENCODING_AES_KEY", "'agent1'", "'agent2'"):
         assert name in message
 
 
