@@ -157,7 +157,7 @@ class AppInput(ShopperChannel):
             return _error("payload_too_large", 413)
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
             return _error("invalid_json", 400)
         if not isinstance(payload, dict):
             return _error("invalid_json", 400)
