@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Optional
 from zoneinfo import ZoneInfo
 
+from bot.pii import mask_phone as mask_phone  # the one masking rule (bot.pii), for the replies that show a phone
 from bot.settings import load_settings
 
 WEEKDAYS = "一二三四五六日"
@@ -63,12 +64,3 @@ def when(value: datetime, now: datetime) -> str:
     local, current = value.astimezone(shop_timezone()), now.astimezone(shop_timezone())
     relative = {0: "今天", 1: "明天", -1: "昨天"}.get((local.date() - current.date()).days)
     return f"{relative} {local:%H:%M}" if relative else moment(local)
-
-
-def mask_phone(phone: Optional[str]) -> str:
-    """138****5678; anything shorter than 7 characters is fully masked."""
-    if not phone:
-        return ""
-    if len(phone) < 7:
-        return "*" * len(phone)
-    return f"{phone[:3]}****{phone[-4:]}"

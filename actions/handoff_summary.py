@@ -4,6 +4,10 @@ What the agent reads first when a conversation reaches the desk, in Chinese: who
 (masked), tier and whether their identity is verified, what they wanted, the orders involved with
 status, what the bot already told them, why it was handed off, and the last turns. Also: why to
 hand off (the reason code), how many fallbacks in a row, and how to read a 1–5 rating.
+
+Personal data never reaches the summary in clear: the name and phone are masked, and so are the
+phones, addresses, ID and card numbers and known names in every message it quotes
+(:mod:`bot.pii`); order and tracking numbers stay, agents need them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from actions import formatting
 from actions.order_tracking import STATUS_LABELS, is_late, items_summary
-from bot.identity import mask_phone
+from bot.pii import mask_name as mask_name  # re-exported: the one masking rule lives in bot.pii
+from bot.pii import mask_phone, mask_text
 
 HANDOFF_ACTION = "action_handoff"
 FALLBACK_INTENT = "nlu_fallback"
@@ -63,13 +68,6 @@ _RATING_WORDS = (
     (("比较满意", "还不错", "挺好", "还可以", "还行"), 4),
     (("非常满意", "很满意", "满意", "满分", "好评", "完美"), 5),
 )
-
-
-def mask_name(name: Optional[str]) -> str:
-    """张伟 → 张*, 欧阳娜娜 → 欧***; empty for no name."""
-    if not name:
-        return ""
-    return name[0] + "*" * (len(name) - 1) if len(name) > 1 else "*"
 
 
 def is_angry(text: Optional[str]) -> bool:
@@ -185,18 +183,36 @@ class Turn:
     at: float
 
 
-def last_turns(events: Sequence[Mapping[str, Any]], limit: int = MAX_LAST_TURNS) -> List[Turn]:
-    """The latest messages of the shopper and the bot, oldest first."""
+def last_turns(events: Sequence[Mapping[str, Any]], limit: int = MAX_LAST_TURNS, names: Sequence[Optional[str]] = ()) -> List[Turn]:
+    """The latest messages of the shopper and the bot, oldest first, with personal data masked.
+
+    Args:
+        events: the tracker's events.
+        limit: how many messages at most.
+        names: the shopper's and receivers' names from the CRM, masked wherever they occur.
+
+    Returns:
+        The messages, each masked (:func:`bot.pii.mask_text`) before it is shortened, so a cut
+        never leaves half a phone number in clear.
+    """
     turns: List[Turn] = []
     for event in events:
         if event.get("event") in ("user", "bot") and event.get("text"):
-            turns.append(Turn("shopper" if event["event"] == "user" else "bot", _clip(str(event["text"])), float(event.get("timestamp") or 0)))
+            text = _clip(mask_text(str(event["text"]), names))
+            turns.append(Turn("shopper" if event["event"] == "user" else "bot", text, float(event.get("timestamp") or 0)))
     return turns[-limit:]
 
 
-def bot_told(events: Sequence[Mapping[str, Any]], limit: int = MAX_BOT_TOLD) -> List[Turn]:
-    """What the bot already told the shopper (its latest messages, verdicts, amounts and dates included)."""
-    told = [Turn("bot", _clip(str(e["text"]), 200), float(e.get("timestamp") or 0)) for e in events if e.get("event") == "bot" and e.get("text")]
+def bot_told(events: Sequence[Mapping[str, Any]], limit: int = MAX_BOT_TOLD, names: Sequence[Optional[str]] = ()) -> List[Turn]:
+    """What the bot already told the shopper (its latest messages, verdicts, amounts and dates included), masked.
+
+    Args:
+        events: the tracker's events.
+        limit: how many messages at most.
+        names: the shopper's and receivers' names from the CRM, masked wherever they occur.
+    """
+    told = [Turn("bot", _clip(mask_text(str(e["text"]), names), 200), float(e.get("timestamp") or 0))
+            for e in events if e.get("event") == "bot" and e.get("text")]
     return told[-limit:]
 
 
@@ -263,6 +279,8 @@ def build_summary(
         phone = facts.orders[0].get("receiver_phone")
         name = name or facts.orders[0].get("receiver_name")
     latest_text = next((str(e.get("text") or "") for e in reversed(events) if e.get("event") == "user"), "")
+    # Names known as names (the CRM's customer and receivers) are masked wherever the conversation repeats them.
+    names = [customer.get("name"), *(order.get("receiver_name") for order in facts.orders)]
     return {
         "who": {
             "name": mask_name(name),
@@ -275,10 +293,10 @@ def build_summary(
         },
         "wanted": wanted(events),
         "orders": [describe_order_line(order, today) for order in facts.orders],
-        "bot_told": [{"text": t.text, "at": t.at} for t in bot_told(events)],
+        "bot_told": [{"text": t.text, "at": t.at} for t in bot_told(events, names=names)],
         "reason": {"code": reason, "label": reason_label},
         "mood": "情绪激动" if any(is_angry(str(e.get("text") or "")) for e in _user_events(events)[-3:]) or is_angry(latest_text) else "平稳",
-        "last_turns": [{"from": t.speaker, "text": t.text, "at": t.at} for t in last_turns(events)],
+        "last_turns": [{"from": t.speaker, "text": t.text, "at": t.at} for t in last_turns(events, names=names)],
         "crm_unavailable": facts.crm_unavailable,
     }
 
