@@ -8,7 +8,13 @@ while any of these is left as shipped (:func:`problems`):
 - ``CRM_API_KEY``, ``WECHAT_TOKEN``, ``WECHAT_APPSECRET`` at their defaults;
 - a desk agent whose password is still the demo one (``agent1-pass`` ...);
 - the simulated WeChat: ``WECHAT_API_BASE`` empty (the channel would call the simulator) or the
-  simulator itself being started; WeChat without safe mode (``WECHAT_ENCODING_AES_KEY`` empty).
+  simulator itself being started; WeChat without safe mode (``WECHAT_ENCODING_AES_KEY`` empty);
+- app callbacks open wider than named origins: an origin of ``APP_CALLBACK_ORIGINS`` with any port
+  (``:*``, the development default), or ``APP_CALLBACK_ALLOWED_NETWORKS`` reaching loopback,
+  link-local (cloud metadata at ``169.254.169.254``) or unspecified addresses, where a callback
+  would reach the stack's own services (Redis, the action server, the desk); private networks such
+  as ``10.0.0.0/8`` stay allowed for a shop backend inside the same network. An entry that cannot
+  be read is named too.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import ipaddress
 from pathlib import Path
 from typing import Iterable, List, Optional
 
+from bot.callback_targets import CallbackConfigError, parse_networks, parse_origins
 from bot.settings import Settings
 
 DEFAULTS = {
@@ -31,6 +38,12 @@ MIN_SECRET_CHARS = 32
 
 DEMO_PASSWORDS = ("agent1-pass", "agent2-pass", "agent3-pass", "supervisor-pass")
 """The demo desk accounts' passwords, refused for any agent in production."""
+
+
+INNER_NETWORKS = tuple(ipaddress.ip_network(network) for network in (
+    "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/32", "::1/128", "fe80::/10", "::/128",
+    "::ffff:127.0.0.0/104", "::ffff:169.254.0.0/112", "::ffff:0.0.0.0/128"))
+"""Loopback, link-local and unspecified addresses: callbacks never reach them in production."""
 
 
 class ProductionGuardError(SystemExit):
@@ -68,6 +81,30 @@ def _demo_agents(agents_file: Path) -> List[str]:
     return [name for name, agent in agents.items() if any(verify_password(p, agent.password_hash) for p in DEMO_PASSWORDS)]
 
 
+def callback_problems(settings: Settings) -> List[str]:
+    """What opens the app channel's callbacks wider than production allows (empty: nothing).
+
+    Args:
+        settings: the configuration (``APP_CALLBACK_ORIGINS``, ``APP_CALLBACK_ALLOWED_NETWORKS``).
+    """
+    found: List[str] = []
+    try:
+        wildcard = [str(origin) for origin in parse_origins(settings.app_callback_origins) if origin.any_port]
+        if wildcard:
+            found.append(f"APP_CALLBACK_ORIGINS allows any port ({', '.join(wildcard)}): name each origin with its port")
+    except CallbackConfigError as error:
+        found.append(str(error))
+    try:
+        inner = [str(network) for network in parse_networks(settings.app_callback_allowed_networks)
+                 if any(network.version == own.version and network.overlaps(own) for own in INNER_NETWORKS)]
+        if inner:
+            found.append(f"APP_CALLBACK_ALLOWED_NETWORKS reaches loopback or link-local addresses ({', '.join(inner)}): "
+                         "callbacks could reach this machine's own services; use none or the shop backend's network")
+    except CallbackConfigError as error:
+        found.append(str(error))
+    return found
+
+
 def problems(settings: Settings, with_simulator: bool = False, check_agents: bool = True) -> List[str]:
     """What makes this configuration unfit for strangers to reach (empty: fit).
 
@@ -90,6 +127,7 @@ def problems(settings: Settings, with_simulator: bool = False, check_agents: boo
         found.append("WECHAT_ENCODING_AES_KEY is empty: WeChat messages would travel in plaintext (use safe mode)")
     if with_simulator:
         found.append("the simulated WeChat (wechat-sim) must not run in production")
+    found.extend(callback_problems(settings))
     if check_agents:
         found.extend(f"desk agent {name!r} still has a demo password" for name in _demo_agents(settings.desk_agents_file))
     return found

@@ -67,8 +67,13 @@ class Settings:
     action_max_body_bytes: int = 4 * 1024 * 1024
     # Longest Rasa waits for one action, seconds (below the 60 s conversation locks).
     action_timeout_s: float = 20.0
-    # Hosts the app channel may POST pushed messages to (a conversation's callback_url), comma-separated.
-    app_callback_hosts: str = "127.0.0.1,localhost"
+    # Origins (scheme://host:port, comma-separated) a conversation's callback_url may point at; the
+    # default port is made explicit when compared; ":*" allows every port (development only: the
+    # production guard refuses it). See bot/callback_targets.py.
+    app_callback_origins: str = "http://127.0.0.1:*,https://127.0.0.1:*,http://localhost:*,https://localhost:*"
+    # Non-global networks (CIDR, comma-separated; "none": none) callbacks may connect to; every other
+    # loopback, private, link-local, multicast, reserved or unspecified address is refused.
+    app_callback_allowed_networks: str = "127.0.0.0/8,::1/128"
     desk_host: str = "127.0.0.1"
     desk_port: int = 7100
     # The demo shop page with the web chat widget.

@@ -18,6 +18,11 @@ Rasa mounts the routes under ``/webhooks/app``:
 - ``GET /messages/<sender>?after=&limit=`` with ``X-Identity-Token`` (or ``X-Conversation-Token``):
   messages pushed to the conversation later (agent replies, notices) → ``{"messages": [...], "cursor": ...}``.
 
+A webhook request may name a ``callback_url`` where pushed messages are POSTed too: only of an
+origin in ``APP_CALLBACK_ORIGINS``, connecting only to addresses outside the non-global ranges
+unless ``APP_CALLBACK_ALLOWED_NETWORKS`` allows them (:mod:`bot.callback_targets`,
+:mod:`connectors.callback_http`), never following a redirect.
+
 Unlike Rasa's REST channel, which answers ``200 []`` whatever happened and logs the shopper's text,
 this channel verifies who the shopper is, never lets one shopper write into or read another's
 conversation, answers failures with an HTTP error and a polite message, and keeps the shopper's
@@ -32,7 +37,6 @@ import logging
 import secrets
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
-from urllib.parse import urlsplit
 
 import aiohttp
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
@@ -40,10 +44,13 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.callback_targets import callback_target, parse_networks, parse_origins, valid_callback_url
 from bot.identity import sign_callback
 from bot.outbox import MAX_FETCH_LIMIT, InvalidCursor, validate_cursor
 from bot.push import DeliveryFailed, register_conversation
+from bot.settings import Settings
 from connectors.binding import ANONYMOUS_OWNER, Admission, conversation_owner
+from connectors.callback_http import ForbiddenAddress, callback_session, forbidden, refuse_literal_address
 from connectors.common import MAX_MESSAGE_CHARS, MESSAGES, REDIS_FAILURES, SENDER_PATTERN, ShopperChannel, check_text, handoff_key
 
 __all__ = ["MAX_BODY_BYTES", "MAX_MESSAGE_CHARS", "MESSAGES", "SENDER_PATTERN", "AppInput", "handoff_key"]
@@ -80,34 +87,27 @@ def _error(code: str, status: int) -> HTTPResponse:
     return _json({"error": {"code": code, "message": MESSAGES[code]}}, status=status)
 
 
-MAX_CALLBACK_URL_CHARS = 512
 CALLBACK_TIMEOUT_S = 3.0
 """Time allowed to the shop's callback endpoint for one delivery (retried with backoff after)."""
-
-
-def valid_callback_url(url: Any, allowed_hosts: str) -> bool:
-    """Whether a conversation's callback URL may be used: http(s) to one of the allowed hosts.
-
-    Args:
-        url: the URL the request gave.
-        allowed_hosts: comma-separated host names (``APP_CALLBACK_HOSTS``).
-    """
-    if not isinstance(url, str) or not url or len(url) > MAX_CALLBACK_URL_CHARS or not url.isascii():
-        return False
-    try:
-        parts = urlsplit(url)
-        port_ok = parts.port is None or 0 < parts.port < 65536
-    except ValueError:
-        return False
-    hosts = {host.strip().lower() for host in allowed_hosts.split(",") if host.strip()}
-    return parts.scheme in ("http", "https") and port_ok and (parts.hostname or "").lower() in hosts and not parts.username
 
 
 class AppInput(ShopperChannel):
     """Input channel for the shop's app: verified identity, conversation binding, honest errors.
 
     Its arguments are those of :class:`connectors.common.ShopperChannel`.
+
+    Raises:
+        bot.callback_targets.CallbackConfigError: ``APP_CALLBACK_ORIGINS`` or
+            ``APP_CALLBACK_ALLOWED_NETWORKS`` holds an entry that cannot be used.
     """
+
+    def __init__(self, redis_url: Optional[str] = None, identity_secret: Optional[str] = None,
+                 action_server_url: Optional[str] = None, settings: Optional[Settings] = None) -> None:
+        super().__init__(redis_url, identity_secret, action_server_url, settings)
+        self.callback_origins = parse_origins(self.settings.app_callback_origins)
+        self.callback_networks = parse_networks(self.settings.app_callback_allowed_networks)
+        self._callback_http: Optional[aiohttp.ClientSession] = None
+        self._callback_loop: Optional[asyncio.AbstractEventLoop] = None
 
     @classmethod
     def name(cls) -> str:
@@ -192,7 +192,7 @@ class AppInput(ShopperChannel):
         proven = verified or self.holds_conversation(sender_id, request.headers.get(CONVERSATION_TOKEN_HEADER))
 
         callback_url = payload.get("callback_url")
-        if callback_url is not None and not valid_callback_url(callback_url, self.settings.app_callback_hosts):
+        if callback_url is not None and not valid_callback_url(callback_url, self.callback_origins):
             return _error("invalid_callback_url", 400)
 
         try:
@@ -326,32 +326,63 @@ class AppInput(ShopperChannel):
             return _error("bot_unavailable", 503)
         return _json({"messages": messages, "cursor": cursor if cursor is not None else "0-0"})
 
+    def callback_http(self) -> aiohttp.ClientSession:
+        """The HTTP client of callbacks (:func:`connectors.callback_http.callback_session`), one per event loop."""
+        loop = asyncio.get_running_loop()
+        if self._callback_http is None or self._callback_http.closed or self._callback_loop is not loop:
+            self._callback_http = callback_session(self.callback_networks)
+            self._callback_loop = loop
+        return self._callback_http
+
+    async def close(self) -> None:
+        """Close the channel's Redis and HTTP connections, the callbacks' too (on server stop)."""
+        await super().close()
+        session, self._callback_http, self._callback_loop = self._callback_http, None, None
+        if session is not None and not session.closed:
+            await session.close()
+
     async def deliver(self, sender: str, registration: Dict[str, str], entries: List[Tuple[str, Dict[str, Any]]]) -> Optional[str]:
         """POST pushed messages to the conversation's callback URL, signed; they stay fetchable anyway.
 
         Body ``{"sender", "messages": [... each with its "cursor"]}``; headers ``X-Shop-Timestamp``
         and ``X-Shop-Signature`` (:func:`bot.identity.sign_callback`). Any 2xx answer counts as
-        delivered; anything else is retried with backoff by :class:`bot.push.PushDelivery`.
+        delivered; anything else is retried with backoff by :class:`bot.push.PushDelivery`, and
+        becomes a dead letter after ``PUSH_MAX_ATTEMPTS``. The URL is checked again against the
+        allowed origins, a redirect is not followed, and the connection reaches only allowed
+        addresses (:mod:`connectors.callback_http`).
 
         Raises:
-            bot.push.DeliveryFailed: the endpoint did not accept them.
+            bot.push.DeliveryFailed: the endpoint did not accept them; its reason is
+                ``origin_not_allowed``, ``forbidden_address``, ``redirect``, ``http_<status>``,
+                ``timeout`` or the client error's name.
         """
         url = registration.get("callback_url")
         if not url:
             return entries[-1][0]  # pulled through GET /messages only
+        if not valid_callback_url(url, self.callback_origins):
+            logger.warning("app.callback.origin_not_allowed sender=%s", sender)
+            raise DeliveryFailed("origin_not_allowed")
         body = json.dumps({"sender": sender, "messages": [{**message, "cursor": entry_id} for entry_id, message in entries]},
                           ensure_ascii=False).encode("utf-8")
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json; charset=utf-8", "X-Shop-Timestamp": timestamp,
                    "X-Shop-Signature": sign_callback(self.identity_secret, timestamp, body)}
         try:
+            refuse_literal_address(url, self.callback_networks)
             timeout = aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT_S)
-            async with self.http().post(url, data=body, headers=headers, timeout=timeout) as answer:
-                if 200 <= answer.status < 300:
-                    return entries[-1][0]
-                raise DeliveryFailed(f"HTTP {answer.status}")
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            async with self.callback_http().post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False) as answer:
+                status = answer.status
+        except asyncio.TimeoutError as error:
+            raise DeliveryFailed("timeout") from error
+        except (aiohttp.ClientError, OSError) as error:
+            if isinstance(error, ForbiddenAddress) or forbidden(error):
+                target = callback_target(url)
+                logger.warning("app.callback.forbidden_address sender=%s host=%s", sender, target.host if target else "")
+                raise DeliveryFailed("forbidden_address") from error
             raise DeliveryFailed(type(error).__name__) from error
+        if 200 <= status < 300:
+            return entries[-1][0]
+        raise DeliveryFailed("redirect" if 300 <= status < 400 else f"http_{status}")
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Routes of the channel; Rasa mounts them under ``/webhooks/app``.
