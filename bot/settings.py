@@ -74,6 +74,8 @@ class Settings:
     # Non-global networks (CIDR, comma-separated; "none": none) callbacks may connect to; every other
     # loopback, private, link-local, multicast, reserved or unspecified address is refused.
     app_callback_allowed_networks: str = "127.0.0.0/8,::1/128"
+    # Attempts at delivering a pushed message before it becomes a dead letter (push:dead:<channel>).
+    push_max_attempts: int = 8
     desk_host: str = "127.0.0.1"
     desk_port: int = 7100
     # The demo shop page with the web chat widget.

@@ -18,8 +18,13 @@ API (JSON; every route but ``/api/login``, ``/health`` and ``/openapi.json`` nee
 - ``POST /api/conversations/{sender}/transfer {"to"}``: hand over to another online agent
 - ``POST /api/conversations/{sender}/resolve {"code"}``: end; the bot takes over and asks for a rating
 - ``GET /api/canned``; ``GET /api/callbacks``; ``POST /api/callbacks/{id}/complete {"code", "note"}``
-- ``GET /api/metrics?days=7`` (supervisors only, 403 ``forbidden`` for agents); ``GET /health``;
-  websocket ``/api/ws``; pages ``/`` and ``/metrics``
+- ``GET /api/metrics?days=7`` (supervisors only, 403 ``forbidden`` for agents; ``push_dead_letters``
+  counts the pushed messages no channel could deliver); ``GET /health``; websocket ``/api/ws``;
+  pages ``/`` and ``/metrics``
+- ``GET /api/push/dead-letters?limit=100`` (supervisors only): the most recent dead letters of the
+  channels' push delivery (:mod:`bot.push`); ``POST /api/push/dead-letters/{id}/retry``: announce
+  that conversation again, so its channel delivers what it has not delivered (the dead letter is
+  removed)
 
 Errors are JSON ``{"error": {"code", "message"}}`` with a 4xx status (503 when Redis is down).
 """
@@ -47,6 +52,7 @@ from bot.handoff import callbacks, conversation, keys, queue, stats
 from bot.handoff.context import REDIS_FAILURES, HandoffContext, close_clients, redis_client
 from bot.handoff.conversation import publish
 from bot.handoff.policy import ServicePolicy, load_policy, opening_hours_text
+from bot.push import dead_letter_count, dead_letters, parse_dead_letter_id, retry_dead_letter
 from bot.settings import Settings
 from desk import auth, views
 from desk.access import may_see
@@ -60,6 +66,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".svg": "image/svg+xml"}
 MAX_TEXT = 2000
+MAX_DEAD_LETTERS = 500
+"""Most dead letters one ``GET /api/push/dead-letters`` lists."""
 MAX_BODY = 64 * 1024
 WS_AUTH_TIMEOUT_S = 10.0
 WS_RECHECK_S = 15.0
@@ -250,9 +258,9 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
         request.ctx.token = token
         return agent
 
-    def supervisors_only(agent: auth.Agent) -> None:
+    def supervisors_only(agent: auth.Agent, message: str = "只有主管可以查看数据看板和报表。") -> None:
         if not agent.supervisor:
-            raise ApiError(403, "forbidden", "只有主管可以查看数据看板和报表。")
+            raise ApiError(403, "forbidden", message)
 
     def agent_json(agent: auth.Agent) -> Dict[str, Any]:
         return {"username": agent.username, "display_name": agent.display_name, "role": agent.role}
@@ -525,7 +533,36 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
         raw = request.args.get("days", "7")
         if not raw.isdigit() or not 1 <= int(raw) <= 90:
             raise ApiError(400, "invalid_days", "days 应为 1 到 90 的整数。")
-        return _json(await stats.metrics(handoff(), int(raw)))
+        figures = await stats.metrics(handoff(), int(raw))
+        figures["push_dead_letters"] = await dead_letter_count(handoff().redis)
+        return _json(figures)
+
+    # Pushed messages no channel could deliver --------------------------------------------------------
+
+    dead_letters_only = "只有主管可以查看和重发推送失败的消息。"
+
+    @app.get("/api/push/dead-letters")
+    @authed
+    async def dead_letter_list(request: Request, agent: auth.Agent) -> HTTPResponse:
+        supervisors_only(agent, dead_letters_only)
+        raw = request.args.get("limit", "100")
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_DEAD_LETTERS:
+            raise ApiError(400, "invalid_limit", f"limit 应为 1 到 {MAX_DEAD_LETTERS} 的整数。")
+        redis = handoff().redis
+        letters = await dead_letters(redis, count=int(raw))
+        return _json({"dead_letters": [letter.as_json() for letter in letters], "count": await dead_letter_count(redis)})
+
+    @app.post("/api/push/dead-letters/<dead_letter_id:str>/retry")
+    @authed
+    async def dead_letter_retry(request: Request, agent: auth.Agent, dead_letter_id: str) -> HTTPResponse:
+        supervisors_only(agent, dead_letters_only)
+        if parse_dead_letter_id(dead_letter_id) is None:
+            raise ApiError(400, "invalid_dead_letter", "推送失败记录编号无效。")
+        sender = await retry_dead_letter(handoff().redis, dead_letter_id)
+        if sender is None:
+            raise ApiError(404, "not_found", "没有这条推送失败记录（可能已经重发）。")
+        logger.info("desk.dead_letter.retried id=%s sender=%s agent=%s", dead_letter_id, sender, agent.username)
+        return _json({"status": "requeued", "id": dead_letter_id, "sender": sender})
 
     # OpenAPI ------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ Schema = Dict[str, Any]
 
 SENDER_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 CALLBACK_PATTERN = r"^c[0-9a-f]{24}$"
+DEAD_LETTER_PATTERN = r"^(web|wechat|app):[0-9]{1,20}-[0-9]{1,20}$"
 
 
 def ref(name: str) -> Schema:
@@ -87,7 +88,20 @@ SCHEMAS: Dict[str, Schema] = {
     "Callbacks": obj(("now", "callbacks"), now=NUM, callbacks=array(ANY_OBJECT)),
     "CompleteBody": obj(("code",), code=STR, note={"type": "string", "maxLength": 2000}),
     "Completed": obj(("status", "callback_id"), status=STR, callback_id=STR),
-    "Metrics": ANY_OBJECT,
+    "Metrics": {"type": "object", "additionalProperties": True,
+                "properties": {"push_dead_letters": {"type": "integer", "description": "dead letters the channels keep"}}},
+    "DeadLetter": obj(("id", "channel", "sender", "reason", "attempts", "first_undelivered", "at"),
+                      id={"type": "string", "pattern": DEAD_LETTER_PATTERN, "description": "channel:stream entry id"},
+                      channel={"type": "string", "enum": ["web", "wechat", "app"]}, sender=STR,
+                      reason={"type": "string", "description": "why the last attempt failed: http_500, redirect, forbidden_address, "
+                                                               "timeout, origin_not_allowed ..."},
+                      attempts=INT,
+                      first_undelivered={"type": "string", "description": "outbox entry id of the first message not delivered; "
+                                                                          "it is still in the outbox"},
+                      at={"type": "number", "description": "when delivery was given up, Unix time"}),
+    "DeadLetters": obj(("dead_letters", "count"), dead_letters=array(ref("DeadLetter")),
+                       count={"type": "integer", "description": "every dead letter kept, not only those listed"}),
+    "DeadLetterRetried": obj(("status", "id", "sender"), status={"type": "string", "enum": ["requeued"]}, id=STR, sender=STR),
     "Health": obj(("status", "redis"), status=STR, redis=STR, intake_processed=INT),
 }
 
@@ -95,7 +109,7 @@ ERRORS = {
     "400": "malformed request (invalid_json, invalid_text, invalid_sender, invalid_code...)",
     "401": "no valid session (unauthorized)",
     "403": "not this agent's conversation (not_yours) or supervisors only (forbidden)",
-    "404": "no such conversation, ticket or route (not_found)",
+    "404": "no such conversation, ticket, dead letter or route (not_found)",
     "409": "the state does not allow it (already_claimed, offered_to_other, at_capacity, offline, done...)",
     "413": "text or body too large",
     "429": "too many login attempts (too_many_attempts; see Retry-After)",
@@ -117,6 +131,7 @@ def _param(name: str, pattern: str, description: str) -> Schema:
 
 SENDER = _param("sender", SENDER_PATTERN, "the conversation id")
 CALLBACK = _param("callback_id", CALLBACK_PATTERN, "the callback ticket id")
+DEAD_LETTER = _param("dead_letter_id", DEAD_LETTER_PATTERN, "the dead letter's id")
 
 
 def op(summary: str, ok: Tuple[str, Schema], errors: str = "", body: Optional[str] = None, params: Optional[List[Schema]] = None,
@@ -188,6 +203,14 @@ def build_openapi() -> Schema:
         "/api/metrics": {"get": op("the metrics page's figures (supervisors only)", _ok("200", ref("Metrics")), "400 403", params=[
             {"name": "days", "in": "query", "required": False, "schema": {"type": "string", "pattern": r"^[0-9]{1,2}$", "default": "7"},
              "description": "1 to 90"}])},
+        "/api/push/dead-letters": {"get": op(
+            "pushed messages a channel gave up on after PUSH_MAX_ATTEMPTS, newest first (supervisors only); the messages "
+            "stay in the outbox", _ok("200", ref("DeadLetters")), "400 403", params=[
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "string", "pattern": r"^[0-9]{1,3}$", "default": "100"}, "description": "1 to 500"}])},
+        "/api/push/dead-letters/{dead_letter_id}/retry": {"post": op(
+            "announce the conversation again so its channel delivers what it has not (supervisors only); the dead letter "
+            "is removed", _ok("200", ref("DeadLetterRetried")), "400 403 404", params=[DEAD_LETTER])},
         "/api/ws": {"get": {
             "summary": "websocket of live events: first message {\"type\":\"auth\",\"token\"}; the session is checked again "
                        "every 15 s and on each message, and the socket closed with code 4401 once it is gone or expired",
