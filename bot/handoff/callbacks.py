@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
+from bot import pii
 from bot.handoff import keys, scripts, texts
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import OpResult, outbox_message, publish, script
@@ -66,13 +67,17 @@ async def list_callbacks(ctx: HandoffContext, include_done: bool = False, limit:
 
 
 async def complete_callback(ctx: HandoffContext, callback_id: str, agent: str, code: str, note: str) -> OpResult:
-    """Mark a ticket done; ``not_found`` or ``done`` (already, with who) otherwise."""
+    """Mark a ticket done; ``not_found`` or ``done`` (already, with who) otherwise.
+
+    The agent's note is kept masked (:func:`bot.pii.mask_text`): a number or address the agent
+    noted down stays in the CRM, not in the ticket.
+    """
     now = ctx.now()
     status, detail = (
         str(part)
         for part in await script(ctx.redis, scripts.COMPLETE_CALLBACK)(
             keys=[keys.callback(callback_id), keys.CALLBACKS_OPEN, keys.CALLBACKS_DONE, keys.day_stats(ctx.day(now))],
-            args=[callback_id, agent, repr(now), code, note, scripts.STATS_TTL_S, ctx.outbox_ttl_s],
+            args=[callback_id, agent, repr(now), code, pii.mask_text(note), scripts.STATS_TTL_S, ctx.outbox_ttl_s],
         )
     )
     if status == "ok":
@@ -151,6 +156,6 @@ async def queued_to_callbacks(ctx: HandoffContext, waited_s: float = 0.0, why: O
 
 
 def phone_of(summary: Optional[Dict[str, Any]]) -> str:
-    """The masked phone recorded in a summary, if any."""
+    """The masked phone recorded in a summary, if any (the full number is in the CRM only: see :class:`CallbackTicket`)."""
     who = (summary or {}).get("who") or {}
     return str(who.get("phone") or "")

@@ -1,5 +1,12 @@
 """Messages during a handoff: the shopper's (kept in order, never answered by the bot), the agent's
-(delivered to the shopper's outbox in the same atomic step), system notices and internal notes."""
+(delivered to the shopper's outbox in the same atomic step), system notices and internal notes.
+
+The transcript and the notes keep personal data masked (:func:`bot.pii.mask_text`: phones, phone
+tails, ID and card numbers, emails, street addresses; order and tracking numbers stay), and the
+desks' live events carry the same masked text, so what an agent sees is what is stored. Masking
+changes characters, never drops a message. The agent's reply reaches the shopper as typed (a
+return address, a hotline the shopper needs); only its transcript copy is masked.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from bot import pii
 from bot.handoff import keys, scripts
 from bot.handoff.context import REDIS_FAILURES, HandoffContext
 from bot.outbox import outbox_key
@@ -86,6 +94,9 @@ async def route_shopper_message(ctx: HandoffContext, sender: str, text: str, cus
     the website and now write from the app) joins it: the message goes to the same transcript and
     agent, and everything the agent sends reaches this conversation too, until the handoff ends.
 
+    The transcript keeps the message masked (:func:`bot.pii.mask_text`) and the desks are shown
+    the same masked text.
+
     Args:
         ctx: the handoff context.
         sender: the conversation id.
@@ -100,10 +111,11 @@ async def route_shopper_message(ctx: HandoffContext, sender: str, text: str, cus
         redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
     """
     now = ctx.now()
+    stored = pii.mask_text(text)
     join_key = keys.by_customer(customer_id) if customer_id else keys.active(sender)
     note = f"顾客从{CHANNEL_NAMES.get(channel, channel or '另一渠道')}继续本次会话（会话 {sender}）"
     reply = await script(ctx.redis, scripts.SHOPPER_MESSAGE)(keys=[keys.active(sender), join_key],
-                                                             args=[text, repr(now), sender, note, ctx.outbox_ttl_s])
+                                                             args=[stored, repr(now), sender, note, ctx.outbox_ttl_s])
     if not reply or reply[0] != "ok":
         if reply:
             logger.warning("handoff.active_key.foreign sender=%s", sender)
@@ -113,7 +125,7 @@ async def route_shopper_message(ctx: HandoffContext, sender: str, text: str, cus
         logger.info("handoff.joined sender=%s handoff=%s channel=%s", sender, handoff_id, channel)
         await publish(ctx, "joined", sender=sender, handoff_id=handoff_id, channel=channel)
     await publish(ctx, "message", sender=sender, handoff_id=handoff_id,
-                  entry={"id": entry_id, "from": "shopper", "text": text, "at": now})
+                  entry={"id": entry_id, "from": "shopper", "text": stored, "at": now})
     return RoutedMessage(handoff_id, entry_id, status, agent, agent_name, joined == "1")
 
 
@@ -164,7 +176,8 @@ async def agent_message(ctx: HandoffContext, sender: str, agent: str, agent_name
 
     Returns:
         ``ok`` with the transcript entry id and the outbox cursor; ``not_found``, ``not_assigned``,
-        ``not_yours`` or ``invalid_client_id`` otherwise.
+        ``not_yours`` or ``invalid_client_id`` otherwise. The shopper receives ``text`` as typed;
+        the transcript and the entry answered and shown to the desks hold it masked.
     """
     if client_id and not keys.CLIENT_ID.fullmatch(client_id):
         return OpResult("invalid_client_id")
@@ -173,16 +186,17 @@ async def agent_message(ctx: HandoffContext, sender: str, agent: str, agent_name
         return OpResult("not_found")
     now = ctx.now()
     message = outbox_message(sender, text, "agent", agent=agent_name)
+    stored = pii.mask_text(text)
     reply = await script(ctx.redis, scripts.AGENT_MESSAGE)(
         keys=[keys.record(handoff_id), keys.transcript(handoff_id), outbox_key(sender), keys.day_stats(ctx.day(now)), keys.RECENT_FIRST_RESPONSES,
               keys.reply_ids(handoff_id)],
-        args=[agent, repr(now), text, agent_name, message, ctx.outbox_maxlen, ctx.outbox_ttl_s,
+        args=[agent, repr(now), stored, agent_name, message, ctx.outbox_maxlen, ctx.outbox_ttl_s,
               ctx.policy.first_response_s, keys.RECENT_LIMIT, scripts.STATS_TTL_S, client_id],
     )
     status, first, second, *again = (str(part) for part in reply)
     if status != "ok":
         return OpResult(status, first, handoff_id)
-    entry = {"id": first, "from": "agent", "text": text, "at": now, "agent": agent, "name": agent_name}
+    entry = {"id": first, "from": "agent", "text": stored, "at": now, "agent": agent, "name": agent_name}
     if not again:
         await publish(ctx, "message", sender=sender, handoff_id=handoff_id, entry=entry)
     return OpResult("ok", handoff_id=handoff_id, data={"entry": entry, "cursor": second, "duplicate": bool(again)})
@@ -202,11 +216,15 @@ async def system_notice(ctx: HandoffContext, handoff_id: str, sender: str, trans
 
 
 async def add_note(ctx: HandoffContext, sender: str, agent: str, agent_name: str, text: str) -> OpResult:
-    """An internal note on the conversation's handoff, seen by agents only."""
+    """An internal note on the conversation's handoff, seen by agents only, stored and shown masked.
+
+    The phone or address an agent copies into a note is masked like the shopper's words: the full
+    value stays in the CRM, the only place it is needed.
+    """
     handoff_id = await current_handoff(ctx, sender)
     if handoff_id is None or not await ctx.redis.exists(keys.record(handoff_id)):
         return OpResult("not_found")
-    note = {"agent": agent, "name": agent_name, "text": text, "at": ctx.now()}
+    note = {"agent": agent, "name": agent_name, "text": pii.mask_text(text), "at": ctx.now()}
     await ctx.redis.rpush(keys.notes(handoff_id), json.dumps(note, ensure_ascii=False))
     await publish(ctx, "note", sender=sender, handoff_id=handoff_id, note=note)
     return OpResult("ok", handoff_id=handoff_id, data={"note": note})

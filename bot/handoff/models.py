@@ -1,10 +1,18 @@
-"""The data a handoff carries: the request the bot sends and the callback ticket it may create."""
+"""The data a handoff carries: the request the bot sends and the callback ticket it may create.
+
+Neither ever holds a shopper's personal data in clear: each masks its summary, its summary text and
+its phone when it is made (:mod:`bot.pii`), also when it is read back from Redis, so the requests
+stream, the handoff record and the callback ticket keep only masked text whoever wrote them (an
+explicit 「转人工」 queued by a channel, the bot's action, a request written before masking).
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
+
+from bot import pii
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,11 @@ class HandoffRequest:
     channel: str = "app"
     position_told: int = 0
     refines: bool = False
+
+    def __post_init__(self) -> None:
+        """Mask the personal data of the summary and its text (idempotent: masked text stays as it is)."""
+        object.__setattr__(self, "summary", pii.mask_value(self.summary))
+        object.__setattr__(self, "summary_text", pii.mask_text(self.summary_text))
 
     def to_json(self) -> str:
         """The request as the JSON payload of the requests stream."""
@@ -85,7 +98,13 @@ class CallbackTicket:
         callback_id: unique id (:func:`bot.handoff.keys.new_callback_id`).
         sender: the conversation id (the agent may also answer there).
         customer_id: the verified customer id, None for an anonymous shopper.
-        phone_masked: the phone to call, masked (agents look the full number up in the CRM).
+        phone_masked: the phone to call, masked. The full number is deliberately not kept here, not
+            even encrypted: the agent booked to call back reads it in the CRM under
+            ``customer_id`` (or under the order the shopper proved with its phone tail), where it
+            is kept and access-controlled anyway. A ticket in Redis then holds nothing an agent
+            could not already see, and a number an anonymous shopper merely typed is not called
+            (it proves nothing: anyone could make the shop ring a stranger); that shopper is
+            answered in the conversation (``sender``).
         tier: membership tier code.
         reason: why the shopper wanted a human.
         summary: the structured handoff summary.
@@ -110,6 +129,12 @@ class CallbackTicket:
     after_sales: bool = False
     source_handoff: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Mask the phone, the summary and its text (idempotent)."""
+        object.__setattr__(self, "phone_masked", pii.mask_phone(self.phone_masked))
+        object.__setattr__(self, "summary", pii.mask_value(self.summary))
+        object.__setattr__(self, "summary_text", pii.mask_text(self.summary_text))
 
     def fields(self) -> List[str]:
         """The ticket as a flat field/value list for HSET."""

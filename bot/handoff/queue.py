@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from bot import pii
 from bot.handoff import agents as agent_presence
 from bot.handoff import keys, scripts, texts
 from bot.handoff.context import HandoffContext
@@ -303,6 +304,8 @@ async def transfer(ctx: HandoffContext, sender: str, agent: str, agent_name: str
 async def cancel(ctx: HandoffContext, sender: str, handoff_id: str, text: str) -> str:
     """The shopper gives up waiting: the bot has the conversation again.
 
+    The shopper's words are kept in the transcript masked (:func:`bot.pii.mask_text`).
+
     Returns:
         ``ok``; ``assigned`` when an agent already has it (not cancelled); ``gone`` when the
         handoff no longer has the conversation.
@@ -310,7 +313,7 @@ async def cancel(ctx: HandoffContext, sender: str, handoff_id: str, text: str) -
     result = str(
         await script(ctx.redis, scripts.CANCEL)(
             keys=[keys.active(sender), keys.record(handoff_id), keys.QUEUE, keys.transcript(handoff_id)],
-            args=[handoff_id, repr(ctx.now()), text, ctx.outbox_ttl_s],
+            args=[handoff_id, repr(ctx.now()), pii.mask_text(text), ctx.outbox_ttl_s],
         )
     )
     if result == "ok":
