@@ -104,6 +104,13 @@ class Settings:
     # Conversations: how long an idle tracker is kept in Redis (privacy: PIPL retention), seconds.
     tracker_ttl_s: int = 30 * 24 * 3600
 
+    # The NLU inbox (bot/nlu_inbox.py): how long a message the bot did not understand is kept for
+    # review, days (0: nothing is kept); the top-intent confidence below which a message counts as
+    # not understood; the most messages kept (the oldest go first).
+    nlu_inbox_retention_days: int = 30
+    nlu_inbox_confidence: float = 0.6
+    nlu_inbox_max_items: int = 5000
+
     # WeChat official account (its token is WECHAT_TOKEN above): the account's credentials, the API
     # the channel calls (empty: the simulator at WECHAT_SIM_HOST:WECHAT_SIM_PORT; in production
     # https://api.weixin.qq.com), how long WeChat waits for a passive reply before the bot's answer

@@ -28,6 +28,10 @@ Configured in ``endpoints.yml``::
       ...                       # every key of Rasa's redis tracker store, also as strings
 
 The secret is ``identity_secret`` when given, else SHOP_IDENTITY_SECRET (:func:`bot.settings.load_settings`).
+
+After each successful save, the NLU inbox looks at the conversation's latest turn and keeps, masked,
+a message the bot did not understand (:mod:`bot.nlu_inbox`, ``NLU_INBOX_*`` settings); that capture
+is bounded by its own timeout and never fails the save.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import logging
 import os
 import sys
 from typing import Any, Dict, List, Optional, Union
+from urllib.parse import quote
 
 import redis
 from cryptography.exceptions import InvalidTag
@@ -51,6 +56,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.identity import purpose_key
+from bot.nlu_inbox import InboxConfig, TrackerCapture
 from bot.redis_server import out_of_memory
 
 logger = logging.getLogger(__name__)
@@ -139,6 +145,17 @@ def _optional(value: Any) -> Optional[Any]:
     return None if value is None or (isinstance(value, str) and not value.strip()) else value
 
 
+def _redis_url(host: str, port: int, db: int, username: Optional[str], password: Optional[str], use_ssl: bool,
+               ssl_ca_certs: Optional[str]) -> str:
+    """The URL of the tracker store's own Redis (for the NLU inbox's asyncio client)."""
+    credentials = ""
+    if username or password:
+        credentials = f"{quote(username or '', safe='')}:{quote(password or '', safe='')}@"
+    query = f"?ssl_ca_certs={quote(ssl_ca_certs, safe='')}" if use_ssl and ssl_ca_certs else ""
+    address = f"[{host}]" if ":" in host else host
+    return f"{'rediss' if use_ssl else 'redis'}://{credentials}{address}:{port}/{db}{query}"
+
+
 class EncryptedRedisTrackerStore(RedisTrackerStore):
     """Rasa's Redis tracker store with every tracker encrypted (see the module's description).
 
@@ -187,13 +204,16 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
             ssl_ca_certs=_optional(ssl_ca_certs),
             **kwargs,
         )
-        if not _optional(identity_secret):
-            from bot.settings import load_settings
+        from bot.settings import load_settings
 
-            identity_secret = load_settings().shop_identity_secret
+        settings = load_settings()
+        if not _optional(identity_secret):
+            identity_secret = settings.shop_identity_secret
         assert identity_secret is not None
         self.cipher = TrackerCipher.from_secret(identity_secret)
         self.accept_plaintext = _flag(accept_plaintext)
+        inbox_redis = _redis_url(host, int(port), int(db), _optional(username), _optional(password), _flag(use_ssl), _optional(ssl_ca_certs))
+        self.inbox = TrackerCapture(inbox_redis, InboxConfig.from_settings(settings))
 
     def serialise_tracker(self, tracker: DialogueStateTracker) -> str:  # type: ignore[override]
         """Rasa's JSON of the tracker, sealed for its conversation."""
@@ -245,6 +265,8 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
             else:
                 logger.error("tracker.save_failed sender=%s error=%s", tracker.sender_id, type(error).__name__)
             raise
+        names = [slot.value for name, slot in tracker.slots.items() if name.endswith("_name") and isinstance(slot.value, str)]
+        await self.inbox.after_save(tracker.sender_id, tracker.events, names)
 
     @staticmethod
     def _log_unreadable(sender_id: str, error: UnreadableTracker) -> None:
