@@ -5,7 +5,8 @@
   before claiming it.
 - A conversation an agent has taken, and its history once resolved, only by that agent (after a
   transfer: the agent it went to) and the supervisors.
-- Supervisors see every conversation and the metrics.
+- Supervisors see every conversation and the metrics, and review the NLU inbox (the messages the
+  bot did not understand: masked shoppers' words from every conversation).
 
 The same rule decides which live events of a conversation reach an agent's websocket.
 """
@@ -31,3 +32,8 @@ def may_see(agent: Agent, record: Mapping[str, Any]) -> bool:
         return True
     owner = handler(record)
     return not owner or owner == agent.username
+
+
+def may_review_nlu(agent: Agent) -> bool:
+    """Whether an agent may read and label the NLU inbox (:mod:`desk.nlu_inbox`): supervisors only."""
+    return agent.supervisor

@@ -26,6 +26,9 @@ API (JSON; every route but ``/api/login``, ``/health`` and ``/openapi.json`` nee
   that conversation again, so its channel delivers what it has not delivered (the dead letter is
   removed)
 
+- ``GET /api/nlu/inbox``, ``POST /api/nlu/inbox/{id}/label {"intent"}`` (supervisors only): the
+  messages the bot did not understand and their labels (:mod:`desk.nlu_inbox`)
+
 Errors are JSON ``{"error": {"code", "message"}}`` with a 4xx status (503 when Redis is down).
 """
 
@@ -563,6 +566,12 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
             raise ApiError(404, "not_found", "没有这条推送失败记录（可能已经重发）。")
         logger.info("desk.dead_letter.retried id=%s sender=%s agent=%s", dead_letter_id, sender, agent.username)
         return _json({"status": "requeued", "id": dead_letter_id, "sender": sender})
+
+    # The NLU inbox (supervisors) ---------------------------------------------------------------
+
+    from desk import nlu_inbox  # here, not at the top: it uses this module's errors and JSON helpers
+
+    nlu_inbox.register(app, authed)
 
     # OpenAPI ------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ Schema = Dict[str, Any]
 
 SENDER_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 CALLBACK_PATTERN = r"^c[0-9a-f]{24}$"
+INBOX_ITEM_PATTERN = r"^[0-9a-f]{20}$"
 DEAD_LETTER_PATTERN = r"^(web|wechat|app):[0-9]{1,20}-[0-9]{1,20}$"
 
 
@@ -102,6 +103,20 @@ SCHEMAS: Dict[str, Schema] = {
     "DeadLetters": obj(("dead_letters", "count"), dead_letters=array(ref("DeadLetter")),
                        count={"type": "integer", "description": "every dead letter kept, not only those listed"}),
     "DeadLetterRetried": obj(("status", "id", "sender"), status={"type": "string", "enum": ["requeued"]}, id=STR, sender=STR),
+    "InboxItem": obj(("id", "text", "intent", "confidence", "reasons", "at", "label"),
+                     id={"type": "string", "pattern": INBOX_ITEM_PATTERN}, text={"type": "string", "description": "masked"},
+                     intent={"type": "string", "description": "what the NLU predicted (nlu_fallback: nothing)"}, intent_label=STR,
+                     confidence=NUM, ranking=array(obj(("name", "confidence"), name=STR, confidence=NUM, label=STR)), entities=array(STR),
+                     reasons=array({"type": "string", "enum": ["fallback", "low_confidence", "correction", "handoff_after_miss"]}),
+                     reason_labels=array(STR), at={"type": "number", "description": "when the shopper wrote it, Unix time"},
+                     channel=STR, label={"type": "string", "description": "the supervisor's intent; empty: not labelled"},
+                     label_name=STR, labelled_by=STR, labelled_at={"type": "number", "nullable": True},
+                     expires_in_s={"type": "integer", "description": "until the retention removes it"}),
+    "Inbox": obj(("items", "total", "labelled", "intents", "retention_days"), items=array(ref("InboxItem")), total=INT, labelled=INT,
+                 intents=array(obj(("name", "label"), name=STR, label=STR)), retention_days=INT, confidence_threshold=NUM),
+    "LabelBody": obj(("intent",), intent={"type": "string", "minLength": 1, "maxLength": 100,
+                                          "description": "an intent of the domain, or a retrieval sub-intent such as faq/invoice"}),
+    "Labelled": obj(("status", "item"), status={"type": "string", "enum": ["labelled", "unchanged"]}, item=ref("InboxItem")),
     "Health": obj(("status", "redis"), status=STR, redis=STR, intake_processed=INT),
 }
 
@@ -131,6 +146,7 @@ def _param(name: str, pattern: str, description: str) -> Schema:
 
 SENDER = _param("sender", SENDER_PATTERN, "the conversation id")
 CALLBACK = _param("callback_id", CALLBACK_PATTERN, "the callback ticket id")
+INBOX_ITEM = _param("item_id", INBOX_ITEM_PATTERN, "the inbox item's id")
 DEAD_LETTER = _param("dead_letter_id", DEAD_LETTER_PATTERN, "the dead letter's id")
 
 
@@ -211,6 +227,17 @@ def build_openapi() -> Schema:
         "/api/push/dead-letters/{dead_letter_id}/retry": {"post": op(
             "announce the conversation again so its channel delivers what it has not (supervisors only); the dead letter "
             "is removed", _ok("200", ref("DeadLetterRetried")), "400 403 404", params=[DEAD_LETTER])},
+        "/api/nlu/inbox": {"get": op(
+            "messages the bot did not understand, newest first, masked, with their parse, why kept and label (supervisors only)",
+            _ok("200", ref("Inbox")), "400 403", params=[
+                {"name": "status", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": ["all", "unlabelled", "labelled"], "default": "all"}},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "string", "pattern": r"^[0-9]{1,3}$", "default": "100"}, "description": "1 to 500"}])},
+        "/api/nlu/inbox/{item_id}/label": {"post": op(
+            "label a message with its right intent (supervisors only; the same label again changes nothing); "
+            "make review-export writes the labelled ones as training data",
+            _ok("200", ref("Labelled")), "400 403 404 413", body="LabelBody", params=[INBOX_ITEM])},
         "/api/ws": {"get": {
             "summary": "websocket of live events: first message {\"type\":\"auth\",\"token\"}; the session is checked again "
                        "every 15 s and on each message, and the socket closed with code 4401 once it is gone or expired",

@@ -105,6 +105,7 @@ async function enterDesk() {
   $("me").hidden = false;
   $("me-name").textContent = `客服${state.me.agent.display_name}（${state.me.agent.username}）`;
   $("tab-metrics").hidden = state.me.agent.role !== "supervisor";  // the metrics are for supervisors
+  $("tab-inbox").hidden = state.me.agent.role !== "supervisor";  // so is the NLU inbox (nlu_inbox.js)
   const canned = $("canned");
   canned.replaceChildren(el("option", { value: "" }, "快捷回复…"));
   state.me.canned_replies.forEach((c, i) => canned.append(el("option", { value: String(i) }, c.title)));
@@ -452,8 +453,10 @@ async function loadCallbacks() {
 function showView(view) {
   $("desk-view").hidden = view !== "desk";
   $("callbacks-view").hidden = view !== "callbacks";
+  $("inbox-view").hidden = view !== "inbox";
   document.querySelectorAll(".tab[data-view]").forEach((t) => t.classList.toggle("active", t.dataset.view === view));
   if (view === "callbacks") loadCallbacks();
+  if (view === "inbox") loadInbox();
 }
 
 // Wiring ------------------------------------------------------------------------------------------
