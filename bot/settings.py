@@ -50,6 +50,12 @@ class Settings:
     embedded_redis_port: int = 6390
     # Memory cap of the embedded server, MB (0: none); beyond it writes fail and the channels answer 503.
     redis_maxmemory_mb: int = 512
+    # Redis behind Sentinel (bot/redis_sentinel.py): the sentinels (host:port, comma-separated), the
+    # name they monitor the master under, and their own password; REDIS_URL's host:port then names the
+    # current master, e.g. redis://:secret@shop-master:6379/0. Empty: REDIS_URL is the server itself.
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = ""
+    redis_sentinel_password: str = ""
 
     # Rasa server, action server, agent desk.
     rasa_host: str = "127.0.0.1"
