@@ -124,6 +124,23 @@ def pushed_message(entry_id: str, message: Mapping[str, Any]) -> Dict[str, Any]:
     return payload
 
 
+class WebSocketServer(socketio.AsyncServer):
+    """python-socketio's server, dropping event packets that name no event a client may send.
+
+    python-socketio dispatches an event packet by its first item: for data that is no list, an empty
+    list or a first item that is no string it raises inside its own dispatch (a traceback logged for
+    every such packet a stranger sends), and an event named ``connect`` or ``disconnect`` would reach
+    those handlers while the socket stays connected. Such a packet is logged (without its content)
+    and dropped; the connection goes on.
+    """
+
+    async def _handle_event(self, eio_sid: str, namespace: Optional[str], id: Optional[int], data: Any) -> None:
+        if not isinstance(data, list) or not data or not isinstance(data[0], str) or data[0] in self.reserved_events:
+            logger.info("web.event.malformed")
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+
 class WebOutput(SocketIOOutput):
     """Rasa's socket.io output, marking the bot's messages ``from: bot`` and counting them.
 
@@ -508,7 +525,7 @@ class WebInput(ShopperChannel):
 
     def socket_server(self) -> socketio.AsyncServer:
         """The socket.io server, sharing rooms with every other Rasa process through Redis."""
-        return socketio.AsyncServer(
+        return WebSocketServer(
             async_mode="sanic",
             client_manager=socketio.AsyncRedisManager(self.redis_url, channel=REDIS_CHANNEL),
             cors_allowed_origins=self.cors_allowed_origins,
