@@ -5,6 +5,7 @@ append-only persistence under ``var/redis`` unless REDIS_URL is set), the refere
 first run), the action server, the agent desk and the Rasa server with the app channel. It waits until each is
 healthy, prints the URLs and demo accounts, and on Ctrl-C (or SIGTERM) stops every child it
 started. ``train`` trains a model only when none matches the training data and code.
+``serve ROLE [--port N]`` starts one service alone, the same way (:mod:`bot.roles`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 from urllib.parse import parse_qs, unquote, urlparse
 
 from bot import production
@@ -255,60 +256,58 @@ def _local(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
 
 
+def start_embedded_redis(stack: Stack) -> str:
+    """Start the embedded redis-server (password and append-only file in ``VAR_DIR/redis``); returns its URL."""
+    settings = stack.settings
+    redis_dir = settings.var_dir / "redis"
+    stack.redis = RedisServer(settings.embedded_redis_port, redis_dir, password=embedded_password(redis_dir),
+                              maxmemory_mb=settings.redis_maxmemory_mb).start()
+    used_mb, limit_mb = stack.redis.memory_mb()
+    logger.info("embedded redis-server on 127.0.0.1:%d (password in %s, append-only file in %s, %.0f of %s MB used)",
+                stack.redis.port, redis_dir / "password", redis_dir, used_mb, f"{limit_mb:.0f}" if limit_mb else "unlimited")
+    return stack.redis.url
+
+
 def start_services(stack: Stack, model: Optional[Path] = None) -> str:
     """Start Redis (unless REDIS_URL is set), the CRM, the action server, the agent desk and Rasa; returns the Redis URL.
+
+    Each service starts as its role does in ``serve`` (:func:`bot.roles.start_role`).
 
     Args:
         stack: where the started processes are recorded (so they can be stopped).
         model: the trained model to serve; trained first when omitted and out of date.
     """
+    from bot import roles
+
     settings = stack.settings
     production.enforce(settings, "make run")
-    redis_url = settings.redis_url
-    if not redis_url:
-        redis_dir = settings.var_dir / "redis"
-        stack.redis = RedisServer(settings.embedded_redis_port, redis_dir, password=embedded_password(redis_dir),
-                                  maxmemory_mb=settings.redis_maxmemory_mb).start()
-        redis_url = stack.redis.url
-        used_mb, limit_mb = stack.redis.memory_mb()
-        logger.info("embedded redis-server on 127.0.0.1:%d (password in %s, append-only file in %s, %.0f of %s MB used)",
-                    stack.redis.port, redis_dir / "password", redis_dir, used_mb, f"{limit_mb:.0f}" if limit_mb else "unlimited")
+    redis_url = settings.redis_url or start_embedded_redis(stack)
     if not settings.action_server_token:  # one shared secret of Rasa and the action server per start
         settings = stack.settings = replace(settings, action_server_token=secrets.token_urlsafe(32))
     env = base_env(settings, redis_url)
     model = model or train_if_needed(env)
-    py = python_bin()
-    subprocess.run([py, "-m", "crm", "ensure-seeded"], cwd=PROJECT_ROOT, env=env, check=True)
-    stack.start_child(Child("crm", [py, "-m", "crm", "serve", "--host", settings.crm_host, "--port", str(settings.crm_port)],
-                            f"{settings.effective_crm_url}/health"), env, 60)
-    stack.start_child(Child("action-server", [py, "-m", "actions.server", "--host", settings.action_host,
-                                              "--port", str(settings.action_port)],
-                            f"http://{_local(settings.action_host)}:{settings.action_port}/health"), env, 90)
-    stack.start_child(Child("desk", [py, "-m", "desk", "serve", "--host", settings.desk_host, "--port", str(settings.desk_port)],
-                            f"http://{_local(settings.desk_host)}:{settings.desk_port}/health"), env, 60)
-    stack.start_child(Child("shop", [py, "-m", "shop", "serve", "--host", settings.shop_host, "--port", str(settings.shop_port)],
-                            f"http://{_local(settings.shop_host)}:{settings.shop_port}/health"), env, 60)
-    stack.start_child(Child("rasa", [rasa_bin(), "run", "--model", str(model), "--endpoints", "endpoints.yml",
-                                     "--credentials", "credentials.yml", "--interface", settings.rasa_host,
-                                     "--port", str(settings.rasa_port)],
-                            f"http://{settings.rasa_host}:{settings.rasa_port}/webhooks/app/"), env, 600)
+    for role in ("crm", "actions", "desk", "shop", "rasa"):
+        roles.start_role(stack, role, env, model)
     return redis_url
 
 
 def start_demo_peers(stack: Stack, redis_url: str) -> None:
     """Start what plays the outside world in the demo: the simulated WeChat, unless a real API is set."""
+    from bot import roles
+
     settings = stack.settings
     if settings.wechat_api_base:
         return
-    production.enforce(settings, "wechat-sim", with_simulator=True)
-    env = base_env(settings, redis_url)
-    stack.start_child(Child("wechat-sim", [python_bin(), "-m", "wechat_sim", "serve", "--host", settings.wechat_sim_host,
-                                           "--port", str(settings.wechat_sim_port)],
-                            f"http://{_local(settings.wechat_sim_host)}:{settings.wechat_sim_port}/health"), env, 60)
+    roles.guard("wechat-sim", settings)
+    roles.start_role(stack, "wechat-sim", base_env(settings, redis_url))
 
 
-def run(settings: Settings) -> int:
-    """Start the whole stack and supervise it until Ctrl-C; returns the exit code."""
+def supervise(settings: Settings, start: Callable[[Stack], None], what: str = "stack") -> int:
+    """Start services with ``start`` and supervise them until Ctrl-C or SIGTERM; returns the exit code.
+
+    Exits with 1 as soon as one of them dies or fails to start, 130 on Ctrl-C during the start;
+    every process started is stopped on the way out.
+    """
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings)
     stopping = False
@@ -324,16 +323,17 @@ def run(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     started = time.monotonic()
     try:
-        redis_url = start_services(stack)
-        start_demo_peers(stack, redis_url)
-        logger.info("stack healthy %.1f s after start", time.monotonic() - started)
-        print_banner(settings, redis_url)
+        start(stack)
+        logger.info("%s healthy %.1f s after start", what, time.monotonic() - started)
         supervising = True
         while not stopping:
             dead = stack.first_dead()
             if dead:
-                logger.error("%s exited with code %s; stopping the stack (see %s)", dead.name,
-                             dead.process.returncode if dead.process else "?", dead.log_path)
+                logger.error("%s exited with code %s; stopping the %s (see %s)", dead.name,
+                             dead.process.returncode if dead.process else "?", what, dead.log_path)
+                return 1
+            if stack.redis and stack.redis.process and stack.redis.process.poll() is not None:
+                logger.error("redis-server exited with code %s; stopping the %s", stack.redis.process.returncode, what)
                 return 1
             time.sleep(0.5)
         return 0
@@ -348,11 +348,37 @@ def run(settings: Settings) -> int:
         logger.info("stopped")
 
 
+def run(settings: Settings) -> int:
+    """Start the whole stack and supervise it until Ctrl-C; returns the exit code."""
+
+    def start(stack: Stack) -> None:
+        redis_url = start_services(stack)
+        start_demo_peers(stack, redis_url)
+        print_banner(stack.settings, redis_url)
+
+    return supervise(settings, start)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """``run``, ``train``, ``model-path`` or ``serve ROLE [--port N] [--model PATH]``."""
+    from bot.roles import ROLES
+
+    parser = argparse.ArgumentParser(prog="python -m bot.launcher", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="start the whole stack on this machine")
+    commands.add_parser("train", help="train a model unless one matches the data")
+    commands.add_parser("model-path", help="print where the model for the current data is")
+    serve = commands.add_parser("serve", help="start one service (a role) against REDIS_URL and DATABASE_URL; see bot/roles.py")
+    serve.add_argument("role", choices=ROLES)
+    serve.add_argument("--port", type=int, help="listen on this port instead of the role's port setting")
+    serve.add_argument("--model", type=Path, help="rasa: the trained model (default: the one for the current data, trained if missing)")
+    return parser.parse_args(argv)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Command line: ``run`` or ``train``."""
-    parser = argparse.ArgumentParser(prog="python -m bot.launcher", description=__doc__)
-    parser.add_argument("command", choices=["run", "train", "model-path"])
-    args = parser.parse_args(argv)
+    """Command line: ``run``, ``train``, ``model-path`` or ``serve ROLE``."""
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     settings = load_settings()
     if args.command == "train":
@@ -361,6 +387,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "model-path":
         print(model_path())
         return 0
+    if args.command == "serve":
+        from bot import roles
+
+        return roles.serve(args.role, settings, args.port, args.model)
     return run(settings)
 
 
