@@ -42,6 +42,7 @@ import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Coroutine, Dict, List, Mapping, Optional, Sequence
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
@@ -82,6 +83,14 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+class DeskRequest(Request):
+    """Sanic's request with room for what the websockets library records on a refused handshake
+    (``_exception``): without it, a request to the websocket route that is no handshake raised inside
+    the handshake and was answered 500 instead of 426 or 400."""
+
+    __slots__ = ("_exception",)
 
 
 class ApiError(Exception):
@@ -132,6 +141,12 @@ def _sender(sender: str) -> str:
     return sender
 
 
+def _path_sender(segment: str) -> str:
+    """The conversation id of a path segment, percent-decoded (the console puts ids in paths with
+    encodeURIComponent: ``app:1`` arrives as ``app%3A1``); 400 when it is no conversation id."""
+    return _sender(unquote(segment))
+
+
 REFUSALS = {
     "not_found": (404, "没有找到这个会话的人工服务记录。"),
     "taken": (409, "该会话已被其他客服接入。"),
@@ -174,7 +189,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     Raises:
         bot.handoff.policy.PolicyError, desk.auth.AgentsFileError: a configuration file is invalid.
     """
-    app = Sanic(name)
+    app = Sanic(name, request_class=DeskRequest)
     app.config.REQUEST_MAX_SIZE = MAX_BODY
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.ACCESS_LOG = False
@@ -409,9 +424,10 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
                                 for r in found])
 
     async def visible_record(agent: auth.Agent, sender: str) -> Dict[str, Any]:
-        """The conversation's current handoff record, if the agent may see it (404, 403 otherwise)."""
+        """The current handoff record of the conversation ``sender`` (read by :func:`_path_sender`), if the agent
+        may see it (404, 403 otherwise)."""
         ctx = handoff()
-        handoff_id = await conversation.current_handoff(ctx, _sender(sender))
+        handoff_id = await conversation.current_handoff(ctx, sender)
         found = await queue.records(ctx, [handoff_id]) if handoff_id else []
         if not found:
             raise ApiError(404, "not_found", "没有找到这个会话的人工服务记录。")
@@ -424,6 +440,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     @app.get("/api/conversations/<sender:str>")
     @authed
     async def conversation_view(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
+        sender = _path_sender(sender)
         ctx = handoff()
         record = await visible_record(agent, sender)
         handoff_id = record["handoff_id"]
@@ -447,7 +464,8 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     @app.post("/api/conversations/<sender:str>/claim")
     @authed
     async def claim(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
-        result = await queue.claim(handoff(), _sender(sender), agent.username, agent.display_name)
+        sender = _path_sender(sender)
+        result = await queue.claim(handoff(), sender, agent.username, agent.display_name)
         if result.status != "ok":
             raise _refusal(result.status, result.detail, names)
         logger.info("desk.claimed sender=%s handoff=%s agent=%s", sender, result.handoff_id, agent.username)
@@ -467,14 +485,15 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     @authed
     async def send_message(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
         body = _body(request)
-        return _json(await reply(agent, sender, _text(body), body.get("client_id")), status=201)
+        return _json(await reply(agent, _path_sender(sender), _text(body), body.get("client_id")), status=201)
 
     @app.post("/api/conversations/<sender:str>/notes")
     @authed
     async def add_note(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
+        sender = _path_sender(sender)
         text = _text(_body(request))
         await visible_record(agent, sender)
-        result = await conversation.add_note(handoff(), _sender(sender), agent.username, agent.display_name, text)
+        result = await conversation.add_note(handoff(), sender, agent.username, agent.display_name, text)
         if not result.ok:
             raise _refusal(result.status)
         return _json(result.data, status=201)
@@ -482,11 +501,12 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     @app.post("/api/conversations/<sender:str>/transfer")
     @authed
     async def transfer(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
+        sender = _path_sender(sender)
         body = _body(request)
         target = agents.get(str(body.get("to") or ""))
         if target is None:
             raise ApiError(400, "unknown_agent", "请选择要转给的客服。")
-        result = await queue.transfer(handoff(), _sender(sender), agent.username, agent.display_name, target.username, target.display_name)
+        result = await queue.transfer(handoff(), sender, agent.username, agent.display_name, target.username, target.display_name)
         if not result.ok:
             raise _refusal(result.status, result.detail, names)
         return _json({"status": "transferred", "agent": target.username, "handoff_id": result.handoff_id})
@@ -494,10 +514,11 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     @app.post("/api/conversations/<sender:str>/resolve")
     @authed
     async def resolve(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
+        sender = _path_sender(sender)
         code = _body(request).get("code")
         if not isinstance(code, str) or code not in policy.resolution_codes:
             raise ApiError(400, "invalid_code", "请选择处理结果。", allowed=list(policy.resolution_codes))
-        result = await queue.resolve(handoff(), _sender(sender), agent.username, agent.display_name, code)
+        result = await queue.resolve(handoff(), sender, agent.username, agent.display_name, code)
         if not result.ok:
             raise _refusal(result.status, result.detail, names)
         logger.info("desk.resolved sender=%s handoff=%s agent=%s code=%s", sender, result.handoff_id, agent.username, code)
@@ -559,6 +580,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     @authed
     async def dead_letter_retry(request: Request, agent: auth.Agent, dead_letter_id: str) -> HTTPResponse:
         supervisors_only(agent, dead_letters_only)
+        dead_letter_id = unquote(dead_letter_id)  # as sent: a client may percent-encode its ":"
         if parse_dead_letter_id(dead_letter_id) is None:
             raise ApiError(400, "invalid_dead_letter", "推送失败记录编号无效。")
         sender = await retry_dead_letter(handoff().redis, dead_letter_id)
@@ -575,7 +597,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
 
     # OpenAPI ------------------------------------------------------------------------------------
 
-    document = build_openapi()
+    document = build_openapi(tuple(policy.resolution_codes))
 
     @app.get("/openapi.json")
     async def openapi(request: Request) -> HTTPResponse:

@@ -6,7 +6,8 @@ every route is described and nothing else), so the API can be fuzzed with schema
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+import copy
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 Schema = Dict[str, Any]
 
@@ -14,6 +15,10 @@ SENDER_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 CALLBACK_PATTERN = r"^c[0-9a-f]{24}$"
 INBOX_ITEM_PATTERN = r"^[0-9a-f]{20}$"
 DEAD_LETTER_PATTERN = r"^(web|wechat|app):[0-9]{1,20}-[0-9]{1,20}$"
+LIMIT_PATTERN = r"^(?:[1-9][0-9]?|[1-4][0-9]{2}|500)$"
+"""1 to 500, as the list routes read ``limit``."""
+DAYS_PATTERN = r"^(?:[1-9]|[1-8][0-9]|90)$"
+"""1 to 90, as ``/api/metrics`` reads ``days``."""
 
 
 def ref(name: str) -> Schema:
@@ -82,12 +87,13 @@ SCHEMAS: Dict[str, Schema] = {
                                                       "description": "the client's id of this reply: a retry with it is written once"}),
     "Sent": obj(("handoff_id",), handoff_id=STR, entry=ANY_OBJECT, cursor=STR),
     "Noted": obj(("note",), note=ANY_OBJECT),
-    "TransferBody": obj(("to",), to={"type": "string", "description": "the username of an online agent"}),
+    "TransferBody": obj(("to",), to={"type": "string", "minLength": 1, "description": "the username of an online agent"}),
     "Transferred": obj(("status", "agent", "handoff_id"), status=STR, agent=STR, handoff_id=STR),
-    "ResolveBody": obj(("code",), code={"type": "string", "description": "a resolution code of the service policy"}),
+    "ResolveBody": obj(("code",), code={"type": "string", "minLength": 1, "description": "a resolution code of the service policy"}),
     "Resolved": obj(("status", "handoff_id", "code"), status=STR, handoff_id=STR, code=STR, handle_s=NUM),
     "Callbacks": obj(("now", "callbacks"), now=NUM, callbacks=array(ANY_OBJECT)),
-    "CompleteBody": obj(("code",), code=STR, note={"type": "string", "maxLength": 2000}),
+    "CompleteBody": obj(("code",), code={"type": "string", "minLength": 1, "description": "a resolution code of the service policy"},
+                        note={"type": "string", "maxLength": 2000}),
     "Completed": obj(("status", "callback_id"), status=STR, callback_id=STR),
     "Metrics": {"type": "object", "additionalProperties": True,
                 "properties": {"push_dead_letters": {"type": "integer", "description": "dead letters the channels keep"}}},
@@ -127,6 +133,7 @@ ERRORS = {
     "404": "no such conversation, ticket, dead letter or route (not_found)",
     "409": "the state does not allow it (already_claimed, offered_to_other, at_capacity, offline, done...)",
     "413": "text or body too large",
+    "426": "not a websocket handshake (bad_request)",
     "429": "too many login attempts (too_many_attempts; see Retry-After)",
     "503": "Redis unavailable (unavailable) or no turn to check a password (login_busy)",
 }
@@ -174,8 +181,17 @@ def _page(summary: str) -> Schema:
             "responses": {"200": {"description": "the page", "content": {"text/html": {"schema": STR}}}}}
 
 
-def build_openapi() -> Schema:
-    """The OpenAPI 3.0 document of every route of the desk."""
+def build_openapi(resolution_codes: Sequence[str] = ()) -> Schema:
+    """The OpenAPI 3.0 document of every route of the desk.
+
+    Args:
+        resolution_codes: the service policy's resolution codes, the only ``code`` a resolution or a
+            completed callback takes (without them the document says a non-empty string).
+    """
+    schemas = copy.deepcopy(SCHEMAS)
+    if resolution_codes:
+        for body in ("ResolveBody", "CompleteBody"):
+            schemas[body]["properties"]["code"]["enum"] = list(resolution_codes)
     conversation = "/api/conversations/{sender}"
     paths: Dict[str, Dict[str, Schema]] = {
         "/": {"get": _page("the agents' console")},
@@ -217,13 +233,13 @@ def build_openapi() -> Schema:
         "/api/callbacks/{callback_id}/complete": {"post": op("close a callback ticket", _ok("200", ref("Completed")), "403 404 409",
                                                              body="CompleteBody", params=[CALLBACK])},
         "/api/metrics": {"get": op("the metrics page's figures (supervisors only)", _ok("200", ref("Metrics")), "400 403", params=[
-            {"name": "days", "in": "query", "required": False, "schema": {"type": "string", "pattern": r"^[0-9]{1,2}$", "default": "7"},
+            {"name": "days", "in": "query", "required": False, "schema": {"type": "string", "pattern": DAYS_PATTERN, "default": "7"},
              "description": "1 to 90"}])},
         "/api/push/dead-letters": {"get": op(
             "pushed messages a channel gave up on after PUSH_MAX_ATTEMPTS, newest first (supervisors only); the messages "
             "stay in the outbox", _ok("200", ref("DeadLetters")), "400 403", params=[
                 {"name": "limit", "in": "query", "required": False,
-                 "schema": {"type": "string", "pattern": r"^[0-9]{1,3}$", "default": "100"}, "description": "1 to 500"}])},
+                 "schema": {"type": "string", "pattern": LIMIT_PATTERN, "default": "100"}, "description": "1 to 500"}])},
         "/api/push/dead-letters/{dead_letter_id}/retry": {"post": op(
             "announce the conversation again so its channel delivers what it has not (supervisors only); the dead letter "
             "is removed", _ok("200", ref("DeadLetterRetried")), "400 403 404", params=[DEAD_LETTER])},
@@ -233,7 +249,7 @@ def build_openapi() -> Schema:
                 {"name": "status", "in": "query", "required": False,
                  "schema": {"type": "string", "enum": ["all", "unlabelled", "labelled"], "default": "all"}},
                 {"name": "limit", "in": "query", "required": False,
-                 "schema": {"type": "string", "pattern": r"^[0-9]{1,3}$", "default": "100"}, "description": "1 to 500"}])},
+                 "schema": {"type": "string", "pattern": LIMIT_PATTERN, "default": "100"}, "description": "1 to 500"}])},
         "/api/nlu/inbox/{item_id}/label": {"post": op(
             "label a message with its right intent (supervisors only; the same label again changes nothing); "
             "make review-export writes the labelled ones as training data",
@@ -242,7 +258,8 @@ def build_openapi() -> Schema:
             "summary": "websocket of live events: first message {\"type\":\"auth\",\"token\"}; the session is checked again "
                        "every 15 s and on each message, and the socket closed with code 4401 once it is gone or expired",
             "tags": ["desk"], "security": [],
-            "responses": {"101": {"description": "switching to the websocket protocol"}, "400": _error("400")}}},
+            "responses": {"101": {"description": "switching to the websocket protocol"}, "400": _error("400"),
+                          "426": _error("426")}}},
     }
     return {
         "openapi": "3.0.3",
@@ -251,6 +268,6 @@ def build_openapi() -> Schema:
                                 "Errors are {\"error\": {\"code\", \"message\"}}."},
         "servers": [{"url": "/"}],
         "paths": paths,
-        "components": {"schemas": SCHEMAS,
+        "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "token from /api/login"}}},
     }
