@@ -7,13 +7,18 @@
   held-out set covers the same intents (15 per intent, 5 per sub-intent);
 * no example appears twice, and the held-out set shares no example or near-duplicate with
   the training data;
+* no training example is equal to, or a near-copy of, a message of the real shoppers' dev set
+  (``../shared/devset/real-dev.tsv`` or ``$NLU_DEVSET``, read only when present; the set is for
+  measuring and must never be trained on); a failure names the training example, never the row;
 * every retrieval sub-intent (``faq/...``, ``chitchat/...``) has a response and every such
   response belongs to a trained sub-intent.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
+import os
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -36,6 +41,8 @@ RESPONSES_DIR = ROOT / "data" / "responses"
 DICT_DIR = ROOT / "bot" / "dictionaries"
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
 REGRESSION = ROOT / "tests" / "nlu" / "regression_sample.yml"
+
+DEVSET = Path(os.environ.get("NLU_DEVSET") or ROOT.parent / "shared" / "devset" / "real-dev.tsv")
 
 TRAIN_FILES = sorted(NLU_DIR.glob("*.yml"))
 TEST_FILES = sorted((ROOT / "tests" / "nlu").glob("*.yml"))
@@ -402,6 +409,48 @@ def test_heldout_is_no_light_edit_of_training(train_examples, heldout_examples):
             if len(train) >= 4 and _jaccard(held, train) >= NEAR_DUPLICATE_JACCARD:
                 close.append(f"{message.get('text')!r} ~ {train!r}")
     assert not close, "held-out examples too close to training:\n" + "\n".join(close)
+
+
+def dev_set_copies(train: Iterable[Tuple[str, str]], dev_texts: Iterable[str]) -> List[str]:
+    """Training examples ``(where, text)`` equal to a dev-set message after :func:`normalise`, or a
+    near-copy of one (character-bigram Jaccard >= NEAR_DUPLICATE_JACCARD, both at least 4 letters).
+    Only the training side is named, so the check never shows a dev-set message."""
+    dev = {normalise(text) for text in dev_texts}
+    dev_grams = [_bigrams(text) for text in dev if len(text) >= 4]
+    found = []
+    for where, text in train:
+        key = normalise(text)
+        if key in dev:
+            found.append(f"{where}: {text!r} equals a dev-set message")
+        elif len(key) >= 4:
+            grams = _bigrams(key)
+            best = max((len(grams & other) / len(grams | other) for other in dev_grams), default=0.0)
+            if best >= NEAR_DUPLICATE_JACCARD:
+                found.append(f"{where}: {text!r} is a near-copy of a dev-set message (bigram Jaccard {best:.2f})")
+    return found
+
+
+def test_dev_set_copy_rule():
+    dev = ["请问我的包裹今天能送到吗", "你好"]
+    assert dev_set_copies([("a", "請問我的包裹今天能送到嗎？")], dev), "equal after normalising"
+    assert dev_set_copies([("a", "请问我的包裹今天能送到吗亲")], dev), "a light edit"
+    assert dev_set_copies([("a", "你好！")], dev), "short texts: equality"
+    assert not dev_set_copies([("a", "你好呀")], dev), "short texts: no Jaccard"
+    assert not dev_set_copies([("a", "包裹到哪了")], dev)
+
+
+def test_no_training_example_copies_the_dev_set(train_examples):
+    """The dev set measures the NLU on real shoppers' messages; a training example equal to or a
+    light edit of one of them would make that figure meaningless."""
+    if not DEVSET.is_file():
+        pytest.skip(f"no dev set at {DEVSET}")
+    with DEVSET.open(encoding="utf-8", newline="") as handle:
+        dev_texts = [row["text"] for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+                     if row.get("text")]
+    assert dev_texts, f"{DEVSET} has no rows"
+    train = [(f"{path.relative_to(ROOT)}:{_label(message)}", message.get("text")) for path, message in train_examples]
+    copies = dev_set_copies(train, dev_texts)
+    assert not copies, "training examples copied from the dev set:\n" + "\n".join(copies)
 
 
 def test_normalise_folds_the_usual_variants():
