@@ -45,6 +45,15 @@ def _nullable(schema: Schema) -> Schema:
 
 
 DATE_TIME = _str("ISO 8601 with the shop's offset, e.g. 2026-11-20T14:23:05+08:00", format="date-time")
+OFFSET_DATE_TIME_PATTERN = (
+    r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{3}|\.[0-9]{6})?[+-]([01][0-9]|2[0-3]):[0-5][0-9]$"
+)
+"""A timestamp as the API reads one: a real date (29 February left out), seconds, optional milliseconds or microseconds,
+a numeric offset (no ``Z``)."""
+NOT_BLANK = r"\S"
+"""Some character that is no space: the API trims strings and refuses a blank one."""
+KEY = _str("same key → same result (1–128 characters, not blank)", minLength=1, maxLength=128, pattern=NOT_BLANK)
 DATE = _str("YYYY-MM-DD", format="date")
 FEN = _int("amount in fen (1/100 yuan)")
 
@@ -154,20 +163,20 @@ SCHEMAS: Dict[str, Schema] = {
     "CancelRequest": _obj({"reason": _str()}, []),
     "AddressChange": _obj(
         {
-            "receiver_name": _str(maxLength=32),
+            "receiver_name": _str(minLength=1, maxLength=32, pattern=NOT_BLANK),
             "receiver_phone": _str(pattern=r"^1[3-9]\d{9}$"),
-            "address": _str(minLength=5, maxLength=200),
+            "address": _str("at least 5 characters once trimmed", minLength=5, maxLength=200, pattern=r"\S.{3,}\S"),
         }
     ),
-    "ReturnLine": _obj({"line_id": _int(minimum=1), "quantity": _int(minimum=1)}),
+    "ReturnLine": _obj({"line_id": _int(minimum=1, maximum=1_000_000), "quantity": _int(minimum=1, maximum=1_000_000)}),
     "ReturnItem": _obj({"line_id": _int(), "sku": _nullable(_str()), "product_name": _nullable(_str()), "quantity": _int()}),
     "ReturnCreate": _obj(
         {
             "order_id": _str(pattern=r"^\d{12}$"),
-            "items": {"type": "array", "items": _ref("ReturnLine"), "minItems": 1},
+            "items": {"type": "array", "items": _ref("ReturnLine"), "minItems": 1, "maxItems": 100, "description": "each line_id once"},
             "reason": _str(enum=list(RETURN_REASONS)),
-            "idempotency_key": _str("same key → same return", maxLength=128),
-            "refund_fen": _int("refund computed by the assistant's return policy", minimum=0),
+            "idempotency_key": KEY,
+            "refund_fen": _int("refund computed by the assistant's return policy", minimum=0, maximum=10**10),
             "return_shipping_paid_by": _str(enum=list(RETURN_SHIPPING_PAYERS)),
             "refund_expected_by": _str("YYYY-MM-DD; estimated from the refund method when omitted", format="date"),
         },
@@ -231,7 +240,7 @@ SCHEMAS: Dict[str, Schema] = {
         }
     ),
     "CouponList": _obj({"items": {"type": "array", "items": _ref("Coupon")}}),
-    "RedeemRequest": _obj({"coupon_id": _str(), "idempotency_key": _str(maxLength=128)}),
+    "RedeemRequest": _obj({"coupon_id": _str(minLength=1, maxLength=16, pattern=NOT_BLANK), "idempotency_key": KEY}),
     "Redemption": _obj(
         {
             "redemption_id": _str(),
@@ -244,7 +253,8 @@ SCHEMAS: Dict[str, Schema] = {
         }
     ),
     "UrgeRequest": _obj(
-        {"answer_due_at": {**DATE_TIME, "description": "by when the carrier (or warehouse) answers; now + 2 hours when omitted"}}, []
+        {"answer_due_at": _str("by when the carrier (or warehouse) answers, e.g. 2026-11-20T16:30:00+08:00; now + 2 hours when "
+                               "omitted", pattern=OFFSET_DATE_TIME_PATTERN)}, []
     ),
     "Urge": _obj(
         {
@@ -314,11 +324,11 @@ IDEMPOTENCY_KEY = {
     "in": "header",
     "required": True,
     "description": "identifies the request across retries (1–128 characters)",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[!-~]([ -~]{0,126}[!-~])?$"},
 }
 PAGING = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20}},
-    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 999_999_999, "default": 0}},
 ]
 
 
@@ -399,7 +409,14 @@ PATHS: Dict[str, Dict[str, Schema]] = {
             params=[
                 CUSTOMER_ID,
                 *PAGING,
-                {"name": "status", "in": "query", "description": "comma-separated status codes", "schema": {"type": "string"}},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "description": "comma-separated status codes",
+                    "style": "form",
+                    "explode": False,
+                    "schema": {"type": "array", "items": {"type": "string", "enum": list(ORDER_STATUSES)}, "minItems": 1},
+                },
             ],
         )
     },
