@@ -145,9 +145,10 @@ async def _retrying(c: Campaign, tally: Tally, call, ok: Tuple[int, ...], token:
 
 
 async def say(session: aiohttp.ClientSession, c: Campaign, tally: Tally, sender: str, customer: str, text: str) -> Tuple[int, Any]:
-    """A shopper's message through the app channel, retried on 503."""
-    body = {"sender": sender, "message": text, "metadata": {"identity_token": identity_token_for(c.secret, customer)}}
+    """A shopper's message through the app channel, retried on 503 with the same ``message_id``."""
     tally.sent += 1
+    body = {"sender": sender, "message": text, "message_id": f"m-{tally.sent}",
+            "metadata": {"identity_token": identity_token_for(c.secret, customer)}}
 
     async def call() -> Tuple[int, Any]:
         async with session.post(f"{c.app}/webhook", json=body) as response:

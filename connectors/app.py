@@ -10,11 +10,13 @@ Registered in ``credentials.yml`` as::
 Rasa mounts the routes under ``/webhooks/app``:
 
 - ``GET /``: health check.
-- ``POST /webhook``: ``{"sender", "message", "metadata": {"identity_token"}}`` → the bot's replies
+- ``POST /webhook``: ``{"sender", "message", "message_id", "metadata": {"identity_token"}}`` → the bot's replies
   as a JSON list in Rasa's REST format; while a human handoff has the conversation, ``202`` with
   the queue position and ETA or the agent's name, the message kept for the agent
   (:mod:`bot.handoff`) and never passed to the bot. The first answer of an anonymous conversation
-  carries ``X-Conversation-Token``, which every later request for it sends back.
+  carries ``X-Conversation-Token``, which every later request for it sends back. ``message_id``
+  (optional, the syntax of a sender id) makes a retry safe while an agent has the conversation: the
+  same id is written into the agent's transcript once and answered ``202`` again.
 - ``GET /messages/<sender>?after=&limit=`` with ``X-Identity-Token`` (or ``X-Conversation-Token``):
   messages pushed to the conversation later (agent replies, notices) → ``{"messages": [...], "cursor": ...}``.
 
@@ -115,7 +117,7 @@ class AppInput(ShopperChannel):
         return "app"
 
     async def route_to_handoff(self, sender_id: str, text: str, customer_id: Optional[str] = None,
-                               admission: Optional[Admission] = None) -> Optional[HTTPResponse]:
+                               admission: Optional[Admission] = None, message_id: str = "") -> Optional[HTTPResponse]:
         """Keep a message for the human agent instead of the bot while a handoff has the conversation.
 
         See :meth:`connectors.common.ShopperChannel.handoff_turn`.
@@ -125,6 +127,7 @@ class AppInput(ShopperChannel):
             text: the shopper's message.
             customer_id: the verified customer id, None for an anonymous shopper.
             admission: what admitting the message did.
+            message_id: the client's ``message_id``, '' for none.
 
         Returns:
             None when the bot has the conversation; else 202 with ``status`` ``queued`` (with
@@ -134,7 +137,7 @@ class AppInput(ShopperChannel):
         Raises:
             redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
         """
-        turn = await self.handoff_turn(sender_id, text, customer_id, admission)
+        turn = await self.handoff_turn(sender_id, text, customer_id, admission, message_id)
         if turn is None:
             return None
         if turn.status == "cancelled":
@@ -170,6 +173,9 @@ class AppInput(ShopperChannel):
         text, refusal = check_text(payload.get("message"))
         if refusal is not None:
             return _error(refusal, 413 if refusal == "message_too_long" else 400)
+        message_id = payload.get("message_id", "")
+        if not isinstance(message_id, str) or (message_id and SENDER_PATTERN.fullmatch(message_id) is None):
+            return _error("invalid_message_id", 400)
 
         client_metadata = payload.get("metadata")
         if client_metadata is None:
@@ -211,14 +217,14 @@ class AppInput(ShopperChannel):
                 except REDIS_FAILURES as error:
                     logger.error("app.callback.register_failed sender=%s error=%s", sender_id, type(error).__name__)
                     return _error("bot_unavailable", 503)
-            answer = await self.take_turn(sender_id, text, customer_id, admission, on_new_message)
+            answer = await self.take_turn(sender_id, text, customer_id, admission, on_new_message, message_id)
         answer.headers[CONVERSATION_ID_HEADER] = sender_id
         if not verified and binding.created:
             answer.headers[CONVERSATION_TOKEN_HEADER] = self.conversation_token(sender_id)
         return answer
 
     async def take_turn(self, sender_id: str, text: str, customer_id: Optional[str], admission: Admission,
-                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+                        on_new_message: Callable[[UserMessage], Awaitable[Any]], message_id: str = "") -> HTTPResponse:
         """Route one accepted message to the agent or the bot and answer the webhook.
 
         Args:
@@ -227,10 +233,11 @@ class AppInput(ShopperChannel):
             customer_id: the verified customer id, None for an anonymous shopper.
             admission: what admitting the message did.
             on_new_message: Rasa's handler of user messages.
+            message_id: the client's ``message_id``, '' for none.
         """
         verified = customer_id is not None
         try:
-            to_agent = await self.route_to_handoff(sender_id, text, customer_id, admission)
+            to_agent = await self.route_to_handoff(sender_id, text, customer_id, admission, message_id)
         except REDIS_FAILURES as error:
             logger.error("app.handoff.route_failed sender=%s error=%s", sender_id, type(error).__name__)
             return _error("bot_unavailable", 503)

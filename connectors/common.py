@@ -76,6 +76,7 @@ MESSAGES: Dict[str, str] = {
     "invalid_json": "抱歉，消息格式有误，请刷新页面后重试。",
     "invalid_sender": "抱歉，会话标识无效，请刷新页面后重新开始对话。",
     "invalid_message": "抱歉，我们没有收到您的消息内容，请重新输入。",
+    "invalid_message_id": "抱歉，消息编号格式有误，请刷新页面后重试。",
     "empty_message": "请输入您想咨询的内容哦～",
     "message_too_long": f"您的消息有点长啦（超过{MAX_MESSAGE_CHARS}字），麻烦分成几条发送，谢谢您的理解！",
     "payload_too_large": "抱歉，这条消息太大了，麻烦精简后分几次发送，谢谢您的理解！",
@@ -484,7 +485,7 @@ class ShopperChannel(InputChannel):
         return handoff_keys.day_stats(ctx.day(ctx.now()))
 
     async def handoff_turn(self, sender_id: str, text: str, customer_id: Optional[str] = None,
-                           admission: Optional[Admission] = None) -> Optional[HandoffTurn]:
+                           admission: Optional[Admission] = None, message_id: str = "") -> Optional[HandoffTurn]:
         """Keep a message for the human agent instead of the bot while a handoff has the conversation.
 
         The message is appended to the handoff transcript in order (one atomic step with the check),
@@ -498,6 +499,7 @@ class ShopperChannel(InputChannel):
             customer_id: the verified customer id, None for an anonymous shopper.
             admission: what admitting the message did; a message that opened the handoff itself
                 then goes to the bot, which completes the summary.
+            message_id: the client's id of the message, '' for none (a retry is written once).
 
         Returns:
             None when the bot has the conversation; else what happened to the message.
@@ -513,7 +515,7 @@ class ShopperChannel(InputChannel):
             if handoff_id and await cancel_handoff(ctx, sender_id, handoff_id, text) == "ok":
                 logger.info("%s.handoff.cancelled sender=%s handoff=%s", self.name(), sender_id, handoff_id)
                 return HandoffTurn("cancelled", handoff_texts.cancelled(), handoff_id)
-        routed = await route_shopper_message(ctx, sender_id, text, customer_id, self.name())
+        routed = await route_shopper_message(ctx, sender_id, text, customer_id, self.name(), message_id)
         if routed is None:
             return None
         logger.info("%s.message.to_handoff sender=%s handoff=%s status=%s", self.name(), sender_id, routed.handoff_id, routed.status)

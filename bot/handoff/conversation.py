@@ -69,6 +69,7 @@ class RoutedMessage:
         agent: the agent's username when assigned.
         agent_name: the name the shopper sees for that agent.
         joined: the message moved this conversation into the customer's handoff open elsewhere.
+        duplicate: the client sent this message id before: it was not written again.
     """
 
     handoff_id: str
@@ -77,6 +78,7 @@ class RoutedMessage:
     agent: str
     agent_name: str
     joined: bool = False
+    duplicate: bool = False
 
 
 CHANNEL_NAMES = {"web": "网站", "app": "App", "wechat": "微信公众号"}
@@ -84,7 +86,7 @@ CHANNEL_NAMES = {"web": "网站", "app": "App", "wechat": "微信公众号"}
 
 
 async def route_shopper_message(ctx: HandoffContext, sender: str, text: str, customer_id: Optional[str] = None,
-                                channel: str = "") -> Optional[RoutedMessage]:
+                                channel: str = "", message_id: str = "") -> Optional[RoutedMessage]:
     """Append a shopper's message to the handoff transcript when a handoff has the conversation.
 
     The check and the append are one atomic step, so a message is either in the transcript or
@@ -103,6 +105,9 @@ async def route_shopper_message(ctx: HandoffContext, sender: str, text: str, cus
         text: the shopper's message.
         customer_id: the verified customer id of the shopper, None when anonymous.
         channel: the channel the message came through, for the agent's transcript.
+        message_id: the client's id of the message (validated by the channel); a retry with the
+            same id while the same handoff has the conversation is answered as the first try was,
+            and written once.
 
     Returns:
         Where the message went, or None when the bot has the conversation.
@@ -115,12 +120,15 @@ async def route_shopper_message(ctx: HandoffContext, sender: str, text: str, cus
     join_key = keys.by_customer(customer_id) if customer_id else keys.active(sender)
     note = f"顾客从{CHANNEL_NAMES.get(channel, channel or '另一渠道')}继续本次会话（会话 {sender}）"
     reply = await script(ctx.redis, scripts.SHOPPER_MESSAGE)(keys=[keys.active(sender), join_key],
-                                                             args=[stored, repr(now), sender, note, ctx.outbox_ttl_s])
+                                                             args=[stored, repr(now), sender, note, ctx.outbox_ttl_s, message_id])
     if not reply or reply[0] != "ok":
         if reply:
             logger.warning("handoff.active_key.foreign sender=%s", sender)
         return None
-    _, handoff_id, entry_id, status, agent, agent_name, joined = (str(part) for part in reply)
+    _, handoff_id, entry_id, status, agent, agent_name, joined, duplicate = (str(part) for part in reply)
+    if duplicate == "1":
+        logger.info("handoff.message.duplicate sender=%s handoff=%s", sender, handoff_id)
+        return RoutedMessage(handoff_id, entry_id, status, agent, agent_name, duplicate=True)
     if joined == "1":
         logger.info("handoff.joined sender=%s handoff=%s channel=%s", sender, handoff_id, channel)
         await publish(ctx, "joined", sender=sender, handoff_id=handoff_id, channel=channel)

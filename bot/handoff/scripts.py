@@ -102,7 +102,8 @@ return {'ok', tostring(wait)}
 
 SHOPPER_MESSAGE = """
 -- KEYS: active(sender), by_customer(customer) (KEYS[1] again for an anonymous shopper).
--- ARGV: text, now, sender, transcript note when the message joins the customer's open handoff, retention s
+-- ARGV: text, now, sender, transcript note when the message joins the customer's open handoff, retention s,
+--       the client's message id ('' for none: a retry with the same id is written once)
 local hid = redis.call('GET', KEYS[1])
 local joined = '0'
 if not hid and KEYS[2] ~= KEYS[1] then
@@ -124,7 +125,18 @@ if not hid and KEYS[2] ~= KEYS[1] then
 end
 if not hid then return false end
 if not string.match(hid, '^h%x+$') then return {'foreign', hid, '', '', '', '', '0'} end
+local seen_key = ''
+if ARGV[6] ~= '' then
+  seen_key = 'handoff:shopper-id:' .. hid .. ':' .. ARGV[6]
+  local seen = redis.call('GET', seen_key)
+  if seen then
+    return {'ok', hid, seen, redis.call('HGET', 'handoff:' .. hid, 'status') or 'pending',
+            redis.call('HGET', 'handoff:' .. hid, 'agent') or '', redis.call('HGET', 'handoff:' .. hid, 'agent_name') or '',
+            joined, '1'}
+  end
+end
 local entry = redis.call('XADD', 'handoff:transcript:' .. hid, '*', 'from', 'shopper', 'text', ARGV[1], 'at', ARGV[2])
+if seen_key ~= '' then redis.call('SET', seen_key, entry, 'EX', ARGV[5]) end
 local record = 'handoff:' .. hid
 local status = 'pending'
 local agent = ''
@@ -135,7 +147,7 @@ if redis.call('EXISTS', record) == 1 then
   agent = redis.call('HGET', record, 'agent') or ''
   agent_name = redis.call('HGET', record, 'agent_name') or ''
 end
-return {'ok', hid, entry, status, agent, agent_name, joined}
+return {'ok', hid, entry, status, agent, agent_name, joined, '0'}
 """
 
 AGENT_MESSAGE = """

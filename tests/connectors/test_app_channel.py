@@ -256,6 +256,32 @@ def test_no_reply_during_handoff_is_202_with_agent(serve_channel: ServeChannel, 
     assert len(server.bot.calls) == 1
 
 
+def test_a_retried_message_id_reaches_the_agent_once(serve_channel: ServeChannel, redis_url: str) -> None:
+    """A shopper's app retries a message whose answer was lost: the agent's transcript has it once."""
+    server = serve_channel(SECRET, behaviour="hands_off")
+    assert send(server, "conv-retry", "转人工", signed("C10001"))[0] == 200
+    answers = [send(server, "conv-retry", "我的订单是880000010001", signed("C10001"), message_id="m-1") for _ in range(3)]
+    other = send(server, "conv-retry", "我的订单是880000010001", signed("C10001"), message_id="m-2")
+    assert [status for status, _ in answers] == [202, 202, 202] and other[0] == 202
+    assert all(body["handoff_id"] == "h" + "0" * 24 for _, body in answers)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    transcript = client.xrange("handoff:transcript:h" + "0" * 24)
+    client.close()
+    assert [fields["text"] for _, fields in transcript] == ["我的订单是880000010001"] * 2  # m-1 once, m-2 once
+    assert [message.text for message in server.bot.calls] == ["转人工"]
+
+
+@pytest.mark.parametrize("message_id", ["", 7, None, ["m"], "空格 id", "x" * 65, "a/b"])
+def test_a_message_id_of_another_shape_is_refused(serve_channel: ServeChannel, message_id: Any) -> None:
+    server = serve_channel(SECRET, behaviour="silent")
+    status, body = send(server, "conv-msgid", "你好", signed("C10001"), message_id=message_id)
+    if message_id == "":
+        assert status != 400, body  # no id given: an ordinary message
+    else:
+        assert_error(status, body, 400, "invalid_message_id")
+        assert server.bot.calls == []
+
+
 def test_a_message_sent_while_the_bot_opens_a_handoff_goes_to_the_agent(serve_channel: ServeChannel, redis_url: str) -> None:
     server = serve_channel(SECRET, behaviour="hands_off")
 
