@@ -313,6 +313,16 @@ class CRMClient:
         body = await self._request("GET", "/api/tiers")
         return list(body.get("items", body) if isinstance(body, dict) else body)
 
+    async def get_policy(self, name: str) -> Dict[str, Any]:
+        """One of the shop's service policies (``invoices``, ``price_protection``, ``after_sales``,
+        ``coupon_rules``) as the CRM serves it.
+
+        Raises:
+            CRMNotFound: the CRM has no policy of that name.
+        """
+        body = await self._request("GET", f"/api/policies/{name}")
+        return dict(body) if isinstance(body, dict) else {}
+
     async def get_points_ledger(self, customer_id: str, limit: int = 10, offset: int = 0) -> List[Dict[str, Any]]:
         """The customer's points ledger lines, newest first."""
         body = await self._request("GET", f"/api/customers/{customer_id}/points/ledger", params={"limit": limit, "offset": offset})

@@ -24,9 +24,9 @@ from bot.settings import Settings, load_settings
 from crm import service, validation
 from crm.clock import Clock
 from crm.db import Database, database_url_for
-from crm.errors import ApiError, invalid
+from crm.errors import ApiError, invalid, not_found
 from crm.openapi import build_openapi
-from crm.policy import load_tiers
+from crm.policy import load_service_policies, load_tiers
 from crm.vocab import MOBILE_RE, ORDER_STATUSES, PHONE_LAST4_RE, RETURN_REASONS, RETURN_SHIPPING_PAYERS
 
 LOGGER = logging.getLogger("crm")
@@ -184,6 +184,13 @@ def _register_routes(app: Sanic) -> None:
     async def tiers(request: Request) -> HTTPResponse:
         return respond({"items": [tier.to_json() for tier in _runner(request).context.tiers]})
 
+    @app.get("/api/policies/<name>")
+    async def service_policy(request: Request, name: str) -> HTTPResponse:
+        policies = request.app.ctx.policies
+        if name not in policies:
+            raise not_found(f"没有名为 {name} 的服务政策")
+        return respond(policies[name])
+
     @app.get("/api/orders/<order_id>")
     async def order(request: Request, order_id: str) -> HTTPResponse:
         oid = validation.order_id(order_id)
@@ -298,6 +305,7 @@ def create_app(settings: Optional[Settings] = None) -> Sanic:
         database = Database(database_url_for(settings), pool_size=DB_THREADS)
         database.create_schema()
         context = service.Context(Clock.for_timezone(settings.shop_timezone), load_tiers())
+        app.ctx.policies = load_service_policies()
         app.ctx.runner = Runner(database, context)
         LOGGER.info("CRM using %s database", database.backend)
 

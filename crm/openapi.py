@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, List, Optional
 
+from crm.policy import SERVICE_POLICIES
 from crm.vocab import (
     CARRIER_NAMES,
     CATEGORY_LABELS,
@@ -297,6 +298,14 @@ SCHEMAS: Dict[str, Schema] = {
         }
     ),
     "TierList": _obj({"items": {"type": "array", "items": _ref("Tier")}}),
+    "ServicePolicy": {
+        "type": "object",
+        "description": "one service policy document as configured in crm/policy/<name>.yml (invoices: default_kind, "
+        "issue_hours_after_signing, special_vat, reissue_days_after_order...; price_protection: window_days, excluded, "
+        "refund_working_days...; after_sales: warranty and installation; coupon_rules: threshold_basis, "
+        "coupons_per_order...); day ranges are [earliest, latest]",
+        "additionalProperties": True,
+    },
 }
 
 _ERRORS = {
@@ -318,6 +327,13 @@ def _param(name: str, pattern: str, description: str) -> Schema:
 
 CUSTOMER_ID = _param("customer_id", r"^C\d{6}$", "customer id, e.g. C000001")
 ORDER_ID = _param("order_id", r"^\d{12}$", "12-digit order id")
+POLICY_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "service policy name",
+    "schema": {"type": "string", "enum": list(SERVICE_POLICIES)},
+}
 RETURN_ID = _param("return_id", r"^R\d{10}$", "return id, e.g. R1234567890")
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
@@ -444,6 +460,16 @@ PATHS: Dict[str, Dict[str, Schema]] = {
     },
     "/api/coupons": {"get": _op("Coupons redeemable with points", "the catalogue", "CouponList", errors=["401"])},
     "/api/tiers": {"get": _op("Membership tiers and benefits", "the tier table", "TierList", errors=["401"])},
+    "/api/policies/{name}": {
+        "get": _op(
+            "A service policy the assistant answers from: invoices, price_protection, after_sales (warranty, repair, "
+            "installation) or coupon_rules",
+            "the policy",
+            "ServicePolicy",
+            params=[POLICY_NAME],
+            errors=["401", "404"],
+        )
+    },
     "/api/orders/{order_id}": {"get": _op("One order in full", "the order", "Order", params=[ORDER_ID])},
     "/api/orders/{order_id}/verify": {
         "post": _op(

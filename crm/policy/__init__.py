@@ -1,8 +1,10 @@
-"""Configurable policy data of the reference CRM: membership tiers and the points coupon catalogue.
+"""Configurable policy data of the reference CRM: membership tiers, the points coupon catalogue, and
+the service policies the assistant answers from (invoices, price protection, warranty / repair /
+installation, coupon rules).
 
 The YAML files next to this module are the single source of these tables. Parsing is done by pure
-functions (:func:`parse_tiers`, :func:`parse_coupons`) so they can be tested without files; the
-``load_*`` helpers read the shipped files once and cache the result.
+functions (:func:`parse_tiers`, :func:`parse_coupons`, :func:`parse_service_policy`) so they can be
+tested without files; the ``load_*`` helpers read the shipped files once and cache the result.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import yaml  # type: ignore[import-untyped]
 POLICY_DIR = Path(__file__).resolve().parent
 TIERS_FILE = POLICY_DIR / "tiers.yml"
 COUPONS_FILE = POLICY_DIR / "coupons.yml"
+SERVICE_POLICIES = ("invoices", "price_protection", "after_sales", "coupon_rules")
+"""The service policies served at ``GET /api/policies/{name}``, each in ``<name>.yml``."""
 
 
 class PolicyError(ValueError):
@@ -198,3 +202,124 @@ def load_tiers(path: Path = TIERS_FILE) -> Tuple[Tier, ...]:
 def load_coupons(path: Path = COUPONS_FILE) -> Tuple[CouponSpec, ...]:
     """Read and parse the coupon catalogue (cached per path)."""
     return parse_coupons(_read_yaml(path))
+
+
+# --------------------------------------------------------------------------- service policies
+# A schema is a type (str, int, bool), a one-element list (a non-empty list of that), RANGE (two
+# non-negative integers, earliest first), a dict of key -> schema (exactly these keys), or
+# {str: schema} (a non-empty mapping of free text keys to that schema). Integers are non-negative.
+RANGE = "range"
+_SERVICE_SCHEMAS: Dict[str, Dict[str, Any]] = {
+    "invoices": {
+        "default_kind": str,
+        "issue_hours_after_signing": int,
+        "download_path": str,
+        "titles": [str],
+        "special_vat": {"qualification_path": str, "review_working_days": int, "mail_working_days": RANGE},
+        "reissue_days_after_order": int,
+        "free_correction": bool,
+        "partial_return_reissue": bool,
+    },
+    "price_protection": {
+        "window_days": int,
+        "apply_path": str,
+        "excluded": [str],
+        "other_shops": bool,
+        "refund_working_days": {str: RANGE},
+    },
+    "after_sales": {
+        "warranty": {
+            "quality_return_days": int,
+            "months": {str: int},
+            "nationwide": bool,
+            "repair_path": str,
+            "repair_modes": [str],
+            "repair_working_days": int,
+            "shop_pays_repair_shipping": bool,
+            "proof": str,
+            "not_covered": [str],
+            "response_minutes": int,
+        },
+        "installation": {
+            "free_basic": [str],
+            "paid_assembly": [str],
+            "assembly_fee_fen": int,
+            "free_assembly_tiers": [str],
+            "booking_path": str,
+            "visit_within_hours": int,
+            "remote_visit_within_hours": int,
+            "materials": str,
+            "self_install_keeps_warranty": bool,
+        },
+    },
+    "coupon_rules": {
+        "threshold_basis": str,
+        "excluded_prices": [str],
+        "coupons_per_order": int,
+        "combine_with_points": bool,
+        "apply_after_payment": bool,
+        "returned_while_valid": bool,
+        "where_to_see": str,
+    },
+}
+
+
+def _checked(value: Any, schema: Any, where: str) -> Any:
+    """``value`` validated against ``schema`` (see above), as plain JSON values."""
+    if schema is bool:
+        if not isinstance(value, bool):
+            raise PolicyError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if schema is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise PolicyError(f"{where}: expected a non-negative integer, got {value!r}")
+        return value
+    if schema is str:
+        if not isinstance(value, str) or not value.strip():
+            raise PolicyError(f"{where}: expected a non-empty text, got {value!r}")
+        return value
+    if schema == RANGE:
+        if not isinstance(value, list) or len(value) != 2:
+            raise PolicyError(f"{where}: expected [earliest, latest], got {value!r}")
+        low, high = (_checked(item, int, where) for item in value)
+        if low > high:
+            raise PolicyError(f"{where}: earliest {low} is after latest {high}")
+        return [low, high]
+    if isinstance(schema, list):
+        if not isinstance(value, list) or not value:
+            raise PolicyError(f"{where}: expected a non-empty list, got {value!r}")
+        return [_checked(item, schema[0], f"{where}[{index}]") for index, item in enumerate(value)]
+    if isinstance(schema, dict) and set(schema) == {str}:
+        if not isinstance(value, Mapping) or not value:
+            raise PolicyError(f"{where}: expected a non-empty mapping, got {value!r}")
+        return {_checked(key, str, where): _checked(item, schema[str], f"{where}.{key}") for key, item in value.items()}
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"{where}: expected a mapping, got {value!r}")
+    unknown = sorted(set(value) - set(schema))
+    missing = sorted(set(schema) - set(value))
+    if unknown or missing:
+        raise PolicyError(f"{where}: unknown keys {unknown}, missing keys {missing}")
+    return {key: _checked(value[key], schema[key], f"{where}.{key}") for key in schema}
+
+
+def parse_service_policy(name: str, document: Mapping[str, Any]) -> Dict[str, Any]:
+    """Validate one service policy document (``invoices``, ``price_protection``, ``after_sales``,
+    ``coupon_rules``) and return it as plain JSON values.
+
+    Raises:
+        PolicyError: unknown policy name, unknown or missing keys, or a value of the wrong type.
+    """
+    if name not in _SERVICE_SCHEMAS:
+        raise PolicyError(f"no service policy named {name!r}")
+    return _checked(document, _SERVICE_SCHEMAS[name], name)
+
+
+@cache
+def load_service_policy(name: str, directory: Path = POLICY_DIR) -> Dict[str, Any]:
+    """Read and validate ``<name>.yml`` (cached per name and directory)."""
+    return parse_service_policy(name, _read_yaml(directory / f"{name}.yml"))
+
+
+def load_service_policies(directory: Path = POLICY_DIR) -> Dict[str, Dict[str, Any]]:
+    """Every service policy of :data:`SERVICE_POLICIES`, read and validated."""
+    return {name: load_service_policy(name, directory) for name in SERVICE_POLICIES}

@@ -75,6 +75,7 @@ API_PATHS = [
     ("POST", "/api/customers/C000001/points/redeem"),
     ("GET", "/api/coupons"),
     ("GET", "/api/tiers"),
+    ("GET", "/api/policies/invoices"),
     ("GET", "/api/orders/880000010001"),
     ("POST", "/api/orders/880000010001/verify"),
     ("POST", "/api/orders/880000080001/cancel"),
@@ -253,6 +254,16 @@ def test_seeded_data_has_every_state(crm: CrmServer) -> None:
     }
     return_statuses = {row[0] for row in query(crm, "SELECT DISTINCT status FROM returns")}
     assert return_statuses == {"requested", "approved", "picked_up", "received", "refunded", "rejected", "cancelled"}
+
+
+def test_service_policies(crm: CrmServer) -> None:
+    from crm.policy import SERVICE_POLICIES, load_service_policies
+
+    shipped = load_service_policies()
+    for name in SERVICE_POLICIES:
+        assert crm.ok(f"/api/policies/{name}") == shipped[name]
+    status, body, _ = crm.call("GET", "/api/policies/tiers")
+    assert_error(status, body, 404, "not_found")
 
 
 def test_tiers_and_coupons(crm: CrmServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 
 import pytest
@@ -9,11 +10,14 @@ import pytest
 from crm.clock import add_working_days, iso_datetime, last_day_of_month, points_expiry, to_utc_naive
 from crm.points import replay
 from crm.policy import (
+    SERVICE_POLICIES,
     PolicyError,
     load_coupons,
+    load_service_policies,
     load_tiers,
     next_tier,
     parse_coupons,
+    parse_service_policy,
     parse_tiers,
     tier_for_growth,
 )
@@ -65,6 +69,59 @@ def test_coupon_catalogue() -> None:
         parse_coupons(
             {"coupons": [{"coupon_id": "X", "title": "t", "points_cost": 0, "value_fen": 1, "threshold_fen": 0, "valid_days": 1}]}
         )
+
+
+def test_shipped_service_policies() -> None:
+    policies = load_service_policies()
+    assert set(policies) == set(SERVICE_POLICIES)
+    assert policies["invoices"]["issue_hours_after_signing"] == 24
+    assert policies["invoices"]["special_vat"]["mail_working_days"] == [3, 5]
+    assert policies["price_protection"]["window_days"] == 7
+    assert "秒杀价" in policies["price_protection"]["excluded"]
+    assert policies["after_sales"]["warranty"]["quality_return_days"] == 15
+    assert policies["after_sales"]["installation"]["assembly_fee_fen"] == 6000
+    assert policies["coupon_rules"]["coupons_per_order"] == 1
+
+
+def test_service_policy_quality_window_matches_the_return_policy() -> None:
+    """The warranty answer's quality window is the return policy's (actions/policy/returns.yml)."""
+    import yaml
+
+    from bot.settings import PROJECT_ROOT
+
+    returns = yaml.safe_load((PROJECT_ROOT / "actions" / "policy" / "returns.yml").read_text(encoding="utf-8"))
+    assert load_service_policies()["after_sales"]["warranty"]["quality_return_days"] == returns["windows"]["quality_days"]
+
+
+def test_free_assembly_tiers_exist() -> None:
+    codes = {tier.code for tier in load_tiers()}
+    assert set(load_service_policies()["after_sales"]["installation"]["free_assembly_tiers"]) <= codes
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.pop("window_days"), "missing keys"),
+        (lambda d: d.update(extra=1), "unknown keys"),
+        (lambda d: d.update(window_days=-1), "non-negative"),
+        (lambda d: d.update(window_days=True), "non-negative"),
+        (lambda d: d.update(excluded=[]), "non-empty list"),
+        (lambda d: d.update(apply_path=" "), "non-empty text"),
+        (lambda d: d.update(other_shops="no"), "true or false"),
+        (lambda d: d["refund_working_days"].update({"银行卡": [7, 3]}), "after latest"),
+        (lambda d: d["refund_working_days"].update({"银行卡": [3]}), "earliest, latest"),
+    ],
+)
+def test_service_policy_refuses_malformed_documents(change, message: str) -> None:
+    document = copy.deepcopy(load_service_policies()["price_protection"])
+    change(document)
+    with pytest.raises(PolicyError, match=message):
+        parse_service_policy("price_protection", document)
+
+
+def test_unknown_service_policy() -> None:
+    with pytest.raises(PolicyError):
+        parse_service_policy("loyalty", {})
 
 
 def test_points_replay_consumes_earliest_expiry_first() -> None:
