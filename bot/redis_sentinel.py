@@ -20,9 +20,11 @@ synchronous and asyncio, so that a connection to that host and port
 
 - asks the sentinels for the current master each time it connects (redis-py's
   ``Sentinel.discover_master``: the first sentinel that knows a master not flagged down);
-- is dropped before its next command once the sentinels name another master: a thread per process
-  asks them every half second, because a master demoted while still up (``SENTINEL FAILOVER``)
-  keeps accepting writes, and losing them, until Sentinel reconfigures it up to 10 s later;
+- is dropped before its next command, and no new one made, from the moment a sentinel has chosen
+  the replica to promote until it names the new master (threads per process listen to the
+  sentinels' events and ask them every half second), because a master demoted while still up
+  (``SENTINEL FAILOVER``) keeps accepting writes, and losing them, until Sentinel reconfigures it
+  up to 10 s later;
 - is dropped when the server it reached answers ``READONLY`` (a master demoted to replica), so the
   caller's next command reconnects to the new master.
 
@@ -43,10 +45,12 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlparse
 
+import redis
 import redis.asyncio.connection as async_connection
 import redis.connection as sync_connection
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -62,6 +66,12 @@ SENTINEL_TIMEOUT_S = 0.5
 
 WATCH_INTERVAL_S = 0.5
 """How often each process asks the sentinels whether the master changed."""
+
+FENCE_MAX_S = 15.0
+"""Longest a failover keeps the old master fenced without a sentinel naming the new one (failover-timeout and more)."""
+
+SENTINEL_EVENTS = ("+selected-slave", "+failover-state-send-slaveof-noone", "+switch-master", "-failover-abort-*")
+"""The Sentinel events each process listens to."""
 
 
 @dataclass(frozen=True)
@@ -121,65 +131,115 @@ def config_from_settings(settings: Settings) -> Optional[SentinelConfig]:
 
 
 class MasterResolver:
-    """Asks the sentinels for the current master and keeps watching them for a change.
+    """Asks the sentinels for the current master, and follows their failovers as they happen.
 
     :meth:`master` asks (redis-py's ``Sentinel.discover_master``: the first sentinel that knows a
-    master not flagged down). The first call in a process also starts a daemon thread that asks
-    again every ``watch_interval_s``, so :meth:`known` follows a failover within that time
-    without any connection having failed: a master demoted while still up keeps accepting writes
-    until Sentinel reconfigures it (up to 10 s later), and those writes would be lost.
+    master not flagged down). The first call in a process also starts daemon threads (again in a
+    forked worker): one per sentinel listening to its events, and one asking every
+    ``watch_interval_s`` in case an event was missed. From the moment a sentinel has chosen the
+    replica to promote (``+selected-slave``, about 0.1 s before it sends ``REPLICAOF NO ONE``)
+    until it names the new master (``+switch-master``), or aborts, or :data:`FENCE_MAX_S` pass,
+    the master is *fenced*: connections to it are dropped before their next command and new ones
+    refused. Otherwise a master demoted while still up (``SENTINEL FAILOVER``) would keep taking
+    writes, acknowledged and then lost, until Sentinel reconfigures it up to 10 s later.
 
     Args:
         config: the sentinels and the master's name.
         timeout_s: connect and read timeout per sentinel.
-        watch_interval_s: how often the watcher asks; 0: no watcher.
+        watch_interval_s: how often the watcher asks; 0: no threads (no watching, no fencing).
     """
 
     def __init__(self, config: SentinelConfig, timeout_s: float = SENTINEL_TIMEOUT_S, watch_interval_s: float = WATCH_INTERVAL_S) -> None:
         self.config = config
         self.watch_interval_s = watch_interval_s
-        options: Dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+        self._options: Dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
         if config.password:
-            options["password"] = config.password
-        self._sentinel = Sentinel(list(config.sentinels), sentinel_kwargs=options)
+            self._options["password"] = config.password
+        self._sentinel = Sentinel(list(config.sentinels), sentinel_kwargs=self._options)
         self._lock = threading.Lock()
         self._known: Optional[Address] = None
+        self._fenced_until = 0.0
         self._watcher_pid: Optional[int] = None
         self._stopped = threading.Event()
+
+    def _ask(self) -> Address:
+        with self._lock:  # discover_master reorders its list of sentinels
+            host, port = self._sentinel.discover_master(self.config.master)
+        return str(host), int(port)
 
     def master(self) -> Address:
         """The current master's host and port, asked now.
 
         Raises:
-            redis.sentinel.MasterNotFoundError: no sentinel answered, or none knows a master that is
-                up (a ``redis.exceptions.ConnectionError``, which every caller already handles).
+            redis.exceptions.ConnectionError: a failover is under way (fenced), no sentinel
+                answered, or none knows a master that is up (``MasterNotFoundError``); every caller
+                already handles a Redis that cannot be reached.
         """
-        with self._lock:  # discover_master reorders its list of sentinels
-            host, port = self._sentinel.discover_master(self.config.master)
-        self._known = (str(host), int(port))
+        if self.fenced():
+            raise RedisConnectionError(f"Sentinel is failing over {self.config.master}: waiting for it to name the new master")
+        self._known = self._ask()
         self._watch()
         return self._known
 
     def known(self) -> Optional[Address]:
-        """The master as last learnt (by :meth:`master` or the watcher), None before the first answer."""
+        """The master as last learnt (by :meth:`master`, an event or the watcher), None before the first answer."""
         return self._known
 
+    def fenced(self) -> bool:
+        """Whether a failover is under way: no command may reach the old master."""
+        return time.monotonic() < self._fenced_until
+
+    def on_event(self, channel: str, data: str) -> None:
+        """Follow one Sentinel event (``+selected-slave``, ``+switch-master``, ``-failover-abort-*`` ...)."""
+        parts = data.split()
+        if channel == "+switch-master" and len(parts) == 5 and parts[0] == self.config.master:
+            self._known = (parts[3], int(parts[4]))
+            self._fenced_until = 0.0
+        elif channel in ("+selected-slave", "+failover-state-send-slaveof-noone"):
+            if "@" in parts and parts[parts.index("@") + 1:][:1] == [self.config.master]:
+                self._fenced_until = time.monotonic() + FENCE_MAX_S
+        elif channel.startswith("-failover-abort") and parts[1:2] == [self.config.master]:
+            self._fenced_until = 0.0
+
     def stop(self) -> None:
-        """Stop the watcher thread."""
+        """Stop the threads."""
         self._stopped.set()
 
     def _watch(self) -> None:
-        if not self.watch_interval_s or self._watcher_pid == os.getpid():  # a forked worker starts its own
+        if not self.watch_interval_s or self._watcher_pid == os.getpid():
             return
         self._watcher_pid = os.getpid()
         threading.Thread(target=self._run_watcher, name="redis-sentinel-watch", daemon=True).start()
+        for address in self.config.sentinels:
+            threading.Thread(target=self._run_listener, args=(address,), name=f"redis-sentinel-events-{address[0]}", daemon=True).start()
 
     def _run_watcher(self) -> None:
         while not self._stopped.wait(self.watch_interval_s):
             try:
-                self.master()
+                now = self._ask()
             except (RedisError, OSError):
-                pass  # no master known right now (a failover is under way): keep the last one
+                continue  # no master known right now (a failover is under way): keep the last one
+            if self.fenced() and now != self._known:  # the end of a failover whose +switch-master was missed
+                self._fenced_until = 0.0
+            if not self.fenced():
+                self._known = now
+
+    def _run_listener(self, address: Address) -> None:
+        options = {**self._options, "socket_timeout": None}
+        while not self._stopped.is_set():
+            client = redis.Redis(host=address[0], port=address[1], decode_responses=True, **options)
+            events = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                events.psubscribe(*SENTINEL_EVENTS)
+                while not self._stopped.is_set():
+                    message = events.get_message(timeout=1.0)
+                    if message and message.get("type") == "pmessage":
+                        self.on_event(str(message["channel"]), str(message["data"]))
+            except (RedisError, OSError):
+                self._stopped.wait(self.watch_interval_s or 0.5)
+            finally:
+                events.close()
+                client.close()
 
 
 _resolver: Optional[MasterResolver] = None
@@ -233,10 +293,10 @@ async def _restoring(connection: Any, alias: Address, pending: Any) -> Any:
 
 
 def _stale(connection: Any) -> bool:
-    """Whether ``connection`` reached a master the sentinels no longer name."""
+    """Whether ``connection`` reached a master that is being failed over, or that the sentinels no longer name."""
     resolver = _resolver
     reached = getattr(connection, "shop_master", None)
-    return resolver is not None and reached is not None and resolver.known() not in (None, reached)
+    return resolver is not None and reached is not None and (resolver.fenced() or resolver.known() not in (None, reached))
 
 
 def _sync_send(self: sync_connection.Connection, *args: Any, **kwargs: Any) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -172,6 +173,62 @@ def test_clients_reach_the_current_master_and_follow_a_failover(trio: Trio) -> N
     rasa_style.set("after", "3")  # no error: the stale connection was dropped before the command
     assert trio.client(trio.replica_port).get("after") == b"3"
     assert rasa_style.get("before") == b"1"
+
+
+def test_no_write_is_acknowledged_by_the_old_master_during_a_failover(trio: Trio) -> None:
+    config = redis_sentinel.config_from_settings(settings_for(trio))
+    assert config is not None
+    resolver = redis_sentinel.install(config, watch_interval_s=0.2)
+    client = redis.Redis(host=MASTER, port=6379, db=3, socket_timeout=1)
+    client.ping()  # the resolver's threads listen to the sentinel from here on
+    time.sleep(0.5)
+    acknowledged: List[int] = []
+    errors: List[str] = []
+    stop = threading.Event()
+
+    def write() -> None:  # a client that retries the same write until it is acknowledged, as the shoppers do
+        n = 0
+        while not stop.is_set():
+            try:
+                client.rpush("ids", n)
+            except redis.ConnectionError as error:
+                errors.append(str(error))
+                time.sleep(0.02)
+                continue
+            acknowledged.append(n)
+            n += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        time.sleep(0.5)
+        trio.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER)
+        wait_for("the replica promoted", lambda: trio.master_address() == ("127.0.0.1", trio.replica_port))
+        wait_for("the clients following", lambda: resolver.known() == ("127.0.0.1", trio.replica_port) and not resolver.fenced(), 3)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+    stored = {int(value) for value in trio.client(trio.replica_port).lrange("ids", 0, -1)}
+    assert len(acknowledged) > 100
+    assert [n for n in acknowledged if n not in stored] == []  # nothing acknowledged by the old master after the promotion
+    assert any("failing over" in error for error in errors)  # the fence, not luck
+
+
+def test_sentinel_events_fence_and_release_the_master() -> None:
+    resolver = redis_sentinel.MasterResolver(redis_sentinel.SentinelConfig((("127.0.0.1", 1),), MASTER, (MASTER, 6379)), watch_interval_s=0)
+    resolver.on_event("+selected-slave", "slave 10.0.0.2:6379 10.0.0.2 6379 @ other-master 10.0.0.9 6379")
+    assert not resolver.fenced()
+    resolver.on_event("+selected-slave", f"slave 10.0.0.2:6379 10.0.0.2 6379 @ {MASTER} 10.0.0.1 6379")
+    assert resolver.fenced()
+    with pytest.raises(redis.ConnectionError, match="failing over"):
+        resolver.master()
+    resolver.on_event("+switch-master", f"{MASTER} 10.0.0.1 6379 10.0.0.2 6379")
+    assert (resolver.fenced(), resolver.known()) == (False, ("10.0.0.2", 6379))
+    resolver.on_event("+failover-state-send-slaveof-noone", f"slave 10.0.0.1:6379 10.0.0.1 6379 @ {MASTER} 10.0.0.2 6379")
+    assert resolver.fenced()
+    resolver.on_event("-failover-abort-no-good-slave", f"master {MASTER} 10.0.0.2 6379")
+    assert not resolver.fenced()
 
 
 def test_a_demoted_master_answering_readonly_drops_the_connection(trio: Trio) -> None:
