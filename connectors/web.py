@@ -125,18 +125,26 @@ def pushed_message(entry_id: str, message: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 class WebSocketServer(socketio.AsyncServer):
-    """python-socketio's server, dropping event packets that name no event a client may send.
+    """python-socketio's server, dropping packets that are no event a client may send.
 
-    python-socketio dispatches an event packet by its first item: for data that is no list, an empty
-    list or a first item that is no string it raises inside its own dispatch (a traceback logged for
-    every such packet a stranger sends), and an event named ``connect`` or ``disconnect`` would reach
-    those handlers while the socket stays connected. Such a packet is logged (without its content)
-    and dropped; the connection goes on.
+    python-socketio raises inside its own dispatch (a traceback logged for every such packet a
+    stranger sends) for a packet it cannot read (JSON that does not parse or is nested deeper than
+    Python's recursion, an unknown type, a type only a server sends) and for an event packet whose data is no list, an empty list or a list whose
+    first item is no string; an event named ``connect`` or ``disconnect`` would reach those handlers
+    while the socket stays connected. Such a packet is logged (without its content) and dropped;
+    the connection goes on. The event handlers run as tasks of their own (``async_handlers``), so
+    nothing they raise reaches :meth:`_handle_eio_message`.
     """
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, RecursionError) as error:  # what python-socketio raises for a packet it cannot read
+            logger.info("web.packet.malformed error=%s", type(error).__name__)
 
     async def _handle_event(self, eio_sid: str, namespace: Optional[str], id: Optional[int], data: Any) -> None:
         if not isinstance(data, list) or not data or not isinstance(data[0], str) or data[0] in self.reserved_events:
-            logger.info("web.event.malformed")
+            logger.info("web.packet.malformed error=no_event")
             return
         await super()._handle_event(eio_sid, namespace, id, data)
 
