@@ -301,7 +301,7 @@ class AppInput(ShopperChannel):
         raw_limit = request.args.get("limit")
         limit = DEFAULT_PAGE_SIZE
         if raw_limit:
-            if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= min(DEFAULT_PAGE_SIZE, MAX_FETCH_LIMIT):
+            if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= min(DEFAULT_PAGE_SIZE, MAX_FETCH_LIMIT):
                 return _error("invalid_limit", 400)
             limit = int(raw_limit)
 

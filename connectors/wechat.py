@@ -128,6 +128,13 @@ _LEADING_NUMBER = re.compile(r"^\s*(\d{1,2})(?!\d)")
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _DECLARATIONS = re.compile(r"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
+
+def _ascii_digits(text: str) -> bool:
+    """Whether ``text`` is a number in ASCII digits (``str.isdigit`` alone also takes ``²`` or ``٣``, which
+    ``int`` refuses or reads as another number)."""
+    return text.isascii() and text.isdigit()
+
+
 SILENT_EVENTS = frozenset({"unsubscribe", "location", "view", "view_miniprogram", "templatesendjobfinish", "masssendjobfinish"})
 """Events that are not the shopper talking to the account: acknowledged without a reply."""
 
@@ -758,7 +765,7 @@ class WeChatInput(ShopperChannel):
             return "missing"
         if _SIGNATURE_PATTERN.fullmatch(signature) is None or _NONCE_PATTERN.fullmatch(nonce) is None:
             return "malformed"
-        if not timestamp.isdigit() or len(timestamp) > 12 or abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW_S:
+        if not _ascii_digits(timestamp) or len(timestamp) > 12 or abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW_S:
             return "stale"
         if not hmac.compare_digest(expected(timestamp, nonce), signature.lower()):
             return "forged"
@@ -1188,7 +1195,7 @@ class WeChatInput(ShopperChannel):
             return _bind_error("invalid_openid")
         if action == "bind" and not is_valid_customer_id(customer_id):
             return _bind_error("invalid_customer_id")
-        if not timestamp.isdigit() or len(timestamp) > 12:
+        if not _ascii_digits(timestamp) or len(timestamp) > 12:
             return _bind_error("invalid_timestamp")
         if abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW_S:
             return _bind_error("stale_timestamp")
