@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import time
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 
 from bot.nlu.normalize import normalize
 from bot.nlu.patterns import extract_identifiers
 from tests.fuzz.nlu import component_problems, nlu_problems
+from tests.fuzz.profiles import fuzz_settings
 from tests.fuzz.strategies import shopper_texts
 
-FUZZ = settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
-
-@FUZZ
+@fuzz_settings(4)
 @given(shopper_texts())
 @example("\ud800")
 @example("订单\udfff号 二零二六一一一五零零二三")
@@ -27,7 +26,7 @@ def test_normaliser_and_patterns_keep_their_promises(text: str) -> None:
     assert nlu_problems(text) == []
 
 
-@FUZZ
+@fuzz_settings(4)
 @given(shopper_texts(max_chars=400))
 @example("\ud800 两件")
 def test_components_keep_entity_spans_inside_the_text(text: str) -> None:
