@@ -5,7 +5,7 @@ export PYTHONPATH := $(CURDIR)
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup run train seed test lint shell bench bench-nlu eval-nlu containment review-export review-check clean
+.PHONY: setup run train seed test lint shell bench bench-nlu eval-nlu containment review-export review-check fuzz clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -52,3 +52,9 @@ review-export: setup
 # and answered with its label by a model trained on the data plus that example (minutes on 2 cores).
 review-check: setup train
 	@REVIEW_CHECK=1 $(PY) -m pytest -q tests/integration/test_review_loop.py
+
+# Fuzz campaign (bench/fuzz.py): the app and web channels and the normaliser under hypothesis (profile
+# campaign, FUZZ_EXAMPLES examples of a share of 1, at most FUZZ_MAX_S seconds a fuzzer), the CRM's and the
+# desk's APIs under schemathesis from their /openapi.json; figures in results/fuzz-*.json.
+fuzz: setup train
+	@$(PY) -m bench.fuzz
