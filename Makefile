@@ -5,7 +5,7 @@ export PYTHONPATH := $(CURDIR)
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup run train seed test lint shell bench bench-nlu eval-nlu containment review-export review-check fuzz clean
+.PHONY: setup run train seed test lint shell bench bench-nlu eval-nlu containment review-export review-check fleet-test fuzz clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -26,8 +26,8 @@ test: setup train
 	@$(PY) -m pytest
 
 lint: setup
-	@$(PY) -m ruff check bot actions connectors crm desk shop wechat_sim bench tests
-	@$(PY) -m mypy bot actions connectors desk shop wechat_sim
+	@$(PY) -m ruff check bot actions connectors crm desk shop wechat_sim bench fleet tests
+	@$(PY) -m mypy bot actions connectors desk shop wechat_sim fleet
 
 bench: setup train
 	@$(PY) -m bench
@@ -52,6 +52,13 @@ review-export: setup
 # and answered with its label by a model trained on the data plus that example (minutes on 2 cores).
 review-check: setup train
 	@REVIEW_CHECK=1 $(PY) -m pytest -q tests/integration/test_review_loop.py
+
+# The stack as a fleet on this machine (root: network namespaces, veth, a bridge; installs haproxy and
+# redis-sentinel with apt-get when missing): 2 Rasa servers, 2 action servers and 2 desks behind HAProxy,
+# Redis with Sentinel, the CRM on PostgreSQL; kills, a failover, figures in results/ (docs/fleet.md).
+# FLEET_SHORT=1: the same checks with fewer messages (CI). Not part of `make test`.
+fleet-test: setup train
+	@$(PY) -m fleet
 
 # Fuzz campaign (bench/fuzz.py): the app and web channels and the normaliser under hypothesis (profile
 # campaign, FUZZ_EXAMPLES examples of a share of 1, at most FUZZ_MAX_S seconds a fuzzer), the CRM's and the
