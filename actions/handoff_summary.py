@@ -49,8 +49,24 @@ INTENT_LABELS: Dict[str, str] = {
     "out_of_scope": "超出服务范围的问题",
     "nlu_fallback": "机器人没能理解的问题",
     "bot_challenge": "询问是否真人",
+    "product_question": "商品咨询（材质、尺码、库存、用法）",
 }
 """What each intent means to an agent; intents missing here (greetings, thanks, yes/no) are left out."""
+
+FAQ_TOPIC_LABELS: Dict[str, str] = {
+    "invoice": "发票咨询",
+    "price_protection": "价保（降价补差价）咨询",
+    "warranty": "保修和维修咨询",
+    "installation": "安装咨询",
+    "coupon_rules": "优惠券未能使用",
+    "shipping_fee": "运费咨询",
+    "delivery_time": "发货和配送时效咨询",
+    "payment_methods": "付款方式咨询",
+    "return_policy": "退换货规则咨询",
+    "points_rules": "积分规则咨询",
+    "tier_rules": "会员规则咨询",
+}
+"""The topic of an FAQ the bot answered, by its key (``faq/invoice``), so the agent sees what was asked."""
 
 ANGER_MARKERS = ("气死", "气炸", "骗子", "垃圾", "滚", "忍无可忍", "12315", "曝光", "举报", "太过分", "坑人", "坑爹", "黑心",
                  "什么破", "😡", "🤬", "💢", "！！", "!!!", "？？？", "???")
@@ -128,11 +144,27 @@ def determine_reason(
     return "requested"
 
 
+def faq_topic(event: Mapping[str, Any]) -> Optional[str]:
+    """The topic label of a shopper's message the bot answered as an FAQ (「发票咨询」), if known."""
+    name = _intent(event)
+    if name.split("/")[0] != "faq":
+        return None
+    key = name.split("/", 1)[1] if "/" in name else ""
+    if not key:
+        for selector in ((event.get("parse_data") or {}).get("response_selector") or {}).values():
+            found = str((((selector or {}).get("response") or {}).get("intent_response_key")) or "")
+            if found.startswith("faq/"):
+                key = found.split("/", 1)[1]
+                break
+    return FAQ_TOPIC_LABELS.get(key)
+
+
 def wanted(events: Sequence[Mapping[str, Any]]) -> List[str]:
-    """What the shopper asked about, in order of first mention (labels of :data:`INTENT_LABELS`)."""
+    """What the shopper asked about, in order of first mention (labels of :data:`INTENT_LABELS`; an
+    FAQ by its topic, :data:`FAQ_TOPIC_LABELS`)."""
     seen: List[str] = []
     for event in _user_events(events):
-        label = INTENT_LABELS.get(_intent(event).split("/")[0])
+        label = faq_topic(event) or INTENT_LABELS.get(_intent(event).split("/")[0])
         if label and label not in seen:
             seen.append(label)
     return seen

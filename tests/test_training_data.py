@@ -54,11 +54,11 @@ EXPECTED_INTENTS = {
     "track_order", "track_order_full", "urge_delivery", "cancel_order", "change_address", "inform",
     "return_request", "exchange_request", "refund_status",
     "points_balance", "points_expiry", "points_redeem", "membership_tier",
-    "human_agent", "complaint",
+    "human_agent", "complaint", "product_question",
 }
 EXPECTED_FAQ_KEYS = {
     "shipping_fee", "delivery_time", "invoice", "payment_methods", "price_protection",
-    "warranty", "return_policy", "points_rules", "tier_rules",
+    "warranty", "return_policy", "points_rules", "tier_rules", "installation", "coupon_rules",
 }
 ANNOTATED_ENTITIES = {"return_reason", "product", "date", "quantity"}
 # Filled by the deterministic regex extractor; annotating them in training data would teach DIET

@@ -139,8 +139,18 @@ def test_reasons(intent, text, slot, failed, fallbacks, expected):
 
 def test_wanted_and_intents_skip_small_talk_and_repeats():
     events = [user("你好", "greet", T0), user("快递", "track_order", T0), user("快递呢", "track_order", T0), user("运费", "faq/shipping_fee", T0)]
-    assert wanted(events) == ["查询物流", "常见问题咨询"]
+    assert wanted(events) == ["查询物流", "运费咨询"]
     assert intents(events) == ["greet", "track_order", "faq"]
+
+
+def test_wanted_names_the_topic_the_bot_could_not_settle():
+    """An FAQ the bot answered is named by its topic (the response selector's key), a product question
+    as such, so the agent reads what the shopper asked about before the handoff."""
+    invoice = user("你好，发票怎么开", "faq", T0)
+    invoice["parse_data"]["response_selector"] = {"default": {"response": {"intent_response_key": "faq/invoice"}}}
+    unknown = user("这个问题", "faq", T0)
+    events = [invoice, user("这件是纯棉的吗", "product_question", T0), unknown, user("转人工", "human_agent", T0)]
+    assert wanted(events) == ["发票咨询", "商品咨询（材质、尺码、库存、用法）", "常见问题咨询", "要求人工客服"]
 
 
 @pytest.mark.parametrize(
