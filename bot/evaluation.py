@@ -133,10 +133,11 @@ def fallback_sweep(gold: Sequence[str], parses: Sequence[Mapping[str, Any]], amb
         n = len(gold) or 1
         fallback = sum(r == FALLBACK_INTENT for r in raw)
         wrong = sum(p != g and r != FALLBACK_INTENT for g, p, r in zip(gold, predicted, raw, strict=True))
-        row = {"threshold": threshold, "fallback": round(fallback / n, 4), "wrong_answer": round(wrong / n, 4),
+        row: Dict[str, Any] = {"threshold": threshold, "fallback": round(fallback / n, 4), "wrong_answer": round(wrong / n, 4),
                "accuracy": round(sum(p == g for g, p in zip(gold, predicted, strict=True)) / n, 4)}
         if coarse:
             row["macro_recall"] = coarse_report(gold, predicted, raw)["macro_recall"]
+            row["fallback_by_label"] = dict(Counter(g for g, r in zip(gold, raw, strict=True) if r == FALLBACK_INTENT))
         rows.append(row)
     return rows
 
@@ -147,8 +148,9 @@ def print_sweep(title: str, rows: Sequence[Mapping[str, Any]], current: float) -
     for row in rows:
         mark = "  <- config.yml" if abs(row["threshold"] - current) < 1e-9 else ""
         recall = f"   macro-recall {row['macro_recall']:.3f}" if "macro_recall" in row else ""
+        by_label = ", ".join(f"{label} {count}" for label, count in sorted((row.get("fallback_by_label") or {}).items()))
         print(f"    {row['threshold']:.2f}: to fallback {row['fallback']:6.1%}   wrong answer {row['wrong_answer']:6.1%}"
-              f"   accuracy {row['accuracy']:.3f}{recall}{mark}")
+              f"   accuracy {row['accuracy']:.3f}{recall}{mark}" + (f"   (fallback: {by_label})" if by_label else ""))
 
 
 def coarse_label(label: str) -> str:
@@ -185,7 +187,7 @@ def coarse_report(gold: Sequence[str], predicted: Sequence[str], raw: Sequence[s
         "macro_f1": round(sum(per_class[x]["f1"] for x in present) / len(present), 4) if present else 0.0,
         "per_class": per_class,
         "confusion_matrix": matrix,
-        "top_confusions": [{"gold": g, "predicted": r, "count": n} for (g, r), n in confusions.most_common(12)],
+        "top_confusions": [{"gold": g, "predicted": r, "count": n} for (g, r), n in confusions.most_common(20)],
     }
 
 
