@@ -148,7 +148,10 @@ def run_fuzzer(fuzzer: Fuzzer, under: Any, examples: int, max_s: float, seed: Op
         if time.monotonic() > deadline:
             raise TimeUp
         ran += 1
-        fuzzer.check(under, example)
+        try:
+            fuzzer.check(under, example)
+        except Exception as error:  # the harness's own failure: counted and shown, the campaign goes on
+            under.tally.record("other", f"harness error {type(error).__name__}: {error}", example)
 
     if seed is not None:
         fuzz = hypothesis_seed(seed)(fuzz)

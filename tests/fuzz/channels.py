@@ -26,7 +26,7 @@ from sanic import Sanic
 from bot.handoff import keys as handoff_keys
 from bot.handoff import texts as handoff_texts
 from bot.settings import load_settings
-from connectors.common import MESSAGES, check_text
+from connectors.common import MESSAGES, SENDER_PATTERN, check_text
 from connectors.payloads import neutralised
 from desk.tests.helpers import write_policy
 from tests.connectors.conftest import ServedApp, StubBot
@@ -270,8 +270,9 @@ class AppChannelUnderFuzz:
         return problems
 
     def _transcript_tail(self, sender: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
-        """The handoff that has ``sender`` and the id of its transcript's last entry."""
-        if not sender:
+        """The handoff that has ``sender`` and the id of its transcript's last entry (none for what is no
+        conversation id: the channel refuses it, and Redis could not take a lone surrogate)."""
+        if not sender or SENDER_PATTERN.fullmatch(sender) is None:
             return None, None
         handoff_id = self.sync.get(handoff_keys.active(sender))
         if not handoff_id:
