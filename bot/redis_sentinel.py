@@ -20,11 +20,12 @@ synchronous and asyncio, so that a connection to that host and port
 
 - asks the sentinels for the current master each time it connects (redis-py's
   ``Sentinel.discover_master``: the first sentinel that knows a master not flagged down);
-- is dropped before its next command, and no new one made, from the moment a sentinel has chosen
-  the replica to promote until it names the new master (threads per process listen to the
-  sentinels' events and ask them every half second), because a master demoted while still up
-  (``SENTINEL FAILOVER``) keeps accepting writes, and losing them, until Sentinel reconfigures it
-  up to 10 s later;
+- is dropped before its next command from the moment a sentinel has chosen the replica to promote
+  until it names the new master (threads per process listen to the sentinels' events and ask them
+  every half second), and the command waits for that (at most :data:`FENCE_WAIT_S`), then goes to
+  the new master: a master demoted while still up (``SENTINEL FAILOVER``) keeps accepting writes,
+  and losing them, until Sentinel reconfigures it up to 10 s later, and a command that failed
+  instead would leave, for instance, a conversation lock behind for its whole lifetime;
 - is dropped when the server it reached answers ``READONLY`` (a master demoted to replica), so the
   caller's next command reconnects to the new master.
 
@@ -69,6 +70,9 @@ WATCH_INTERVAL_S = 0.5
 
 FENCE_MAX_S = 15.0
 """Longest a failover keeps the old master fenced without a sentinel naming the new one (failover-timeout and more)."""
+
+FENCE_WAIT_S = 5.0
+"""How long a connection waits for a failover under way to end before it fails (a planned one takes about 1 s)."""
 
 SENTINEL_EVENTS = ("+selected-slave", "+failover-state-send-slaveof-noone", "+switch-master", "-failover-abort-*")
 """The Sentinel events each process listens to."""
@@ -139,9 +143,10 @@ class MasterResolver:
     ``watch_interval_s`` in case an event was missed. From the moment a sentinel has chosen the
     replica to promote (``+selected-slave``, about 0.1 s before it sends ``REPLICAOF NO ONE``)
     until it names the new master (``+switch-master``), or aborts, or :data:`FENCE_MAX_S` pass,
-    the master is *fenced*: connections to it are dropped before their next command and new ones
-    refused. Otherwise a master demoted while still up (``SENTINEL FAILOVER``) would keep taking
-    writes, acknowledged and then lost, until Sentinel reconfigures it up to 10 s later.
+    the master is *fenced*: connections to it are dropped before their next command, and new ones
+    wait for the new master (:meth:`wait_out_failover`), or fail after :data:`FENCE_WAIT_S`.
+    Otherwise a master demoted while still up (``SENTINEL FAILOVER``) would keep taking writes,
+    acknowledged and then lost, until Sentinel reconfigures it up to 10 s later.
 
     Args:
         config: the sentinels and the master's name.
@@ -188,6 +193,18 @@ class MasterResolver:
     def fenced(self) -> bool:
         """Whether a failover is under way: no command may reach the old master."""
         return time.monotonic() < self._fenced_until
+
+    def wait_out_failover(self, limit_s: float = FENCE_WAIT_S) -> None:
+        """Block while a failover is under way, at most ``limit_s``."""
+        deadline = time.monotonic() + limit_s
+        while self.fenced() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    async def await_failover(self, limit_s: float = FENCE_WAIT_S) -> None:
+        """Wait (without blocking the event loop) while a failover is under way, at most ``limit_s``."""
+        deadline = time.monotonic() + limit_s
+        while self.fenced() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     def on_event(self, channel: str, data: str) -> None:
         """Follow one Sentinel event (``+selected-slave``, ``+switch-master``, ``-failover-abort-*`` ...)."""
@@ -257,6 +274,7 @@ def _sync_connect(self: sync_connection.Connection) -> Any:
     resolver = _resolver
     if resolver is None or not _stands_for_master(self.host, self.port):
         return original(self)
+    resolver.wait_out_failover()
     return _connect_to(self, resolver.master(), original)
 
 
@@ -265,6 +283,7 @@ async def _async_connect(self: async_connection.Connection) -> Any:
     resolver = _resolver
     if resolver is None or not _stands_for_master(self.host, self.port):
         return await original(self)
+    await resolver.await_failover()
     master = await asyncio.get_running_loop().run_in_executor(None, resolver.master)
     return await _connect_to(self, master, original)
 
