@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import platform
+import shutil
 import signal
 import sys
 import time
@@ -234,6 +235,12 @@ def print_table(results: Dict[str, Any], startup: Dict[str, Any], total_s: float
         print(f"  {label:<58} {value}")
 
 
+def prune_runs(parent: Path, keep: int = 5) -> None:
+    """Delete all but the newest ``keep`` run directories (their logs and Redis data)."""
+    for old in sorted((path for path in parent.glob("*") if path.is_dir()), reverse=True)[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM tears down like Ctrl-C
 
@@ -302,6 +309,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         out = PROJECT_ROOT / "results" / f"fleet-{stamp}.json"
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps(figures, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+        prune_runs(run_dir.parent)
         lock.close()
     if figures.get("results"):
         print_table(figures["results"], figures.get("startup", {}), figures["total_seconds"])
