@@ -50,13 +50,14 @@ def serve(role: str, port: int, var_dir: Path, **env: str) -> subprocess.Popen[b
                             env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def wait_healthy(process: subprocess.Popen[bytes], url: str, var_dir: Path, timeout_s: float = 120) -> Dict[str, Any]:
+def wait_healthy(process: subprocess.Popen[bytes], role: str, url: str, var_dir: Path, timeout_s: float = 120) -> Dict[str, Any]:
+    """The service's health answer, once the launcher too has seen it healthy (it then supervises)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"serve exited with {process.returncode}:\n{output(var_dir)}")
         status, body = health(url)
-        if status == 200:
+        if status == 200 and f"serve {role} healthy" in (var_dir / f"serve-{role}.out").read_text(errors="replace"):
             return body  # type: ignore[no-any-return]
         time.sleep(0.3)
     pytest.fail(f"no health answer at {url} within {timeout_s:.0f} s:\n{output(var_dir)}")
@@ -111,7 +112,7 @@ def test_serve_crm_on_postgresql_answers_its_health_check(postgres_url: str, tmp
     port = free_port()
     process = serve("crm", port, tmp_path, DATABASE_URL=postgres_url)
     try:
-        body = wait_healthy(process, f"http://127.0.0.1:{port}/health", tmp_path)
+        body = wait_healthy(process, "crm", f"http://127.0.0.1:{port}/health", tmp_path)
         assert body == {"status": "ok", "database": "postgresql"}
     finally:
         code = stop(process)
@@ -124,7 +125,7 @@ def test_serve_desk_on_the_machines_redis_answers_its_health_check(machine_redis
     port = free_port()
     process = serve("desk", port, tmp_path, REDIS_URL=machine_redis_url)
     try:
-        body = wait_healthy(process, f"http://127.0.0.1:{port}/health", tmp_path)
+        body = wait_healthy(process, "desk", f"http://127.0.0.1:{port}/health", tmp_path)
         assert (body["status"], body["redis"]) == ("ok", "ok")
     finally:
         code = stop(process)
