@@ -42,7 +42,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterable, List
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from bot.outbox import Outbox, outbox_key
+from bot.outbox import InvalidCursor, Outbox, outbox_key, validate_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -259,9 +259,14 @@ def _dead_letter(channel: str, entry_id: Any, fields: Mapping[Any, Any]) -> Dead
 
 
 def parse_dead_letter_id(text: str) -> Optional[Tuple[str, str]]:
-    """``(channel, stream entry id)`` of a dead letter's id, None when it is not one."""
+    """``(channel, stream entry id)`` of a dead letter's id, None when it is not one (also for an entry
+    id whose parts do not fit in 64 bits: Redis refuses those)."""
     match = _DEAD_LETTER_ID.fullmatch(text)
     if match is None or match.group("channel") not in PUSH_CHANNELS:
+        return None
+    try:
+        validate_cursor(match.group("entry"))
+    except InvalidCursor:
         return None
     return match.group("channel"), match.group("entry")
 

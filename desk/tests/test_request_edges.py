@@ -66,6 +66,9 @@ def test_percent_encoded_ids_are_read_as_the_console_sends_them(start_desk: Star
     assert desk.call("GET", "/api/conversations/app%2Ffz-1", "agent1")[0] == 400  # a decoded "/" is still no id
     status, body = desk.call("POST", "/api/push/dead-letters/web%3A1-0/retry", "supervisor")
     assert status == 404 and body["error"]["code"] == "not_found"
+    for entry in ("18446744073709551616-0", "0-18446744073709551616"):  # past 64 bits: no stream id (once Redis refused it: 503)
+        status, body = desk.call("POST", f"/api/push/dead-letters/app%3A{entry}/retry", "supervisor")
+        assert status == 400 and body["error"]["code"] == "invalid_dead_letter"
     assert http("GET", f"{desk.url}/api/conversations/app%3Afz-1")[0] == 401
 
 
