@@ -15,21 +15,21 @@ from itertools import pairwise
 from typing import Any, Dict, List, NamedTuple, Optional, Pattern, Tuple
 
 import spacy
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.nlu.extractors.extractor import EntityExtractorMixin
-from rasa.shared.nlu.constants import ENTITIES, TEXT
-from rasa.shared.nlu.training_data.message import Message
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
 
 from bot.nlu.catalogue import Catalogue, default_catalogue
+from bot.nlu.entity_spans import Mention, MentionExtractor
 
 ENTITY = "product"
 MAX_GAP_TOKENS = 1
+# 「手机尾号5678」「手机号」「手机 139…」「收件人手机改成…」: the phone number, not a bought phone.
+_PHONE_NUMBER_AFTER = re.compile(r"\s*(?:号|尾|后[四4]位|末[四4]位|[0-9]|改成|换成|改为|换为)")
+_PHONE_WORDS = ("手机", "电话")
 
 
 class MentionPipeline(NamedTuple):
@@ -116,6 +116,8 @@ def is_compound_mention(token_text: str) -> bool:
 def find_mentions(text: str, pipeline: Optional[MentionPipeline] = None) -> List[Tuple[int, int, str]]:
     """Product mentions in ``text`` as (start, end, surface text), in order.
 
+    「手机」 naming the shopper's number (「手机尾号5678」, 「手机号改成…」) is no product.
+
     Args:
         text: a normalised message.
         pipeline: the spaCy pipeline and matcher; the shipped catalogue's when omitted.
@@ -148,42 +150,24 @@ def find_mentions(text: str, pipeline: Optional[MentionPipeline] = None) -> List
     result = []
     for start_token, end_token in mentions:
         span = doc[start_token:end_token]
+        if span.text in _PHONE_WORDS and _PHONE_NUMBER_AFTER.match(text, span.end_char):
+            continue
         result.append((span.start_char, span.end_char, span.text))
     return result
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
-class ProductMentionExtractor(GraphComponent, EntityExtractorMixin):
+class ProductMentionExtractor(MentionExtractor):
     """Adds ``product`` entities found by the spaCy catalogue matcher."""
 
-    def __init__(self) -> None:
+    entity = ENTITY
+
+    def __init__(self, config: Dict[str, Any], model_storage: Optional[ModelStorage] = None,
+                 resource: Optional[Resource] = None) -> None:
+        super().__init__(config, model_storage, resource)
+        # built once, at model load (not on the first message)
         self._pipeline = _pipeline()
 
-    @classmethod
-    def create(
-        cls,
-        config: Dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> ProductMentionExtractor:
-        """Builds the matcher once, at model load (not on the first message)."""
-        return cls()
-
-    def process(self, messages: List[Message]) -> List[Message]:
-        """Appends product mentions not already found by another extractor."""
-        for message in messages:
-            text = message.get(TEXT)
-            if not text:
-                continue
-            existing = message.get(ENTITIES) or []
-            taken = [(entity["start"], entity["end"]) for entity in existing if entity.get("entity") == ENTITY]
-            found = []
-            for start, end, surface in find_mentions(text, self._pipeline):
-                if any(start < other_end and other_start < end for other_start, other_end in taken):
-                    continue
-                found.append({"entity": ENTITY, "value": surface, "start": start, "end": end,
-                              "confidence_entity": 1.0, "extractor": self.__class__.__name__})
-            if found:
-                message.set(ENTITIES, existing + found, add_to_output=True)
-        return messages
+    def find(self, text: str) -> List[Mention]:
+        """The product mentions of a normalised text (see :func:`find_mentions`)."""
+        return [Mention(start, end, surface) for start, end, surface in find_mentions(text, self._pipeline)]
