@@ -52,7 +52,10 @@ OFFSET_DATE_TIME_PATTERN = (
 )
 """A timestamp as the API reads one: a real date (29 February left out), seconds, optional milliseconds or microseconds,
 a numeric offset (no ``Z``)."""
-NOT_BLANK = r"\S"
+SOLID = r"[^\s\x1c-\x1f\x85]"
+"""A character that is no space in any reading: the API trims what Python calls whitespace, which also
+takes the separators U+001C-U+001F and U+0085 that a JSON Schema (ECMA) ``\s`` leaves out."""
+NOT_BLANK = SOLID
 """Some character that is no space: the API trims strings and refuses a blank one."""
 KEY = _str("same key → same result (1–128 characters, not blank)", minLength=1, maxLength=128, pattern=NOT_BLANK)
 DATE = _str("YYYY-MM-DD", format="date")
@@ -166,7 +169,7 @@ SCHEMAS: Dict[str, Schema] = {
         {
             "receiver_name": _str(minLength=1, maxLength=32, pattern=NOT_BLANK),
             "receiver_phone": _str(pattern=r"^1[3-9]\d{9}$"),
-            "address": _str("at least 5 characters once trimmed", minLength=5, maxLength=200, pattern=r"\S.{3,}\S"),
+            "address": _str("at least 5 characters once trimmed", minLength=5, maxLength=200, pattern=rf"^\s*{SOLID}[\s\S]{{3,}}{SOLID}\s*$"),
         }
     ),
     "ReturnLine": _obj({"line_id": _int(minimum=1, maximum=1_000_000), "quantity": _int(minimum=1, maximum=1_000_000)}),

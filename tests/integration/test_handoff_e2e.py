@@ -211,9 +211,9 @@ def test_waiting_shopper_hears_position_and_messages_stay_in_order(agents_online
 def test_two_misunderstandings_in_a_row_hand_off(agents_online: HandoffStack) -> None:
     stack = agents_online
     sender = new_sender()
-    status, replies = stack.say(sender, "asdfgh", "C000004")  # typed payloads are words now: real gibberish
+    status, replies = stack.say(sender, "zxcvb", "C000004")  # letters without meaning: the NLU falls back
     assert status == 200 and "没太明白" in texts(replies), replies
-    status, replies = stack.say(sender, "asdfgh", "C000004")
+    status, replies = stack.say(sender, "zxcvb", "C000004")
     assert status == 200 and "正在为您转接人工客服" in texts(replies), replies
     item = queue_item(stack, sender)
     assert item["reason"] == "fallback"
