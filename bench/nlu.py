@@ -293,8 +293,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         model = args.model.resolve() if args.model else (trained or launcher.train_if_needed())
         examples = heldout_examples()
         server = parse_server(model)
-        server.start(timeout_s=SERVER_START_S)
         try:
+            server.start(timeout_s=SERVER_START_S)
             url = f"{server.base_url}/model/parse"
             for example in examples[:WARMUP_PARSES]:
                 parse_once(url, example.text)
