@@ -34,6 +34,7 @@ only; about half an hour with the defaults on 2 cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -48,7 +49,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 from hypothesis import given
 from hypothesis import seed as hypothesis_seed
@@ -182,22 +183,36 @@ def tally_figures(tally: Tally, run: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
+def served(kind: str, redis_url: str) -> ContextManager[Any]:
+    """The channel a kind of fuzzer runs against, served while its fuzzers run (each channel's error log
+    then holds its own server's records only); nothing for the text fuzzers."""
+    if kind == "app":
+        return AppChannelUnderFuzz(redis_url)
+    if kind == "web":
+        return WebChannelUnderFuzz(redis_url)
+    return contextlib.nullcontext()
+
+
 def run_channel_fuzzers(redis_url: str, examples: int, max_s: float, seed: Optional[int]) -> List[Dict[str, Any]]:
-    """Every hypothesis fuzzer, each with a tally of its own; the app and web channels served once."""
+    """Every hypothesis fuzzer, each with a tally of its own."""
     figures = []
-    with AppChannelUnderFuzz(redis_url) as app, WebChannelUnderFuzz(redis_url) as web:
-        for fuzzer in FUZZERS:
-            tally = Tally(fuzzer.name)
-            under: Any
-            if fuzzer.under == "text":
-                under = TextUnderFuzz(TEXT_FUNCTIONS[fuzzer.name], tally)
-            else:
-                under = app if fuzzer.under == "app" else web
-                under.tally = tally
-            progress(f"{fuzzer.name}: up to {max(1, round(examples * fuzzer.share))} examples or {max_s:.0f} s ...")
-            run = run_fuzzer(fuzzer, under, examples, max_s, seed)
-            figures.append(tally_figures(tally, run))
-            progress(f"  {tally.inputs} inputs in {run['seconds']} s; problems: {problem_count(figures[-1])}")
+    for kind in ("text", "app", "web"):
+        with served(kind, redis_url) as channel:
+            for fuzzer in (fuzzer for fuzzer in FUZZERS if fuzzer.under == kind):
+                tally = Tally(fuzzer.name)
+                under: Any
+                if kind == "text":
+                    under = TextUnderFuzz(TEXT_FUNCTIONS[fuzzer.name], tally)
+                else:
+                    under = channel
+                    under.tally = tally
+                progress(f"{fuzzer.name}: up to {max(1, round(examples * fuzzer.share))} examples or {max_s:.0f} s ...")
+                run = run_fuzzer(fuzzer, under, examples, max_s, seed)
+                if kind != "text":
+                    for record in under.errors.take():  # logged after the fuzzer's last answer: still its own
+                        tally.record("exceptions", f"logged after the run: {record}", None)
+                figures.append(tally_figures(tally, run))
+                progress(f"  {tally.inputs} inputs in {run['seconds']} s; problems: {problem_count(figures[-1])}")
     return figures
 
 

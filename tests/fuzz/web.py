@@ -22,7 +22,8 @@ from sanic import Sanic
 
 from bot.handoff import keys as handoff_keys
 from bot.settings import load_settings
-from connectors.common import MESSAGES, check_text
+from connectors.binding import turn_key
+from connectors.common import MESSAGES, SENDER_PATTERN, check_text
 from connectors.payloads import neutralised
 from desk.tests.helpers import write_policy
 from tests.connectors.conftest import ServedApp, StubBot
@@ -190,9 +191,18 @@ class WebChannelUnderFuzz:
         if closed:
             self.tally.statuses["connection closed"] += 1
         if not answers and not closed and step.name != "raw":
-            problems.append(self.tally.record("hangs", f"no answer within {WAIT_S:.0f} s", given))
+            problems.append(self.tally.record("hangs", f"no answer within {WAIT_S:.0f} s ({self._turn_state(step, session_id)})", given))
         problems += self._check_delivery(step, answers, passed_on, session_id, given)
         return problems, session_id
+
+    def _turn_state(self, step: Event, session_id: Optional[str]) -> str:
+        """Whether the conversation the event was for has its turn taken (and for how long yet): what a
+        message waits for before the channel answers it."""
+        target = step.payload.get("session_id") if isinstance(step.payload, dict) else None
+        target = target if isinstance(target, str) and SENDER_PATTERN.fullmatch(target) else session_id
+        if not target:
+            return "no conversation"
+        return f"turn of {target!r} held for {self.sync.pttl(turn_key(target))} ms more"
 
     async def _answers(self, client: socketio.AsyncClient, received: asyncio.Queue, step: Event) -> Tuple[List[Tuple[str, Any]], bool]:
         """What came back up to the end of the answer (``turn_done``, a session confirmation or refusal), and
