@@ -301,7 +301,8 @@ class AppInput(ShopperChannel):
         raw_limit = request.args.get("limit")
         limit = DEFAULT_PAGE_SIZE
         if raw_limit:
-            if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= min(DEFAULT_PAGE_SIZE, MAX_FETCH_LIMIT):
+            digits = raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 4  # int() refuses ² and 4300+ digits
+            if not digits or not 1 <= int(raw_limit) <= min(DEFAULT_PAGE_SIZE, MAX_FETCH_LIMIT):
                 return _error("invalid_limit", 400)
             limit = int(raw_limit)
 

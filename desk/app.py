@@ -555,7 +555,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     async def metrics(request: Request, agent: auth.Agent) -> HTTPResponse:
         supervisors_only(agent)
         raw = request.args.get("days", "7")
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 90:
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 2) or not 1 <= int(raw) <= 90:
             raise ApiError(400, "invalid_days", "days 应为 1 到 90 的整数。")
         figures = await stats.metrics(handoff(), int(raw))
         figures["push_dead_letters"] = await dead_letter_count(handoff().redis)
@@ -570,7 +570,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     async def dead_letter_list(request: Request, agent: auth.Agent) -> HTTPResponse:
         supervisors_only(agent, dead_letters_only)
         raw = request.args.get("limit", "100")
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_DEAD_LETTERS:
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= MAX_DEAD_LETTERS:
             raise ApiError(400, "invalid_limit", f"limit 应为 1 到 {MAX_DEAD_LETTERS} 的整数。")
         redis = handoff().redis
         letters = await dead_letters(redis, count=int(raw))

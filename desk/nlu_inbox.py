@@ -41,7 +41,7 @@ def _supervisor(agent: auth.Agent) -> None:
 
 
 def _limit(raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ApiError(400, "invalid_limit", f"limit 应为 1 到 {MAX_LIMIT} 的整数。")
     return int(raw)
 

@@ -2,7 +2,7 @@
 through a real desk process: a plain request to the websocket route answered 500, ids the console
 percent-encodes (a ``:`` in a conversation id) were refused as invalid, the document admitted
 ``days``, ``limit`` and resolution codes the API refuses, and a ``days`` or ``limit`` in other digits
-(``²``) answered 500."""
+(``²``) or of more digits than ``int`` reads answered 500."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_the_document_admits_what_the_api_admits(start_desk: StartDesk) -> None:
     days = document["paths"]["/api/metrics"]["get"]["parameters"][0]["schema"]["pattern"]
     limit = document["paths"]["/api/nlu/inbox"]["get"]["parameters"][1]["schema"]["pattern"]
     assert document["paths"]["/api/push/dead-letters"]["get"]["parameters"][0]["schema"]["pattern"] == limit
-    for value in ("0", "1", "7", "90", "91", "100", "500", "501", "²", "٣", "１"):  # other digits: 400, once a 500
+    for value in ("0", "1", "7", "90", "91", "100", "500", "501", "²", "٣", "１", "9" * 5000):  # other digits, 5000 digits: 400, once a 500
         query = quote(value)
         expected = 200 if re.fullmatch(days, value) else 400
         assert desk.call("GET", f"/api/metrics?days={query}", "supervisor")[0] == expected, value

@@ -1,5 +1,5 @@
-"""Numbers a stranger sends in other digits (``²``, ``٣``, ``１``): ``str.isdigit`` accepts them and
-``int`` raises on some, which answered 500. The app channel's ``limit`` (found by the fuzz campaign),
+"""Numbers a stranger sends in other digits (``²``, ``٣``, ``１``) or with thousands of digits:
+``str.isdigit`` accepts them and ``int`` raises on some, which answered 500. The app channel's ``limit`` (found by the fuzz campaign),
 WeChat's ``timestamp`` of a signed request and of a binding read ASCII digits only and refuse the
 rest as they refuse any malformed field."""
 
@@ -22,10 +22,13 @@ from tests.connectors.conftest import SECRET, ChannelServer, ServedApp, StubBot,
 OTHER_DIGITS = ("²", "٣", "１", "1²", "𝟏")
 """``str.isdigit`` holds for each; ``int`` refuses some and reads others of another script."""
 
+MANY_DIGITS = "9" * 5000
+"""More digits than ``int`` reads (4300): found by the fuzz campaign in the app channel's ``limit``."""
+
 _names = itertools.count()
 
 
-@pytest.mark.parametrize("digits", OTHER_DIGITS)
+@pytest.mark.parametrize("digits", (*OTHER_DIGITS, MANY_DIGITS), ids=lambda digits: digits[:8])
 def test_the_app_channel_refuses_a_limit_in_other_digits(serve_channel: Callable[..., ChannelServer], digits: str) -> None:
     server = serve_channel(SECRET)
     assert send(server, "conv-digits", "你好", signed("C10001"))[0] == 200
