@@ -53,7 +53,7 @@ OFFSET_DATE_TIME_PATTERN = (
 """A timestamp as the API reads one: a real date (29 February left out), seconds, optional milliseconds or microseconds,
 a numeric offset (no ``Z``)."""
 SOLID = r"[^\s\x1c-\x1f\x85]"
-"""A character that is no space in any reading: the API trims what Python calls whitespace, which also
+r"""A character that is no space in any reading: the API trims what Python calls whitespace, which also
 takes the separators U+001C-U+001F and U+0085 that a JSON Schema (ECMA) ``\s`` leaves out."""
 NOT_BLANK = SOLID
 """Some character that is no space: the API trims strings and refuses a blank one."""
@@ -355,6 +355,9 @@ def _json(schema: str, description: str) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
+TOO_LARGE = "request line, headers or body over the server's size limits (any request)"
+
+
 def _op(
     summary: str,
     ok: str,
@@ -374,6 +377,7 @@ def _op(
         if public and status == "401":
             continue
         responses[status] = _json("Error", text)
+    responses["413"] = _json("Error", TOO_LARGE)
     operation: Schema = {"summary": summary, "parameters": params or [], "responses": responses}
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
@@ -398,7 +402,8 @@ PATHS: Dict[str, Dict[str, Schema]] = {
             "summary": "This document",
             "security": [],
             "responses": {
-                "200": {"description": "OpenAPI 3.0 document", "content": {"application/json": {"schema": {"type": "object"}}}}
+                "200": {"description": "OpenAPI 3.0 document", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "413": _json("Error", TOO_LARGE),
             },
         }
     },

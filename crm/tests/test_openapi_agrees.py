@@ -4,7 +4,8 @@ document (positive data) reaches the CRM's logic instead of being refused as mal
 Found by the fuzz campaign (``python -m bench.fuzz``): the document let through blank idempotency
 keys, coupon ids and receiver names, addresses blank once trimmed, offsets beyond nine digits,
 ``status`` filters of any text and ``answer_due_at`` timestamps the API cannot read (``Z``, an
-impossible date), all refused with 400 by the API.
+impossible date), all refused with 400 by the API; and a request over the server's size limits
+answers 413, which no operation listed.
 """
 
 from __future__ import annotations
@@ -53,3 +54,11 @@ def test_a_request_the_document_admits_is_not_refused_as_malformed(crm: CrmServe
 
     call()
     assert refused == []
+
+
+def test_a_request_over_the_size_limits_is_a_documented_413(crm: CrmServer) -> None:
+    status, body, _ = crm.call("GET", "/api/orders/607514849841/returns?offset=" + "9" * 10_000)
+    assert status == 413 and body["error"]["code"] == "invalid_argument"
+    for path, operations in build_openapi()["paths"].items():
+        for method, operation in operations.items():
+            assert "413" in operation["responses"], (method, path)
