@@ -79,7 +79,7 @@ class Tally:
     def record(self, kind: str, problem: str, given: Any) -> str:
         """Count one problem of ``kind`` (an attribute name) and keep its description."""
         setattr(self, kind, getattr(self, kind) + 1)
-        text = f"{problem} <- {given!r}"[:600]
+        text = f"{problem} <- {given!r}"[:1500]
         if len(self.examples) < 20:
             self.examples.append(text)
         return text

@@ -23,7 +23,7 @@ from sanic import Sanic
 from bot.handoff import keys as handoff_keys
 from bot.settings import load_settings
 from connectors.binding import turn_key
-from connectors.common import MESSAGES, SENDER_PATTERN, check_text
+from connectors.common import MESSAGES, check_text
 from connectors.payloads import neutralised
 from desk.tests.helpers import write_policy
 from tests.connectors.conftest import ServedApp, StubBot
@@ -101,6 +101,7 @@ class WebChannelUnderFuzz:
         self.bot = StubBot("reply")
         self._stack = contextlib.ExitStack()
         self.served: Optional[ServedApp] = None
+        self._earlier: List[Event] = []
         self.loop = asyncio.new_event_loop()
         self.sync = redis.Redis.from_url(redis_url, decode_responses=True)
 
@@ -143,11 +144,13 @@ class WebChannelUnderFuzz:
         problems: List[str] = []
         await client.connect(self.served.url, transports=["websocket"], wait_timeout=WAIT_S)
         session_id: Optional[str] = None
+        self._earlier = []
         try:
             for step in steps:
                 if not client.connected:
                     break
                 found, session_id = await self._step(client, received, step, session_id)
+                self._earlier.append(step)
                 problems += found
         finally:
             with contextlib.suppress(Exception):
@@ -196,13 +199,12 @@ class WebChannelUnderFuzz:
         return problems, session_id
 
     def _turn_state(self, step: Event, session_id: Optional[str]) -> str:
-        """Whether the conversation the event was for has its turn taken (and for how long yet): what a
-        message waits for before the channel answers it."""
-        target = step.payload.get("session_id") if isinstance(step.payload, dict) else None
-        target = target if isinstance(target, str) and SENDER_PATTERN.fullmatch(target) else session_id
-        if not target:
-            return "no conversation"
-        return f"turn of {target!r} held for {self.sync.pttl(turn_key(target))} ms more"
+        """What a message may have waited for: the conversation turns taken (with the milliseconds they are
+        held yet; a message waits for its conversation's turn) and the session's earlier events (a socket's
+        messages are answered one after the other)."""
+        held = {key.removeprefix(turn_key("")): self.sync.pttl(key) for key in self.sync.scan_iter(match=turn_key("*"), count=1000)}
+        earlier = "; ".join(self._given(event)[:120] for event in self._earlier)
+        return f"session {session_id!r}; turns held (ms): {held}; earlier events: {earlier or 'none'}"
 
     async def _answers(self, client: socketio.AsyncClient, received: asyncio.Queue, step: Event) -> Tuple[List[Tuple[str, Any]], bool]:
         """What came back up to the end of the answer (``turn_done``, a session confirmation or refusal), and
