@@ -86,6 +86,18 @@ def sessions() -> st.SearchStrategy[List[Event]]:
     return st.tuples(either(opening, events(), 0.8), st.lists(events(), max_size=4)).map(lambda pair: [pair[0], *pair[1]])
 
 
+def recording_client() -> Tuple[socketio.AsyncClient, asyncio.Queue]:
+    """A socket.io client (no reconnection) and the queue of every event it receives, as ``(name, payload)``."""
+    client = socketio.AsyncClient(reconnection=False)
+    received: asyncio.Queue[Tuple[str, Any]] = asyncio.Queue()
+
+    @client.on("*")
+    async def record(event: str, *args: Any) -> None:
+        received.put_nowait((event, args[0] if len(args) == 1 else list(args)))
+
+    return client, received
+
+
 class WebChannelUnderFuzz:
     """The ``web`` channel served on a free port over ``redis_url``, always open to human handoffs.
 
@@ -134,12 +146,7 @@ class WebChannelUnderFuzz:
 
     async def _session(self, steps: List[Event]) -> List[str]:
         assert self.served is not None
-        client = socketio.AsyncClient(reconnection=False)
-        received: asyncio.Queue[Tuple[str, Any]] = asyncio.Queue()
-
-        @client.on("*")
-        async def record(event: str, *args: Any) -> None:
-            received.put_nowait((event, args[0] if len(args) == 1 else list(args)))
+        client, received = recording_client()
 
         problems: List[str] = []
         await client.connect(self.served.url, transports=["websocket"], wait_timeout=WAIT_S)
@@ -273,12 +280,7 @@ class WebChannelUnderFuzz:
     async def _still_serves(self) -> List[str]:
         """After a session, a new client still gets a session and an answer."""
         assert self.served is not None
-        client = socketio.AsyncClient(reconnection=False)
-        received: asyncio.Queue[Tuple[str, Any]] = asyncio.Queue()
-
-        @client.on("*")
-        async def record(event: str, *args: Any) -> None:
-            received.put_nowait((event, args[0] if len(args) == 1 else list(args)))
+        client, received = recording_client()
 
         try:
             await client.connect(self.served.url, transports=["websocket"], wait_timeout=WAIT_S)
