@@ -98,7 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 0
         if not text:
             continue
-        if text.isdigit() and 1 <= int(text) <= len(buttons):
+        if text.isascii() and text.isdigit() and 1 <= int(text) <= len(buttons):
             text = buttons[int(text) - 1]["payload"]
         try:
             buttons = show(post_message(url, sender, text, session))

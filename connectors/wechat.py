@@ -281,7 +281,7 @@ class InboundMessage:
         msg_type = fields.get("MsgType", "").strip().lower()
         if not account or len(account) > 64 or OPENID_PATTERN.fullmatch(openid) is None:
             raise InvalidMessage("ToUserName or FromUserName")
-        if not create_time.isdigit() or len(create_time) > 12 or not msg_type or len(msg_type) > 32:
+        if not _ascii_digits(create_time) or len(create_time) > 12 or not msg_type or len(msg_type) > 32:
             raise InvalidMessage("CreateTime or MsgType")
         if msg_type == "event":
             event = fields.get("Event", "").strip().lower()
@@ -289,7 +289,7 @@ class InboundMessage:
                 raise InvalidMessage("Event")
             return cls(account, openid, create_time, msg_type, event=event)
         msg_id = fields.get("MsgId", "").strip()
-        if not msg_id.isdigit() or len(msg_id) > 32:
+        if not _ascii_digits(msg_id) or len(msg_id) > 32:
             raise InvalidMessage("MsgId")
         if msg_type == "text" and "Content" not in fields:
             raise InvalidMessage("Content")

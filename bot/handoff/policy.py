@@ -78,7 +78,7 @@ def _clock(value: Any, where: str) -> int:
     if not isinstance(value, str) or len(value.split(":")) != 2:
         raise PolicyError(f"{where}: a time looks like \"08:00\", got {value!r}")
     hours, minutes = value.split(":")
-    if not (hours.isdigit() and minutes.isdigit()):
+    if not (hours.isascii() and hours.isdigit() and minutes.isascii() and minutes.isdigit()):
         raise PolicyError(f"{where}: a time looks like \"08:00\", got {value!r}")
     total = int(hours) * 60 + int(minutes)
     if int(minutes) >= 60 or total > MINUTES_PER_DAY:

@@ -274,6 +274,8 @@ def test_malformed_posts_are_4xx_and_never_reach_the_bot(serve: Callable[..., Se
         text_xml(openid, "hi").replace(b"<MsgId>", b"<Msg>").replace(b"</MsgId>", b"</Msg>"),
         text_xml("bad openid!", "hi"),
         text_xml(openid, "hi").replace(b"<CreateTime>", b"<CreateTime>x"),
+        text_xml(openid, "hi").replace(b"<CreateTime>", "<CreateTime>²".encode()),  # a digit int() refuses
+        text_xml(openid, "hi", msg_id="١٢٣"),  # Arabic-Indic digits are digits to str.isdigit
         b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaa">]><xml><Content>&a;</Content></xml>',
         "<xml>好</xml>".encode("utf-16"),
     ]
