@@ -22,6 +22,10 @@ from actions.order_tracking import STATUS_LABELS, items_summary
 from actions.replies import human_buttons
 from actions.return_policy import Decision, RefundQuote, ReturnPolicy
 from bot.nlu.catalogue import default_catalogue, match_items, parse_mention
+from bot.nlu.dates import DateRange, find_dates, resolve_date
+from bot.nlu.normalize import normalize
+from bot.nlu.numerals import NUMERAL, parse_number
+from bot.nlu.quantities import find_quantities, quantity_value
 
 FORM_NAME = "return_form"
 SLOT_KIND = "return_kind"
@@ -159,9 +163,7 @@ _OTHER_ORDER = re.compile(r"(不是|换|另|别的|其他|其它)[^，。,.!！?
 _ALL_ITEMS = re.compile(r"全部|都退|全退|都要退|都换|全换|所有|一起退|都不要")
 _SEALED = re.compile(r"(没|未|还没|没有|不曾)(有)?(拆|开封|打开|开过|用过|使用|穿过)|全新|包装完好|吊牌还在|原封")
 _OPENED = re.compile(r"拆(了|过|封|开)|开封|打开(了|过)|用过|试用|用了|穿过|洗过|试过")
-_ORDINAL = re.compile(r"第\s*([0-9]+|[一二两三四五六七八九十])\s*(个|单|件|项|笔|条)?")
-_RELATIVE_DAY = {"今天": 0, "昨天": 1, "前天": 2, "大前天": 3}
-_CHINESE_NUMBERS = {"一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+_ORDINAL = re.compile(rf"第\s*([0-9]+|{NUMERAL}+)\s*(个|单|件|项|笔|条)?")
 
 
 def reason_code(value: Optional[str], policy: ReturnPolicy) -> Optional[str]:
@@ -181,16 +183,14 @@ def reason_code(value: Optional[str], policy: ReturnPolicy) -> Optional[str]:
 
 
 def parse_quantity(value: Optional[str]) -> Optional[int]:
-    """2 from 「2件」, 「两双」, 「一个」; None when there is no number."""
+    """12 from 「十二瓶」, 2 from 「2件」, 「两双」; None when there is no number.
+
+    The NLU's own reading of a quantity (:func:`bot.nlu.quantities.quantity_value`), after the
+    NLU's normalisation (full-width digits are ASCII digits).
+    """
     if not value:
         return None
-    digits = re.search(r"\d+", value)
-    if digits:
-        return int(digits.group(0))
-    for char in value:
-        if char in _CHINESE_NUMBERS:
-            return _CHINESE_NUMBERS[char]
-    return None
+    return quantity_value(normalize(value).text)
 
 
 def parse_ordinal(text: str) -> Optional[int]:
@@ -198,7 +198,7 @@ def parse_ordinal(text: str) -> Optional[int]:
     match = _ORDINAL.search(text)
     if match:
         raw = match.group(1)
-        number = int(raw) if raw.isdigit() else _CHINESE_NUMBERS.get(raw, 0)
+        number = parse_number(raw) or 0
         return number - 1 if number > 0 else None
     if "最后" in text:
         return -1
@@ -223,7 +223,8 @@ class Answer:
         ordinal: a position (「第二个」), 0-based.
         other_order: 「不是这个订单，是另一个」.
         package: ``sealed`` / ``opened`` when it says whether the item was opened.
-        days_ago: the sign-for day it names (「昨天收到的」: 1).
+        sign_day: the date expression naming the sign-for day (「昨天收到的」: 「昨天」), as written;
+            :func:`bot.nlu.dates.resolve_date` reads it against the shop's today.
     """
 
     intent: str = ""
@@ -237,7 +238,7 @@ class Answer:
     ordinal: Optional[int] = None
     other_order: bool = False
     package: Optional[str] = None
-    days_ago: Optional[int] = None
+    sign_day: Optional[str] = None
 
 
 def read_answer(intent: str, text: str, entities: Mapping[str, Sequence[str]], policy: ReturnPolicy) -> Answer:
@@ -259,21 +260,16 @@ def read_answer(intent: str, text: str, entities: Mapping[str, Sequence[str]], p
             break
     quantity = next((parse_quantity(str(value)) for value in entities.get("quantity", []) if parse_quantity(str(value))), None)
     if quantity is None and plain:
-        match = re.search(r"(\d+|[一两俩二三四五六七八九十])\s*(件|个|双|条|瓶|盒|台|只|套|箱|份|支|提)", plain)
-        quantity = parse_quantity(match.group(0)) if match else None
+        found = find_quantities(normalize(plain).text)
+        quantity = quantity_value(found[0].text) if found else None
     package = None
     if plain and _SEALED.search(plain):
         package = PACKAGE_SEALED
     elif plain and _OPENED.search(plain):
         package = PACKAGE_OPENED
-    days_ago = None
-    for value in list(entities.get("date", [])) + [plain]:
-        for word, days in sorted(_RELATIVE_DAY.items(), key=lambda pair: -len(pair[0])):
-            if word in str(value):
-                days_ago = days
-                break
-        if days_ago is not None:
-            break
+    dates = [str(value) for value in entities.get("date", []) if value]
+    if not dates and plain:
+        dates = [mention.text for mention in find_dates(normalize(plain).text)]
     order_ids = [str(value) for value in entities.get("order_id", []) if value]
     return Answer(
         intent=intent,
@@ -287,7 +283,7 @@ def read_answer(intent: str, text: str, entities: Mapping[str, Sequence[str]], p
         ordinal=parse_ordinal(plain) if plain else None,
         other_order=bool(plain and _OTHER_ORDER.search(plain)),
         package=package,
-        days_ago=days_ago,
+        sign_day=dates[0] if dates else None,
     )
 
 
@@ -676,13 +672,18 @@ def _apply_order(work: _Work, answer: Answer, data: FlowData, step: Optional[str
         chosen: Optional[Order] = None
         if answer.ordinal is not None and -len(candidates) <= answer.ordinal < len(candidates):
             chosen = candidates[answer.ordinal]
-        elif answer.days_ago is not None:
-            day = data.today - timedelta(days=answer.days_ago)
-            same_day = [order for order in candidates if policy_rules.signed_date(order) == day]
+        elif answer.sign_day is not None:
+            named = resolve_date(answer.sign_day, data.today)
+            same_day = [order for order in candidates if named and _signed_within(order, named)]
             chosen = same_day[0] if len(same_day) == 1 else None
         if chosen is not None:
             work.used = True
             work.state = state.with_order(str(chosen["order_id"]))
+
+
+def _signed_within(order: Order, days: DateRange) -> bool:
+    signed = policy_rules.signed_date(order)
+    return signed is not None and days.start <= signed <= days.end
 
 
 def _apply_products(work: _Work, answer: Answer, data: FlowData) -> None:

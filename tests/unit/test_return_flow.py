@@ -61,9 +61,21 @@ def test_reasons_in_words(text: str, reason: Optional[str]) -> None:
     assert flow.reason_code(text, POLICY) == reason
 
 
-@pytest.mark.parametrize(("value", "quantity"), [("2件", 2), ("两双", 2), ("一个", 1), ("3", 3), ("十", 10), ("些", None), (None, None)])
+@pytest.mark.parametrize(
+    ("value", "quantity"),
+    [("2件", 2), ("3件", 3), ("３件", 3), ("两双", 2), ("两件", 2), ("俩", 2), ("一个", 1), ("3", 3), ("十", 10),
+     ("十二瓶", 12), ("二十一个", 21), ("一百零五盒", 105), ("12瓶", 12), ("些", None), ("", None), (None, None)],
+)
 def test_quantities(value: Optional[str], quantity: Optional[int]) -> None:
     assert flow.parse_quantity(value) == quantity
+
+
+@pytest.mark.parametrize(
+    ("text", "quantity"),
+    [("退十二瓶", 12), ("其中二十一个坏了", 21), ("退两件", 2), ("3件都退", 3), ("用了一个月就坏了", None), ("换一个", None)],
+)
+def test_quantities_in_words(text: str, quantity: Optional[int]) -> None:
+    assert answer(text).quantity == quantity
 
 
 @pytest.mark.parametrize(("text", "position"), [("第二个", 1), ("第1单", 0), ("最后一个", -1), ("最新的那个", 0), ("这个", None)])
@@ -95,9 +107,15 @@ def test_an_ordinal_picks_among_the_offered_orders() -> None:
     assert turn.state.order_id == TEA["order_id"]
 
 
-def test_a_sign_for_day_picks_the_order() -> None:
-    turn = flow.advance(state(), answer("昨天收到的那个"), data(TEA, SHOES))
+@pytest.mark.parametrize("text", ["昨天收到的那个", "昨儿签收的", "11月21号到的那单", "21号收到的"])
+def test_a_sign_for_day_picks_the_order(text: str) -> None:
+    turn = flow.advance(state(), answer(text), data(TEA, SHOES))
     assert turn.state.order_id == SHOES["order_id"]
+
+
+def test_a_sign_for_day_no_order_has_picks_none() -> None:
+    turn = flow.advance(state(), answer("大前天收到的"), data(TEA, SHOES))
+    assert turn.state.order_id is None
 
 
 def test_a_product_in_another_order_switches_to_it() -> None:
