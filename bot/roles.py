@@ -8,6 +8,7 @@ host and port settings (``--port`` overrides the port):
 role           listens on                        process
 =============  ================================  ==============================================
 ``rasa``       ``RASA_HOST``:``RASA_PORT``       ``rasa run`` with the channels (``RASA_WORKERS``)
+                                                 and the fenced patches (``python -m bot.rasa_patches``)
 ``actions``    ``ACTION_HOST``:``ACTION_PORT``   ``python -m actions.server``
 ``crm``        ``CRM_HOST``:``CRM_PORT``         ``python -m crm serve`` (seeded first if empty)
 ``desk``       ``DESK_HOST``:``DESK_PORT``       ``python -m desk serve``
@@ -137,7 +138,7 @@ def launch(role: str, settings: Settings, model: Optional[Path] = None) -> RoleL
     if role == "rasa":
         if model is None:
             raise RoleError("the rasa role needs a trained model")
-        return RoleLaunch("rasa", (launcher.rasa_bin(), "run", "--model", str(model), "--endpoints", "endpoints.yml",
+        return RoleLaunch("rasa", (py, "-m", "bot.rasa_patches", "run", "--model", str(model), "--endpoints", "endpoints.yml",
                                    "--credentials", "credentials.yml", "--interface", host, "--port", port),
                           _local_url(settings, role, "/webhooks/app/"), 600)
     if role == "actions":

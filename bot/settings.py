@@ -64,6 +64,9 @@ class Settings:
     rasa_workers: int = 2
     # Parse results of short messages kept per Rasa worker (identical text, identical parse); 0: off.
     nlu_cache_size: int = 10000
+    # The fenced speed patches of Rasa's private code (bot/rasa_patches, docs/speed.md); false: stock
+    # Rasa (every patch and the parse cache off).
+    rasa_speedups: bool = True
     action_host: str = "127.0.0.1"
     action_port: int = 5055
     # Shared secret Rasa sends to the action server (header X-Action-Token); empty: the launcher

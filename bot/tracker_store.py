@@ -8,7 +8,7 @@ tails, addresses, names). :class:`EncryptedRedisTrackerStore` stores each one as
 under ``purpose_key(SHOP_IDENTITY_SECRET, "tracker")`` (:func:`bot.identity.purpose_key`), with the
 conversation id as associated data, so a value copied to another conversation's key does not
 open. Everything else is Rasa's own ``RedisTrackerStore``: the keys, the expiry, the merge with
-the stored tracker on save (and the project's faster merge, :mod:`bot.rasa_speedups`).
+the stored tracker on save (and the project's faster merge, :mod:`bot.rasa_patches.tracker_merge`).
 
 Reading:
 

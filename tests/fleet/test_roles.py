@@ -62,10 +62,10 @@ def test_each_role_listens_on_its_own_settings_and_port_overrides_them() -> None
 
 def test_the_command_and_health_check_of_each_role() -> None:
     settings = spread()
-    py, rasa = launcher.python_bin(), launcher.rasa_bin()
+    py = launcher.python_bin()
     expected: Dict[str, Tuple[str, Tuple[str, ...], str]] = {
-        "rasa": ("rasa", (rasa, "run", "--model", str(MODEL), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
-                          "--interface", "10.0.0.11", "--port", "5006"), "http://10.0.0.11:5006/webhooks/app/"),
+        "rasa": ("rasa", (py, "-m", "bot.rasa_patches", "run", "--model", str(MODEL), "--endpoints", "endpoints.yml",
+                          "--credentials", "credentials.yml", "--interface", "10.0.0.11", "--port", "5006"), "http://10.0.0.11:5006/webhooks/app/"),
         "actions": ("action-server", (py, "-m", "actions.server", "--host", "10.0.0.21", "--port", "5056"), "http://10.0.0.21:5056/health"),
         "crm": ("crm", (py, "-m", "crm", "serve", "--host", "10.0.0.1", "--port", "7001"), "http://10.0.0.1:7001/health"),
         "desk": ("desk", (py, "-m", "desk", "serve", "--host", "10.0.0.31", "--port", "7101"), "http://10.0.0.31:7101/health"),

@@ -29,6 +29,14 @@ def trained_model() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def rasa_patched() -> Dict[str, str]:
+    """Rasa's speed patches as the Rasa server installs them (RASA_SPEEDUPS), for Rasa loaded in-process."""
+    from bot import rasa_patches
+
+    return rasa_patches.install()
+
+
 @dataclasses.dataclass
 class RunningStack:
     """Handles on the running stack for tests."""

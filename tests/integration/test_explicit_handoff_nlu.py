@@ -16,10 +16,8 @@ from tests.unit.test_express_requests import EXPLICIT
 pytestmark = pytest.mark.integration
 
 
-def test_the_trained_model_reads_every_explicit_request_as_human_agent(trained_model: Path) -> None:
+def test_the_trained_model_reads_every_explicit_request_as_human_agent(trained_model: Path, rasa_patched: dict) -> None:
     from rasa.core.agent import Agent
-
-    import connectors  # noqa: F401  (the Rasa server's speed-ups, as in production)
 
     agent = Agent.load(str(trained_model))
 

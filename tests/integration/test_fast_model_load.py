@@ -1,4 +1,4 @@
-"""The model loaded the fast way (bot.rasa_speedups) predicts exactly what Rasa's own load does:
+"""The model loaded the fast way (bot.rasa_patches.model_load) predicts exactly what Rasa's own load does:
 intents, confidences, entities and response keys of the held-out messages, and dialogue turns."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 
 import yaml
 
-from bot import rasa_speedups
+from bot.rasa_patches import model_load
 from bot.settings import PROJECT_ROOT
 
 DIALOGUE = ["你好", "我的快递到哪了", "我要退货", "积分有多少", "转人工", "谢谢", "运费怎么算", "这个月有多少积分过期"]
@@ -51,12 +51,12 @@ def predictions(model: Path) -> List[Dict[str, Any]]:
     return asyncio.run(collect())
 
 
-def test_fast_load_predicts_exactly_what_rasas_load_predicts(trained_model: Path) -> None:
-    rasa_speedups.uninstall_fast_model_load()
+def test_fast_load_predicts_exactly_what_rasas_load_predicts(trained_model: Path, rasa_patched: Dict[str, str]) -> None:
+    model_load.PATCH.revert()
     try:
         stock = predictions(trained_model)
     finally:
-        rasa_speedups.install_fast_model_load()
+        assert model_load.PATCH.install() is None
     fast = predictions(trained_model)
     assert len(fast) == len(stock) > 100
     for mine, theirs in zip(fast, stock, strict=True):

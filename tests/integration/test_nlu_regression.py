@@ -19,7 +19,7 @@ MIN_SAMPLE_ACCURACY = 0.92
 
 
 @pytest.fixture(scope="module")
-def parse(trained_model: Path):
+def parse(trained_model: Path, rasa_patched: Dict[str, str]):
     """parse(text) → Rasa's parse result, with the trained model loaded in this process."""
     from rasa.core.agent import Agent
 

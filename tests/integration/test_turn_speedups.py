@@ -1,7 +1,8 @@
 """Real conversations through the trained model and Rasa's Redis tracker store give exactly the
-same replies, predictions (action, policy, confidence) and stored events with the per-turn speed
-fixes of bot.rasa_speedups as with Rasa's own code: event lookup, rule matching, tracker merge,
-slot copies and graph runs."""
+same replies, predictions (action, policy, confidence) and stored events with every patch of
+bot.rasa_patches (event lookup, rule matching, tracker merge, slot copies, graph runs, the parse
+cache, the action response validation) as with stock Rasa (RASA_SPEEDUPS=0); and the same parses
+of the project's test messages."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from bot import rasa_speedups
+import yaml
+
+from bot import rasa_patches
 from bot.redis_server import RedisServer
+from bot.settings import PROJECT_ROOT
 
 CONVERSATIONS: List[Tuple[str, List[str]]] = [
     ("C000001", ["你好", "我的快递到哪了", "运费怎么算", "谢谢"]),
@@ -36,13 +40,13 @@ def stable(value: Any) -> Any:
 
 
 def play(model: Path, redis_port: int) -> Dict[str, Any]:
-    """Both ways on one loaded model: the speed fixes first, then Rasa's own code."""
+    """Both ways on one loaded model: patched first, then stock Rasa."""
     from rasa.core.agent import Agent
     from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
     from rasa.core.tracker_store import RedisTrackerStore
     from rasa.shared.core.domain import Domain
 
-    rasa_speedups.install()
+    assert set(rasa_patches.install(enabled=True).values()) == {"installed"}
     store = RedisTrackerStore(Domain.empty(), host="127.0.0.1", port=redis_port, db=3, key_prefix="speedups")
     agent = Agent.load(str(model), tracker_store=store)
 
@@ -61,7 +65,7 @@ def play(model: Path, redis_port: int) -> Dict[str, Any]:
         return played
 
     ours = asyncio.run(conversations("ours"))
-    with rasa_speedups.stock_turns():
+    with rasa_patches.stock():
         stock = asyncio.run(conversations("stock"))
     store.red.flushdb()
     return {"ours": ours, "stock": stock}
@@ -77,3 +81,31 @@ def test_turns_are_identical_with_and_without_the_speed_fixes(trained_model: Pat
     for number in stock:
         assert ours[number]["replies"] == stock[number]["replies"]
         assert ours[number]["stored"] == stock[number]["stored"]
+
+
+def test_parses_are_identical_with_and_without_the_patches(trained_model: Path) -> None:
+    """The held-out and regression messages and every conversation's texts: parsed twice patched
+    (the parse cache's miss, then its hit) and once by stock Rasa, the same parse each time."""
+    from rasa.core.agent import Agent
+
+    from tests.integration.test_fast_model_load import heldout_texts
+
+    sample = yaml.safe_load((PROJECT_ROOT / "tests" / "nlu" / "regression_sample.yml").read_text(encoding="utf-8"))
+    texts = heldout_texts(limit=10_000) + [line.strip()[2:] for item in sample["nlu"] if "intent" in item
+                                            for line in item["examples"].splitlines() if line.strip().startswith("- ")]
+    texts += [text for _, turns in CONVERSATIONS for text in turns]
+    assert set(rasa_patches.install(enabled=True).values()) == {"installed"}
+    agent = Agent.load(str(trained_model))
+
+    async def parse_all() -> List[Dict[str, Any]]:
+        return [await agent.parse_message(text) for text in texts]
+
+    first, cached = asyncio.run(parse_all()), asyncio.run(parse_all())
+    with rasa_patches.stock():
+        assert not any(each.applied for each in rasa_patches.patches())
+        stock = asyncio.run(parse_all())
+    assert agent.processor is not None and agent.processor._shop_parse_cache.hits >= len(set(texts)) // 2
+    assert len(texts) > 200 and len({parsed["intent"]["name"] for parsed in stock}) > 10
+    for text, ours, again, theirs in zip(texts, first, cached, stock, strict=True):
+        assert ours == theirs, text
+        assert again == theirs, text

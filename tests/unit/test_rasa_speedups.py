@@ -1,4 +1,5 @@
-"""The cached validator of action server responses accepts and refuses exactly what Rasa's does."""
+"""The cached validator of action server responses accepts and refuses exactly what Rasa's does, and
+the parse cache hands out what the NLU graph parsed (bot.rasa_patches.action_validation, .parse_cache)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 
-from bot import rasa_speedups
+from bot import rasa_patches
+from bot.rasa_patches import action_validation, parse_cache
 
 VALID: Dict[str, Any] = {
     "events": [{"event": "slot", "name": "order_id", "value": "880000010001", "timestamp": None}],
@@ -23,8 +25,8 @@ INVALID = [
 
 def test_valid_responses_pass_both_validators() -> None:
     jsonschema.validate(VALID, RemoteAction.action_response_format_spec())
-    assert rasa_speedups.validate_action_result(VALID) is True
-    assert rasa_speedups.validate_action_result({}) is True
+    assert action_validation.validate_action_result(VALID) is True
+    assert action_validation.validate_action_result({}) is True
 
 
 @pytest.mark.parametrize("response", INVALID)
@@ -32,22 +34,31 @@ def test_invalid_responses_are_refused_like_rasa_does(response: Dict[str, Any]) 
     with pytest.raises(jsonschema.ValidationError) as stock:
         jsonschema.validate(response, RemoteAction.action_response_format_spec())
     with pytest.raises(jsonschema.ValidationError) as cached:
-        rasa_speedups.validate_action_result(response)
+        action_validation.validate_action_result(response)
     assert cached.value.message.startswith(stock.value.message)
     assert "Failed to validate Action server response" in cached.value.message
 
 
-def test_installed_on_rasa_when_the_channels_are_imported() -> None:
-    import connectors  # noqa: F401  (importing the channels installs the fixes)
+def test_installed_by_install_and_not_by_importing_the_channels() -> None:
+    import importlib
 
-    action = RemoteAction("action_track_order", None)
-    assert action._validate_action_result(VALID) is True
-    with pytest.raises(jsonschema.ValidationError):
-        action._validate_action_result(INVALID[0])
+    import connectors
+
+    with rasa_patches.stock():
+        importlib.reload(connectors)  # the Rasa server's import of the channels patches nothing
+        assert not any(each.applied for each in rasa_patches.patches())
+        assert RemoteAction._validate_action_result is action_validation.PATCH.stock(action_validation.TARGET)
+        assert rasa_patches.install(enabled=True, only=["action_validation"])["action_validation"] == "installed"
+        action = RemoteAction("action_track_order", None)
+        assert RemoteAction._validate_action_result is action_validation._validate_action_result
+        assert action._validate_action_result(VALID) is True
+        with pytest.raises(jsonschema.ValidationError):
+            action._validate_action_result(INVALID[0])
+        action_validation.PATCH.revert()
 
 
 def test_parse_cache_hands_out_copies_and_forgets_the_least_recently_used() -> None:
-    cache = rasa_speedups.ParseCache(2)
+    cache = parse_cache.ParseCache(2)
     first = cache.key("你好", True)
     assert first is not None and cache.get(first) is None
     cache.put(first, {"text": "你好", "intent": {"name": "greet"}, "entities": []})
@@ -63,10 +74,10 @@ def test_parse_cache_hands_out_copies_and_forgets_the_least_recently_used() -> N
     assert (cache.hits, cache.misses) == (2, 2)
 
 
-@pytest.mark.parametrize("text", [None, "", "长" * (rasa_speedups.NLU_CACHE_MAX_CHARS + 1)])
+@pytest.mark.parametrize("text", [None, "", "长" * (parse_cache.NLU_CACHE_MAX_CHARS + 1)])
 def test_empty_or_long_messages_are_not_cached(text: Any) -> None:
-    assert rasa_speedups.ParseCache(10).key(text, True) is None
-    assert rasa_speedups.ParseCache(0).key("你好", True) is None
+    assert parse_cache.ParseCache(10).key(text, True) is None
+    assert parse_cache.ParseCache(0).key("你好", True) is None
 
 
 def test_the_installed_parse_runs_the_nlu_graph_once_per_distinct_short_text() -> None:
@@ -76,7 +87,7 @@ def test_the_installed_parse_runs_the_nlu_graph_once_per_distinct_short_text() -
     from rasa.core.processor import MessageProcessor
     from rasa.shared.nlu.training_data.message import Message
 
-    rasa_speedups.install()
+    assert rasa_patches.install(enabled=True)["parse_cache"] == "installed"
     runs = []
 
     class GraphRunner:

@@ -1,4 +1,4 @@
-"""The per-turn speed fixes of bot.rasa_speedups give exactly Rasa's own answers."""
+"""The per-turn patches of bot.rasa_patches give exactly Rasa's own answers."""
 
 from __future__ import annotations
 
@@ -21,9 +21,17 @@ from rasa.shared.core.slots import AnySlot, BooleanSlot, CategoricalSlot, FloatS
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
 
-from bot import rasa_speedups
+from bot import rasa_patches
+from bot.rasa_patches import graph_plans, rule_matches, slot_copy, tracker_merge
 
-rasa_speedups.install()
+
+@pytest.fixture(autouse=True, scope="module")
+def patched() -> Any:
+    """Every patch installed for these tests, and the patches as they were after them."""
+    before = [each.name for each in rasa_patches.patches() if each.applied]
+    assert set(rasa_patches.install(enabled=True).values()) == {"installed"}
+    yield
+    rasa_patches.install(enabled=bool(before), only=before)
 
 
 def stock_resolve(type_name: str) -> Any:
@@ -61,7 +69,7 @@ def test_a_new_event_class_is_found_once_defined() -> None:
 
 # ------------------------------------------------------------------------------ rule matches
 def test_frozen_states_tell_apart_what_the_rule_policy_tells_apart() -> None:
-    freeze = rasa_speedups.freeze_states
+    freeze = rule_matches.freeze_states
     assert freeze([{"a": {"x": 1, "y": (1.0,)}}]) == freeze([{"a": {"y": (1.0,), "x": 1}}])
     assert freeze({"v": (1.0,)}) != freeze({"v": [1.0]})
     assert freeze({"v": 1}) != freeze({"v": 1.0}) != freeze({"v": True})
@@ -88,7 +96,7 @@ CONVERSATIONS = [
 def test_rule_matches_are_rasas_and_computed_once_per_states() -> None:
     policy = RulePolicy.__new__(RulePolicy)  # only the rule matching is used
     stock = [policy._get_possible_keys(RULES, states) for states in CONVERSATIONS]  # no cache: Rasa's way
-    policy._shop_rule_matches = rasa_speedups.RuleMatchCache(size=3)  # type: ignore[attr-defined]
+    policy._shop_rule_matches = rule_matches.RuleMatchCache(size=3)  # type: ignore[attr-defined]
     first = [policy._get_possible_keys(RULES, states) for states in CONVERSATIONS]
     again = [policy._get_possible_keys(RULES, copy.deepcopy(states)) for states in CONVERSATIONS[1:]]
     assert first == stock
@@ -97,7 +105,7 @@ def test_rule_matches_are_rasas_and_computed_once_per_states() -> None:
 
 
 def test_rule_match_cache_forgets_the_least_recently_used() -> None:
-    cache = rasa_speedups.RuleMatchCache(size=2)
+    cache = rule_matches.RuleMatchCache(size=2)
     calls: List[int] = []
 
     def compute(value: int) -> Any:
@@ -152,21 +160,21 @@ def merge_cases() -> List[Tuple[DialogueStateTracker, DialogueStateTracker]]:
 @pytest.mark.parametrize("case", range(5))
 def test_merged_trackers_serialise_exactly_as_rasas(case: int) -> None:
     prior, tracker = merge_cases()[case]
-    assert rasa_speedups._stock_merge_trackers is not None
-    ours = rasa_speedups.merge_trackers(prior, tracker)
-    theirs = rasa_speedups._stock_merge_trackers(prior, tracker)
+    ours = tracker_merge.merge_trackers(prior, tracker)
+    theirs = tracker_merge.stock_merge_trackers(prior, tracker)
+    assert tracker_merge.PATCH.stock(tracker_merge.TARGET) is not tracker_merge.merge_trackers  # Rasa's own
     serialise = RedisTrackerStore.serialise_tracker
     assert serialise(ours) == serialise(theirs)
     assert (ours is tracker) == (theirs is tracker)
 
 
 def test_the_event_index_confirms_candidates_with_equality() -> None:
-    index = rasa_speedups.EventDictIndex()
+    index = tracker_merge.EventDictIndex()
     index.add([ActionExecuted("action_listen", timestamp=5.0)])
     assert ActionExecuted("action_listen", timestamp=5.0).as_dict() in index
     assert ActionExecuted("utter_greet", timestamp=5.0).as_dict() not in index
     with pytest.raises(TypeError):
-        rasa_speedups.event_dict_key({"event": "action", "timestamp": [5.0]})
+        tracker_merge.event_dict_key({"event": "action", "timestamp": [5.0]})
 
 
 # ------------------------------------------------------------------------------- slot copies
@@ -204,9 +212,9 @@ def test_slot_classes_with_their_own_copying_keep_it() -> None:
     class SlottedSlot(TextSlot):
         __slots__ = ("extra",)
 
-    assert rasa_speedups.copies_as_plain_object(TextSlot)
-    assert not rasa_speedups.copies_as_plain_object(ReducedSlot)
-    assert not rasa_speedups.copies_as_plain_object(SlottedSlot)
+    assert slot_copy.copies_as_plain_object(TextSlot)
+    assert not slot_copy.copies_as_plain_object(ReducedSlot)
+    assert not slot_copy.copies_as_plain_object(SlottedSlot)
     reduced = copy.copy(ReducedSlot("order_id", mappings=[{}]))
     assert type(reduced) is TextSlot and reduced.name == "reduced"
     slotted = SlottedSlot("order_id", mappings=[{}])
@@ -245,10 +253,10 @@ def test_plans_call_the_nodes_as_dask_does() -> None:
     dask_log: List[str] = []
     expected = dask.get(graph(dask_log, 1), ["select"])
     first_log: List[str] = []
-    recorded, plan = rasa_speedups.record_plan(graph(first_log, 1), ["select"], ["__message__"])
+    recorded, plan = graph_plans.record_plan(graph(first_log, 1), ["select"], ["__message__"])
     assert plan is not None and recorded == expected and first_log == dask_log
     later_log: List[str] = []
-    planned = rasa_speedups.run_plan(plan, graph(later_log, 2), ["select"])
+    planned = graph_plans.run_plan(plan, graph(later_log, 2), ["select"])
     assert plan == later_log == dask_log
     assert planned == dask.get(graph([], 2), ["select"])
 
@@ -257,5 +265,5 @@ def test_graphs_with_other_data_are_left_to_dask() -> None:
     log: List[str] = []
     run_graph = graph(log, 1)
     run_graph["constant"] = 42
-    _, plan = rasa_speedups.record_plan(run_graph, ["select"], ["__message__"])
+    _, plan = graph_plans.record_plan(run_graph, ["select"], ["__message__"])
     assert plan is None

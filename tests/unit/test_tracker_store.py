@@ -17,8 +17,9 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, 
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import read_endpoint_config
 
-from bot import rasa_speedups
+from bot import rasa_patches
 from bot.launcher import base_env
+from bot.rasa_patches import tracker_merge
 from bot.redis_server import RedisServer, embedded_password, free_port
 from bot.settings import PROJECT_ROOT, Settings, load_settings
 from bot.tracker_store import EncryptedRedisTrackerStore, TrackerCipher
@@ -179,13 +180,16 @@ def test_secret_defaults_to_shop_identity_secret(redis_server: RedisServer, doma
 
 @pytest.fixture()
 def fast_merge() -> Iterator[None]:
-    rasa_speedups.install_fast_tracker_merge()
+    was_applied = tracker_merge.PATCH.applied
+    assert tracker_merge.PATCH.install() is None
     yield
+    if not was_applied:
+        tracker_merge.PATCH.revert()
 
 
 def test_the_fast_merge_of_the_speed_fixes_merges_encrypted_trackers(fast_merge: None, store: EncryptedRedisTrackerStore,
                                                                       redis_url: str, domain: Domain) -> None:
-    assert EncryptedRedisTrackerStore._merge_trackers is rasa_speedups.merge_trackers
+    assert EncryptedRedisTrackerStore._merge_trackers is tracker_merge.merge_trackers
     stored = shopper_tracker("merge-1", domain)
     asyncio.run(store.save(stored))
     fetched = asyncio.run(store.retrieve("merge-1"))  # the last session only: the metadata slot is left out
@@ -197,7 +201,8 @@ def test_the_fast_merge_of_the_speed_fixes_merges_encrypted_trackers(fast_merge:
     assert merged is not None
     assert as_dicts(merged) == as_dicts(stored) + as_dicts(fetched)[-2:]
     assert_no_pii(raw_client(redis_url).get("tracker:tracker:merge-1"))
-    with rasa_speedups.stock_turns():  # Rasa's own merge gives the same
+    with rasa_patches.stock():  # Rasa's own merge gives the same
+        assert EncryptedRedisTrackerStore._merge_trackers is not tracker_merge.merge_trackers
         again = asyncio.run(store.retrieve("merge-1"))
         assert again is not None
         again.update(BotUttered("还有什么可以帮您？", timestamp=2.2))

@@ -1,0 +1,40 @@
+"""``python -m bot.rasa_patches ARGS``: the ``rasa`` command with the project's patches.
+
+``python -m bot.rasa_patches run --model ...`` installs the patches (as ``RASA_SPEEDUPS`` says)
+and runs ``rasa run --model ...`` in this process, so its Sanic workers (forked) share them; this
+is how the launcher starts the Rasa server. ``python -m bot.rasa_patches status`` prints what
+would be installed here and why a patch would be skipped; ``hashes`` prints each target's current
+source hash (to review after a Rasa upgrade).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+from bot import rasa_patches
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["status"]:
+        for name, state in rasa_patches.install().items():
+            print(f"{name:20} {state}")
+        return 0
+    if args[:1] == ["hashes"]:
+        for each in rasa_patches.patches():
+            for target, declared in each.targets.items():
+                found = each.stock(target)
+                current = rasa_patches.ABSENT if declared == rasa_patches.ABSENT else rasa_patches.source_hash(found)
+                print(f"{each.name:20} {target} {current}{'' if current == declared else '  (changed)'}")
+        return 0
+    rasa_patches.install()
+    from rasa.__main__ import main as rasa_main
+
+    sys.argv = ["rasa", *args]
+    rasa_main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
