@@ -5,6 +5,7 @@ Usage::
     make bench                                  # trains our model first if needed
     PYTHONPATH=. .venv/bin/python -m bench [--concurrency 20] [--duration 30] [--warmup 5]
         [--single-duration 15] [--only ours|stock] [--skip-stock-train] [--model PATH]
+        [--rasa-speedups on|off|both]          # make bench RASA_SPEEDUPS=both: patched and stock Rasa
 
 What runs, one system after the other (never both at once), every process stopped at the end,
 also on Ctrl-C or error:
@@ -82,6 +83,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--single-duration", type=float, default=15.0,
                         help="measured seconds of the single-shopper action-turn run (default 15; 0 skips it)")
     parser.add_argument("--only", choices=["ours", "stock"], help="run one system only")
+    parser.add_argument("--rasa-speedups", choices=["on", "off", "both"], default=default_speedups(),
+                        help="our stack with the Rasa patches, stock Rasa, or both one after the other "
+                             "(default: RASA_SPEEDUPS, which may also say both)")
     parser.add_argument("--skip-stock-train", action="store_true",
                         help="never create or train the stock bot; fail if it has no model")
     parser.add_argument("--model", type=Path,
@@ -92,6 +96,16 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0 or args.single_duration < 0:
         parser.error("--concurrency must be >= 1, --duration > 0, --warmup and --single-duration >= 0")
     return args
+
+
+def default_speedups() -> str:
+    """The --rasa-speedups default: RASA_SPEEDUPS=both, else the setting (on unless RASA_SPEEDUPS=0)."""
+    if os.environ.get("RASA_SPEEDUPS", "").strip().lower() == "both":
+        os.environ.pop("RASA_SPEEDUPS")  # not a setting's value: the services get on and off from the bench
+        return "both"
+    from bot.settings import load_settings
+
+    return "on" if load_settings().rasa_speedups else "off"
 
 
 # ------------------------------------------------------------------------------------ results
@@ -291,15 +305,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                 failures["stock"] = str(error)
             if ours_model is not None:
                 time.sleep(2.0)  # let the machine settle between the two systems
-        if ours_model is not None:
+        modes = {"on": [True], "off": [False], "both": [True, False]}[args.rasa_speedups]
+        for speedups in modes if ours_model is not None else []:
+            suffix = "_stock_rasa" if not speedups and len(modes) > 1 else ""  # both: stock Rasa's rows apart
             try:
-                results.update(with_system(OurStack(ours_model), lambda stack: asyncio.run(drive_ours(stack, args))))
-                for name in ("ours", "ours_single"):
-                    if name in results:
-                        results[name]["model"] = str(ours_model)
+                runs = with_system(OurStack(ours_model, rasa_speedups=speedups), lambda stack: asyncio.run(drive_ours(stack, args)))
+                for name, run in runs.items():
+                    run.update(model=str(ours_model), rasa_speedups=speedups)
+                    results[name.replace("ours", f"ours{suffix}", 1)] = run
             except BenchError as error:
-                logger.error("ours: %s", error)
-                failures["ours"] = str(error)
+                logger.error("ours%s: %s", suffix, error)
+                failures[f"ours{suffix}"] = str(error)
     except KeyboardInterrupt:
         logger.error("interrupted; every started process has been stopped")
         return 130

@@ -33,6 +33,9 @@ def table_rows(results: Dict[str, Any]) -> List[Tuple[str, ...]]:
         ("ours", "all", "ours (app channel, full stack)"),
         ("ours", "action_turns", "  ours: action turns of that run"),
         ("ours_single", "action_turns", "ours: action turns, 1 shopper"),
+        ("ours_stock_rasa", "all", "ours, RASA_SPEEDUPS=0 (stock Rasa)"),
+        ("ours_stock_rasa", "action_turns", "  ours, RASA_SPEEDUPS=0: action turns"),
+        ("ours_stock_rasa_single", "action_turns", "ours, RASA_SPEEDUPS=0: action turns, 1 shopper"),
     ]
     for system, key, label in series:
         run = results.get(system)

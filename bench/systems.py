@@ -238,12 +238,13 @@ class OurStack:
 
     name = "ours"
 
-    def __init__(self, model: Path, directory: Path = OURS_DIR) -> None:
+    def __init__(self, model: Path, directory: Path = OURS_DIR, rasa_speedups: bool = True) -> None:
         self.model = model
         self.directory = directory
         self.redis_port = free_port()
         self.settings: Settings = dataclasses.replace(
             load_settings({}),
+            rasa_speedups=rasa_speedups,  # False: stock Rasa (docs/speed.md)
             var_dir=directory,
             redis_url=f"redis://127.0.0.1:{self.redis_port}/0",
             crm_port=free_port(),
