@@ -7,13 +7,16 @@
   transfer: the agent it went to) and the supervisors.
 - Supervisors see every conversation and the metrics, and review the NLU inbox (the messages the
   bot did not understand: masked shoppers' words from every conversation).
+- A customer's workspace overview (orders, returns, points, earlier conversations on every channel,
+  :mod:`desk.workspace`) only by an agent who holds one of that customer's conversations now, and
+  by supervisors; personal data in it is masked as the role allows (``desk/workspace.yml``).
 
 The same rule decides which live events of a conversation reach an agent's websocket.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from desk.auth import Agent
 
@@ -37,3 +40,10 @@ def may_see(agent: Agent, record: Mapping[str, Any]) -> bool:
 def may_review_nlu(agent: Agent) -> bool:
     """Whether an agent may read and label the NLU inbox (:mod:`desk.nlu_inbox`): supervisors only."""
     return agent.supervisor
+
+
+def may_see_customer(agent: Agent, customer_id: str, held_customers: Iterable[str]) -> bool:
+    """Whether an agent may read a customer's workspace overview: supervisors always, an agent while
+    holding a conversation of that customer (``held_customers``: the customers of the handoffs
+    assigned to the agent now)."""
+    return agent.supervisor or customer_id in set(held_customers)

@@ -28,6 +28,8 @@ API (JSON; every route but ``/api/login``, ``/health`` and ``/openapi.json`` nee
 
 - ``GET /api/nlu/inbox``, ``POST /api/nlu/inbox/{id}/label {"intent"}`` (supervisors only): the
   messages the bot did not understand and their labels (:mod:`desk.nlu_inbox`)
+- ``GET /api/customers/{customer_id}/overview`` and ``POST /api/conversations/{sender}/actions/{return,
+  late-compensation,resend-tracking,callback}``: the agent workspace (:mod:`desk.workspace`)
 
 Errors are JSON ``{"error": {"code", "message"}}`` with a 4xx status (503 when Redis is down).
 """
@@ -594,6 +596,10 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     from desk import nlu_inbox  # here, not at the top: it uses this module's errors and JSON helpers
 
     nlu_inbox.register(app, authed)
+
+    from desk import workspace  # the customer overview and the agent's actions in the CRM (same reason)
+
+    workspace.register(app, authed)
 
     # OpenAPI ------------------------------------------------------------------------------------
 

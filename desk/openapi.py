@@ -47,7 +47,15 @@ def array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 
 
+ORDER_ID: Schema = {"type": "string", "pattern": r"^[0-9]{12}$"}
+REQUEST_ID: Schema = {"type": "string", "pattern": SENDER_PATTERN, "description": "the console's id of the action, the same on a retry"}
+
 SCHEMAS: Dict[str, Schema] = {
+    "WorkspaceReturnBody": obj(("order_id", "lines", "reason"), order_id=ORDER_ID,
+                               lines=array(obj(("line_id", "quantity"), line_id=INT, quantity=INT)), reason=STR, opened=BOOL,
+                               request_id=REQUEST_ID),
+    "WorkspaceOrderBody": obj(("order_id",), order_id=ORDER_ID),
+    "WorkspaceCallbackBody": obj((), note={"type": "string", "maxLength": 2000}, request_id=REQUEST_ID),
     "Error": obj(("error",), error=obj(
         ("code", "message"),
         code={"type": "string", "description": "machine-readable, e.g. unauthorized, forbidden, not_yours, too_many_attempts"},
@@ -254,6 +262,22 @@ def build_openapi(resolution_codes: Sequence[str] = ()) -> Schema:
             "label a message with its right intent (supervisors only; the same label again changes nothing); "
             "make review-export writes the labelled ones as training data",
             _ok("200", ref("Labelled")), "400 403 404 413", body="LabelBody", params=[INBOX_ITEM])},
+        "/api/customers/{customer_id}/overview": {"get": op(
+            "the agent workspace: a customer's tier, points, orders with shipment and what the policy allows, returns, earlier "
+            "conversations on every channel, masked as the role allows (an agent: customers of conversations they hold)",
+            _ok("200", ANY_OBJECT), "400 403 404", params=[_param("customer_id", r"^C[0-9]{6}$", "the CRM's customer id")])},
+        f"{conversation}/actions/return": {"post": op(
+            "start a return the return policy allows, written to the CRM with an idempotency key and told to the shopper",
+            _ok("201", ANY_OBJECT), "403 404 409", body="WorkspaceReturnBody", params=[SENDER])},
+        f"{conversation}/actions/late-compensation": {"post": op(
+            "grant the late-delivery compensation the delivery policy allows (once per order)", _ok("201", ANY_OBJECT),
+            "403 404 409", body="WorkspaceOrderBody", params=[SENDER])},
+        f"{conversation}/actions/resend-tracking": {"post": op(
+            "send the shopper the order's latest tracking", _ok("201", ANY_OBJECT), "403 404 409", body="WorkspaceOrderBody",
+            params=[SENDER])},
+        f"{conversation}/actions/callback": {"post": op(
+            "book a callback in the next window of the service policy", _ok("201", ANY_OBJECT), "403 404 409",
+            body="WorkspaceCallbackBody", params=[SENDER])},
         "/api/ws": {"get": {
             "summary": "websocket of live events: first message {\"type\":\"auth\",\"token\"}; the session is checked again "
                        "every 15 s and on each message, and the socket closed with code 4401 once it is gone or expired",

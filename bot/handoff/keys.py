@@ -132,6 +132,16 @@ def by_customer(customer_id: str) -> str:
     return f"handoff:by_customer:{customer_id}"
 
 
+def customer_handoffs(customer_id: str) -> str:
+    """List of a verified customer's handoff ids on every channel, oldest first (the desk's workspace)."""
+    return f"handoff:customer_handoffs:{customer_id}"
+
+
+def workspace_done(idempotency_key: str) -> str:
+    """What a desk workspace action with this idempotency key made in the CRM (a return's id), for retries."""
+    return f"desk:workspace:done:{idempotency_key}"
+
+
 def mirrors(sender: str) -> str:
     """Set of the customer's other conversations that joined the handoff of ``sender``."""
     return f"handoff:mirrors:{sender}"

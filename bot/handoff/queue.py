@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 RATING_PENDING_TTL_S = 24 * 3600
 """How long after a handoff its rating is still accepted."""
 
+CUSTOMER_HANDOFFS_KEPT = 50
+"""How many of a verified customer's latest handoffs :func:`keys.customer_handoffs` lists."""
+
 
 @dataclass(frozen=True)
 class Enqueued:
@@ -182,7 +185,12 @@ async def materialize(ctx: HandoffContext, request: HandoffRequest) -> int:
     )
     if result == 1:
         if request.customer_id:
-            await ctx.redis.set(keys.by_customer(request.customer_id), request.sender, ex=ctx.outbox_ttl_s)
+            async with ctx.redis.pipeline(transaction=True) as pipe:
+                pipe.set(keys.by_customer(request.customer_id), request.sender, ex=ctx.outbox_ttl_s)
+                pipe.rpush(keys.customer_handoffs(request.customer_id), request.handoff_id)  # the desk's workspace lists them
+                pipe.ltrim(keys.customer_handoffs(request.customer_id), -CUSTOMER_HANDOFFS_KEPT, -1)
+                pipe.expire(keys.customer_handoffs(request.customer_id), ctx.outbox_ttl_s)
+                await pipe.execute()
         await publish(ctx, "queued", sender=request.sender, handoff_id=request.handoff_id, offered_to=offered_to)
     return result
 
