@@ -1,0 +1,57 @@
+"""The agent workspace in a real browser: an agent opens a conversation, sees the customer's orders beside
+the transcript and starts a return the policy allows; the shopper is told in the chat."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from bot.handoff import keys, queue
+from desk.tests.helpers import DeskProcess, desk_process, request, run, sync_client, wait_for
+from tests.actions.seeded_crm import seeded_crm
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def crm_desk(redis_url: str, tmp_path: Path) -> Iterator[DeskProcess]:
+    """A desk calling its own seeded reference CRM."""
+    with seeded_crm(tmp_path / "crm") as crm_url:
+        desk = desk_process(tmp_path / "desk", redis_url, desk_env={"CRM_URL": crm_url}).start()
+        try:
+            yield desk
+        finally:
+            desk.stop()
+
+
+def test_agent_sees_orders_and_starts_a_return(browser, crm_desk: DeskProcess) -> None:
+    sender = "conv-workspace-1"
+    handoff = request(sender, customer_id="C000001", tier="L4", intents=("return_request",))
+    run(crm_desk.redis_url, crm_desk.policy_file, lambda ctx: queue.enqueue(ctx, handoff))
+    client = sync_client(crm_desk.redis_url)
+    wait_for(lambda: client.zscore(keys.QUEUE, handoff.handoff_id) is not None)
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    errors: list = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(crm_desk.url + "/")
+    page.fill("#login-username", "agent1")
+    page.fill("#login-password", "agent1-pass")
+    page.click("#login-submit")
+    page.wait_for_selector("#live-dot.on")
+    page.wait_for_selector(f".queue-item[data-sender='{sender}']").query_selector(".claim-button").click()
+    page.wait_for_selector("#reply-form:not([hidden])")
+
+    order = page.wait_for_selector(".ws-order[data-order='880000010002']", timeout=15000)
+    assert "已签收" in order.inner_text()
+    page.wait_for_selector(".ws-order[data-order='880000010001'] .ws-compensate")
+    assert "金牌会员" in page.inner_text("#workspace")
+    order.query_selector(".ws-return").click()
+    page.select_option(".ws-order[data-order='880000010002'] .ws-reason", "wrong_size")
+    page.click(".ws-order[data-order='880000010002'] .ws-return-go")
+    page.wait_for_selector(".ws-order[data-order='880000010002'] .ws-status.ok, .ws-returns li:has-text('R')", timeout=15000)
+    page.wait_for_selector("#transcript .entry.agent:has-text('退货单号')", timeout=10000)
+    page.wait_for_selector(".ws-returns li:has-text('申请')", timeout=10000)
+    assert not errors, errors
