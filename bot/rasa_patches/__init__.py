@@ -105,10 +105,14 @@ class Patch:
         self._saved.append((owner, attribute, vars(owner).get(attribute, _MISSING)))
         setattr(owner, attribute, value)
 
+    def _held(self, owner: Any, attribute: str) -> List[Any]:
+        """What the owner itself held before the patch replaced it (empty when it did not)."""
+        return [raw for held, name, raw in self._saved if held is owner and name == attribute][:1]
+
     def stock(self, target: str) -> Any:
         """Rasa's own object for ``target`` (the original while the patch is installed), or _MISSING."""
         owner, attribute = resolve(target)
-        saved = [raw for saved_owner, saved_attribute, raw in self._saved if saved_owner is owner and saved_attribute == attribute]
+        saved = self._held(owner, attribute)
         if not saved:
             return getattr(owner, attribute, _MISSING)
         raw = saved[0]  # what the owner held before the patch
@@ -130,7 +134,8 @@ class Patch:
             except (ImportError, AttributeError) as error:
                 return f"{target} not found ({error})"
             if declared == ABSENT:
-                if attribute in vars(owner):
+                saved = self._held(owner, attribute)
+                if (saved[0] is not _MISSING) if saved else attribute in vars(owner):  # what Rasa itself defines
                     return f"{target} is now defined by Rasa"
                 continue
             found = self.stock(target)
