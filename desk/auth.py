@@ -104,6 +104,8 @@ class Agent:
     display_name: str
     password_hash: str
     role: str = "agent"
+    teams: Tuple[str, ...] = ()
+    """The service policy's teams the agent works in (empty: every team)."""
 
     @property
     def supervisor(self) -> bool:
@@ -129,7 +131,10 @@ def parse_agents(raw: Mapping[str, object]) -> Dict[str, Agent]:
         role = entry.get("role", "agent")
         if role not in ROLES:
             raise AgentsFileError(f"agent {username}: role must be one of {', '.join(ROLES)}, not {role!r}")
-        agents[username] = Agent(username, str(entry.get("display_name") or username), str(entry["password"]), str(role))
+        teams = entry.get("teams") or []
+        if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
+            raise AgentsFileError(f"agent {username}: teams must be a list of team codes")
+        agents[username] = Agent(username, str(entry.get("display_name") or username), str(entry["password"]), str(role), tuple(teams))
     return agents
 
 

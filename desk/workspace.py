@@ -30,6 +30,7 @@ Ids that are not ids are 400, unknown ones 404, a CRM that cannot answer 503 ``c
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -53,9 +54,10 @@ from actions.return_policy import Decision, crm_shipping_payer, decide, explain,
 from actions.return_policy import default_policy as return_policy
 from bot import pii
 from bot.handoff import callbacks, conversation, keys, queue, texts
-from bot.handoff.context import HandoffContext
+from bot.handoff.context import REDIS_FAILURES, HandoffContext
 from bot.handoff.models import CallbackTicket
 from bot.handoff.policy import callback_window
+from bot.handoff.routing import Candidate, auto_assign
 from bot.settings import PROJECT_ROOT
 from crm.vocab import CUSTOMER_ID_RE, ORDER_ID_RE
 from desk import auth
@@ -72,6 +74,7 @@ RESPONSES_FILE = PROJECT_ROOT / "data" / "responses" / "workspace.yml"
 MAX_ORDERS = 20
 MAX_RETURNS = 20
 MAX_CONVERSATIONS = 20
+AUTO_ASSIGN_INTERVAL_S = 1.0
 TURNS_SHOWN = 8
 """Transcript lines shown per earlier conversation (the most recent ones)."""
 
@@ -523,3 +526,31 @@ def register(app: Sanic, authed: Callable[[Handler], Handler]) -> None:
                       "window_start": ticket.window_start, "window_end": ticket.window_end, "idempotency_key": key, **told},
                      status=201 if created else 200)
 
+
+
+def register_auto_assign(app: Sanic) -> None:
+    """Run auto-assignment (:mod:`bot.handoff.routing`) every second while the policy switches it on."""
+    candidates = [Candidate(a.username, a.display_name, a.teams) for a in app.ctx.agents.values() if not a.supervisor]
+
+    async def loop() -> None:
+        while not app.ctx.stop.is_set():
+            if app.ctx.handoff.policy.auto_assign:
+                try:
+                    await auto_assign(app.ctx.handoff, candidates)
+                except REDIS_FAILURES as error:
+                    logger.warning("desk.auto_assign.failed error=%s", type(error).__name__)
+            try:
+                await asyncio.wait_for(app.ctx.stop.wait(), timeout=AUTO_ASSIGN_INTERVAL_S)
+            except asyncio.TimeoutError:
+                pass
+
+    async def start(app: Sanic, _loop: Any) -> None:
+        app.ctx.auto_assign = asyncio.get_running_loop().create_task(loop())
+
+    async def stop(app: Sanic, _loop: Any) -> None:
+        task = getattr(app.ctx, "auto_assign", None)
+        if task is not None:
+            task.cancel()
+
+    app.register_listener(start, "after_server_start")
+    app.register_listener(stop, "before_server_stop")

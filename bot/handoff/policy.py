@@ -42,6 +42,27 @@ class CannedReply:
 
 
 @dataclass(frozen=True)
+class Team:
+    """A team (skill) of agents a handoff is routed to.
+
+    Attributes:
+        code: the team's code (agents name it in the agents file).
+        name: what agents read (售前, 售后, VIP).
+        tiers: membership tiers routed to this team first.
+        reasons: handoff reasons routed to it.
+        intents: intents of the shopper routed to it.
+        after_sales: the handoffs the SLA counts as after-sales are routed to it.
+    """
+
+    code: str
+    name: str
+    tiers: FrozenSet[str] = frozenset()
+    reasons: FrozenSet[str] = frozenset()
+    intents: FrozenSet[str] = frozenset()
+    after_sales: bool = False
+
+
+@dataclass(frozen=True)
 class ServicePolicy:
     """Every tunable of the human service, as read from the policy file."""
 
@@ -72,6 +93,9 @@ class ServicePolicy:
     reasons: Mapping[str, str] = field(default_factory=dict)
     resolution_codes: Mapping[str, str] = field(default_factory=dict)
     canned_replies: Tuple[CannedReply, ...] = ()
+    teams: Tuple[Team, ...] = ()
+    default_team: str = ""
+    auto_assign: bool = False
 
 
 def _clock(value: Any, where: str) -> int:
@@ -190,7 +214,32 @@ def parse_policy(raw: Mapping[str, Any]) -> ServicePolicy:
         reasons=_labels(raw.get("reasons"), "reasons"),
         resolution_codes=_labels(raw.get("resolution_codes"), "resolution_codes"),
         canned_replies=tuple(CannedReply(str(c["title"]), str(c["text"])) for c in canned_raw),
+        teams=_teams(raw.get("teams")),
+        default_team=str(routing.get("default_team") or ""),
+        auto_assign=bool(routing.get("auto_assign", False)),
     )
+
+
+def _teams(value: Any) -> Tuple[Team, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) and v.get("name") for v in value.values()):
+        raise PolicyError("teams: expected a mapping of team codes to {name, tiers, reasons, intents, after_sales}")
+    return tuple(Team(str(code), str(t["name"]), _names(t.get("tiers"), f"teams.{code}.tiers"), _names(t.get("reasons"), f"teams.{code}.reasons"),
+                      _names(t.get("intents"), f"teams.{code}.intents"), bool(t.get("after_sales", False))) for code, t in value.items())
+
+
+def team_for(policy: ServicePolicy, tier: Optional[str], reason: str, intents: Iterable[str]) -> Optional[Team]:
+    """The team a handoff goes to: the first whose tiers hold the tier, else the first whose reasons,
+    intents or after-sales rule match, else the default team; None when the policy has no teams."""
+    asked = set(intents)
+    for team in policy.teams:
+        if tier and tier in team.tiers:
+            return team
+    for team in policy.teams:
+        if reason in team.reasons or asked & team.intents or (team.after_sales and is_after_sales(policy, reason, asked)):
+            return team
+    return next((t for t in policy.teams if t.code == policy.default_team), None)
 
 
 _cache: Dict[Path, Tuple[float, ServicePolicy]] = {}

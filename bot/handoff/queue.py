@@ -36,6 +36,7 @@ from bot.handoff.policy import (
     reason_label,
     should_notify_position,
     sla_due,
+    team_for,
 )
 from bot.outbox import NOTICE_MAXLEN, NOTICE_STREAM, outbox_key
 
@@ -116,7 +117,7 @@ REFINED = 3
 """What :func:`materialize` answers when it applied a refinement to a waiting or assigned handoff."""
 
 _REFINED_FIELDS = ("tier", "tier_name", "priority", "reason", "reason_label", "intents", "score", "summary", "summary_text",
-                   "after_sales", "sla_first_response_due", "sla_resolution_due")
+                   "after_sales", "sla_first_response_due", "sla_resolution_due", "team", "team_name")
 """What a refinement (:attr:`HandoffRequest.refines`) updates of a handoff record."""
 
 
@@ -145,6 +146,9 @@ def _request_fields(ctx: HandoffContext, request: HandoffRequest, score: float) 
     }
     if due.resolution is not None:
         fields["sla_resolution_due"] = repr(due.resolution)
+    team = team_for(ctx.policy, request.tier, request.reason, request.intents)
+    if team is not None:
+        fields.update(team=team.code, team_name=team.name)
     return fields
 
 
