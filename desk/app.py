@@ -600,6 +600,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     from desk import workspace  # the customer overview and the agent's actions in the CRM (same reason)
 
     workspace.register(app, authed)
+    workspace.register_auto_assign(app)
 
     # OpenAPI ------------------------------------------------------------------------------------
 
