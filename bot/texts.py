@@ -1,0 +1,66 @@
+"""Texts as data: the persona and the policy figures every reply quotes.
+
+The shopper-facing sentences live in Rasa responses files (``data/responses/<topic>.yml`` and
+``domain.yml``); the figures they quote are named placeholders (``{free_shipping_silver}``,
+``{no_reason_days}``, ``{persona}``) filled here from the policy files, so a policy edit changes
+every answer that quotes it and no answer can state a figure the policy does not.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOP_TEXTS = ROOT / "bot" / "texts.yml"
+TIERS = ROOT / "crm" / "policy" / "tiers.yml"
+RETURNS = ROOT / "actions" / "policy" / "returns.yml"
+AFTER_SALES = ROOT / "crm" / "policy" / "after_sales.yml"
+PRICE_PROTECTION = ROOT / "crm" / "policy" / "price_protection.yml"
+SERVICE = ROOT / "desk" / "policy" / "service.yml"
+
+# Placeholder names of the CRM's tier codes.
+TIER_NAMES = {"L1": "registered", "L2": "bronze", "L3": "silver", "L4": "gold", "L5": "diamond"}
+
+
+def _read(path: Path) -> Dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen // 100}" if fen % 100 == 0 else f"{fen / 100:.2f}"
+
+
+def persona() -> str:
+    """The assistant's one name, set in ``bot/texts.yml``."""
+    return str(_read(SHOP_TEXTS)["persona"])
+
+
+def policy_values() -> Dict[str, str]:
+    """Every policy figure a response may quote, by placeholder name (as text)."""
+    values: Dict[str, str] = {}
+    for tier in _read(TIERS)["tiers"]:
+        name = TIER_NAMES[tier["code"]]
+        values[f"free_shipping_{name}"] = _yuan(int(tier["free_shipping_threshold_fen"]))
+        values[f"tier_name_{name}"] = str(tier["name"])
+    windows = _read(RETURNS)["windows"]
+    values["no_reason_days"] = str(windows["no_reason_days"])
+    values["quality_days"] = str(windows["quality_days"])
+    values["price_protection_days"] = str(_read(PRICE_PROTECTION)["window_days"])
+    installation = _read(AFTER_SALES)["installation"]
+    values["install_visit_hours"] = str(installation["visit_within_hours"])
+    values["install_remote_visit_hours"] = str(installation["remote_visit_within_hours"])
+    values["assembly_fee"] = _yuan(int(installation["assembly_fee_fen"]))
+    hours = _read(SERVICE)["opening_hours"]["default"]
+    values["opening_time"] = str(hours["open"])
+    values["closing_time"] = str(hours["close"])
+    return values
+
+
+@lru_cache(maxsize=1)
+def fill_values() -> Dict[str, str]:
+    """Persona and policy figures, read once per process (a restart shows an edit)."""
+    return {"persona": persona(), **policy_values()}
