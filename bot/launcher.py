@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from bot import production
 from bot.redis_server import RedisServer, embedded_password, port_is_open
 from bot.settings import PROJECT_ROOT, Settings, load_settings
+from bot.texts import training_bytes
 
 logger = logging.getLogger("launcher")
 
@@ -60,11 +61,11 @@ def _input_files(root: Path) -> Iterable[Path]:
 
 
 def model_fingerprint(root: Path = PROJECT_ROOT) -> str:
-    """A hash of the training data, configuration and NLU code."""
+    """A hash of the training data, configuration and NLU code (response names, not wording)."""
     digest = hashlib.sha256()
     for path in _input_files(root):
         digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
+        digest.update(training_bytes(path))
     return digest.hexdigest()[:16]
 
 

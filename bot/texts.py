@@ -7,6 +7,7 @@ every answer that quotes it and no answer can state a figure the policy does not
 """
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict
@@ -64,3 +65,14 @@ def policy_values() -> Dict[str, str]:
 def fill_values() -> Dict[str, str]:
     """Persona and policy figures, read once per process (a restart shows an edit)."""
     return {"persona": persona(), **policy_values()}
+
+
+def training_bytes(path: Path) -> bytes:
+    """What of a model input file a model depends on: for a file with Rasa responses, their names
+    but not their wording (bot/nlg.py reads the wording at server start), else the whole file."""
+    raw = path.read_bytes()
+    if path.suffix != ".yml" or b"\nresponses:" not in b"\n" + raw:
+        return raw
+    content = yaml.safe_load(raw) or {}
+    content["responses"] = sorted(content.get("responses") or {})
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, default=str).encode()

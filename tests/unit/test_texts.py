@@ -126,3 +126,21 @@ def test_files_win_over_the_model_copy_after_a_model_load():
     nlg.responses = {"utter_greet": [{"text": "您好，我是商城智能客服小商。"}], "utter_only_in_model": [{"text": "好的"}]}
     assert "{persona}" in nlg.responses["utter_greet"][0]["text"]
     assert nlg.generate_from_slots("utter_only_in_model", {}, "rest")["text"] == "好的"
+
+
+def test_rewording_a_response_keeps_the_model_but_a_new_response_needs_one(tmp_path):
+    from bot.launcher import model_fingerprint
+
+    for name in ("config.yml", "domain.yml"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    (tmp_path / "data" / "responses").mkdir(parents=True)
+    faq = tmp_path / "data" / "responses" / "faq.yml"
+    original = (ROOT / "data" / "responses" / "faq.yml").read_text(encoding="utf-8")
+    faq.write_text(original, encoding="utf-8")
+    before = model_fingerprint(tmp_path)
+    faq.write_text(original.replace("您好，运费规则如下：", "您好，本店的运费规则如下："), encoding="utf-8")
+    assert model_fingerprint(tmp_path) == before
+    faq.write_text(original + "\n  utter_faq/new_topic:\n  - text: 您好。\n", encoding="utf-8")
+    assert model_fingerprint(tmp_path) != before
+    (tmp_path / "config.yml").write_text("language: zh\n", encoding="utf-8")
+    assert model_fingerprint(tmp_path) != before
