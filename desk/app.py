@@ -602,6 +602,10 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     workspace.register(app, authed)
     workspace.register_auto_assign(app)
 
+    from desk import tickets_api  # callback tickets answered in the shopper's conversation (same reason)
+
+    tickets_api.register(app, authed)
+
     # OpenAPI ------------------------------------------------------------------------------------
 
     document = build_openapi(tuple(policy.resolution_codes))

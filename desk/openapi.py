@@ -238,6 +238,11 @@ def build_openapi(resolution_codes: Sequence[str] = ()) -> Schema:
                                                "403 404 409", body="ResolveBody", params=[SENDER])},
         "/api/callbacks": {"get": op("callback tickets by due time", _ok("200", ref("Callbacks")), params=[
             {"name": "include_done", "in": "query", "required": False, "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}])},
+        "/api/callbacks/{callback_id}": {"get": op("a callback ticket and the exchange in its conversation once an agent answered it",
+                                                   _ok("200", ANY_OBJECT), "400 404", params=[CALLBACK])},
+        "/api/callbacks/{callback_id}/messages": {"post": op(
+            "answer a callback ticket in the shopper's conversation (every channel it lives on); the first message opens a live "
+            "conversation held by the agent", _ok("201", ANY_OBJECT), "400 403 404 409 413", body="ReplyBody", params=[CALLBACK])},
         "/api/callbacks/{callback_id}/complete": {"post": op("close a callback ticket", _ok("200", ref("Completed")), "403 404 409",
                                                              body="CompleteBody", params=[CALLBACK])},
         "/api/metrics": {"get": op("the metrics page's figures (supervisors only)", _ok("200", ref("Metrics")), "400 403", params=[

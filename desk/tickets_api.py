@@ -1,0 +1,90 @@
+"""Callback tickets an agent answers in the shopper's conversation.
+
+Routes (registered by :func:`desk.app.create_app` through :func:`register`):
+
+- ``GET /api/callbacks/{callback_id}``: the ticket, the handoff an agent opened by answering it
+  (``live_handoff``, empty before) and the exchange in that conversation (masked transcript).
+- ``POST /api/callbacks/{callback_id}/messages {"text", "client_id"}``: the agent's message reaches
+  the shopper on every channel the conversation lives on, through the agent-reply path. The first
+  message opens a live handoff held by the agent (:mod:`bot.handoff.tickets`); the shopper's answer
+  then reaches that agent with the ticket's summary. 201 with the handoff id and the transcript
+  entry. Refusals: 400 ``invalid_callback`` (not a ticket id), ``invalid_text``,
+  ``invalid_client_id``; 413 ``text_too_long``; 404 ``not_found``; 409 ``done`` (completed),
+  ``in_conversation`` (the shopper is in another live conversation), ``busy``, ``at_capacity``;
+  403 ``not_yours`` (another agent answers this ticket).
+
+Completing the ticket stays ``POST /api/callbacks/{callback_id}/complete {"code", "note"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Coroutine, Dict
+
+from sanic import Sanic
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.handoff import keys, tickets
+from bot.handoff.context import HandoffContext
+from desk import auth, views
+from desk.app import ApiError, _body, _json, _refusal, _text
+
+Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
+
+REFUSALS = {
+    "in_conversation": (409, "顾客正在另一个人工会话中，请在该会话里回复。"),
+    "busy": (409, "该回访工单正在被接入，请稍后刷新。"),
+    "not_found": (404, "没有找到这个回访工单。"),
+}
+
+
+def _ticket_id(callback_id: str) -> str:
+    if not keys.CALLBACK_ID.fullmatch(callback_id):
+        raise ApiError(400, "invalid_callback", "回访工单号无效。")
+    return callback_id
+
+
+def _client_id(body: Dict[str, Any]) -> str:
+    value = body.get("client_id")
+    if value is not None and not isinstance(value, str):
+        raise _refusal("invalid_client_id")
+    return value or ""
+
+
+def refusal(status: str, detail: str, names: Dict[str, str]) -> ApiError:
+    """The API error of a refused ticket operation."""
+    if status in REFUSALS:
+        code, message = REFUSALS[status]
+        return ApiError(code, status, message)
+    return _refusal(status, detail, names)
+
+
+def register(app: Sanic, authed: Callable[[Handler], Handler]) -> None:
+    """Add the ticket routes to the desk (``app.ctx.handoff``: its handoff context, ``app.ctx.agents``: its agents)."""
+    names: Dict[str, str] = {u: a.display_name for u, a in app.ctx.agents.items()}
+
+    def handoff() -> HandoffContext:
+        return app.ctx.handoff  # type: ignore[no-any-return]
+
+    @app.get("/api/callbacks/<callback_id:str>")
+    @authed
+    async def callback_view(request: Request, agent: auth.Agent, callback_id: str) -> HTTPResponse:
+        ctx = handoff()
+        record = await tickets.ticket(ctx, _ticket_id(callback_id))
+        if record is None:
+            raise refusal("not_found", "", names)
+        return _json({
+            "callback": views.callback_item(record, ctx.policy),
+            "live_handoff": record.get(tickets.LIVE_FIELD) or "",
+            "exchange": await tickets.exchange(ctx, record),
+        })
+
+    @app.post("/api/callbacks/<callback_id:str>/messages")
+    @authed
+    async def callback_message(request: Request, agent: auth.Agent, callback_id: str) -> HTTPResponse:
+        body = _body(request)
+        result = await tickets.answer(handoff(), _ticket_id(callback_id), agent.username, agent.display_name, _text(body),
+                                      _client_id(body))
+        if not result.ok:
+            raise refusal(result.status, result.detail, names)
+        return _json({"callback_id": callback_id, "handoff_id": result.handoff_id, **(result.data or {})}, status=201)
