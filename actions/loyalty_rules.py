@@ -19,21 +19,17 @@ from datetime import date
 from typing import Any, Dict, List, Optional, Sequence
 
 from actions import formatting
+from bot.texts import render
 
 POINTS_PER_YUAN = 100
 LEDGER_LINES_IN_SUMMARY = 3
 EXPIRY_SOON_DAYS = 31
 MAX_COUPON_BUTTONS = 6
 
-POINTS_RULE = (
-    "积分规则：每实付 1 元累积 1 积分，100 积分可抵 1 元；每笔积分在获得次年的 12 月 31 日过期"
-    "（活动赠送的积分以活动说明的日期为准），兑换或抵扣时优先使用最早到期的积分。"
-)
-GROWTH_RULE = (
-    "成长值按近 12 个月已签收订单的实付金额计算，每实付 1 元计 1 点，退款的部分会相应扣除；"
-    "会员等级每天按成长值自动调整。"
-)
-TIER_THRESHOLDS_TEXT = "注册会员 0、铜牌 2,000、银牌 10,000、金牌 30,000、钻石 100,000"
+# The wording lives in data/responses/loyalty.yml (tier thresholds filled from crm/policy/tiers.yml).
+POINTS_RULE = render("utter_points_rule")
+GROWTH_RULE = render("utter_growth_rule")
+TIER_THRESHOLDS_TEXT = render("utter_tier_thresholds")
 
 Json = Dict[str, Any]
 
@@ -62,9 +58,9 @@ def expiry_phrase(entry: Json, today: date) -> str:
     """有 800 积分将于 11月30日（周一）过期（还剩 8 天）."""
     when = _expiry_date(entry)
     days = (when - today).days
-    text = f"有 {points(entry['points'])} 积分将于 {formatting.day(when, today)}过期"
+    text = render("utter_points_expiry_phrase", points=points(entry["points"]), day=formatting.day(when, today))
     if 1 < days <= EXPIRY_SOON_DAYS:
-        text += f"（还剩 {days} 天）"
+        text += render("utter_points_days_left", days=days)
     return text
 
 
@@ -94,19 +90,20 @@ def describe_balance(summary: Json, today: date, ledger: Optional[Sequence[Json]
         ledger: ledger lines to list instead of the summary's three most recent ones.
     """
     balance = int(summary.get("balance", 0))
-    lines = [f"您当前可用积分 {points(balance)}，可抵 {points_value(balance)}（100 积分抵 1 元）。"]
+    lines = [render("utter_points_balance", balance=points(balance), value=points_value(balance))]
     upcoming = upcoming_expiries(summary.get("expiring") or [], today)
     if balance > 0 and upcoming:
         first = upcoming[0]
         soon = (_expiry_date(first) - today).days <= EXPIRY_SOON_DAYS
-        advice = "，建议尽快兑换优惠券或在下单时抵扣" if soon else ""
-        lines.append(f"其中{expiry_phrase(first, today)}{advice}。")
+        advice = render("utter_points_expiry_advice") if soon else ""
+        lines.append(render("utter_points_of_which", expiry=expiry_phrase(first, today), advice=advice))
     entries = list(ledger) if ledger is not None else list(summary.get("recent") or [])[:LEDGER_LINES_IN_SUMMARY]
     if entries:
-        lines.append(f"积分明细（最近 {len(entries)} 笔）：" if ledger is not None else "最近的积分变动：")
+        lines.append(render("utter_points_ledger_title", count=len(entries)) if ledger is not None
+                     else render("utter_points_recent_title"))
         lines.extend(ledger_line(entry) for entry in entries)
     elif balance == 0:
-        lines.append("每实付 1 元即可累积 1 积分。")
+        lines.append(render("utter_points_how_to_earn"))
     return "\n".join(lines)
 
 
@@ -116,16 +113,16 @@ def describe_expiry(summary: Json, today: date) -> str:
     upcoming = upcoming_expiries(summary.get("expiring") or [], today)
     lines: List[str] = []
     if balance <= 0 or not upcoming:
-        lines.append(f"您当前可用积分 {points(balance)}，没有即将过期的积分。")
+        lines.append(render("utter_points_none_expiring", balance=points(balance)))
     else:
         this_month = expiring_this_month(upcoming, today)
         if this_month:
-            lines.append(f"您当前可用积分 {points(balance)}，本月有 {points(this_month)} 积分到期：")
+            lines.append(render("utter_points_expiring_this_month", balance=points(balance), points=points(this_month)))
         else:
-            lines.append(f"您当前可用积分 {points(balance)}，本月没有积分到期。各笔积分的到期时间：")
+            lines.append(render("utter_points_none_this_month", balance=points(balance)))
         lines.extend(f"· {expiry_phrase(entry, today)}" for entry in upcoming)
         if this_month:
-            lines.append("到期前兑换优惠券或在下单时抵扣就不会浪费，兑换时会优先使用最早到期的积分。")
+            lines.append(render("utter_points_use_before_expiry"))
     lines.append(POINTS_RULE)
     return "\n".join(lines)
 
@@ -193,29 +190,24 @@ def new_benefits(current: Json, upper: Json) -> List[str]:
 def describe_tier(customer: Json, tiers: Sequence[Json]) -> str:
     """Tier, growth value, exactly what is missing for the next tier, and the benefits."""
     gap = tier_gap(customer, tiers)
-    lines = [f"您目前是{tier_label(gap.current)}，近 12 个月成长值 {points(gap.growth_value)}。"]
+    lines = [render("utter_tier_current", tier=tier_label(gap.current), growth=points(gap.growth_value))]
     if gap.next_tier is not None:
         upper = gap.next_tier
-        lines.append(
-            f"再累计 {points(gap.missing)} 成长值即可升级为{upper.get('name', '')}（{upper.get('code', '')}，"
-            f"门槛 {points(upper['min_growth_value'])}），"
-            f"也就是近 12 个月再实付约 {points(gap.missing)} 元的已签收订单。"
-        )
+        lines.append(render("utter_tier_gap", missing=points(gap.missing), name=upper.get("name", ""),
+                            code=upper.get("code", ""), threshold=points(upper["min_growth_value"])))
     else:
-        lines.append(
-            f"这已是最高等级。近 12 个月成长值保持在 {points(gap.current.get('min_growth_value', 0))} 以上，"
-            f"即可继续享受{gap.current.get('name', '')}权益。"
-        )
+        lines.append(render("utter_tier_top", threshold=points(gap.current.get("min_growth_value", 0)),
+                            name=gap.current.get("name", "")))
     benefits = gap.current.get("benefits") or []
     if benefits:
-        lines.append(f"您现在享有的{gap.current.get('name', '')}权益：")
+        lines.append(render("utter_tier_benefits", name=gap.current.get("name", "")))
         lines.extend(f"· {benefit}" for benefit in benefits)
     if gap.next_tier is not None:
         extra = new_benefits(gap.current, gap.next_tier)
         if extra:
-            lines.append(f"升级{gap.next_tier.get('name', '')}后还将享有：")
+            lines.append(render("utter_tier_next_benefits", name=gap.next_tier.get("name", "")))
             lines.extend(f"· {benefit}" for benefit in extra)
-    lines.append(f"{GROWTH_RULE}各等级门槛：{TIER_THRESHOLDS_TEXT}。")
+    lines.append(render("utter_tier_rules", growth_rule=GROWTH_RULE, thresholds=TIER_THRESHOLDS_TEXT))
     return "\n".join(lines)
 
 
@@ -247,14 +239,15 @@ def coupon_terms(coupon: Json) -> str:
     """订单满 ¥199.00 可减 ¥20.00，兑换后 30 天内有效."""
     value = formatting.money(int(coupon.get("value_fen", 0)))
     threshold = int(coupon.get("threshold_fen", 0))
-    condition = f"订单满 {formatting.money(threshold)} 可减 {value}" if threshold else f"无门槛减 {value}"
-    return f"{condition}，兑换后 {coupon.get('valid_days', 30)} 天内有效"
+    condition = (render("utter_coupon_condition", threshold=formatting.money(threshold), value=value) if threshold
+                 else render("utter_coupon_no_threshold", value=value))
+    return render("utter_coupon_terms", condition=condition, days=coupon.get("valid_days", 30))
 
 
 def coupon_button(coupon: Json) -> Dict[str, str]:
     """A button that chooses one coupon to redeem."""
     payload = "/points_redeem" + json.dumps({"coupon_id": coupon["coupon_id"]}, separators=(",", ":"))
-    return {"title": f"{coupon['title']}（{points(coupon['points_cost'])}积分）", "payload": payload}
+    return {"title": render("utter_coupon_button", title=coupon["title"], points=points(coupon["points_cost"])), "payload": payload}
 
 
 @dataclass(frozen=True)
@@ -283,22 +276,22 @@ def describe_catalogue(coupons: Sequence[Json], balance: int) -> str:
     """The catalogue with the cost of each coupon, and how far the balance is from the rest."""
     catalogue = split_catalogue(coupons, balance)
     if not catalogue.affordable:
-        lines = [f"您当前可用积分 {points(balance)}，暂时还不够兑换优惠券。"]
+        lines = [render("utter_coupons_out_of_reach", balance=points(balance))]
         if catalogue.out_of_reach:
             cheapest = catalogue.out_of_reach[0]
             missing = redemption_eligibility(balance, cheapest).missing
-            lines.append(
-                f"最低档的「{cheapest['title']}」需要 {points(cheapest['points_cost'])} 积分，还差 {points(missing)} 积分"
-                f"（每实付 1 元累积 1 积分）。"
-            )
+            lines.append(render("utter_coupons_cheapest_missing", title=cheapest["title"],
+                                cost=points(cheapest["points_cost"]), missing=points(missing)))
         return "\n".join(lines)
-    lines = [f"您当前可用积分 {points(balance)}，可以兑换这些优惠券（100 积分 = 1 元）："]
-    lines.extend(f"· {coupon['title']}：{points(coupon['points_cost'])} 积分，{coupon_terms(coupon)}" for coupon in catalogue.affordable)
+    lines = [render("utter_coupons_affordable", balance=points(balance))]
+    lines.extend(render("utter_coupons_line", title=coupon["title"], cost=points(coupon["points_cost"]), terms=coupon_terms(coupon))
+                 for coupon in catalogue.affordable)
     if catalogue.out_of_reach:
         nearest = catalogue.out_of_reach[0]
         missing = redemption_eligibility(balance, nearest).missing
-        lines.append(f"「{nearest['title']}」需要 {points(nearest['points_cost'])} 积分，您还差 {points(missing)} 积分。")
-    lines.append("想兑换哪一张？点下面的按钮就可以。")
+        lines.append(render("utter_coupons_nearest_missing", title=nearest["title"], cost=points(nearest["points_cost"]),
+                            missing=points(missing)))
+    lines.append(render("utter_coupons_pick"))
     return "\n".join(lines)
 
 
@@ -340,15 +333,15 @@ def confirm_redemption_text(coupon: Json, balance: int, summary: Optional[Json] 
     """The confirmation question: exact cost, what the coupon does, and the balance afterwards."""
     eligibility = redemption_eligibility(balance, coupon)
     lines = [
-        f"请确认：用 {points(coupon['points_cost'])} 积分兑换「{coupon['title']}」优惠券（{coupon_terms(coupon)}）。",
-        f"兑换后您的积分从 {points(balance)} 变为 {points(eligibility.balance_after)}。",
+        render("utter_redeem_confirm", cost=points(coupon["points_cost"]), title=coupon["title"], terms=coupon_terms(coupon)),
+        render("utter_redeem_balance_after", balance=points(balance), after=points(eligibility.balance_after)),
     ]
     if summary is not None and today is not None:
         upcoming = upcoming_expiries(summary.get("expiring") or [], today)
         if upcoming and (_expiry_date(upcoming[0]) - today).days <= EXPIRY_SOON_DAYS:
             first = upcoming[0]
-            lines.append(f"兑换会优先使用最早到期的积分（{formatting.day(_expiry_date(first), today)}到期的 {points(first['points'])} 积分）。")
-    lines.append("确认兑换吗？")
+            lines.append(render("utter_redeem_earliest_first", day=formatting.day(_expiry_date(first), today), points=points(first["points"])))
+    lines.append(render("utter_redeem_ask"))
     return "\n".join(lines)
 
 
@@ -356,18 +349,18 @@ def redemption_done_text(redemption: Json, today: date) -> str:
     """What the shopper got: coupon, redemption number, validity, points spent and left."""
     coupon = redemption.get("coupon") or {}
     valid_until = formatting.parse_date(str(redemption["valid_until"])) if redemption.get("valid_until") else None
-    lines = [f"兑换成功！「{coupon.get('title', '优惠券')}」已发放到您的账户，兑换单号 {redemption.get('redemption_id', '')}。"]
-    terms = f"订单满 {formatting.money(int(coupon.get('threshold_fen', 0)))} 可用" if coupon.get("threshold_fen") else "无门槛可用"
+    title = coupon["title"] if "title" in coupon else render("utter_redeem_coupon_default_title")
+    lines = [render("utter_redeem_done", title=title, redemption_id=redemption.get("redemption_id", ""))]
+    terms = (render("utter_redeem_threshold", threshold=formatting.money(int(coupon.get("threshold_fen", 0))))
+             if coupon.get("threshold_fen") else render("utter_redeem_no_threshold"))
     if valid_until is not None:
-        lines.append(f"有效期至 {formatting.day(valid_until, today)}，{terms}，下单时在“优惠券”里选择即可。")
-    lines.append(f"本次使用 {points(redemption.get('points_spent', 0))} 积分，剩余 {points(redemption.get('balance', 0))} 积分。")
+        lines.append(render("utter_redeem_valid_until", day=formatting.day(valid_until, today), terms=terms))
+    lines.append(render("utter_redeem_points_spent", spent=points(redemption.get("points_spent", 0)), balance=points(redemption.get("balance", 0))))
     return "\n".join(lines)
 
 
 def not_enough_points_text(coupon: Json, balance: int) -> str:
     """Why a coupon cannot be redeemed, with the exact number of points missing."""
     missing = redemption_eligibility(balance, coupon).missing
-    return (
-        f"抱歉，积分还不够：兑换「{coupon['title']}」需要 {points(coupon['points_cost'])} 积分，"
-        f"您当前可用 {points(balance)} 积分，还差 {points(missing)} 积分。"
-    )
+    return render("utter_not_enough_points", title=coupon["title"], cost=points(coupon["points_cost"]),
+                  balance=points(balance), missing=points(missing))

@@ -9,24 +9,11 @@ figures (``bot/texts.py``) besides the slots and the values an action passes.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import yaml
 from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
 
-from bot.texts import ROOT, fill_values
-
-RESPONSE_FILES = [ROOT / "domain.yml", *sorted((ROOT / "data" / "responses").glob("*.yml"))]
-
-
-def responses_on_disk(paths: Optional[List[Path]] = None) -> Dict[str, List[Dict[str, Any]]]:
-    """Every response of the responses files, by name."""
-    responses: Dict[str, List[Dict[str, Any]]] = {}
-    for path in paths or RESPONSE_FILES:
-        with open(path, encoding="utf-8") as handle:
-            responses.update((yaml.safe_load(handle) or {}).get("responses") or {})
-    return responses
+from bot.texts import fill_values, responses_on_disk
 
 
 class ShopNaturalLanguageGenerator(TemplatedNaturalLanguageGenerator):

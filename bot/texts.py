@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 import yaml
 
@@ -21,6 +21,7 @@ RETURNS = ROOT / "actions" / "policy" / "returns.yml"
 AFTER_SALES = ROOT / "crm" / "policy" / "after_sales.yml"
 PRICE_PROTECTION = ROOT / "crm" / "policy" / "price_protection.yml"
 SERVICE = ROOT / "desk" / "policy" / "service.yml"
+RESPONSE_FILES = [ROOT / "domain.yml", *sorted((ROOT / "data" / "responses").glob("*.yml"))]
 
 # Placeholder names of the CRM's tier codes.
 TIER_NAMES = {"L1": "registered", "L2": "bronze", "L3": "silver", "L4": "gold", "L5": "diamond"}
@@ -47,6 +48,7 @@ def policy_values() -> Dict[str, str]:
         name = TIER_NAMES[tier["code"]]
         values[f"free_shipping_{name}"] = _yuan(int(tier["free_shipping_threshold_fen"]))
         values[f"tier_name_{name}"] = str(tier["name"])
+        values[f"growth_{name}"] = f"{int(tier['min_growth_value']):,}"
     windows = _read(RETURNS)["windows"]
     values["no_reason_days"] = str(windows["no_reason_days"])
     values["quality_days"] = str(windows["quality_days"])
@@ -76,3 +78,22 @@ def training_bytes(path: Path) -> bytes:
     content = yaml.safe_load(raw) or {}
     content["responses"] = sorted(content.get("responses") or {})
     return json.dumps(content, sort_keys=True, ensure_ascii=False, default=str).encode()
+
+
+def responses_on_disk(paths: Optional[List[Path]] = None) -> Dict[str, List[Dict[str, Any]]]:
+    """Every response of the responses files, by name."""
+    responses: Dict[str, List[Dict[str, Any]]] = {}
+    for path in paths or RESPONSE_FILES:
+        responses.update(_read(path).get("responses") or {})
+    return responses
+
+
+@lru_cache(maxsize=1)
+def _responses() -> Dict[str, List[Dict[str, Any]]]:
+    return responses_on_disk()
+
+
+def render(response: str, /, **values: Any) -> str:
+    """The text of ``response`` (its first variation) filled with persona, policy figures and
+    ``values``: for replies composed of several responses in Python, read once per process."""
+    return str(_responses()[response][0]["text"]).format_map({**fill_values(), **values})

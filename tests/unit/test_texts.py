@@ -10,7 +10,6 @@ from rasa.core.nlg.generator import NaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
 from rasa.utils.endpoints import EndpointConfig
 
-import bot.nlg
 import bot.texts
 from bot.nlg import ShopNaturalLanguageGenerator, responses_on_disk
 from bot.texts import fill_values, policy_values
@@ -89,7 +88,7 @@ def test_a_restart_shows_edited_wording_and_persona(tmp_path, monkeypatch):
                          '{free_shipping_silver} 元包邮"\n', encoding="utf-8")
     texts = tmp_path / "texts.yml"
     texts.write_text("persona: 小美\n", encoding="utf-8")
-    monkeypatch.setattr(bot.nlg, "RESPONSE_FILES", [ROOT / "domain.yml", responses])
+    monkeypatch.setattr(bot.texts, "RESPONSE_FILES", [ROOT / "domain.yml", responses])
     monkeypatch.setattr(bot.texts, "SHOP_TEXTS", texts)
     fill_values.cache_clear()
     try:
