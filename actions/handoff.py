@@ -51,6 +51,7 @@ from bot.handoff.policy import (
 )
 from bot.handoff.queue import enqueue, estimated_wait, queue_position
 from bot.handoff.stats import record_rating
+from bot.handoff.windows import book_window
 from bot.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -240,13 +241,14 @@ async def _offer_callback(
     summary: Dict[str, Any], summary_text: str, now: float, asked_about: Sequence[str],
 ) -> None:
     local_now = ctx.local(now)
-    window = callback_window(ctx.policy, local_now, ctx.tz)
+    callback_id = keys.new_callback_id()
+    window = await book_window(ctx, callback_id, local_now) or callback_window(ctx.policy, local_now, ctx.tz)  # full: the earliest
     if window is None:
         dispatcher.utter_message(text=HANDOFF_FAILED)
         return
     start, end = window
     ticket = CallbackTicket(
-        callback_id=keys.new_callback_id(), sender=tracker.sender_id, customer_id=shopper.customer_id,
+        callback_id=callback_id, sender=tracker.sender_id, customer_id=shopper.customer_id,
         phone_masked=str((summary.get("who") or {}).get("phone") or ""), tier=tier, reason=reason, summary=summary,
         summary_text=summary_text, window_start=start.timestamp(), window_end=end.timestamp(), created_at=now,
         after_sales=is_after_sales(ctx.policy, reason, asked_about),

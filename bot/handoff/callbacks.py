@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
 from bot import pii
-from bot.handoff import keys, scripts, texts
+from bot.handoff import keys, scripts, texts, windows
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import OpResult, outbox_message, publish, script
 from bot.handoff.models import CallbackTicket
@@ -93,11 +93,11 @@ CONVERSIONS = {
 """Why waiting handoffs become callbacks: the shopper's notice, the agents' transcript line, the day counter."""
 
 
-def ticket_for(record: Dict[str, Any], window: Tuple[datetime, datetime], now: float) -> CallbackTicket:
+def ticket_for(record: Dict[str, Any], window: Tuple[datetime, datetime], now: float, callback_id: str = "") -> CallbackTicket:
     """The callback ticket that takes over a decoded handoff record, in a given window."""
     start, end = window
     return CallbackTicket(
-        callback_id=keys.new_callback_id(),
+        callback_id=callback_id or keys.new_callback_id(),
         sender=record["sender"],
         customer_id=record.get("customer_id") or None,
         phone_masked=phone_of(record.get("summary")),
@@ -129,8 +129,8 @@ async def queued_to_callbacks(ctx: HandoffContext, waited_s: float = 0.0, why: O
     why = why or ("unattended" if waited_s > 0 else "closed")
     notice, note, counter = CONVERSIONS[why]
     now = ctx.now()
-    window = callback_window(ctx.policy, ctx.local(now), ctx.tz)
-    if window is None:
+    earliest = callback_window(ctx.policy, ctx.local(now), ctx.tz)
+    if earliest is None:
         return 0
     converted = 0
     for record in await waiting(ctx):
@@ -138,7 +138,9 @@ async def queued_to_callbacks(ctx: HandoffContext, waited_s: float = 0.0, why: O
             continue
         sender = record["sender"]
         handoff_id = record["handoff_id"]
-        ticket = ticket_for(record, window, now)
+        callback_id = keys.new_callback_id()
+        window = await windows.book_window(ctx, callback_id, ctx.local(now)) or earliest  # every window full: the earliest
+        ticket = ticket_for(record, window, now, callback_id)
         message = outbox_message(sender, notice(*window, ctx.local(now)), "system")
         done = await script(ctx.redis, scripts.QUEUED_TO_CALLBACK)(
             keys=[keys.record(handoff_id), keys.QUEUE, keys.active(sender), keys.callback(ticket.callback_id), keys.CALLBACKS_OPEN,
@@ -149,7 +151,9 @@ async def queued_to_callbacks(ctx: HandoffContext, waited_s: float = 0.0, why: O
                   f"（回访时间 {texts.window(*window, ctx.local(now))}）",
                   scripts.STATS_TTL_S, repr(float(waited_s)), counter],
         )
-        if int(done):
+        if not int(done):
+            await windows.release(ctx, callback_id, window)
+        else:
             converted += 1
             await publish(ctx, "callback", callback_id=ticket.callback_id, sender=sender, handoff_id=handoff_id)
     return converted

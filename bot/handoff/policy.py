@@ -86,6 +86,8 @@ class ServicePolicy:
     update_min_interval_s: int = 30
     callback_window_minutes: int = 60
     callback_lead_minutes: int = 20
+    callback_capacity: int = 0
+    """Callbacks one window holds (0: no limit); a full window offers the next (:mod:`bot.handoff.windows`)."""
     unattended_after_s: int = 600
     agent_offline_requeue_s: int = 120
     unclaimed_callback_s: int = 900
@@ -207,6 +209,7 @@ def parse_policy(raw: Mapping[str, Any]) -> ServicePolicy:
         update_min_interval_s=_int(updates, "min_interval_s", 30, "queue_updates"),
         callback_window_minutes=_int(callback, "window_minutes", 60, "callback", 10),
         callback_lead_minutes=_int(callback, "lead_minutes", 20, "callback"),
+        callback_capacity=_int(callback, "capacity_per_window", 0, "callback"),
         unattended_after_s=_int(callback, "unattended_after_s", 600, "callback", 1),
         agent_offline_requeue_s=_int(recovery, "agent_offline_requeue_s", 120, "recovery", 1),
         unclaimed_callback_s=_int(recovery, "unclaimed_callback_s", 900, "recovery", 1),
