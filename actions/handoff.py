@@ -50,6 +50,7 @@ from bot.handoff.policy import (
     reason_label,
 )
 from bot.handoff.queue import enqueue, estimated_wait, queue_position
+from bot.handoff.reviews import open_low_rating_review
 from bot.handoff.stats import record_rating
 from bot.handoff.windows import book_window
 from bot.settings import Settings, load_settings
@@ -306,5 +307,8 @@ class ActionRecordRating(Action):
             dispatcher.utter_message(text=RATING_UNAVAILABLE)
             return []
         logger.info("handoff.rating sender=%s handoff=%s score=%d", tracker.sender_id, handoff_id or "-", score)
+        if handoff_id and score <= 2:
+            dispatcher.utter_message(text=await open_low_rating_review(handoff_context(), handoff_id, tracker.sender_id, score))
+            return []
         dispatcher.utter_message(text=texts.rating_thanks(score))
         return []

@@ -54,7 +54,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.handoff import agents as presence
-from bot.handoff import callbacks, conversation, keys, queue, stats
+from bot.handoff import callbacks, conversation, keys, queue, stats, tickets
 from bot.handoff.context import REDIS_FAILURES, HandoffContext, close_clients, redis_client
 from bot.handoff.conversation import publish
 from bot.handoff.policy import ServicePolicy, load_policy, opening_hours_text
@@ -561,6 +561,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
             raise ApiError(400, "invalid_days", "days 应为 1 到 90 的整数。")
         figures = await stats.metrics(handoff(), int(raw))
         figures["push_dead_letters"] = await dead_letter_count(handoff().redis)
+        figures["overdue_tickets"] = await tickets.overdue_counts(handoff())
         return _json(figures)
 
     # Pushed messages no channel could deliver --------------------------------------------------------

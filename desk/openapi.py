@@ -91,6 +91,7 @@ SCHEMAS: Dict[str, Schema] = {
                         can_reply=BOOL),
     "Claimed": obj(("status", "handoff_id", "agent"), status=STR, handoff_id=STR, agent=STR, wait_s=NUM),
     "TextBody": obj(("text",), text=TEXT),
+    "ReviewCloseBody": obj(("note",), note=TEXT),
     "ReplyBody": obj(("text",), text=TEXT, client_id={"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$",
                                                       "description": "the client's id of this reply: a retry with it is written once"}),
     "Sent": obj(("handoff_id",), handoff_id=STR, entry=ANY_OBJECT, cursor=STR),
@@ -243,6 +244,13 @@ def build_openapi(resolution_codes: Sequence[str] = ()) -> Schema:
         "/api/callbacks/{callback_id}/messages": {"post": op(
             "answer a callback ticket in the shopper's conversation (every channel it lives on); the first message opens a live "
             "conversation held by the agent", _ok("201", ANY_OBJECT), "400 403 404 409 413", body="ReplyBody", params=[CALLBACK])},
+        "/api/reviews": {"get": op("supervisor review items (a rating of 1-2) by due time, overdue ones flagged (supervisors only)",
+                                   _ok("200", ANY_OBJECT), "403", params=[
+            {"name": "include_closed", "in": "query", "required": False, "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}])},
+        "/api/reviews/{review_id}/close": {"post": op("close a review item with a note (supervisors only)", _ok("200", ANY_OBJECT),
+                                                      "400 403 404 409 413", body="ReviewCloseBody",
+                                                      params=[_param("review_id", r"^r[0-9a-f]{24}$", "a review item")])},
+        "/api/tickets/overdue": {"get": op("open tickets past their due time, by kind", _ok("200", ANY_OBJECT))},
         "/api/callbacks/{callback_id}/complete": {"post": op("close a callback ticket", _ok("200", ref("Completed")), "403 404 409",
                                                              body="CompleteBody", params=[CALLBACK])},
         "/api/metrics": {"get": op("the metrics page's figures (supervisors only)", _ok("200", ref("Metrics")), "400 403", params=[

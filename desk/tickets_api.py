@@ -24,10 +24,10 @@ from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.handoff import keys, tickets
+from bot.handoff import keys, reviews, tickets
 from bot.handoff.context import HandoffContext
 from desk import auth, views
-from desk.app import ApiError, _body, _json, _refusal, _text
+from desk.app import MAX_TEXT, ApiError, _body, _json, _refusal, _text
 
 Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 
@@ -35,6 +35,8 @@ REFUSALS = {
     "in_conversation": (409, "顾客正在另一个人工会话中，请在该会话里回复。"),
     "busy": (409, "该回访工单正在被接入，请稍后刷新。"),
     "not_found": (404, "没有找到这个回访工单。"),
+    "review_not_found": (404, "没有找到这个复盘事项。"),
+    "review_done": (409, "该复盘事项已关闭。"),
 }
 
 
@@ -42,6 +44,21 @@ def _ticket_id(callback_id: str) -> str:
     if not keys.CALLBACK_ID.fullmatch(callback_id):
         raise ApiError(400, "invalid_callback", "回访工单号无效。")
     return callback_id
+
+
+def _review_id(review_id: str) -> str:
+    if not reviews.REVIEW_ID.fullmatch(review_id):
+        raise ApiError(400, "invalid_review", "复盘事项编号无效。")
+    return review_id
+
+
+def _note(body: Dict[str, Any]) -> str:
+    note = body.get("note")
+    if not isinstance(note, str) or not note.strip():
+        raise ApiError(400, "invalid_note", "请填写复盘结论。")
+    if len(note) > MAX_TEXT:
+        raise ApiError(413, "text_too_long", f"内容超过 {MAX_TEXT} 字。")
+    return note.strip()
 
 
 def _client_id(body: Dict[str, Any]) -> str:
@@ -88,3 +105,29 @@ def register(app: Sanic, authed: Callable[[Handler], Handler]) -> None:
         if not result.ok:
             raise refusal(result.status, result.detail, names)
         return _json({"callback_id": callback_id, "handoff_id": result.handoff_id, **(result.data or {})}, status=201)
+
+    def supervisor(agent: auth.Agent) -> None:
+        if agent.role != "supervisor":
+            raise ApiError(403, "supervisors_only", "只有主管可以查看和处理复盘事项。")
+
+    @app.get("/api/reviews")
+    @authed
+    async def review_list(request: Request, agent: auth.Agent) -> HTTPResponse:
+        supervisor(agent)
+        include_closed = request.args.get("include_closed") in ("1", "true")
+        ctx = handoff()
+        return _json({"now": ctx.now(), "reviews": await reviews.list_reviews(ctx, include_closed=include_closed)})
+
+    @app.post("/api/reviews/<review_id:str>/close")
+    @authed
+    async def review_close(request: Request, agent: auth.Agent, review_id: str) -> HTTPResponse:
+        supervisor(agent)
+        result = await reviews.close_review(handoff(), _review_id(review_id), agent.username, _note(_body(request)))
+        if not result.ok:
+            raise refusal(f"review_{result.status}", result.detail, names)
+        return _json({"status": "closed", "review_id": review_id})
+
+    @app.get("/api/tickets/overdue")
+    @authed
+    async def overdue(request: Request, agent: auth.Agent) -> HTTPResponse:
+        return _json({"overdue": await tickets.overdue_counts(handoff())})

@@ -88,6 +88,8 @@ class ServicePolicy:
     callback_lead_minutes: int = 20
     callback_capacity: int = 0
     """Callbacks one window holds (0: no limit); a full window offers the next (:mod:`bot.handoff.windows`)."""
+    review_due_workdays: int = 2
+    """Working days within which a supervisor contacts a shopper whose case is under review (:mod:`bot.handoff.reviews`)."""
     unattended_after_s: int = 600
     agent_offline_requeue_s: int = 120
     unclaimed_callback_s: int = 900
@@ -210,6 +212,7 @@ def parse_policy(raw: Mapping[str, Any]) -> ServicePolicy:
         callback_window_minutes=_int(callback, "window_minutes", 60, "callback", 10),
         callback_lead_minutes=_int(callback, "lead_minutes", 20, "callback"),
         callback_capacity=_int(callback, "capacity_per_window", 0, "callback"),
+        review_due_workdays=_int(_section(raw, "reviews"), "due_workdays", 2, "reviews", 1),
         unattended_after_s=_int(callback, "unattended_after_s", 600, "callback", 1),
         agent_offline_requeue_s=_int(recovery, "agent_offline_requeue_s", 120, "recovery", 1),
         unclaimed_callback_s=_int(recovery, "unclaimed_callback_s", 900, "recovery", 1),

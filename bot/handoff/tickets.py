@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from bot.handoff import callbacks, conversation, keys, queue
+from bot.handoff import callbacks, conversation, keys, queue, reviews
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import OpResult
 from bot.handoff.models import HandoffRequest
@@ -105,3 +105,12 @@ async def exchange(ctx: HandoffContext, record: Dict[str, Any]) -> List[Dict[str
     live = record.get(LIVE_FIELD) or ""
     return await conversation.transcript(ctx, live) if live else []
 
+
+
+async def overdue_counts(ctx: HandoffContext) -> Dict[str, int]:
+    """Open tickets past their due time, by kind (the desk's metrics and its Prometheus page read this)."""
+    now = ctx.now()
+    return {
+        "callbacks": int(await ctx.redis.zcount(keys.CALLBACKS_OPEN, "-inf", f"({now}")),
+        "reviews": await reviews.overdue_count(ctx),
+    }

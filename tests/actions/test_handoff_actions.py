@@ -237,3 +237,21 @@ def test_a_contested_policy_verdict_reaches_the_agent_as_undecided(crm, redis_ur
                                         "extractor": "RegexMessageHandler"}])])
     run(ActionHandoff(), tr, redis_url, policy, online=("agent1",))
     assert request_payload(redis_url)["reason"] == "policy_undecided"
+
+
+def test_a_low_rating_opens_a_supervisor_review_and_says_by_when(crm, redis_url: str, tmp_path: Path):
+    from bot.handoff import reviews
+
+    policy = write_policy(tmp_path / "open.yml", reviews={"due_workdays": 3})
+    handoff_id = "h" + "2" * 24
+    client = sync_client(redis_url)
+    client.hset(keys.record(handoff_id), mapping={"handoff_id": handoff_id, "status": "resolved", "agent": "agent1"})
+    client.set(keys.rating_pending("conv-act-review"), handoff_id)
+    _, messages = run(ActionRecordRating(), tracker("conv-act-review", [user("2分", "rate_service")]), redis_url, policy)
+    review_id = reviews.review_id_for("low_rating", handoff_id)
+    review = client.hgetall(reviews.review_key(review_id))
+    assert review["status"] == "open" and review["agent"] == "agent1" and review["score"] == "2"
+    due = datetime.fromtimestamp(float(review["due_at"]), TZ)
+    assert f"客服主管会在 3 个工作日内（{due.month}月{due.day}日 {due:%H:%M} 前）联系您" in messages[0]["text"]
+    assert review_id in messages[0]["text"] and due.weekday() < 5
+    assert client.zscore(reviews.REVIEWS_OPEN, review_id) == float(review["due_at"])
