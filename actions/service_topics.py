@@ -28,6 +28,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import formatting
 from actions.crm import CRMClient, CRMError, get_crm_client
 from actions.replies import human_buttons
+from bot.texts import render
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +36,9 @@ RETRIEVAL_INTENT = "faq"
 CRM_BUDGET_S = 2.0
 """Longest an answer waits for the CRM's policy before giving the written answer."""
 
-PRODUCT_ANSWER = (
-    "商品的材质、尺码、库存、规格和使用方法，需要人工客服查看这件商品的资料后回答，我这里查不到准确信息。"
-    "您可以先看商品详情页的「规格参数」和「问大家」；需要客服确认的话，点“转人工”，"
-    "人工客服会直接看到您刚才的问题，不用再说一遍。人工客服的服务时间是每天 08:00–23:00。"
-)
+PRODUCT_RESPONSE = "utter_product_question"
+"""The answer to a product question (data/responses/service_topics.yml)."""
+PRODUCT_ANSWER = render(PRODUCT_RESPONSE)
 
 
 # --------------------------------------------------------------------------- wording helpers
@@ -263,5 +262,5 @@ class ActionProductQuestion(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]) -> List[EventType]:
         """Utters the answer with the 转人工 button."""
-        dispatcher.utter_message(text=PRODUCT_ANSWER, buttons=human_buttons())
+        dispatcher.utter_message(response=PRODUCT_RESPONSE, buttons=human_buttons())
         return []

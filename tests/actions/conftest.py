@@ -171,6 +171,18 @@ def load_tracker(name: str, signed_as: Any = FIXTURE_CUSTOMER, proven: Optional[
     return Tracker.from_dict(state)
 
 
+def as_uttered(message: Dict[str, Any]) -> Dict[str, Any]:
+    """An action's message the way Rasa sends it on: a ``response`` filled by the bot's NLG
+    (bot/nlg.py) with the values the action passed, its buttons added."""
+    if not message.get("response"):
+        return message
+    from bot.nlg import ShopNaturalLanguageGenerator
+
+    values = {key: value for key, value in message.items() if key not in ("response", "buttons", "text")}
+    draft = ShopNaturalLanguageGenerator().generate_from_slots(message["response"], {}, "app", **values) or {}
+    return {**message, "text": draft.get("text"), "buttons": [*draft.get("buttons", []), *(message.get("buttons") or [])]}
+
+
 def run_action(action: Any, tracker: Tracker):
     """Run an action the way rasa-sdk does; returns (events, messages)."""
     from rasa_sdk.executor import CollectingDispatcher

@@ -24,16 +24,17 @@ from actions.service_topics import (
     working_days,
 )
 from bot.settings import PROJECT_ROOT
+from bot.texts import fill_values
 from crm.policy import load_coupons, load_service_policies, load_tiers
 
-from .conftest import load_tracker, run_action, unreachable_crm_client
+from .conftest import as_uttered, load_tracker, run_action, unreachable_crm_client
 
 HUMAN = {"title": "转人工", "payload": "/human_agent"}
 POLICIES = load_service_policies()
 TIERS = [tier.to_json() for tier in load_tiers()]
 CATALOGUE = [{"title": c.title, "valid_days": c.valid_days} for c in load_coupons()]
 WRITTEN = {
-    name: variations[0]["text"]
+    name: variations[0]["text"].format_map(fill_values())  # as the bot's NLG fills it
     for name, variations in yaml.safe_load((PROJECT_ROOT / "data" / "responses" / "faq.yml").read_text(encoding="utf-8"))["responses"].items()
 }
 
@@ -141,7 +142,9 @@ def test_working_days() -> None:
 
 
 def test_a_product_question_offers_a_human(recording_crm) -> None:
-    events, messages = run_action(ActionProductQuestion(), load_tracker("product_question"))
+    events, sent = run_action(ActionProductQuestion(), load_tracker("product_question"))
+    assert [m["response"] for m in sent] == ["utter_product_question"]
+    messages = [as_uttered(m) for m in sent]
     assert events == []
     assert [(m["text"], m["buttons"]) for m in messages] == [(PRODUCT_ANSWER, [HUMAN])]
     assert "转人工" in PRODUCT_ANSWER and "08:00–23:00" in PRODUCT_ANSWER and "帮不上忙" not in PRODUCT_ANSWER
