@@ -9,12 +9,13 @@ the days from ``reviews.due_workdays`` of ``desk/policy/service.yml``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import secrets
+from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional
 
-from actions.order_change_rules import add_working_days
 from bot import pii, texts
 from bot.handoff import keys
 from bot.handoff.context import HandoffContext
@@ -59,13 +60,21 @@ def review_id_for(kind: str, handoff_id: str) -> str:
     return "r" + hashlib.sha256(f"{kind}:{handoff_id}".encode()).hexdigest()[:24]
 
 
+def add_workdays(moment: datetime, days: int) -> datetime:
+    """``moment`` plus ``days`` working days (Monday to Friday), the same clock time."""
+    if days <= 0:
+        return moment
+    later = (moment + timedelta(days=n) for n in itertools.count(1))
+    return next(itertools.islice((d for d in later if d.weekday() < 5), days - 1, None))
+
+
 async def open_review(ctx: HandoffContext, kind: str, handoff_id: str, sender: str, detail: str,
                       agent: str = "", score: Optional[int] = None) -> Dict[str, Any]:
     """Open a review item (once per handoff and kind); returns its id, due time and whether it is new."""
     if kind not in KINDS:
         raise ValueError(f"unknown review kind {kind!r}")
     now = ctx.now()
-    due = add_working_days(ctx.local(now), ctx.policy.review_due_workdays)  # a datetime stays one
+    due = add_workdays(ctx.local(now), ctx.policy.review_due_workdays)
     review_id = review_id_for(kind, handoff_id or secrets.token_hex(12))
     fields = {"review_id": review_id, "kind": kind, "handoff_id": handoff_id, "sender": sender, "agent": agent,
               "detail": pii.mask_text(detail), "score": "" if score is None else str(score), "status": "open",

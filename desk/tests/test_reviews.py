@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from actions.order_change_rules import add_working_days
 from bot.handoff import reviews
 from desk.tests.helpers import DeskProcess, run, sync_client
 
@@ -24,7 +23,7 @@ TZ = ZoneInfo("Asia/Shanghai")
 ])
 def test_a_review_is_due_in_working_days_and_keeps_its_clock_time(start: str, days: int, expected: str):
     moment = datetime.strptime(start, "%Y-%m-%d %H:%M").replace(tzinfo=TZ)
-    assert f"{add_working_days(moment, days):%Y-%m-%d %H:%M}" == expected
+    assert f"{reviews.add_workdays(moment, days):%Y-%m-%d %H:%M}" == expected
 
 
 @pytest.fixture()
