@@ -1,9 +1,6 @@
-"""The action server's actions, split by domain; each module's Action classes are registered."""
+"""The action server's actions, split by domain.
 
-from actions import (
-    handoff,  # noqa: F401
-    loyalty,  # noqa: F401
-    order_changes,  # noqa: F401
-    orders,  # noqa: F401
-    returns,  # noqa: F401
-)
+Nothing is imported here: rasa-sdk imports every module of the package when it registers it
+(``ActionExecutor.register_package``), and the desk, which uses the policy and formatting modules, does
+not pay for loading the action modules and Rasa with them.
+"""
