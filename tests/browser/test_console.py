@@ -17,6 +17,7 @@ from bot.handoff.express import express_enqueue, refine
 from bot.handoff.models import HandoffRequest
 from bot.outbox import Outbox
 from desk.tests.helpers import DeskProcess, request, run, sync_client, wait_for
+from tests.browser.console import log_in, signed_in_page
 
 pytestmark = pytest.mark.integration
 
@@ -49,10 +50,7 @@ def test_login_claim_reply_resolve(browser, desk: DeskProcess, tmp_path: Path) -
     page = browser.new_page(viewport={"width": 1400, "height": 860}, locale="zh-CN")
     errors: list = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(desk.url + "/")
-    page.fill("#login-username", "agent1")
-    page.fill("#login-password", "wrong-password")
-    page.click("#login-submit")
+    log_in(page, desk.url, "agent1", "wrong-password")
     page.wait_for_selector("#login-error:has-text('用户名或密码不正确')")
     page.fill("#login-password", "agent1-pass")
     page.click("#login-submit")
@@ -117,12 +115,7 @@ def test_the_full_summary_replaces_the_short_one_while_the_agent_reads_it(browse
     client = sync_client(desk.redis_url)
     wait_for(lambda: client.zscore(keys.QUEUE, opened.handoff_id) is not None)
 
-    page = browser.new_page(viewport={"width": 1400, "height": 860}, locale="zh-CN")
-    page.goto(desk.url + "/")
-    page.fill("#login-username", "agent1")
-    page.fill("#login-password", "agent1-pass")
-    page.click("#login-submit")
-    page.wait_for_selector("#live-dot.on")
+    page, _ = signed_in_page(browser, desk.url, "agent1")
     page.wait_for_selector(f".queue-item[data-sender='{sender}']").query_selector(".claim-button").click()
     page.wait_for_selector("#summary:has-text('完整摘要正在生成')")
     assert "转人工！！" in page.inner_text("#summary")

@@ -12,6 +12,7 @@ import pytest
 from bot.nlu_inbox import INDEX, item_key
 from desk.tests.helpers import DeskProcess, desk_process, sync_client, wait_for
 from desk.tests.nlu_inbox_helpers import seed_inbox
+from tests.browser import console
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +27,7 @@ def supervised_desk(redis_url: str, tmp_path: Path) -> Iterator[DeskProcess]:
 
 
 def log_in(page, desk: DeskProcess, username: str) -> None:
-    page.goto(desk.url + "/")
-    page.fill("#login-username", username)
-    page.fill("#login-password", f"{username}-pass")
-    page.click("#login-submit")
+    console.log_in(page, desk.url, username)
     page.wait_for_selector("#me-name:has-text('" + username + "')")
 
 

@@ -12,6 +12,7 @@ from bot.handoff import callbacks, conversation, keys
 from bot.handoff.models import CallbackTicket
 from bot.outbox import outbox_key
 from desk.tests.helpers import DeskProcess, run, sync_client, wait_for
+from tests.browser.console import signed_in_page
 
 pytestmark = pytest.mark.integration
 
@@ -30,14 +31,7 @@ def test_agent_answers_a_callback_and_sees_an_overdue_ticket(browser, desk: Desk
     sender = "conv-ticket-answer"
     callback_id = book(desk, sender, due_in_s=3600)
 
-    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    errors: list = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(desk.url + "/")
-    page.fill("#login-username", "agent1")
-    page.fill("#login-password", "agent1-pass")
-    page.click("#login-submit")
-    page.wait_for_selector("#live-dot.on")
+    page, errors = signed_in_page(browser, desk.url, "agent1")
     page.click("#tab-callbacks")
     page.wait_for_selector(f"tr.overdue[data-callback='{late}']")
     page.wait_for_selector("#tickets-overdue:has-text('回访 1 件')")

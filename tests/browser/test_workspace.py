@@ -11,6 +11,7 @@ import pytest
 from bot.handoff import keys, queue
 from desk.tests.helpers import DeskProcess, desk_process, request, run, sync_client, wait_for
 from tests.actions.seeded_crm import seeded_crm
+from tests.browser.console import signed_in_page
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +34,7 @@ def test_agent_sees_orders_and_starts_a_return(browser, crm_desk: DeskProcess) -
     client = sync_client(crm_desk.redis_url)
     wait_for(lambda: client.zscore(keys.QUEUE, handoff.handoff_id) is not None)
 
-    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    errors: list = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(crm_desk.url + "/")
-    page.fill("#login-username", "agent1")
-    page.fill("#login-password", "agent1-pass")
-    page.click("#login-submit")
-    page.wait_for_selector("#live-dot.on")
+    page, errors = signed_in_page(browser, crm_desk.url, "agent1")
     page.wait_for_selector(f".queue-item[data-sender='{sender}']").query_selector(".claim-button").click()
     page.wait_for_selector("#reply-form:not([hidden])")
 
