@@ -304,14 +304,23 @@ def is_open(policy: ServicePolicy, moment: datetime, tz: tzinfo) -> bool:
     return hours is not None and hours.open_minute <= minute < hours.close_minute
 
 
-def closing_time(policy: ServicePolicy, moment: datetime, tz: tzinfo) -> Optional[datetime]:
-    """When the current opening period ends; None when closed now."""
+def closing_time(policy: ServicePolicy, moment: datetime, tz: tzinfo, horizon_days: int = 21) -> Optional[datetime]:
+    """When the current opening period ends; None when closed now.
+
+    A day open until 24:00 runs on into the next day when that day opens at 00:00: a desk open round the
+    clock does not close at midnight (it closes, as far as this looks, ``horizon_days`` ahead).
+    """
     if not is_open(policy, moment, tz):
         return None
-    local = _local(moment, tz)
-    hours = hours_on(policy, local.date())
-    assert hours is not None
-    return _at(local.date(), hours.close_minute, tz)
+    day = _local(moment, tz).date()
+    for _ in range(horizon_days):
+        hours = hours_on(policy, day)
+        assert hours is not None
+        close = _at(day, hours.close_minute, tz)
+        if not is_open(policy, close, tz):
+            return close
+        day += timedelta(days=1)
+    return close
 
 
 def next_opening(policy: ServicePolicy, moment: datetime, tz: tzinfo, horizon_days: int = 21) -> Optional[datetime]:

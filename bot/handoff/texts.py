@@ -28,7 +28,8 @@ def clock(moment: datetime, now: datetime) -> str:
 
 
 def window(start: datetime, end: datetime, now: datetime) -> str:
-    """A time window: ``今天 14:40–15:40``, ``明天（11月24日）08:00–09:00``."""
+    """A time window: ``今天 14:40–15:40``, ``明天（11月24日）08:00–09:00``; one that runs past midnight
+    ends at ``24:00`` or ``次日 00:20``."""
     days = (start.date() - now.date()).days
     if days == 0:
         day = "今天"
@@ -38,7 +39,10 @@ def window(start: datetime, end: datetime, now: datetime) -> str:
         day = f"后天（{start.month}月{start.day}日）"
     else:
         day = f"{start.month}月{start.day}日（周{WEEKDAYS[start.weekday()]}）"
-    return f"{day} {start:%H:%M}–{end:%H:%M}"
+    ends = f"{end:%H:%M}"
+    if end.date() != start.date():
+        ends = "24:00" if ends == "00:00" else f"次日 {ends}"
+    return f"{day} {start:%H:%M}–{ends}"
 
 
 def minutes(seconds: float) -> int:

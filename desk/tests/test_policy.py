@@ -13,6 +13,7 @@ from bot.handoff.policy import (
     PolicyError,
     callback_window,
     capacity_for,
+    closing_time,
     estimate_wait_s,
     is_after_sales,
     is_open,
@@ -99,6 +100,16 @@ def test_next_opening(moment: str, expected: str):
 )
 def test_callback_windows(moment: str, start: str, end: str):
     assert callback_window(POLICY, at(moment), TZ) == (at(start), at(end))
+
+
+def test_a_desk_open_round_the_clock_does_not_close_at_midnight():
+    raw = yaml.safe_load(POLICY_FILE.read_text(encoding="utf-8"))
+    raw["opening_hours"] = {"default": {"open": "00:00", "close": "24:00"}, "closed_dates": ["2026-11-26"]}
+    policy = parse_policy(raw)
+    assert closing_time(policy, at("2026-11-23 23:30"), TZ) == at("2026-11-26 00:00")
+    assert callback_window(policy, at("2026-11-23 23:00"), TZ) == (at("2026-11-23 23:20"), at("2026-11-24 00:20"))
+    # the day before a closed date still ends at midnight
+    assert callback_window(policy, at("2026-11-25 23:00"), TZ) == (at("2026-11-25 23:20"), at("2026-11-26 00:00"))
 
 
 def test_closed_days_and_dates_are_skipped(tmp_path: Path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -40,6 +40,19 @@ def test_callback_offer_names_the_window():
     text = texts.callback_offer(start, end, NOW, "08:00–23:00", closed_now=True)
     assert "每天 08:00–23:00" in text and "明天（11月24日） 08:00–09:00" in text and "稍后" not in text
     assert "都不在线" in texts.callback_offer(start, end, NOW, "08:00–23:00", closed_now=False)
+
+
+@pytest.mark.parametrize(
+    "start, end, expected",
+    [
+        ((14, 40), (15, 40), "今天 14:40–15:40"),
+        ((23, 20), (24, 20), "今天 23:20–次日 00:20"),
+        ((23, 20), (24, 0), "今天 23:20–24:00"),
+    ],
+)
+def test_a_window_past_midnight_says_so(start, end, expected):
+    day = datetime(2026, 11, 23, tzinfo=TZ)
+    assert texts.window(day + timedelta(hours=start[0], minutes=start[1]), day + timedelta(hours=end[0], minutes=end[1]), NOW) == expected
 
 
 def test_rating_buttons_carry_the_entity():
