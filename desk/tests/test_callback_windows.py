@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 
-from bot.handoff import keys, queue, windows
+from bot.handoff import keys, queue, texts, windows
 from bot.handoff.callbacks import queued_to_callbacks
 from bot.handoff.context import HandoffContext
 from bot.handoff.policy import load_policy
@@ -102,4 +102,4 @@ def test_a_full_window_offers_the_next_and_the_shopper_is_told_it(redis_url: str
         start = datetime.fromtimestamp(float(ticket["window_start"]), TZ)
         end = datetime.fromtimestamp(float(ticket["window_end"]), TZ)
         notice = json.loads(client.xrange(outbox_key(ticket["sender"]))[-1][1]["message"])["text"]
-        assert f"{start:%H:%M}–{end:%H:%M}" in notice
+        assert texts.window(start, end, datetime.now(TZ)) in notice  # e.g. 今天 23:30–次日 00:30
