@@ -17,10 +17,15 @@ from typing import Any, Dict, Optional, Tuple
 
 import pytest
 
+from crm.clock import Clock
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
 API_KEY = "test-crm-key"
+# The date every test database is seeded for, fixed once per test run: a suite that runs across
+# the shop's midnight seeds the same day its assertions count from.
+SEED_DAY = Clock.for_timezone("Asia/Shanghai").today()
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 
 
@@ -34,6 +39,7 @@ def crm_env(database_url: str, var_dir: Path, **extra: str) -> Dict[str, str]:
             "CRM_API_KEY": API_KEY,
             "PYTHONPATH": str(REPO),
             "PYTHONDONTWRITEBYTECODE": "1",
+            "SEED_TODAY": SEED_DAY.isoformat(),
         }
     )
     env.update(extra)

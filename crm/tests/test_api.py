@@ -12,13 +12,13 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 
-from crm.clock import Clock, last_day_of_month
+from crm.clock import last_day_of_month
 from crm.db import make_engine
 from crm.seed import DEMO_CUSTOMERS
-from crm.tests.support import API_KEY, CrmServer
+from crm.tests.support import API_KEY, SEED_DAY, CrmServer
 
 ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+08:00$")
-TODAY = Clock.for_timezone("Asia/Shanghai").today()
+TODAY = SEED_DAY
 
 
 def days_ago(days: int) -> str:
