@@ -18,7 +18,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from actions import formatting
-from actions.order_tracking import STATUS_LABELS, is_late, items_summary
+from actions.order_tracking import is_late, items_summary, status_label
 from bot.pii import mask_name as mask_name  # re-exported: the one masking rule lives in bot.pii
 from bot.pii import mask_phone, mask_text
 
@@ -278,7 +278,7 @@ def describe_order_line(order: Mapping[str, Any], today: date) -> Dict[str, Any]
     return {
         "order_id": order.get("order_id"),
         "status": order.get("status"),
-        "status_label": order.get("status_label") or STATUS_LABELS.get(str(order.get("status")), str(order.get("status"))),
+        "status_label": status_label(dict(order)),
         "promised_date": promised,
         "late": late,
         "items": items_summary(dict(order)),

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from actions import formatting
-from actions.order_tracking import STATUS_LABELS, items_summary
+from actions.order_tracking import items_summary, status_label
 
 CHANGEABLE_STATUSES = frozenset({"pending_payment", "awaiting_shipment"})
 SHIPPED_STATUSES = frozenset({"shipped", "in_transit", "out_for_delivery"})
@@ -49,12 +49,6 @@ def can_change_address(order: Order) -> bool:
     if "address_editable" in order:
         return bool(order["address_editable"])
     return order.get("status") in CHANGEABLE_STATUSES
-
-
-def status_label(order: Order) -> str:
-    """The order's status in Chinese."""
-    status = str(order.get("status", ""))
-    return STATUS_LABELS.get(status, str(order.get("status_label", status)))
 
 
 def order_headline(order: Order) -> str:

@@ -10,22 +10,21 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from actions import formatting
 from actions.delivery_policy import Compensation
 from actions.loyalty_rules import points as points_text
+from crm.vocab import ORDER_STATUS_LABELS
 
-STATUS_LABELS = {
-    "pending_payment": "待付款",
-    "awaiting_shipment": "待发货",
-    "shipped": "已发货",
-    "in_transit": "运输中",
-    "out_for_delivery": "派送中",
-    "delivered": "已签收",
-    "completed": "已完成",
-    "cancelled": "已取消",
-}
+STATUS_LABELS = ORDER_STATUS_LABELS
+"""The CRM's own table (:data:`crm.vocab.ORDER_STATUS_LABELS`), not a copy; read a label through :func:`status_label`."""
 IN_FLIGHT = ("awaiting_shipment", "shipped", "in_transit", "out_for_delivery")
 UNSIGNED = ("pending_payment",) + IN_FLIGHT
 MAX_CHOICES = 5
 
 Order = Dict[str, Any]
+
+
+def status_label(order: Order) -> str:
+    """The order's status in Chinese: the CRM's label of its status code, else the label the CRM sent, else the code."""
+    status = str(order.get("status") or "")
+    return ORDER_STATUS_LABELS.get(status) or str(order.get("status_label") or status)
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ def describe_full_track(order: Order) -> str:
         order: the order as the CRM returns it.
     """
     status = order.get("status", "")
-    label = STATUS_LABELS.get(status, order.get("status_label", status))
+    label = status_label(order)
     events = track_events(order)
     shipment = order.get("shipment") or {}
     if not events:
@@ -156,7 +155,7 @@ def describe_order(order: Order, today: date) -> str:
         today: today's date in the shop's timezone.
     """
     status = order.get("status", "")
-    label = STATUS_LABELS.get(status, order.get("status_label", status))
+    label = status_label(order)
     lines = [
         f"您的订单 {order['order_id']}（{items_summary(order)}，实付 {formatting.money(order.get('paid_fen', 0))}）"
         f"当前状态：{label}。"

@@ -49,7 +49,7 @@ from actions import formatting
 from actions.crm import CRMClient, CRMNotFound, CRMRequestError, CRMUnavailable, Written
 from actions.delivery_policy import compensation_for, compensation_key
 from actions.delivery_policy import default_policy as delivery_policy
-from actions.order_tracking import STATUS_LABELS, days_overdue, is_late, items_summary, latest_event_line
+from actions.order_tracking import days_overdue, is_late, items_summary, latest_event_line, status_label
 from actions.return_policy import Decision, crm_shipping_payer, decide, explain, needs_package_check, payer_text, quote_refund
 from actions.return_policy import default_policy as return_policy
 from bot import pii
@@ -176,7 +176,7 @@ def order_view(order: Mapping[str, Any], today: date, tier: Optional[str], compe
     return {
         "order_id": order.get("order_id"),
         "status": order.get("status"),
-        "status_label": order.get("status_label") or STATUS_LABELS.get(str(order.get("status")), ""),
+        "status_label": status_label(order),
         "placed_at": order.get("placed_at"),
         "promised_date": order.get("promised_date"),
         "signed_at": order.get("signed_at"),
@@ -489,7 +489,7 @@ def register(app: Sanic, authed: Callable[[Handler], Handler]) -> None:
         carrier = shipment.get("carrier_name") or shipment.get("carrier", "")
         text = shopper_text("tracking", order_id=order_id, items=items_summary(order), carrier=carrier,
                             tracking_number=shipment.get("tracking_number", ""), latest=latest,
-                            status=order.get("status_label") or STATUS_LABELS.get(str(order.get("status")), ""))
+                            status=status_label(order))
         told = await tell(agent, conv, text, key, desk_text("note_tracking", order_id=order_id))
         return _json({"status": "sent", "idempotency_key": key, **told}, status=201)
 

@@ -137,7 +137,7 @@ def session(timeout_s: float = 90.0) -> aiohttp.ClientSession:
 
 async def alternation(fleet: Fleet) -> Dict[str, Any]:
     """One anonymous conversation served alternately by both Rasa servers, straight to each."""
-    from actions.order_tracking import IN_FLIGHT, STATUS_LABELS
+    from actions.order_tracking import IN_FLIGHT, status_label
 
     servers = topology.hosts_running("rasa")
     async with session(30) as http:
@@ -147,7 +147,7 @@ async def alternation(fleet: Fleet) -> Dict[str, Any]:
         order_id, tail = order["order_id"], order["receiver_phone"][-4:]
         sender = f"fleet-alt-{int(time.time())}"
         turns = [("我的快递到哪了", ["后四位"]), (f"订单号 {order_id}", [order_id, "后四位"]),
-                 (f"尾号{tail}", [order_id, STATUS_LABELS[order["status"]]]), ("谢谢", [])]
+                 (f"尾号{tail}", [order_id, status_label(order)]), ("谢谢", [])]
         token = ""
         served: List[Dict[str, Any]] = []
         for n, (text, expected) in enumerate(turns):
