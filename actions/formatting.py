@@ -1,4 +1,4 @@
-"""How facts are written for shoppers: money, dates and times in the shop's timezone, masking."""
+"""How facts are written for shoppers: money, dates and times in the shop's timezone (masking: :mod:`bot.pii`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from datetime import date, datetime
 from typing import Optional
 from zoneinfo import ZoneInfo
 
-from bot.pii import mask_phone as mask_phone  # the one masking rule (bot.pii), for the replies that show a phone
 from bot.settings import load_settings
 
 WEEKDAYS = "一二三四五六日"

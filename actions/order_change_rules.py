@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from actions import formatting
 from actions.order_tracking import items_summary, status_label
+from bot.pii import mask_phone
 
 CHANGEABLE_STATUSES = frozenset({"pending_payment", "awaiting_shipment"})
 SHIPPED_STATUSES = frozenset({"shipped", "in_transit", "out_for_delivery"})
@@ -329,7 +330,7 @@ def describe_receiver(name: Optional[str], phone: Optional[str], address: Option
     if name:
         parts.append(f"收货人 {name}")
     if phone:
-        parts.append(f"手机 {formatting.mask_phone(phone)}")
+        parts.append(f"手机 {mask_phone(phone)}")
     if address:
         parts.append(f"地址 {address}")
     return "，".join(parts)
@@ -361,7 +362,7 @@ def confirm_address_text(order: Order, draft: ReceiverDraft) -> str:
     """The confirmation question for the new receiver (phone masked)."""
     return (
         f"请确认把订单 {order['order_id']}（{items_summary(order)}）的收货信息改为：\n"
-        f"收货人：{draft.name}\n手机号：{formatting.mask_phone(draft.phone)}\n地址：{draft.address}\n确认修改吗？"
+        f"收货人：{draft.name}\n手机号：{mask_phone(draft.phone)}\n地址：{draft.address}\n确认修改吗？"
     )
 
 

@@ -1,4 +1,4 @@
-"""Shopper identity: expiring identity tokens, purpose keys, channel-signed metadata, masking.
+"""Shopper identity: expiring identity tokens, purpose keys, channel-signed metadata.
 
 The shop's site or app backend proves which customer is logged in with an **identity token** made
 with a secret it shares with the assistant (``SHOP_IDENTITY_SECRET``)::
@@ -26,8 +26,6 @@ import hmac
 import re
 import time
 from typing import Any, Mapping, Optional
-
-from bot.pii import mask_phone as mask_phone  # the one masking rule (bot.pii), kept here for existing callers
 
 CUSTOMER_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """Syntax of a customer id as the shop's backend issues it."""

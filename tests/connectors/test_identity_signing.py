@@ -1,4 +1,4 @@
-"""Unit tests of bot.identity: signatures, customer id syntax, phone masking."""
+"""Unit tests of bot.identity: signatures, customer id syntax; and the phone mask (bot.pii) identities are shown with."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import hmac
 
 import pytest
 
-from bot.identity import is_valid_customer_id, mask_phone, sign_customer_id, verify_signature
+from bot.identity import is_valid_customer_id, sign_customer_id, verify_signature
+from bot.pii import mask_phone
 
 SECRET = "dev-shop-secret"
 

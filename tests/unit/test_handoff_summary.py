@@ -15,12 +15,12 @@ from actions.handoff_summary import (
     determine_reason,
     intents,
     is_angry,
-    mask_name,
     mentioned_order_ids,
     parse_rating,
     render_summary,
     wanted,
 )
+from bot.pii import mask_name
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = 1795300000.0  # 2026-11-22 in the shop's timezone
