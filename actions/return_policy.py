@@ -19,6 +19,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tupl
 import yaml
 
 from actions import formatting
+from bot.texts import render
 
 POLICY_FILE = Path(__file__).with_name("policy") / "returns.yml"
 
@@ -253,7 +254,8 @@ def decide(
         left, then for a quality problem the quality window; for a no-reason return the
         category, the unopened condition, the product's own flag, then the 7-day window.
     """
-    base: Dict[str, Any] = {"line_id": int(item.get("line_id", 0)), "product_name": str(item.get("product_name", "商品"))}
+    name = str(item.get("product_name") or render("utter_return_unnamed_product"))
+    base: Dict[str, Any] = {"line_id": int(item.get("line_id", 0)), "product_name": name}
     signed = signed_date(order)
     if signed is None:
         return Decision(False, RULE_NOT_SIGNED, alternatives=(ALT_HUMAN,), **base)
@@ -283,7 +285,7 @@ def decide(
             return Decision(False, RULE_OPENED, category_label=label, alternatives=quality_alternative + (ALT_HUMAN,), **dated)
     elif item.get("no_reason_returnable") is False:
         return Decision(
-            False, RULE_EXCLUDED_CATEGORY, category_label=str(item.get("category_name") or "该商品"),
+            False, RULE_EXCLUDED_CATEGORY, category_label=str(item.get("category_name") or render("utter_return_rule_this_product")),
             alternatives=quality_alternative + (ALT_HUMAN,), note=item.get("not_returnable_reason"), **dated,
         )
     no_reason_deadline = signed + timedelta(days=policy.no_reason_days)
@@ -299,61 +301,58 @@ def order_window_closed(order: Order, today: date, policy: ReturnPolicy) -> bool
 
 
 def _day_phrase(day_number: int) -> str:
-    return "今天是签收当天" if day_number == 0 else f"今天是签收后第 {day_number} 天"
+    if day_number == 0:
+        return render("utter_return_rule_signed_today")
+    return render("utter_return_rule_signed_days_ago", day_number=day_number)
 
 
-def explain(decision: Decision, policy: ReturnPolicy, today: Optional[date] = None, kind: str = "退货") -> str:
+_RULE_RESPONSES = {
+    RULE_NO_REASON: "utter_return_rule_no_reason",
+    RULE_QUALITY: "utter_return_rule_quality",
+    RULE_NOT_SIGNED: "utter_return_rule_not_signed",
+    RULE_NOTHING_LEFT: "utter_return_rule_nothing_left",
+    RULE_QUALITY_EXPIRED: "utter_return_rule_quality_expired",
+    RULE_NO_REASON_EXPIRED: "utter_return_rule_no_reason_expired",
+    RULE_EXCLUDED_CATEGORY: "utter_return_rule_excluded_category",
+    RULE_OPENED: "utter_return_rule_opened",
+    RULE_PACKAGE_UNKNOWN: "utter_return_rule_package_unknown",
+}
+"""The response (data/responses/returns.yml) that tells each rule."""
+
+
+def explain(decision: Decision, policy: ReturnPolicy, today: Optional[date] = None, kind: Optional[str] = None) -> str:
     """The rule behind a decision, as one sentence with its dates.
 
     Args:
         decision: the decision.
         policy: the return policy (for the window lengths).
         today: today's date, so 今天/明天 are written where they apply.
-        kind: 退货 or 换货.
+        kind: 退货 or 换货 as the shopper reads it (退货 when not given).
     """
-    name = f"「{decision.product_name}」"
-    signed = formatting.day(decision.signed_on, today) if decision.signed_on else ""
-    deadline = formatting.day(decision.deadline, today) if decision.deadline else ""
-    days = _day_phrase(decision.day_number) if decision.day_number is not None else ""
-    rule = decision.rule
-    if rule == RULE_NO_REASON:
-        return (f"{name}符合「{policy.no_reason_days}天无理由{kind}」：您{signed}签收，"
-                f"{deadline}前都可以申请，{days}。")
-    if rule == RULE_QUALITY:
-        return (f"{name}符合「质量问题 {policy.quality_days} 天包退换」：您{signed}签收，"
-                f"{deadline}前可以退货或换货，寄回运费由商家承担，{days}。")
-    if rule == RULE_NOT_SIGNED:
-        return f"{name}所在的订单还没有签收，签收后才能申请{kind}。"
-    if rule == RULE_NOTHING_LEFT:
-        return f"{name}已经全部在退货申请中了，不能重复申请。"
-    if rule == RULE_QUALITY_EXPIRED:
-        return (f"{name}已超过「质量问题 {policy.quality_days} 天包退换」的期限：您{signed}签收，"
-                f"期限到{deadline}为止，{days}。")
-    if rule == RULE_NO_REASON_EXPIRED:
-        return (f"{name}已超过「{policy.no_reason_days}天无理由{kind}」的期限：您{signed}签收，"
-                f"无理由{kind}到{deadline}为止，{days}。")
-    if rule == RULE_EXCLUDED_CATEGORY:
-        label = decision.category_label or "该商品"
-        return f"{name}属于{label}，没有质量问题时不支持七天无理由{kind}。"
-    if rule == RULE_OPENED:
-        return f"{name}属于{decision.category_label or '该类商品'}，拆封后不支持七天无理由{kind}，未拆封才可以。"
-    if rule == RULE_PACKAGE_UNKNOWN:
-        return f"{name}属于{decision.category_label or '该类商品'}，未拆封才可以七天无理由{kind}。"
-    return f"{name}暂时不能申请{kind}。"
+    default_category = ("utter_return_rule_this_product" if decision.rule == RULE_EXCLUDED_CATEGORY
+                        else "utter_return_rule_this_kind_of_product")
+    return render(
+        _RULE_RESPONSES.get(decision.rule, "utter_return_rule_other"),
+        product=decision.product_name,
+        kind=kind or render("utter_return_kind_return"),
+        signed=formatting.day(decision.signed_on, today) if decision.signed_on else "",
+        deadline=formatting.day(decision.deadline, today) if decision.deadline else "",
+        days=_day_phrase(decision.day_number) if decision.day_number is not None else "",
+        category=decision.category_label or render(default_category),
+        no_reason_days=policy.no_reason_days,
+        quality_days=policy.quality_days,
+    )
 
 
 def explain_alternatives(decision: Decision, policy: ReturnPolicy, today: Optional[date] = None) -> str:
     """What the shopper can do instead of a refused return, with the dates that apply."""
     parts: List[str] = []
     if ALT_QUALITY_REASON in decision.alternatives and decision.quality_deadline:
-        parts.append(
-            f"如果商品有质量问题（例如破损、故障、与描述不符），{formatting.day(decision.quality_deadline, today)}前"
-            "仍可以申请退货或换货，寄回运费由商家承担。"
-        )
+        parts.append(render("utter_return_alternative_quality", day=formatting.day(decision.quality_deadline, today)))
     if ALT_REPAIR in decision.alternatives:
-        parts.append("商品在保修期内出现问题，可以申请维修（售后），由售后客服为您安排。")
+        parts.append(render("utter_return_alternative_repair"))
     if ALT_HUMAN in decision.alternatives:
-        parts.append("也可以点“转人工”，由人工客服为您看看还有什么办法。")
+        parts.append(render("utter_return_alternative_human"))
     return "".join(parts)
 
 
@@ -434,14 +433,20 @@ def refund_dates(today: date, payment_method: str, policy: ReturnPolicy) -> Tupl
     return issued, add_working_days(issued, latest, policy)
 
 
+def refunds_instantly(payment_method: str, policy: ReturnPolicy) -> bool:
+    """True when a refund to ``payment_method`` arrives as soon as it is issued (balance, points)."""
+    _, latest = policy.refund_working_days.get(payment_method, policy.default_refund_working_days)
+    return latest == 0
+
+
 def refund_speed(payment_method: str, policy: ReturnPolicy) -> str:
     """立即到账 or 1–3 个工作日到账."""
     earliest, latest = policy.refund_working_days.get(payment_method, policy.default_refund_working_days)
     if latest == 0:
-        return "退款后立即到账"
+        return render("utter_return_refund_instant")
     if earliest == latest:
-        return f"退款后 {latest} 个工作日内到账"
-    return f"退款后 {earliest}–{latest} 个工作日到账"
+        return render("utter_return_refund_within", latest=latest)
+    return render("utter_return_refund_between", earliest=earliest, latest=latest)
 
 
 @dataclass(frozen=True)
@@ -572,7 +577,7 @@ def quote_refund(
 def payer_text(payer: str) -> str:
     """Who pays the return shipping, for the shopper."""
     if payer == PAYER_SHOP:
-        return "由商家承担，您无需支付"
+        return render("utter_return_payer_shop")
     if payer == PAYER_INSURANCE:
-        return "由您订单的运费险赔付，您无需支付"
-    return "由您承担（七天无理由退货，按快递公司标准计费，取件时支付给快递员）"
+        return render("utter_return_payer_insurance")
+    return render("utter_return_payer_shopper")

@@ -29,6 +29,7 @@ NOT_POLICY = {
     ("199", "元"), ("20", "元"), ("8", "元"),  # remote-area and standard shipping fees
     ("180", "天"), ("24", "小时"), ("30", "天"), ("60", "天"),  # invoices, coupon validity
     ("100", "分钟"), ("60", "分钟"), ("30", "分钟"),  # tier response times (not yet rendered)
+    ("1", "分钟"),  # when to try again after an outage
 }
 FIGURE = re.compile(r"(?<![\d{])(\d[\d,.]*)\s*(?:–\s*\d+\s*)?(天|元|积分|点|个工作日|小时|分钟)")
 
