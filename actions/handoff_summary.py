@@ -21,6 +21,7 @@ from actions import formatting
 from actions.order_tracking import is_late, items_summary, status_label
 from bot.pii import mask_name as mask_name  # re-exported: the one masking rule lives in bot.pii
 from bot.pii import mask_phone, mask_text
+from bot.texts import intent_labels
 
 HANDOFF_ACTION = "action_handoff"
 FALLBACK_INTENT = "nlu_fallback"
@@ -30,42 +31,10 @@ MAX_BOT_TOLD = 6
 MAX_ORDERS = 5
 MAX_TURN_CHARS = 160
 
-INTENT_LABELS: Dict[str, str] = {
-    "track_order": "查询物流",
-    "track_order_full": "查看完整物流",
-    "urge_delivery": "催促配送",
-    "cancel_order": "取消订单",
-    "change_address": "修改收货地址",
-    "return_request": "申请退货",
-    "exchange_request": "申请换货",
-    "refund_status": "查询退款进度",
-    "points_balance": "查询积分",
-    "points_expiry": "积分过期",
-    "points_redeem": "积分兑换",
-    "membership_tier": "会员等级",
-    "human_agent": "要求人工客服",
-    "complaint": "投诉",
-    "faq": "常见问题咨询",
-    "out_of_scope": "超出服务范围的问题",
-    "nlu_fallback": "机器人没能理解的问题",
-    "bot_challenge": "询问是否真人",
-    "product_question": "商品咨询（材质、尺码、库存、用法）",
-}
+INTENT_LABELS: Dict[str, str] = intent_labels()["summary"]["intents"]
 """What each intent means to an agent; intents missing here (greetings, thanks, yes/no) are left out."""
 
-FAQ_TOPIC_LABELS: Dict[str, str] = {
-    "invoice": "发票咨询",
-    "price_protection": "价保（降价补差价）咨询",
-    "warranty": "保修和维修咨询",
-    "installation": "安装咨询",
-    "coupon_rules": "优惠券未能使用",
-    "shipping_fee": "运费咨询",
-    "delivery_time": "发货和配送时效咨询",
-    "payment_methods": "付款方式咨询",
-    "return_policy": "退换货规则咨询",
-    "points_rules": "积分规则咨询",
-    "tier_rules": "会员规则咨询",
-}
+FAQ_TOPIC_LABELS: Dict[str, str] = intent_labels()["summary"]["faq_topics"]
 """The topic of an FAQ the bot answered, by its key (``faq/invoice``), so the agent sees what was asked."""
 
 ANGER_MARKERS = ("气死", "气炸", "骗子", "垃圾", "滚", "忍无可忍", "12315", "曝光", "举报", "太过分", "坑人", "坑爹", "黑心",

@@ -47,6 +47,7 @@ from redis.asyncio import Redis
 from bot.handoff.context import REDIS_FAILURES, redis_client
 from bot.pii import mask_text
 from bot.settings import PROJECT_ROOT, Settings
+from bot.texts import intent_labels
 
 logger = logging.getLogger(__name__)
 
@@ -82,24 +83,11 @@ CORRECTION_PHRASES = (
 )
 """What shoppers write when the bot got their previous message wrong."""
 
-INTENT_LABELS: Dict[str, str] = {
-    "greet": "问候", "goodbye": "告别", "thank": "感谢", "affirm": "肯定/确认", "deny": "否定", "stop": "算了/不办了",
-    "bot_challenge": "询问是否真人", "out_of_scope": "超出服务范围", "rate_service": "服务评分", "track_order": "查询物流",
-    "track_order_full": "查看完整物流", "urge_delivery": "催促配送", "cancel_order": "取消订单", "change_address": "修改收货地址",
-    "inform": "提供信息（单号、手机尾号等）", "return_request": "申请退货", "exchange_request": "申请换货",
-    "refund_status": "查询退款进度", "points_balance": "查询积分", "points_expiry": "积分过期", "points_redeem": "积分兑换",
-    "membership_tier": "会员等级", "human_agent": "要求人工客服", "complaint": "投诉", "nlu_fallback": "未能理解",
-    "faq": "常见问题", "chitchat": "闲聊",
-}
+INTENT_LABELS: Dict[str, str] = intent_labels()["inbox"]["intents"]
 """What each intent means to a supervisor; retrieval intents (``faq/invoice``) are named by their key."""
 
-RETRIEVAL_PREFIXES = {"faq": "常见问题", "chitchat": "闲聊"}
-SUB_INTENT_LABELS: Dict[str, str] = {
-    "faq/shipping_fee": "运费", "faq/delivery_time": "配送时效", "faq/invoice": "发票", "faq/payment_methods": "支付方式",
-    "faq/price_protection": "价格保护", "faq/warranty": "保修", "faq/return_policy": "退换货政策", "faq/points_rules": "积分规则",
-    "faq/tier_rules": "会员等级规则", "chitchat/how_are_you": "问候近况", "chitchat/ask_name": "问机器人名字",
-    "chitchat/who_made_you": "问谁开发的", "chitchat/ask_abilities": "问能做什么", "chitchat/compliment": "夸奖",
-}
+RETRIEVAL_PREFIXES: Dict[str, str] = intent_labels()["inbox"]["retrieval_prefixes"]
+SUB_INTENT_LABELS: Dict[str, str] = intent_labels()["inbox"]["sub_intents"]
 """Names of the retrieval sub-intents the project ships (others are shown by their key)."""
 
 

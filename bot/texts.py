@@ -97,3 +97,15 @@ def render(response: str, /, **values: Any) -> str:
     """The text of ``response`` (its first variation) filled with persona, policy figures and
     ``values``: for replies composed of several responses in Python, read once per process."""
     return str(_responses()[response][0]["text"]).format_map({**fill_values(), **values})
+
+
+INTENT_LABELS_FILE = ROOT / "bot" / "intent_labels.yml"
+
+
+@lru_cache(maxsize=1)
+def intent_labels() -> Dict[str, Dict[str, Dict[str, str]]]:
+    """The Chinese names of intents (``bot/intent_labels.yml``): ``summary`` for agents, ``inbox`` for supervisors."""
+    return {
+        part: {table: {str(key): str(value) for key, value in (names or {}).items()} for table, names in tables.items()}
+        for part, tables in _read(INTENT_LABELS_FILE).items()
+    }
