@@ -11,7 +11,7 @@ import time
 from typing import List, Optional
 
 from bot.settings import Settings, load_settings
-from crm.clock import Clock
+from crm.clock import OFFSET_FILE_ENV, Clock, offset_file_from_env
 
 
 def _today(raw: Optional[str], settings: Settings) -> dt.date:
@@ -52,9 +52,13 @@ def _ensure_seeded(settings: Settings, today: dt.date, customers: int) -> None:
 def _serve(settings: Settings, host: Optional[str], port: Optional[int]) -> None:
     from bot import production
 
+    if offset_file_from_env() is not None and production.guarded(settings, [host or settings.crm_host]):
+        raise SystemExit(f"crm: refusing to start where strangers can reach it with {OFFSET_FILE_ENV} set (a test clock)")
     production.enforce(settings, "crm", hosts=[host or settings.crm_host], check_agents=False)
+    from bot import metrics
     from crm.app import create_app
 
+    metrics.prepare("crm", settings.var_dir, port or settings.crm_port)
     app = create_app(settings)
     app.run(host=host or settings.crm_host, port=port or settings.crm_port, access_log=False, motd=False)
 

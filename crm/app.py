@@ -20,9 +20,10 @@ from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 from sqlalchemy.exc import IntegrityError
 
+from bot import metrics
 from bot.settings import Settings, load_settings
 from crm import service, validation
-from crm.clock import Clock
+from crm.clock import Clock, offset_file_from_env
 from crm.db import Database, database_url_for
 from crm.errors import ApiError, invalid, not_found
 from crm.openapi import build_openapi
@@ -300,14 +301,17 @@ def create_app(settings: Optional[Settings] = None) -> Sanic:
     app = Sanic("crm" if number == 0 else f"crm_{number}")
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.ctx.settings = settings
+    metrics.time_requests(app, metrics.crm_observer)  # first: the time includes the other middleware
 
     async def start(app: Sanic, _loop: Any) -> None:
         database = Database(database_url_for(settings), pool_size=DB_THREADS)
         database.create_schema()
-        context = service.Context(Clock.for_timezone(settings.shop_timezone), load_tiers())
+        context = service.Context(Clock.for_timezone(settings.shop_timezone, offset_file_from_env()), load_tiers())
         app.ctx.policies = load_service_policies()
         app.ctx.runner = Runner(database, context)
         LOGGER.info("CRM using %s database", database.backend)
+        if context.clock.offset_file is not None:
+            LOGGER.warning("CRM clock moved on by the seconds in %s (a test clock)", context.clock.offset_file)
 
     async def stop(app: Sanic, _loop: Any) -> None:
         runner: Optional[Runner] = getattr(app.ctx, "runner", None)
@@ -318,4 +322,5 @@ def create_app(settings: Optional[Settings] = None) -> Sanic:
     app.register_listener(stop, "after_server_stop")
     _register_error_handling(app, settings.crm_api_key)
     _register_routes(app)
+    metrics.add_route(app, settings.metrics_token)
     return app

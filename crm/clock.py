@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 from zoneinfo import ZoneInfo
+
+OFFSET_FILE_ENV = "CRM_CLOCK_OFFSET_FILE"
+"""Environment variable naming the file of seconds a test moves the CRM's clock on by (:class:`Clock`)."""
+
+
+def offset_file_from_env() -> Optional[Path]:
+    """The clock offset file named by :data:`OFFSET_FILE_ENV`, None when unset."""
+    value = os.environ.get(OFFSET_FILE_ENV, "").strip()
+    return Path(value) if value else None
 
 
 def to_utc_naive(local: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
@@ -59,19 +70,34 @@ class Clock:
 
     Attributes:
         tz: the shop's timezone.
+        offset_file: a file holding seconds to add to the real time (``CRM_CLOCK_OFFSET_FILE``, for
+            tests that move the CRM's time on: an urge's answer time, a due time passing); read on
+            every reading of the clock, absent or empty meaning 0. Refused where strangers can
+            reach the CRM (:func:`crm.__main__.main`).
     """
 
     tz: dt.tzinfo
+    offset_file: Optional[Path] = None
 
     @classmethod
-    def for_timezone(cls, name: str) -> Clock:
+    def for_timezone(cls, name: str, offset_file: Optional[Path] = None) -> Clock:
         """Build a clock for an IANA timezone name such as ``Asia/Shanghai``."""
-        return cls(ZoneInfo(name))
+        return cls(ZoneInfo(name), offset_file)
+
+    def _now(self) -> dt.datetime:
+        now = dt.datetime.now(dt.timezone.utc)
+        if self.offset_file is None:
+            return now
+        try:
+            text = self.offset_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return now
+        return now + dt.timedelta(seconds=float(text or 0))
 
     def now_utc(self) -> dt.datetime:
         """Current time as naive UTC, the form stored in the database."""
-        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        return self._now().replace(tzinfo=None)
 
     def today(self) -> dt.date:
         """Current calendar date in the shop's timezone."""
-        return dt.datetime.now(self.tz).date()
+        return self._now().astimezone(self.tz).date()

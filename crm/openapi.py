@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, List, Optional
 
+from crm.carrier import load_table
 from crm.policy import SERVICE_POLICIES
 from crm.vocab import (
     CARRIER_NAMES,
@@ -128,7 +129,11 @@ SCHEMAS: Dict[str, Schema] = {
             "carrier_name": _str(example="顺丰速运"),
             "tracking_number": _str("SF + 12 digits, JD + 13 digits, YT + 13 digits"),
             "shipped_at": DATE_TIME,
-            "events": {"type": "array", "items": _ref("ShipmentEvent"), "description": "newest first"},
+            "events": {
+                "type": "array",
+                "items": _ref("ShipmentEvent"),
+                "description": "newest first, with the scans carriers answered urges with (UrgeAnswer.scan) once answered",
+            },
         }
     ),
     "Order": _obj(
@@ -273,6 +278,28 @@ SCHEMAS: Dict[str, Schema] = {
             "created_at": DATE_TIME,
             "answer_due_at": DATE_TIME,
             "open": {"type": "boolean", "description": "answer_due_at is still ahead; urging again returns this urge"},
+            "answer": _ref("UrgeAnswer"),
+        }
+    ),
+    "UrgeReason": _obj(
+        {
+            "code": _str("from crm/policy/carrier_answers.yml", enum=sorted({reason.code for reason in load_table().reasons})),
+            "label": _str(example="天气原因"),
+            "detail": _str("the carrier's (or warehouse's) sentence about the delay"),
+        }
+    ),
+    "UrgeAnswer": _obj(
+        {
+            "status": _str(
+                "answered once the answer has arrived (by the CRM's clock); pending while none has and answer_due_at is ahead; "
+                "unanswered when answer_due_at has passed without one",
+                enum=["answered", "pending", "unanswered"],
+            ),
+            "answered_at": _nullable(DATE_TIME),
+            "kind": _nullable(_str("scan: a new scan of the parcel (also in the order's track); reason: why it is late",
+                                   enum=["scan", "reason"])),
+            "reason": _nullable(_ref("UrgeReason")),
+            "scan": _nullable(_ref("ShipmentEvent")),
         }
     ),
     "UrgePage": _page("Urge"),
@@ -524,7 +551,8 @@ PATHS: Dict[str, Dict[str, Schema]] = {
         )
     },
     "/api/orders/{order_id}/urges": {
-        "get": _op("Urges of an order, newest first", "a page of urges", "UrgePage", params=[ORDER_ID, *PAGING])
+        "get": _op("Urges of an order, newest first, each with the carrier's answer by now", "a page of urges", "UrgePage",
+                   params=[ORDER_ID, *PAGING])
     },
     "/api/orders/{order_id}/late-compensation": {
         "get": _op(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
+from crm.carrier import answer_for, answer_json
 from crm.clock import iso_date, iso_datetime, local_date
 from crm.models import Coupon, Customer, LateCompensation, Order, OrderUrge, PointsEntry, Redemption, Return, Shipment
 from crm.policy import Tier, next_tier, tier_by_code
@@ -55,23 +56,31 @@ def is_late(record: Order, today: dt.date, tz: dt.tzinfo) -> bool:
     return today > record.promised_date
 
 
-def shipment(record: Optional[Shipment], tz: dt.tzinfo) -> Optional[Dict[str, Any]]:
-    """Carrier, tracking number and scans, newest first."""
+Scan = Tuple[dt.datetime, str, str]
+"""A scan not stored with the shipment (the carrier's answer to an urge): naive UTC time, location, description."""
+
+
+def latest_location(record: Optional[Shipment]) -> str:
+    """Where the parcel was last scanned (empty without a shipment or a scan)."""
+    return record.events[0].location if record is not None and record.events else ""
+
+
+def shipment(record: Optional[Shipment], tz: dt.tzinfo, answered: Sequence[Scan] = ()) -> Optional[Dict[str, Any]]:
+    """Carrier, tracking number and scans, newest first (with ``answered``: the carriers' answering scans)."""
     if record is None:
         return None
+    stored = [(event.time, event.event_id, event.location, event.description) for event in record.events]
+    scans = sorted([*stored, *((time, 0, location, text) for time, location, text in answered)], key=lambda s: (s[0], s[1]), reverse=True)
     return {
         "carrier": record.carrier,
         "carrier_name": CARRIER_NAMES.get(record.carrier, record.carrier),
         "tracking_number": record.tracking_number,
         "shipped_at": iso_datetime(record.shipped_at, tz),
-        "events": [
-            {"time": iso_datetime(event.time, tz), "location": event.location, "description": event.description}
-            for event in record.events
-        ],
+        "events": [{"time": iso_datetime(time, tz), "location": location, "description": text} for time, _, location, text in scans],
     }
 
 
-def order(record: Order, tz: dt.tzinfo, today: dt.date, returned: Mapping[int, int]) -> Dict[str, Any]:
+def order(record: Order, tz: dt.tzinfo, today: dt.date, returned: Mapping[int, int], answered: Sequence[Scan] = ()) -> Dict[str, Any]:
     """The full order form.
 
     Args:
@@ -79,6 +88,7 @@ def order(record: Order, tz: dt.tzinfo, today: dt.date, returned: Mapping[int, i
         tz: shop timezone.
         today: current shop date (for ``is_late``).
         returned: quantities per line already in active returns.
+        answered: scans the carrier answered urges with, by now (:func:`crm.carrier.answer_for`).
     """
     return {
         "order_id": record.order_id,
@@ -122,7 +132,7 @@ def order(record: Order, tz: dt.tzinfo, today: dt.date, returned: Mapping[int, i
             }
             for item in record.items
         ],
-        "shipment": shipment(record.shipment, tz),
+        "shipment": shipment(record.shipment, tz, answered),
     }
 
 
@@ -200,8 +210,11 @@ def redemption(record: Redemption, tz: dt.tzinfo) -> Dict[str, Any]:
 URGE_TARGET_LABELS = {"carrier": "承运商", "warehouse": "仓库"}
 
 
-def urge(record: OrderUrge, tz: dt.tzinfo, now: dt.datetime) -> Dict[str, Any]:
-    """An urge (催件) with whom it was filed and by when they answer; ``now`` is naive UTC."""
+def urge(record: OrderUrge, tz: dt.tzinfo, now: dt.datetime, location: str = "") -> Dict[str, Any]:
+    """An urge (催件) with whom it was filed, by when they answer and their answer by ``now`` (naive UTC).
+
+    ``location`` is the parcel's latest stored scan location, where a carrier's answering scan is.
+    """
     return {
         "urge_id": record.urge_id,
         "order_id": record.order_id,
@@ -214,6 +227,7 @@ def urge(record: OrderUrge, tz: dt.tzinfo, now: dt.datetime) -> Dict[str, Any]:
         "created_at": iso_datetime(record.created_at, tz),
         "answer_due_at": iso_datetime(record.answer_due_at, tz),
         "open": record.answer_due_at > now,
+        "answer": answer_json(answer_for(record, location), record, tz, now, location),
     }
 
 

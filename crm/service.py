@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from crm import serialize
+from crm.carrier import DEFAULT_LOCATION, answer_for
 from crm.clock import Clock, add_working_days, local_date, points_expiry, to_utc_naive
 from crm.errors import conflict, not_allowed, not_found, unprocessable
 from crm.models import (
@@ -143,9 +144,28 @@ def _returned_quantities(session: Session, order_ids: Iterable[str]) -> Dict[str
     return result
 
 
+def _answered_scans(session: Session, ctx: Context, records: Sequence[Order]) -> Dict[str, List[serialize.Scan]]:
+    """The scans carriers have answered urges of these orders with, by now (:mod:`crm.carrier`)."""
+    shipped = {record.order_id: record for record in records if record.shipment is not None}
+    if not shipped:
+        return {}
+    now = ctx.clock.now_utc()
+    urges = session.execute(
+        select(OrderUrge).where(OrderUrge.order_id.in_(sorted(shipped)), OrderUrge.target == "carrier", OrderUrge.created_at <= now)
+    ).scalars()
+    scans: Dict[str, List[serialize.Scan]] = {}
+    for urge in urges:
+        location = serialize.latest_location(shipped[urge.order_id].shipment)
+        answer = answer_for(urge, location)
+        if answer.outcome == "scan" and answer.visible(now) and answer.answered_at is not None:
+            scans.setdefault(urge.order_id, []).append((answer.answered_at, location or DEFAULT_LOCATION, answer.scan))
+    return scans
+
+
 def _order_json(session: Session, ctx: Context, record: Order) -> Dict[str, Any]:
     returned = _returned_quantities(session, [record.order_id]).get(record.order_id, {})
-    return serialize.order(record, ctx.tz, ctx.clock.today(), returned)
+    answered = _answered_scans(session, ctx, [record]).get(record.order_id, [])
+    return serialize.order(record, ctx.tz, ctx.clock.today(), returned, answered)
 
 
 def _order(session: Session, order_id: str, lock: bool = False) -> Order:
@@ -173,8 +193,10 @@ def list_customer_orders(
         session.execute(statement.order_by(Order.placed_at.desc(), Order.order_id.desc()).limit(limit).offset(offset)).scalars()
     )
     returned = _returned_quantities(session, [record.order_id for record in records])
+    answered = _answered_scans(session, ctx, records)
     today = ctx.clock.today()
-    items = [serialize.order(record, ctx.tz, today, returned.get(record.order_id, {})) for record in records]
+    items = [serialize.order(record, ctx.tz, today, returned.get(record.order_id, {}), answered.get(record.order_id, []))
+             for record in records]
     return _page(items, total, limit, offset)
 
 
@@ -519,8 +541,9 @@ def urge_order(session: Session, ctx: Context, order_id: str, answer_due_at: Opt
         raise not_allowed(f"订单当前状态为「{label}」，只有待发货或配送途中的订单可以催件")
     now = ctx.clock.now_utc()
     existing = _open_urge(session, order_id, now)
+    location = serialize.latest_location(record.shipment)
     if existing is not None:
-        return serialize.urge(existing, ctx.tz, now), False
+        return serialize.urge(existing, ctx.tz, now, location), False
     due = to_utc_naive(answer_due_at, ctx.tz) if answer_due_at is not None else now + DEFAULT_URGE_ANSWER
     if not now < due <= now + MAX_URGE_ANSWER:
         raise unprocessable("answer_due_at 必须晚于当前时间，且不超过 7 天")
@@ -536,16 +559,16 @@ def urge_order(session: Session, ctx: Context, order_id: str, answer_due_at: Opt
     )
     session.add(urge)
     session.flush()
-    return serialize.urge(urge, ctx.tz, now), True
+    return serialize.urge(urge, ctx.tz, now, location), True
 
 
 def list_order_urges(session: Session, ctx: Context, order_id: str, limit: int, offset: int) -> Dict[str, Any]:
-    """The urges of one order, newest first."""
-    _order(session, order_id)
+    """The urges of one order, newest first, each with the carrier's answer by now (:mod:`crm.carrier`)."""
+    location = serialize.latest_location(_order(session, order_id).shipment)
     statement = select(OrderUrge).where(OrderUrge.order_id == order_id)
     order_by = (OrderUrge.created_at.desc(), OrderUrge.urge_id.desc())
     now = ctx.clock.now_utc()
-    return _ordered_page(session, statement, order_by, limit, offset, lambda record: serialize.urge(record, ctx.tz, now))
+    return _ordered_page(session, statement, order_by, limit, offset, lambda record: serialize.urge(record, ctx.tz, now, location))
 
 
 def days_late(record: Order, today: dt.date, tz: dt.tzinfo) -> int:
