@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import aiohttp
 
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class CRMClient:
     @classmethod
     def from_settings(cls, settings: Optional[Settings] = None) -> CRMClient:
         """A client configured from CRM_URL, CRM_API_KEY, CRM_TIMEOUT_S and CRM_RETRIES."""
-        settings = settings or load_settings()
+        settings = settings or get_settings()
         return cls(
             settings.effective_crm_url,
             settings.crm_api_key,

@@ -6,14 +6,14 @@ from datetime import date, datetime
 from typing import Optional
 from zoneinfo import ZoneInfo
 
-from bot.settings import load_settings
+from bot.settings import get_settings
 
 WEEKDAYS = "一二三四五六日"
 
 
 def shop_timezone() -> ZoneInfo:
     """The timezone shoppers read dates in (SHOP_TIMEZONE, Asia/Shanghai by default)."""
-    return ZoneInfo(load_settings().shop_timezone)
+    return ZoneInfo(get_settings().shop_timezone)
 
 
 def today_in_shop() -> date:

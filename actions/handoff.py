@@ -53,7 +53,7 @@ from bot.handoff.queue import enqueue, estimated_wait, queue_position
 from bot.handoff.reviews import open_low_rating_review
 from bot.handoff.stats import record_rating
 from bot.handoff.windows import book_window
-from bot.settings import Settings, load_settings
+from bot.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -69,24 +69,13 @@ ASK_RATING = "请问您给这次服务打几分呢？1 到 5 分，5 分为非�
 RATING_UNAVAILABLE = "抱歉，评价暂时没能保存成功，请 1 分钟后再点一次评分。感谢您的耐心！"
 
 _contexts: Dict[int, Tuple[asyncio.AbstractEventLoop, HandoffContext]] = {}
-_settings: Optional[Settings] = None
-
-
-def _action_settings() -> Settings:
-    """The settings, read once per action-server process (no file reads inside a turn)."""
-    global _settings
-    if _settings is None:
-        _settings = load_settings()
-    return _settings
-
-
 def handoff_context() -> HandoffContext:
     """The action server's handoff context: one Redis pool per event loop, settings and policy read once."""
     loop = asyncio.get_running_loop()
     found = _contexts.get(id(loop))
     if found is not None and found[0] is loop:
         return found[1]
-    settings = _action_settings()
+    settings = get_settings()
     ctx = HandoffContext(
         redis=redis_client(settings.effective_redis_url, settings.handoff_redis_timeout_s),
         policy=load_policy(settings.handoff_policy_file),

@@ -7,7 +7,6 @@ import logging
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Any, Dict, List, Optional, Tuple
 
 from rasa_sdk import Action, Tracker
@@ -37,7 +36,7 @@ from actions.shopper import Shopper, shopper_from_tracker
 from actions.verification import verification_reply, verify_anonymous_order
 from bot.handoff.policy import PolicyError, ServicePolicy
 from bot.handoff.policy import load_policy as load_service_policy
-from bot.settings import load_settings
+from bot.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +58,10 @@ CHOOSE_ORDER_FULL = "您有 {count} 个订单正在配送中，想看哪一个�
 Order = Dict[str, Any]
 
 
-@lru_cache(maxsize=1)
-def _service_policy_file() -> Any:
-    return load_settings().handoff_policy_file
-
-
 def service_hours() -> Optional[ServicePolicy]:
     """The human service policy whose opening hours the urge's answer time counts (None if unreadable)."""
     try:
-        return load_service_policy(_service_policy_file())
+        return load_service_policy(get_settings().handoff_policy_file)
     except PolicyError:
         logger.warning("human service policy unreadable; urges are answered within clock minutes", exc_info=True)
         return None

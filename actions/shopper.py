@@ -14,14 +14,13 @@ shop's secret therefore opens no customer and no order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Optional
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 
 from bot.identity import verified_order_from_slot, verified_order_slot_value, verify_channel_identity
-from bot.settings import load_settings
+from bot.settings import get_settings
 
 VERIFIED_ORDER_SLOT = "verified_order_id"
 
@@ -53,21 +52,15 @@ class Shopper:
 _secret_override: Optional[str] = None
 
 
-@lru_cache(maxsize=1)
-def _configured_secret() -> str:
-    return load_settings().shop_identity_secret
-
-
 def use_secret(secret: Optional[str]) -> None:
     """Check identities with ``secret`` from now on (tests); None goes back to the settings."""
     global _secret_override
     _secret_override = secret
-    _configured_secret.cache_clear()
 
 
 def identity_secret() -> str:
     """The secret the channel's signatures are checked with (``SHOP_IDENTITY_SECRET``)."""
-    return _secret_override or _configured_secret()
+    return _secret_override or get_settings().shop_identity_secret
 
 
 def shopper_from_tracker(tracker: Tracker) -> Shopper:

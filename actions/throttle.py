@@ -30,7 +30,7 @@ import yaml
 from redis.asyncio import Redis
 
 from bot.handoff.context import REDIS_FAILURES, redis_client
-from bot.settings import load_settings
+from bot.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def get_throttle() -> VerificationThrottle:
     """The action server's throttle, on the Redis of the settings (``REDIS_URL``)."""
     global _throttle
     if _throttle is None:
-        _throttle = VerificationThrottle(load_settings().effective_redis_url)
+        _throttle = VerificationThrottle(get_settings().effective_redis_url)
     return _throttle
 
 

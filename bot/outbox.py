@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from redis.asyncio import Redis
 
-from bot.settings import load_settings
+from bot.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class Outbox:
         if maxlen < 1:
             raise ValueError("maxlen must be positive")
         self.redis = redis
-        self.ttl_s = int(ttl_s if ttl_s is not None else load_settings().tracker_ttl_s)
+        self.ttl_s = int(ttl_s if ttl_s is not None else get_settings().tracker_ttl_s)
         if self.ttl_s < 1:
             raise ValueError("ttl_s must be positive")
         self.maxlen = maxlen

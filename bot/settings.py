@@ -3,12 +3,17 @@
 Every process of the stack (Rasa server, action server, CRM, desk, launcher, tests) reads its
 configuration through :func:`load_settings`, so one ``.env`` file or one set of exported variables
 configures the whole stack. ``.env.example`` lists the same variables with their defaults.
+
+Code that runs inside a turn or a request reads :func:`get_settings`: the environment and ``.env``
+are read once per process and kept. A test that changes the environment of its own process calls
+:func:`reset_settings` so that the next reading sees the change.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
@@ -213,3 +218,18 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         kind = type(getattr(defaults, field.name))
         values[field.name] = _convert(field.name, raw, kind)
     return Settings(**values)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings: :func:`load_settings` of the environment and ``.env``, read once and kept.
+
+    Raises:
+        SettingsError: a variable is set to a value of the wrong type (raised again at the next call).
+    """
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget the kept settings: the next :func:`get_settings` reads the environment and ``.env`` again (tests)."""
+    get_settings.cache_clear()

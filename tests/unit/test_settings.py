@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import PROJECT_ROOT, Settings, SettingsError, load_settings, read_env_file
+from actions import formatting
+from bot import settings as settings_module
+from bot.settings import PROJECT_ROOT, Settings, SettingsError, get_settings, load_settings, read_env_file, reset_settings
 
 
 def test_defaults_match_the_pinned_contracts():
@@ -45,3 +47,22 @@ def test_var_dir_from_environment_is_a_path(tmp_path: Path):
     settings = load_settings({"VAR_DIR": str(tmp_path)})
     assert settings.var_dir == tmp_path
     assert settings.effective_database_url == f"sqlite:///{tmp_path / 'crm.sqlite3'}"
+
+
+def test_the_process_settings_are_read_once_and_again_only_after_a_reset(monkeypatch: pytest.MonkeyPatch):
+    reads = []
+    real_read = settings_module.read_env_file
+    monkeypatch.setattr(settings_module, "read_env_file", lambda path: reads.append(path) or real_read(path))
+    monkeypatch.setenv("SHOP_TIMEZONE", "Asia/Tokyo")
+    reset_settings()
+    try:
+        for _ in range(20):  # what a turn does: every date a reply writes asks for the shop's timezone
+            assert formatting.parse_datetime("2026-11-20T08:00:00+00:00").hour == 17
+        assert get_settings() is get_settings() and len(reads) == 1
+        monkeypatch.setenv("SHOP_TIMEZONE", "Europe/Berlin")
+        assert formatting.shop_timezone().key == "Asia/Tokyo"  # kept: the environment is not read inside a turn
+        reset_settings()
+        assert formatting.shop_timezone().key == "Europe/Berlin" and len(reads) == 2
+    finally:
+        monkeypatch.undo()
+        reset_settings()
