@@ -121,6 +121,10 @@ class Settings:
     # The NLU inbox (bot/nlu_inbox.py): how long a message the bot did not understand is kept for
     # review, days (0: nothing is kept); the top-intent confidence below which a message counts as
     # not understood; the most messages kept (the oldest go first).
+    # Bearer token of every service's Prometheus page (GET /metrics, bot/metrics.py); empty: the page
+    # answers loopback clients only (403 for everyone else).
+    metrics_token: str = ""
+
     nlu_inbox_retention_days: int = 30
     nlu_inbox_confidence: float = 0.6
     nlu_inbox_max_items: int = 5000

@@ -434,6 +434,19 @@ PATHS: Dict[str, Dict[str, Schema]] = {
             },
         }
     },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics: requests by route template (METRICS_TOKEN as a Bearer token; without one, loopback clients only)",
+            "security": [],
+            "responses": {
+                "200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "401": {"description": "METRICS_TOKEN is set and the request does not carry it",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "403": {"description": "METRICS_TOKEN is not set and the client is not on loopback",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}},
+            },
+        }
+    },
     "/api/customers": {
         "get": _op(
             "List customers by id",
