@@ -4,8 +4,10 @@
 rasa-sdk's own webhook (``POST /webhook``, ``GET /actions``, ``GET /health``), plus what a server
 reachable by strangers needs:
 
-- every request but ``/health`` carries the shared secret ``ACTION_SERVER_TOKEN`` in the header
-  ``X-Action-Token`` (Rasa sends it from ``endpoints.yml``), else ``401`` and nothing runs;
+- every request but ``/health`` and ``/metrics`` carries the shared secret ``ACTION_SERVER_TOKEN`` in
+  the header ``X-Action-Token`` (Rasa sends it from ``endpoints.yml``), else ``401`` and nothing runs;
+- ``GET /metrics``: each action's latency and errors in the Prometheus text format, behind
+  ``METRICS_TOKEN`` or loopback only (:mod:`bot.metrics`);
 - bodies over ``ACTION_MAX_BODY_BYTES`` get ``413``; compressed bodies (which rasa-sdk would
   inflate without a limit) get ``415``;
 - a failing action answers ``500`` with a code only, never the tracker it was sent;
@@ -26,7 +28,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot import production
+from bot import metrics, production
 from bot.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -34,7 +36,8 @@ logger = logging.getLogger(__name__)
 TOKEN_HEADER = "X-Action-Token"
 """Header carrying the shared secret of Rasa and the action server."""
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", metrics.PATH})
+"""Paths answered without the shared secret (``/metrics`` has its own rule: :func:`bot.metrics.refusal`)."""
 
 
 class ActionServerConfigError(RuntimeError):
@@ -50,13 +53,14 @@ def token_matches(expected: str, given: Optional[str]) -> bool:
     return bool(expected) and isinstance(given, str) and hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
 
 
-def create_action_app(token: str, max_body_bytes: int, package: str = "actions") -> Sanic:
-    """rasa-sdk's action app behind the shared token and the body limit.
+def create_action_app(token: str, max_body_bytes: int, package: str = "actions", metrics_token: str = "") -> Sanic:
+    """rasa-sdk's action app behind the shared token and the body limit, with its Prometheus page.
 
     Args:
         token: the shared secret every request must carry.
         max_body_bytes: the largest body read.
         package: the package whose actions are served.
+        metrics_token: ``METRICS_TOKEN`` of ``/metrics`` (empty: loopback clients only).
 
     Returns:
         The Sanic app.
@@ -68,6 +72,8 @@ def create_action_app(token: str, max_body_bytes: int, package: str = "actions")
         raise ActionServerConfigError("ACTION_SERVER_TOKEN is empty: the action server answers no one without it")
     app = create_app(package, cors_origins=None)
     app.config.REQUEST_MAX_SIZE = max_body_bytes
+    metrics.time_requests(app, metrics.action_observer)
+    metrics.add_route(app, metrics_token)
 
     @app.middleware("request")
     async def guard(request: Request) -> Optional[HTTPResponse]:
@@ -102,7 +108,8 @@ def main(argv: Optional[List[str]] = None, settings: Optional[Settings] = None) 
     args = parser.parse_args(argv)
     production.enforce(settings, "action server", hosts=[args.host], check_agents=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_action_app(settings.action_server_token, settings.action_max_body_bytes)
+    metrics.prepare("actions", settings.var_dir, args.port)
+    app = create_action_app(settings.action_server_token, settings.action_max_body_bytes, metrics_token=settings.metrics_token)
     logger.info("actions.server.listening host=%s port=%d", args.host, args.port)
     app.run(host=args.host, port=args.port, access_log=False, workers=1)
 

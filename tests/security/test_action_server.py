@@ -23,6 +23,7 @@ from bot.launcher import wait_healthy
 from bot.redis_server import free_port
 from bot.settings import PROJECT_ROOT
 from tests.actions.seeded_crm import seeded_crm
+from tests.metrics_scrape import scrape
 
 TOKEN = "test-action-token-0123456789"
 SECRET = "dev-shop-secret"
@@ -36,7 +37,8 @@ def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         port = free_port()
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "CRM_URL": crm_url, "ACTION_SERVER_TOKEN": TOKEN,
                "ACTION_MAX_BODY_BYTES": str(MAX_BODY), "SHOP_IDENTITY_SECRET": SECRET,
-               "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+               "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "VAR_DIR": str(tmp_path_factory.mktemp("action-server-var")),
+               "METRICS_TOKEN": ""}
         process = subprocess.Popen([sys.executable, "-m", "actions.server", "--port", str(port)], cwd=PROJECT_ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
@@ -124,3 +126,26 @@ def test_it_listens_on_loopback_unless_told() -> None:
 
     assert load_settings({}).action_host == "127.0.0.1"
     assert Path(PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8").count("X-Action-Token: ${ACTION_SERVER_TOKEN}") == 1
+
+
+def test_action_calls_are_counted_by_action_name_and_errors_apart(action_server: str) -> None:
+    auth = {"X-Action-Token": TOKEN}
+    before = scrape(action_server)
+    assert before.status == 200 and before.types["shop_action_duration_seconds"] == "histogram"
+    points = dict(action="action_points_balance")
+    assert post(action_server, points_call("conv-metrics", {"identity": channel_identity(SECRET, "conv-metrics", "C000002")}), auth)[0] == 200
+    assert post(action_server, b'{"next_action": "action_points_balance", "tracker": "not a tracker"}', auth)[0] == 500
+    assert post(action_server, b'{"next_action": "action_13812345678", "tracker": {}}', auth)[0] == 404
+    assert post(action_server, points_call("conv-refused", {}), {"X-Action-Token": "guess"})[0] == 401  # refused: not counted
+    after = scrape(action_server)
+
+    count = "shop_action_duration_seconds_count"
+    assert after.value(count, **points) == before.value(count, **points) + 2
+    assert after.value("shop_action_errors_total", **points) == before.value("shop_action_errors_total", **points) + 1
+    assert after.value(count, action="other") == before.value(count, action="other") + 1
+    assert not any("138" in str(name) for name in after.label_values(count, "action"))  # a name it does not have is no label
+
+
+def test_the_metrics_page_needs_no_action_token_but_a_loopback_client(action_server: str) -> None:
+    assert scrape(action_server).status == 200
+    assert scrape(action_server, headers={"X-Forwarded-For": "203.0.113.9"}).status == 403
