@@ -62,6 +62,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as error:
         print(f"DESK_TRUSTED_PROXIES is invalid: {error}", file=sys.stderr)
         return 2
+    from bot import metrics
+
+    metrics.prepare("desk", settings.var_dir, settings.desk_port)
     app = create_app(settings, trusted_proxies=proxies, ws_recheck_s=max(1.0, settings.desk_ws_recheck_s))
     app.run(host=settings.desk_host, port=settings.desk_port, workers=1, access_log=False, motd=False)
     return 0

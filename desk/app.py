@@ -1,7 +1,7 @@
-"""The agent desk: a Sanic service with the JSON API, the agents' websocket, the console and the
-metrics page.
+"""The agent desk: a Sanic service with the JSON API, the agents' websocket, the console, the
+charts page and the Prometheus page.
 
-API (JSON; every route but ``/api/login``, ``/health`` and ``/openapi.json`` needs
+API (JSON; every route but ``/api/login``, ``/health``, ``/openapi.json`` and ``/metrics`` needs
 ``Authorization: Bearer <token>``; described by the OpenAPI document at ``/openapi.json``):
 
 - ``POST /api/login {"username", "password"}`` → ``{"token", "agent"}``; attempts are throttled
@@ -20,7 +20,10 @@ API (JSON; every route but ``/api/login``, ``/health`` and ``/openapi.json`` nee
 - ``GET /api/canned``; ``GET /api/callbacks``; ``POST /api/callbacks/{id}/complete {"code", "note"}``
 - ``GET /api/metrics?days=7`` (supervisors only, 403 ``forbidden`` for agents; ``push_dead_letters``
   counts the pushed messages no channel could deliver); ``GET /health``; websocket ``/api/ws``;
-  pages ``/`` and ``/metrics``
+  pages ``/`` and ``/charts`` (the supervisors' charts of ``/api/metrics``)
+- ``GET /metrics``: the handoff queue, its waits, agents online, open and overdue tickets and dead
+  letters as Prometheus gauges read from Redis at each scrape (:func:`bot.metrics.handoff_gauges`),
+  behind ``METRICS_TOKEN`` or loopback only
 - ``GET /api/push/dead-letters?limit=100`` (supervisors only): the most recent dead letters of the
   channels' push delivery (:mod:`bot.push`); ``POST /api/push/dead-letters/{id}/retry``: announce
   that conversation again, so its channel delivers what it has not delivered (the dead letter is
@@ -53,6 +56,7 @@ from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import metrics as prometheus
 from bot.handoff import agents as presence
 from bot.handoff import callbacks, conversation, keys, queue, stats, tickets
 from bot.handoff.context import REDIS_FAILURES, HandoffContext, close_clients, redis_client
@@ -305,9 +309,14 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     async def console(request: Request) -> HTTPResponse:
         return static("console.html")
 
-    @app.get("/metrics")
-    async def metrics_page(request: Request) -> HTTPResponse:
+    @app.get("/charts")
+    async def charts_page(request: Request) -> HTTPResponse:
         return static("metrics.html")
+
+    async def gauges() -> List[Any]:
+        return await prometheus.handoff_gauges(handoff())
+
+    prometheus.add_route(app, settings.metrics_token, gauges)
 
     @app.get("/favicon.ico")
     async def favicon(request: Request) -> HTTPResponse:

@@ -204,7 +204,13 @@ def build_openapi(resolution_codes: Sequence[str] = ()) -> Schema:
     conversation = "/api/conversations/{sender}"
     paths: Dict[str, Dict[str, Schema]] = {
         "/": {"get": _page("the agents' console")},
-        "/metrics": {"get": _page("the metrics page (its figures come from /api/metrics, supervisors only)")},
+        "/charts": {"get": _page("the supervisors' charts page (its figures come from /api/metrics, supervisors only)")},
+        "/metrics": {"get": {
+            "summary": "Prometheus gauges of the handoff queue, tickets and dead letters (METRICS_TOKEN as a Bearer token; "
+                       "without one, loopback clients only)", "tags": ["service"], "security": [],
+            "responses": {"200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {"schema": STR}}},
+                          "401": {"description": "METRICS_TOKEN is set and the request does not carry it"},
+                          "403": {"description": "METRICS_TOKEN is not set and the client is not on loopback"}}}},
         "/favicon.ico": {"get": {"summary": "no icon", "tags": ["pages"], "security": [], "responses": {"204": {"description": "empty"}}}},
         "/static/{name}": {"get": {
             "summary": "the console's scripts and styles", "tags": ["pages"], "security": [],

@@ -60,7 +60,7 @@ def test_health_and_pages(desk: DeskProcess):
     assert http("GET", f"{desk.url}/health")[0] == 200
     status, page = http("GET", f"{desk.url}/")
     assert status == 200 and "客服登录" in page and "/static/console.js" in page
-    status, page = http("GET", f"{desk.url}/metrics")
+    status, page = http("GET", f"{desk.url}/charts")
     assert status == 200 and "数据看板" in page
     assert http("GET", f"{desk.url}/static/console.js")[0] == 200
     status, body = http("GET", f"{desk.url}/static/../app.py")
