@@ -3,8 +3,10 @@ what the policy allows in each state (and what to do instead), the wording of co
 results, refund timing, and reading a new receiver from what the shopper typed.
 
 Reference policy: an order can be cancelled, and its receiver changed, only before it ships
-(待付款, 待发货). Paid amounts go back the way they were paid: balance and points at once, an online
-wallet within 1–3 working days, a bank card within 3–7 working days.
+(待付款, 待发货). Paid amounts go back the way they were paid, as fast as the return policy's refunds
+(``refund.working_days_by_payment_method`` of ``actions/policy/returns.yml``: balance and points at
+once, an online wallet within 1–3 working days, a bank card within 3–7), counted in the shop's
+calendar (:mod:`bot.shop_calendar`).
 """
 
 from __future__ import annotations
@@ -13,20 +15,21 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from datetime import date
+from typing import Any, Dict, List, Optional, Sequence
 
 from actions import formatting
 from actions.order_tracking import items_summary, status_label
+from actions.return_policy import ReturnPolicy
+from actions.return_policy import default_policy as default_return_policy
 from bot.pii import mask_phone
+from bot.shop_calendar import add_working_days
 
 CHANGEABLE_STATUSES = frozenset({"pending_payment", "awaiting_shipment"})
 SHIPPED_STATUSES = frozenset({"shipped", "in_transit", "out_for_delivery"})
 SIGNED_STATUSES = frozenset({"delivered", "completed"})
 OPEN_STATUSES = CHANGEABLE_STATUSES | SHIPPED_STATUSES
 MAX_CHOICES = 5
-# Working days until a refund arrives, per payment method: (earliest, latest).
-REFUND_WORKING_DAYS: Dict[str, Tuple[int, int]] = {"balance": (0, 0), "points": (0, 0), "wallet": (1, 3), "bank_card": (3, 7)}
 REFUND_TARGETS = {"balance": "账户余额", "points": "积分账户", "wallet": "在线钱包", "bank_card": "银行卡"}
 
 Order = Dict[str, Any]
@@ -77,19 +80,15 @@ def wants_another_order(text: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- refund timing
-def add_working_days(start: date, days: int) -> date:
-    """The date ``days`` working days (Monday to Friday) after ``start``."""
-    current = start
-    remaining = days
-    while remaining > 0:
-        current += timedelta(days=1)
-        if current.weekday() < 5:
-            remaining -= 1
-    return current
+def refund_promise(order: Order, today: date, policy: Optional[ReturnPolicy] = None) -> str:
+    """Where the money of a cancelled order goes and by when.
 
-
-def refund_promise(order: Order, today: date) -> str:
-    """Where the money of a cancelled order goes and by when."""
+    Args:
+        order: the order as the CRM returns it.
+        today: the day it is cancelled, in the shop's timezone.
+        policy: the return policy whose refund speeds and calendar count (the shipped one when omitted).
+    """
+    policy = policy or default_return_policy()
     paid_fen = int(order.get("paid_fen", 0))
     if not order.get("paid_at") or paid_fen <= 0:
         return "这个订单还没有付款，取消后不会产生任何费用。"
@@ -98,10 +97,10 @@ def refund_promise(order: Order, today: date) -> str:
         return f"支付的 {paid_fen:,} 积分会立即退回您的积分账户。"
     amount = formatting.money(paid_fen)
     target = REFUND_TARGETS.get(method, str(order.get("payment_method_label") or "原支付账户"))
-    earliest, latest = REFUND_WORKING_DAYS.get(method, (3, 7))
+    earliest, latest = policy.refund_working_days.get(method, policy.default_refund_working_days)
     if latest == 0:
         return f"实付 {amount} 会立即退回您的{target}。"
-    by = add_working_days(today, latest)
+    by = add_working_days(today, latest, policy.calendar)
     return (
         f"实付 {amount} 将原路退回您的{target}，预计 {earliest}–{latest} 个工作日到账，"
         f"最晚 {formatting.day(by, today)}。"

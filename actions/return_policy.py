@@ -19,6 +19,8 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tupl
 import yaml
 
 from actions import formatting
+from bot import shop_calendar
+from bot.shop_calendar import ShopCalendar, calendar_from_dict
 from bot.texts import render
 
 POLICY_FILE = Path(__file__).with_name("policy") / "returns.yml"
@@ -69,9 +71,7 @@ class ReturnPolicy:
         refund_working_days: payment method → (earliest, latest) working days to arrive.
         default_refund_working_days: the same for payment methods not listed.
         payment_method_labels: payment method → Chinese label.
-        weekend: weekday numbers (Monday 0) that are not working days.
-        holidays: dates that are not working days.
-        working_weekend_days: weekend dates that are working days (调休).
+        calendar: the shop's working days, which refund dates count (:mod:`bot.shop_calendar`).
     """
 
     no_reason_days: int
@@ -89,9 +89,7 @@ class ReturnPolicy:
     refund_working_days: Mapping[str, Tuple[int, int]]
     default_refund_working_days: Tuple[int, int]
     payment_method_labels: Mapping[str, str]
-    weekend: FrozenSet[int]
-    holidays: FrozenSet[date] = frozenset()
-    working_weekend_days: FrozenSet[date] = frozenset()
+    calendar: ShopCalendar = field(default_factory=ShopCalendar)
 
     @property
     def reason_codes(self) -> Tuple[str, ...]:
@@ -107,10 +105,6 @@ class ReturnPolicy:
         return self.payment_method_labels.get(method, method)
 
 
-def _dates(values: Sequence[Any]) -> FrozenSet[date]:
-    return frozenset(value if isinstance(value, date) else date.fromisoformat(str(value)) for value in values or [])
-
-
 def _span(value: Sequence[Any]) -> Tuple[int, int]:
     earliest, latest = (int(part) for part in value)
     return earliest, latest
@@ -120,7 +114,6 @@ def policy_from_dict(raw: Mapping[str, Any]) -> ReturnPolicy:
     """Build the policy from the parsed policy file."""
     windows, reasons, categories = raw["windows"], raw["reasons"], raw["categories"]
     shipping, pickup, refund = raw["return_shipping"], raw["pickup"], raw["refund"]
-    calendar = raw.get("calendar", {})
     labels = {str(code): str(label) for code, label in reasons["labels"].items()}
     missing = (set(reasons["shop_at_fault"]) | set(reasons["no_reason"])) ^ set(labels)
     if missing:
@@ -141,9 +134,7 @@ def policy_from_dict(raw: Mapping[str, Any]) -> ReturnPolicy:
         refund_working_days={str(k): _span(v) for k, v in refund["working_days_by_payment_method"].items()},
         default_refund_working_days=_span(refund["default_working_days"]),
         payment_method_labels={str(k): str(v) for k, v in (refund.get("payment_method_labels") or {}).items()},
-        weekend=frozenset(int(day) for day in calendar.get("weekend", [5, 6])),
-        holidays=_dates(calendar.get("holidays") or []),
-        working_weekend_days=_dates(calendar.get("working_weekend_days") or []),
+        calendar=calendar_from_dict(raw.get("calendar")),
     )
 
 
@@ -160,20 +151,13 @@ def default_policy() -> ReturnPolicy:
 
 # ------------------------------------------------------------------------------- calendar
 def is_working_day(day: date, policy: ReturnPolicy) -> bool:
-    """Whether refunds are processed on ``day``."""
-    if day in policy.working_weekend_days:
-        return True
-    return day.weekday() not in policy.weekend and day not in policy.holidays
+    """Whether refunds are processed on ``day`` (the policy's shop calendar)."""
+    return policy.calendar.is_working_day(day)
 
 
 def add_working_days(start: date, days: int, policy: ReturnPolicy) -> date:
-    """The date ``days`` working days after ``start`` (``start`` itself when ``days`` is 0)."""
-    current, remaining = start, days
-    while remaining > 0:
-        current += timedelta(days=1)
-        if is_working_day(current, policy):
-            remaining -= 1
-    return current
+    """The date ``days`` working days after ``start`` in the policy's shop calendar (:func:`bot.shop_calendar.add_working_days`)."""
+    return shop_calendar.add_working_days(start, days, policy.calendar)
 
 
 # --------------------------------------------------------------------------- eligibility

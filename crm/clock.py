@@ -53,17 +53,6 @@ def points_expiry(earned_on: dt.date) -> dt.date:
     return dt.date(earned_on.year + 1, 12, 31)
 
 
-def add_working_days(start: dt.date, days: int) -> dt.date:
-    """Add ``days`` working days (Monday to Friday) to ``start``."""
-    current = start
-    remaining = days
-    while remaining > 0:
-        current += dt.timedelta(days=1)
-        if current.weekday() < 5:
-            remaining -= 1
-    return current
-
-
 @dataclass(frozen=True)
 class Clock:
     """Current time of the shop.

@@ -18,7 +18,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from crm.clock import add_working_days, last_day_of_month, points_expiry, to_utc_naive
+from bot.shop_calendar import add_working_days
+from crm.clock import last_day_of_month, points_expiry, to_utc_naive
 from crm.db import create_schema, drop_schema
 from crm.models import (
     Base,

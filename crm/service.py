@@ -15,9 +15,10 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot.shop_calendar import ShopCalendar, add_working_days
 from crm import serialize
 from crm.carrier import DEFAULT_LOCATION, answer_for
-from crm.clock import Clock, add_working_days, local_date, points_expiry, to_utc_naive
+from crm.clock import Clock, local_date, points_expiry, to_utc_naive
 from crm.errors import conflict, not_allowed, not_found, unprocessable
 from crm.models import (
     Coupon,
@@ -44,6 +45,7 @@ from crm.vocab import (
 
 REFUND_WORKING_DAYS = {"balance": 0, "points": 0, "wallet": 3, "bank_card": 7}
 RETURN_HANDLING_DAYS = 3
+DEFAULT_REFUND_WORKING_DAYS = 7
 DEFAULT_URGE_ANSWER = dt.timedelta(hours=2)
 MAX_URGE_ANSWER = dt.timedelta(days=7)
 
@@ -316,6 +318,16 @@ def find_return_by_key(session: Session, ctx: Context, request: ReturnRequest) -
     return _return_json(session, ctx, record)
 
 
+def expected_refund_date(today: dt.date, payment_method: str, calendar: Optional[ShopCalendar] = None) -> dt.date:
+    """When the refund of a return requested ``today`` arrives at the latest, when the request names no date.
+
+    The return is handled within :data:`RETURN_HANDLING_DAYS` calendar days, then the money takes the
+    payment method's working days, counted in the shop's calendar (:mod:`bot.shop_calendar`).
+    """
+    issued = today + dt.timedelta(days=RETURN_HANDLING_DAYS)
+    return add_working_days(issued, REFUND_WORKING_DAYS.get(payment_method, DEFAULT_REFUND_WORKING_DAYS), calendar)
+
+
 def create_return(session: Session, ctx: Context, request: ReturnRequest) -> Tuple[Dict[str, Any], bool]:
     """Store a return request; the second call with the same key returns the first result.
 
@@ -346,9 +358,7 @@ def create_return(session: Session, ctx: Context, request: ReturnRequest) -> Tup
     if request.refund_fen > record.paid_fen - int(committed):
         raise unprocessable(f"退款金额 {request.refund_fen} 分超过订单剩余可退金额 {record.paid_fen - int(committed)} 分")
     now = ctx.clock.now_utc()
-    expected = request.refund_expected_by or add_working_days(
-        ctx.clock.today() + dt.timedelta(days=RETURN_HANDLING_DAYS), REFUND_WORKING_DAYS.get(record.payment_method, 7)
-    )
+    expected = request.refund_expected_by or expected_refund_date(ctx.clock.today(), record.payment_method)
     created = Return(
         return_id=_new_id(session, Return, "R", 10),
         order_id=record.order_id,

@@ -7,7 +7,8 @@ import datetime as dt
 
 import pytest
 
-from crm.clock import add_working_days, iso_datetime, last_day_of_month, points_expiry, to_utc_naive
+from bot.shop_calendar import add_working_days
+from crm.clock import iso_datetime, last_day_of_month, points_expiry, to_utc_naive
 from crm.points import replay
 from crm.policy import (
     SERVICE_POLICIES,

@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional
 import pytest
 
 from actions import order_change_rules as rules
+from bot.shop_calendar import ShopCalendar, add_working_days
 
 TODAY = date(2026, 11, 22)  # a Sunday
 
@@ -75,7 +76,7 @@ def test_open_orders_are_the_unsigned_ones_newest_first() -> None:
     ],
 )
 def test_add_working_days(start: date, days: int, expected: date) -> None:
-    assert rules.add_working_days(start, days) == expected
+    assert add_working_days(start, days, ShopCalendar()) == expected  # Saturday and Sunday off, no holidays
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from actions import return_policy as rp
+from bot.shop_calendar import ShopCalendar
 
 POLICY = rp.default_policy()
 SIGNED = date(2026, 11, 19)  # a Thursday
@@ -356,7 +357,7 @@ def test_refund_dates_by_payment_method_count_working_days(today: date, method: 
 
 
 def test_holidays_and_working_weekends_from_the_policy_file() -> None:
-    policy = replace(POLICY, holidays=frozenset({date(2026, 11, 26)}), working_weekend_days=frozenset({date(2026, 11, 28)}))
+    policy = replace(POLICY, calendar=ShopCalendar(holidays=frozenset({date(2026, 11, 26)}), working_weekend_days=frozenset({date(2026, 11, 28)})))
     assert not rp.is_working_day(date(2026, 11, 26), policy)
     assert rp.is_working_day(date(2026, 11, 28), policy)
     # Wednesday 25th + 3 working days: 27th (Fri), 28th (worked Saturday), 30th (Mon); the 26th is a holiday.
