@@ -19,8 +19,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from actions import formatting
 from actions.order_tracking import is_late, items_summary, status_label
-from bot.pii import mask_name as mask_name  # re-exported: the one masking rule lives in bot.pii
-from bot.pii import mask_phone, mask_text
+from bot.pii import mask_name, mask_phone, mask_text
 from bot.texts import intent_labels
 
 HANDOFF_ACTION = "action_handoff"
