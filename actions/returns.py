@@ -1,9 +1,10 @@
 """Return, exchange and refund-status actions: the form's validation, its ending, and 「退款到哪了」.
 
-The logic lives in :mod:`actions.return_flow` (the conversation) and :mod:`actions.return_policy`
-(the rules); these actions read the tracker, fetch what the shopper may see from the CRM, and turn
-the outcome into events. Nothing about an order or a return is read or changed unless the channel
-verified the customer or the anonymous shopper proved the order with its phone tail.
+The logic lives in :mod:`actions.return_flow` (the conversation), :mod:`actions.refund_status` and
+:mod:`actions.return_policy` (the rules), the words in ``data/responses/returns.yml``; these actions
+read the tracker, fetch what the shopper may see from the CRM, and turn the outcome into events.
+Nothing about an order or a return is read or changed unless the channel verified the customer or
+the anonymous shopper proved the order with its phone tail.
 """
 
 from __future__ import annotations
@@ -19,19 +20,18 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import formatting
 from actions import return_flow as flow
 from actions.crm import CRMClient, CRMNotFound, CRMRequestError, CRMUnavailable, get_crm_client
+from actions.refund_status import describe_returns
 from actions.replies import CRM_UNAVAILABLE, human_buttons
 from actions.return_policy import ReturnPolicy, crm_shipping_payer, default_policy
+from actions.return_state import kind_word
 from actions.shopper import Shopper, shopper_from_tracker
 from actions.verification import verify_anonymous_order
+from bot.texts import render
 
 PENDING_FLOW_SLOT = "pending_flow"
 REFUND_STATUS_FLOW = "refund_status"
-ANYTHING_ELSE = "还有什么可以帮您的吗？"
-ASK_REFUND_VERIFICATION = (
-    "为了保护您的隐私，查询退款进度前需要核实一下身份：请告诉我订单号（12 位数字）和收货手机号的后四位，"
-    "例如“202611150023 尾号5678”。您在商城登录后再来问我，就不用核实了。"
-)
-STOPPED = "好的，这次{kind}申请已取消，没有提交。"
+ANYTHING_ELSE = "utter_return_anything_else"
+STOPPED = "utter_return_stopped"
 
 # Intents that leave the open question for something else: the form lets rules answer them,
 # then asks its question again (stop, goodbye and a human end it, see data/rules/returns.yml).
@@ -200,7 +200,7 @@ class ValidateReturnForm(Action):
                     data = flow.FlowData(formatting.today_in_shop(), policy, anonymous=True)
                 return flow.resume(state, data), []
             if verified is None or state.order_id != verified or answer.order_id not in (None, verified):
-                step = await verify_anonymous_order(tracker, crm, flow.ASK_ANONYMOUS_ORDER.format(kind=state.kind_word))
+                step = await verify_anonymous_order(tracker, crm, flow.ask_anonymous_order(state.kind_word))
                 if step.order_id is None:
                     turn = self._still_verifying(tracker, state, step.text or "", step.buttons, step.locked, activation)
                     return turn, step.events
@@ -221,9 +221,9 @@ class ValidateReturnForm(Action):
         texts = [text]
         buttons = list(buttons)
         if activation:
-            texts.insert(0, f"好的，我来帮您办理{state.kind_word}。")
+            texts.insert(0, flow.start_text(state.kind_word))
         if invalid >= flow.MAX_INVALID_ANSWERS and not locked:
-            texts.append(flow.OFFER_HUMAN)
+            texts.append(flow.offer_human())
             buttons += human_buttons()
         reply = flow.Reply("\n".join(texts), buttons)
         return flow.Turn(state=replace(state, invalid=invalid), reply=reply, end=locked)
@@ -268,7 +268,7 @@ class ActionReturnFinish(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[EventType]:
         """Ask whether anything else is needed."""
-        dispatcher.utter_message(text=ANYTHING_ELSE)
+        dispatcher.utter_message(response=ANYTHING_ELSE)
         return reset_events(tracker)
 
 
@@ -283,8 +283,7 @@ class ActionReturnStop(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
     ) -> List[EventType]:
         """Confirm that nothing was submitted and ask what else is needed."""
-        kind = "换货" if tracker.get_slot(flow.SLOT_KIND) == flow.KIND_EXCHANGE else "退货"
-        dispatcher.utter_message(text=STOPPED.format(kind=kind) + ANYTHING_ELSE)
+        dispatcher.utter_message(response=STOPPED, kind=kind_word(tracker.get_slot(flow.SLOT_KIND)))
         return [ActiveLoop(None), SlotSet("requested_slot", None)] + reset_events(tracker)
 
 
@@ -312,26 +311,27 @@ class ActionRefundStatus(Action):
                 if order_id:
                     order = await _order_of(crm, order_id)
                     if order is None or order.get("customer_id") != customer_id:
-                        dispatcher.utter_message(text=flow.NOT_YOUR_ORDER.format(order_id=order_id))
+                        dispatcher.utter_message(text=flow.not_your_order(order_id))
                         return [SlotSet(PENDING_FLOW_SLOT, None)]
                     returns = await crm.list_order_returns(order_id)
                 else:
                     returns = await crm.list_customer_returns(customer_id, limit=20)
-                scope = f"订单 {order_id}" if order_id else "您的账户"
+                scope = (render("utter_refund_status_scope_order", order_id=order_id) if order_id
+                         else render("utter_refund_status_scope_account"))
             else:
-                step = await verify_anonymous_order(tracker, crm, ASK_REFUND_VERIFICATION)
+                step = await verify_anonymous_order(tracker, crm, render("utter_refund_status_ask_verification"))
                 if step.order_id is None:
                     dispatcher.utter_message(text=step.text or "", buttons=step.buttons)
                     flow_slot = None if step.locked else REFUND_STATUS_FLOW
                     return step.events + [SlotSet(PENDING_FLOW_SLOT, flow_slot)]
                 events = step.events
                 returns = await crm.list_order_returns(step.order_id)
-                scope = f"订单 {step.order_id}"
+                scope = render("utter_refund_status_scope_order", order_id=step.order_id)
         except CRMUnavailable:
             dispatcher.utter_message(text=CRM_UNAVAILABLE, buttons=human_buttons())
             return events + [SlotSet(PENDING_FLOW_SLOT, None)]
         products = entities.get("product") or []
-        report = flow.describe_returns(returns, scope, products, formatting.today_in_shop(), default_policy())
-        text = report.text if in_return_form else f"{report.text}\n{ANYTHING_ELSE}"
+        report = describe_returns(returns, scope, products, formatting.today_in_shop(), default_policy())
+        text = report.text if in_return_form else f"{report.text}\n{render(ANYTHING_ELSE)}"
         dispatcher.utter_message(text=text, buttons=report.buttons)
         return events + [SlotSet(PENDING_FLOW_SLOT, None)]

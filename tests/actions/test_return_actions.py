@@ -20,7 +20,7 @@ from actions.returns import (
     idempotency_key,
 )
 
-from .conftest import fetch, load_tracker, proven_order, run_action
+from .conftest import as_uttered, fetch, load_tracker, proven_order, run_action
 
 SHOE_ORDER = "880000010002"  # C000001, delivered 3 days ago: 耐克 跑鞋 + 安踏 T恤, wallet, coupon
 CRAB_ORDER = "880000040001"  # C000004, delivered yesterday with 运费险: 大闸蟹 (fresh) + 优衣库 外套
@@ -325,7 +325,7 @@ def test_stop_closes_the_form_without_submitting(crm) -> None:
     assert events == [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("return_kind", None),
                       SlotSet("return_order_id", None), SlotSet("return_lines", None), SlotSet("return_reason_code", None),
                       SlotSet("return_package", None)]
-    assert messages[0]["text"] == "好的，这次退货申请已取消，没有提交。还有什么可以帮您的吗？"
+    assert as_uttered(messages[0])["text"] == "好的，这次退货申请已取消，没有提交。还有什么可以帮您的吗？"
 
 
 def test_finish_forgets_the_flow_and_asks_what_else(crm) -> None:
@@ -334,7 +334,7 @@ def test_finish_forgets_the_flow_and_asks_what_else(crm) -> None:
     assert events == [SlotSet("return_kind", None), SlotSet("return_order_id", None), SlotSet("return_lines", None),
                       SlotSet("return_reason_code", None), SlotSet("return_package", None), SlotSet("return_confirmed", None),
                       SlotSet("return_id", None)]
-    assert [message["text"] for message in messages] == ["还有什么可以帮您的吗？"]
+    assert [as_uttered(message)["text"] for message in messages] == ["还有什么可以帮您的吗？"]
 
 
 # ---------------------------------------------------------------------------- refund status

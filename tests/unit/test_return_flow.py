@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from actions import refund_status
 from actions import return_flow as flow
 from actions import return_policy as rp
 
@@ -239,10 +240,10 @@ def test_refund_status_picks_the_return_a_product_mention_means() -> None:
          "items": [{"product_name": "耐克 Air Zoom 跑鞋", "quantity": 1}], "refund_fen": 200, "refund_method": "bank_card",
          "refund_expected_by": "2026-11-20"},
     ]
-    reply = flow.describe_returns(returns, "您的账户", ["跑鞋"], TODAY, POLICY)
+    reply = refund_status.describe_returns(returns, "您的账户", ["跑鞋"], TODAY, POLICY)
     assert "R0000000001" in reply.text and "R0000000002" not in reply.text
     assert "已经超时" in reply.text and reply.buttons == [{"title": "转人工", "payload": "/human_agent"}]
-    both = flow.describe_returns(returns, "您的账户", [], TODAY, POLICY)
+    both = refund_status.describe_returns(returns, "您的账户", [], TODAY, POLICY)
     assert "R0000000001" in both.text and "R0000000002" in both.text and "11月27日" in both.text
 
 
