@@ -262,3 +262,16 @@ def test_a_product_button_still_matches_after_the_nlu_drops_spaces() -> None:
 def test_a_return_becomes_an_exchange_only_when_asked_for(text: str, intent: str, kind: str) -> None:
     turn = flow.advance(state(order_id=TEA["order_id"]), answer(text, intent), data(TEA, SHOES))
     assert turn.state.kind == kind
+
+
+# ------------------------------------------------------------------------- texts as data
+def test_the_flow_words_its_questions_from_the_responses_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reworded response in data/responses/returns.yml shows in the flow's reply, with its values filled."""
+    import bot.texts
+
+    reworded = {**bot.texts._responses(), "utter_return_ask_lines": [{"text": "{heading}：请选择您要{kind}的商品。"}],
+                "utter_return_kind_return": [{"text": "退货退款"}]}
+    monkeypatch.setattr(bot.texts, "_responses", lambda: reworded)
+    turn = flow.resume(state(order_id=TEA["order_id"]), data(TEA))
+    assert turn.reply.text == "我们接着刚才的退货退款申请：订单 880000000101（11月20日（周五）签收）：请选择您要退货退款的商品。"
+    assert [button["title"] for button in turn.reply.buttons] == ["西湖龙井 茶叶礼盒 ×5", "海飞丝 去屑洗发水 750ml", "全部商品"]
