@@ -16,6 +16,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import formatting
 from actions.crm import CRMError, CRMNotFound, CRMRequestError, CRMUnavailable, Written, get_crm_client
 from actions.delivery_policy import Compensation, compensation_for, compensation_key, default_policy, urge_answer_due
+from actions.handoff import handoff_context
 from actions.order_tracking import (
     COMPENSATION,
     IN_FLIGHT,
@@ -34,6 +35,8 @@ from actions.order_tracking import (
 from actions.replies import CRM_UNAVAILABLE, human_buttons
 from actions.shopper import Shopper, shopper_from_tracker
 from actions.verification import verification_reply, verify_anonymous_order
+from bot.handoff import carrier_urges
+from bot.handoff.context import REDIS_FAILURES
 from bot.handoff.policy import PolicyError, ServicePolicy
 from bot.handoff.policy import load_policy as load_service_policy
 from bot.settings import get_settings
@@ -134,8 +137,21 @@ LATE_REASON = "policy_undecided"
 """Handoff reason when a shopper takes a late order to a human: whether what the policy offered is enough is theirs to say."""
 
 
-async def utter_order(dispatcher: CollectingDispatcher, order: Order, shopper: Shopper) -> None:
-    """Tell one order's status with the full-track button; a late order is urged and compensated, with a human offered."""
+async def keep_urge_promise(urge: Order, sender: str, shopper: Shopper) -> None:
+    """Record the promise of the urge's answer as a carrier-urge ticket, so its answer (or an apology
+    at the due time) reaches this conversation (:mod:`bot.handoff.carrier_urges`). Redis down: the
+    shopper still has the answer time and the offer of a human; the miss is logged."""
+    try:
+        await carrier_urges.promise(handoff_context(), urge, sender, shopper.customer_id)
+    except REDIS_FAILURES as error:
+        logger.warning("urge %s of order %s: promise not recorded: %s", urge.get("urge_id"), urge.get("order_id"), type(error).__name__)
+
+
+async def utter_order(dispatcher: CollectingDispatcher, order: Order, shopper: Shopper, sender: str = "") -> None:
+    """Tell one order's status with the full-track button; a late order is urged and compensated, with a human offered.
+
+    The urge's answer time told in conversation ``sender`` is recorded as a carrier-urge ticket.
+    """
     now = now_in_shop()
     text = describe_order(order, now.date())
     buttons = [full_track_button(order)] if track_events(order) else []
@@ -143,6 +159,8 @@ async def utter_order(dispatcher: CollectingDispatcher, order: Order, shopper: S
         handling = await handle_late_order(order, now, may_compensate=shopper.may_see(order))
         text += "\n" + describe_late_handling(handling, now)
         buttons += human_buttons(LATE_REASON)
+        if handling.urge is not None and sender:
+            await keep_urge_promise(handling.urge, sender, shopper)
     dispatcher.utter_message(text=text, buttons=buttons)
 
 
@@ -226,8 +244,8 @@ class OrderAnswerAction(Action, metaclass=ABCMeta):
     choose_text = CHOOSE_ORDER
 
     @abstractmethod
-    async def answer(self, dispatcher: CollectingDispatcher, order: Order, shopper: Shopper) -> None:
-        """Tell the shopper about ``order``, which they may see."""
+    async def answer(self, dispatcher: CollectingDispatcher, order: Order, shopper: Shopper, sender: str) -> None:
+        """Tell the shopper in conversation ``sender`` about ``order``, which they may see."""
 
     def choice_button(self, order: Order) -> Dict[str, str]:
         """The button that picks ``order`` among several in flight."""
@@ -249,7 +267,7 @@ class OrderAnswerAction(Action, metaclass=ABCMeta):
     async def _for_customer(self, dispatcher: CollectingDispatcher, tracker: Tracker, shopper: Shopper) -> List[EventType]:
         lookup = await lookup_customer_order(tracker, shopper.customer_id or "", remembered=self.remembers_order)
         if lookup.order is not None:
-            await self.answer(dispatcher, lookup.order, shopper)
+            await self.answer(dispatcher, lookup.order, shopper, tracker.sender_id)
             return [SlotSet(PENDING_FLOW_SLOT, None), SlotSet("order_id", lookup.order["order_id"])]
         if lookup.candidates:
             dispatcher.utter_message(
@@ -267,7 +285,7 @@ class OrderAnswerAction(Action, metaclass=ABCMeta):
             dispatcher.utter_message(**verification_reply(step))
             return [*step.events, SlotSet(PENDING_FLOW_SLOT, None if step.locked else "track_order")]
         order = await get_crm_client().get_order(step.order_id)
-        await self.answer(dispatcher, order, Shopper(verified_order_id=step.order_id))
+        await self.answer(dispatcher, order, Shopper(verified_order_id=step.order_id), tracker.sender_id)
         return [*step.events, SlotSet(PENDING_FLOW_SLOT, None)]
 
 
@@ -278,9 +296,9 @@ class ActionTrackOrder(OrderAnswerAction):
         """Name of the action in the domain."""
         return "action_track_order"
 
-    async def answer(self, dispatcher: CollectingDispatcher, order: Order, shopper: Shopper) -> None:
+    async def answer(self, dispatcher: CollectingDispatcher, order: Order, shopper: Shopper, sender: str) -> None:
         """The order's status, with the full-track button."""
-        await utter_order(dispatcher, order, shopper)
+        await utter_order(dispatcher, order, shopper, sender)
 
 
 class ActionTrackOrderFull(OrderAnswerAction):
@@ -293,7 +311,7 @@ class ActionTrackOrderFull(OrderAnswerAction):
         """Name of the action in the domain."""
         return "action_track_order_full"
 
-    async def answer(self, dispatcher: CollectingDispatcher, order: Order, shopper: Shopper) -> None:
+    async def answer(self, dispatcher: CollectingDispatcher, order: Order, shopper: Shopper, sender: str) -> None:
         """Every scan of the order's parcel."""
         utter_full_track(dispatcher, order)
 

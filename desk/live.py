@@ -1,6 +1,7 @@
 """Live side of the desk: events fanned out to agents' websockets, and the periodic tasks run by one
 desk instance at a time (queue position notices, turning the queue into callbacks at closing time),
-and the recovery sweep every instance runs (:func:`sweeper`).
+and the recovery sweep and the carrier-urge worker every instance runs (:func:`sweeper`,
+:func:`carrier_urge_worker`).
 
 Queue-level events (queued, claimed, transferred, resolved, callbacks...) reach every agent; events
 that carry a conversation's content (messages, notes) reach only the agents who may read that
@@ -23,6 +24,7 @@ from redis.asyncio import Redis
 from bot.handoff import keys
 from bot.handoff.agents import availability
 from bot.handoff.callbacks import queued_to_callbacks
+from bot.handoff.carrier_urges import UrgeReader, poll_due
 from bot.handoff.context import REDIS_FAILURES, HandoffContext
 from bot.handoff.policy import is_open
 from bot.handoff.queue import refresh_positions
@@ -34,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 LEADER_TTL_MS = 6000
 TICK_S = 2.0
+URGE_TICK_S = 15.0
+"""How often each desk looks for carrier-urge tickets due for a poll."""
 SESSION_CLOSED = "session_closed"
 """Event published at logout (with the session's fingerprint, never its token); not forwarded."""
 CLOSE_SESSION_ENDED = 4401
@@ -192,6 +196,26 @@ async def sweeper(ctx: HandoffContext, stop: asyncio.Event, interval_s: Optional
         except REDIS_FAILURES as error:
             logger.warning("desk.sweep.redis_unavailable error=%s", type(error).__name__)
         await _pause(stop, interval_s if interval_s is not None else ctx.policy.sweep_interval_s)
+
+
+async def carrier_urge_worker(ctx: HandoffContext, crm: UrgeReader, stop: asyncio.Event, interval_s: float = URGE_TICK_S) -> None:
+    """On every desk instance, every ``interval_s``: ask the CRM about the carrier-urge tickets whose
+    poll time has come and tell the shoppers the carrier's answer, or, past the due time without one,
+    apologise and leave the ticket overdue for an agent (:func:`bot.handoff.carrier_urges.poll_due`;
+    each ticket is claimed in one Lua step and told in another, so desks polling at once tell a
+    shopper once). A Redis outage is ridden out; a CRM outage is retried per ticket."""
+    from actions.crm import CRMError  # the CRM client the desk's workspace already uses
+
+    while not stop.is_set():
+        try:
+            result = await poll_due(ctx, crm, (CRMError,))
+            if result.delivered:
+                logger.info("desk.carrier_urges %s", " ".join(f"{k}={v}" for k, v in sorted(result.counts.items())))
+        except asyncio.CancelledError:
+            raise
+        except REDIS_FAILURES as error:
+            logger.warning("desk.carrier_urges.redis_unavailable error=%s", type(error).__name__)
+        await _pause(stop, interval_s)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

@@ -162,6 +162,7 @@ def _param(name: str, pattern: str, description: str) -> Schema:
 
 SENDER = _param("sender", SENDER_PATTERN, "the conversation id")
 CALLBACK = _param("callback_id", CALLBACK_PATTERN, "the callback ticket id")
+URGE_TICKET = _param("ticket_id", r"^u[0-9a-f]{24}$", "the carrier-urge ticket id")
 INBOX_ITEM = _param("item_id", INBOX_ITEM_PATTERN, "the inbox item's id")
 DEAD_LETTER = _param("dead_letter_id", DEAD_LETTER_PATTERN, "the dead letter's id")
 
@@ -256,7 +257,15 @@ def build_openapi(resolution_codes: Sequence[str] = ()) -> Schema:
         "/api/reviews/{review_id}/close": {"post": op("close a review item with a note (supervisors only)", _ok("200", ANY_OBJECT),
                                                       "400 403 404 409 413", body="ReviewCloseBody",
                                                       params=[_param("review_id", r"^r[0-9a-f]{24}$", "a review item")])},
-        "/api/tickets/overdue": {"get": op("open tickets past their due time, by kind", _ok("200", ANY_OBJECT))},
+        "/api/tickets/overdue": {"get": op("open tickets past their due time, by kind (callbacks, reviews, carrier_urges)",
+                                           _ok("200", ANY_OBJECT))},
+        "/api/carrier-urges": {"get": op("carrier-urge tickets not yet settled by due time, overdue ones flagged", _ok("200", ANY_OBJECT),
+                                         params=[{"name": "include_done", "in": "query", "required": False,
+                                                  "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}])},
+        "/api/carrier-urges/{ticket_id}": {"get": op("one carrier-urge ticket", _ok("200", ANY_OBJECT), "400 404", params=[URGE_TICKET])},
+        "/api/carrier-urges/{ticket_id}/answer": {"post": op(
+            "an agent's answer to a carrier-urge ticket, sent to the shopper's conversation; settles the ticket",
+            _ok("200", ANY_OBJECT), "400 404 409 413", body="ReplyBody", params=[URGE_TICKET])},
         "/api/callbacks/{callback_id}/complete": {"post": op("close a callback ticket", _ok("200", ref("Completed")), "403 404 409",
                                                              body="CompleteBody", params=[CALLBACK])},
         "/api/metrics": {"get": op("the metrics page's figures (supervisors only)", _ok("200", ref("Metrics")), "400 403", params=[

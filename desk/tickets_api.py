@@ -14,6 +14,14 @@ Routes (registered by :func:`desk.app.create_app` through :func:`register`):
   403 ``not_yours`` (another agent answers this ticket).
 
 Completing the ticket stays ``POST /api/callbacks/{callback_id}/complete {"code", "note"}``.
+
+Carrier-urge tickets (:mod:`bot.handoff.carrier_urges`): the bot's promise that a carrier answers an
+urge by a time. ``GET /api/carrier-urges`` lists the unsettled ones by due time (overdue flagged;
+``include_done=1`` adds the settled ones), ``GET /api/carrier-urges/{ticket_id}`` shows one, and
+``POST /api/carrier-urges/{ticket_id}/answer {"text"}`` sends an agent's answer to the shopper's
+conversation and settles the ticket (400 ``invalid_ticket``, ``invalid_text``; 404 ``not_found``;
+409 ``done``). Every desk instance runs the worker that polls the CRM for these tickets
+(:func:`desk.live.carrier_urge_worker`, started here after the desk's own tasks).
 """
 
 from __future__ import annotations
@@ -24,10 +32,12 @@ from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.handoff import keys, reviews, tickets
+from bot.handoff import carrier_urges, keys, reviews, tickets
 from bot.handoff.context import HandoffContext
 from desk import auth, views
 from desk.app import MAX_TEXT, ApiError, _body, _json, _refusal, _text
+from desk.live import carrier_urge_worker
+from desk.workspace import desk_text
 
 Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 
@@ -38,6 +48,8 @@ REFUSALS = {
     "review_not_found": (404, "没有找到这个复盘事项。"),
     "review_done": (409, "该复盘事项已关闭。"),
 }
+URGE_REFUSALS = {"urge_not_found": (404, "unknown_urge_ticket"), "urge_done": (409, "urge_ticket_done")}
+"""Refusals of carrier-urge tickets: status and the text of desk/workspace.yml."""
 
 
 def _ticket_id(callback_id: str) -> str:
@@ -50,6 +62,12 @@ def _review_id(review_id: str) -> str:
     if not reviews.REVIEW_ID.fullmatch(review_id):
         raise ApiError(400, "invalid_review", "复盘事项编号无效。")
     return review_id
+
+
+def _urge_ticket_id(ticket_id: str) -> str:
+    if not carrier_urges.TICKET_ID.fullmatch(ticket_id):
+        raise ApiError(400, "invalid_ticket", desk_text("invalid_urge_ticket"))
+    return ticket_id
 
 
 def _note(body: Dict[str, Any]) -> str:
@@ -73,6 +91,9 @@ def refusal(status: str, detail: str, names: Dict[str, str]) -> ApiError:
     if status in REFUSALS:
         code, message = REFUSALS[status]
         return ApiError(code, status, message)
+    if status in URGE_REFUSALS:
+        code, text = URGE_REFUSALS[status]
+        return ApiError(code, status.removeprefix("urge_"), desk_text(text))
     return _refusal(status, detail, names)
 
 
@@ -82,6 +103,12 @@ def register(app: Sanic, authed: Callable[[Handler], Handler]) -> None:
 
     def handoff() -> HandoffContext:
         return app.ctx.handoff  # type: ignore[no-any-return]
+
+    async def start_carrier_urge_worker(app: Sanic, loop: Any) -> None:
+        # after the desk's own start: its handoff context, stop event and task list exist; its stop awaits the task
+        app.ctx.tasks.append(loop.create_task(carrier_urge_worker(app.ctx.handoff, app.ctx.crm, app.ctx.stop)))
+
+    app.register_listener(start_carrier_urge_worker, "after_server_start")
 
     @app.get("/api/callbacks/<callback_id:str>")
     @authed
@@ -131,3 +158,27 @@ def register(app: Sanic, authed: Callable[[Handler], Handler]) -> None:
     @authed
     async def overdue(request: Request, agent: auth.Agent) -> HTTPResponse:
         return _json({"overdue": await tickets.overdue_counts(handoff())})
+
+    @app.get("/api/carrier-urges")
+    @authed
+    async def carrier_urge_list(request: Request, agent: auth.Agent) -> HTTPResponse:
+        include_done = request.args.get("include_done") in ("1", "true")
+        ctx = handoff()
+        return _json({"now": ctx.now(), "tickets": await carrier_urges.list_tickets(ctx, include_done=include_done)})
+
+    @app.get("/api/carrier-urges/<ticket_id:str>")
+    @authed
+    async def carrier_urge_view(request: Request, agent: auth.Agent, ticket_id: str) -> HTTPResponse:
+        found = await carrier_urges.get_ticket(handoff(), _urge_ticket_id(ticket_id))
+        if found is None:
+            raise refusal("urge_not_found", "", names)
+        return _json({"ticket": found})
+
+    @app.post("/api/carrier-urges/<ticket_id:str>/answer")
+    @authed
+    async def carrier_urge_answer(request: Request, agent: auth.Agent, ticket_id: str) -> HTTPResponse:
+        checked = _urge_ticket_id(ticket_id)
+        result = await carrier_urges.answer(handoff(), checked, agent.username, agent.display_name, _text(_body(request)))
+        if not result.ok:
+            raise refusal(f"urge_{result.status}", result.detail, names)
+        return _json({"status": "closed", "ticket_id": checked})

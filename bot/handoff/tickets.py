@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from bot.handoff import callbacks, conversation, keys, queue, reviews
+from bot.handoff import callbacks, carrier_urges, conversation, keys, queue, reviews
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import OpResult
 from bot.handoff.models import HandoffRequest
@@ -113,4 +113,5 @@ async def overdue_counts(ctx: HandoffContext) -> Dict[str, int]:
     return {
         "callbacks": int(await ctx.redis.zcount(keys.CALLBACKS_OPEN, "-inf", f"({now}")),
         "reviews": await reviews.overdue_count(ctx),
+        "carrier_urges": await carrier_urges.overdue_count(ctx),
     }

@@ -3,14 +3,17 @@ urge's answer arriving, its due time passing. Used by the CRM's tests and the bo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 from unittest import mock
 
+from bot.handoff.context import HandoffContext
 from crm.clock import OFFSET_FILE_ENV
 from crm.tests.support import (
     CrmServer,
@@ -49,9 +52,20 @@ class MovableClock:
             self.advance(ahead)
 
 
+@dataclasses.dataclass(frozen=True)
+class MovedContext(HandoffContext):
+    """A handoff context whose clock runs as far ahead as a :class:`MovableClock` (the bot's time moved with the CRM's)."""
+
+    clock: Optional[MovableClock] = None
+
+    def now(self) -> float:
+        return time.time() + (self.clock.offset_s if self.clock else 0.0)
+
+
 @contextmanager
 def crm_with_clock(backend: str, var_dir: Path) -> Iterator[Tuple[CrmServer, MovableClock]]:
     """A freshly seeded CRM server on ``backend`` (``sqlite`` or ``postgresql``) with a movable clock."""
+    var_dir.mkdir(parents=True, exist_ok=True)
     clock = MovableClock(var_dir / "crm-clock-offset")
     database_url = create_postgres_database() if backend == "postgresql" else f"sqlite:///{var_dir / 'crm.sqlite3'}"
     try:

@@ -39,6 +39,19 @@ def throttle(redis_url: str) -> Iterator[VerificationThrottle]:
     set_throttle(None)
 
 
+@pytest.fixture(autouse=True)
+def promises_in_test_redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The late-order promises the order actions record (carrier-urge tickets) go to the session's Redis."""
+    from zoneinfo import ZoneInfo
+
+    import actions.orders
+    from bot.handoff.context import HandoffContext, redis_client
+    from bot.handoff.policy import load_policy
+
+    policy = load_policy(PROJECT_ROOT / "desk" / "policy" / "service.yml")
+    monkeypatch.setattr(actions.orders, "handoff_context", lambda: HandoffContext(redis_client(redis_url), policy, ZoneInfo("Asia/Shanghai")))
+
+
 @pytest.fixture()
 def crm(crm_url: str) -> Iterator[CRMClient]:
     """The actions' shared CRM client pointed at the test CRM."""
