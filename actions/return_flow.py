@@ -115,6 +115,7 @@ __all__ = [
     "start_text",
     "submitted",
     "submitted_already",
+    "verifying",
 ]
 
 
@@ -470,6 +471,27 @@ def resume(state: FlowState, data: FlowData) -> Turn:
     reply = _question(work, data, None)
     prefix = render("utter_return_resume", kind=state.kind_word)
     return Turn(state=work.state, reply=Reply(prefix + reply.text, reply.buttons), end=work.end)
+
+
+def verifying(state: FlowState, ask: Reply, locked: bool, activation: bool, gave_something: bool) -> Turn:
+    """A turn of an anonymous shopper not yet verified: the verification's question (``ask``).
+
+    Args:
+        state: the flow's state.
+        ask: what the verification says (a question, or why it is locked).
+        locked: True when verification is locked for now (too many attempts): the form ends.
+        activation: True when the message started the flow.
+        gave_something: True when the message carried an order number or phone tail.
+    """
+    invalid = 0 if (activation or gave_something) else state.invalid + 1
+    texts = [ask.text]
+    buttons = list(ask.buttons)
+    if activation:
+        texts.insert(0, start_text(state.kind_word))
+    if invalid >= MAX_INVALID_ANSWERS and not locked:
+        texts.append(offer_human())
+        buttons += human_buttons()
+    return Turn(state=replace(state, invalid=invalid), reply=Reply("\n".join(texts), buttons), end=locked)
 
 
 def submitted_already(state: FlowState, data: FlowData) -> Optional[Return]:

@@ -10,7 +10,6 @@ the anonymous shopper proved the order with its phone tail.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rasa_sdk import Action, Tracker
@@ -202,7 +201,8 @@ class ValidateReturnForm(Action):
             if verified is None or state.order_id != verified or answer.order_id not in (None, verified):
                 step = await verify_anonymous_order(tracker, crm, flow.ask_anonymous_order(state.kind_word))
                 if step.order_id is None:
-                    turn = self._still_verifying(tracker, state, step.text or "", step.buttons, step.locked, activation)
+                    gave = any(next(tracker.get_latest_entity_values(name), None) for name in ("order_id", "phone_last4"))
+                    turn = flow.verifying(state, flow.Reply(step.text or "", list(step.buttons)), step.locked, activation, gave)
                     return turn, step.events
                 verification_events = step.events
                 verified = step.order_id
@@ -211,22 +211,6 @@ class ValidateReturnForm(Action):
         if turn.submit:
             turn = await self._submit(tracker, crm, shopper, turn.state, data)
         return turn, verification_events
-
-    @staticmethod
-    def _still_verifying(
-        tracker: Tracker, state: flow.FlowState, text: str, buttons: List[Dict[str, str]], locked: bool, activation: bool
-    ) -> flow.Turn:
-        gave_something = any(next(tracker.get_latest_entity_values(name), None) for name in ("order_id", "phone_last4"))
-        invalid = 0 if (activation or gave_something) else state.invalid + 1
-        texts = [text]
-        buttons = list(buttons)
-        if activation:
-            texts.insert(0, flow.start_text(state.kind_word))
-        if invalid >= flow.MAX_INVALID_ANSWERS and not locked:
-            texts.append(flow.offer_human())
-            buttons += human_buttons()
-        reply = flow.Reply("\n".join(texts), buttons)
-        return flow.Turn(state=replace(state, invalid=invalid), reply=reply, end=locked)
 
     @staticmethod
     async def _submit(

@@ -275,3 +275,15 @@ def test_the_flow_words_its_questions_from_the_responses_file(monkeypatch: pytes
     turn = flow.resume(state(order_id=TEA["order_id"]), data(TEA))
     assert turn.reply.text == "我们接着刚才的退货退款申请：订单 880000000101（11月20日（周五）签收）：请选择您要退货退款的商品。"
     assert [button["title"] for button in turn.reply.buttons] == ["西湖龙井 茶叶礼盒 ×5", "海飞丝 去屑洗发水 750ml", "全部商品"]
+
+
+def test_an_anonymous_shopper_who_gives_nothing_twice_is_offered_a_human() -> None:
+    ask = flow.Reply(flow.ask_anonymous_order("退货"))
+    first = flow.verifying(state(), ask, locked=False, activation=True, gave_something=False)
+    assert first.state.invalid == 0 and first.reply.text.startswith("好的，我来帮您办理退货。\n为了保护您的隐私")
+    second = flow.verifying(first.state, ask, locked=False, activation=False, gave_something=False)
+    assert second.state.invalid == 1 and not second.reply.buttons
+    third = flow.verifying(second.state, ask, locked=False, activation=False, gave_something=False)
+    assert third.reply.text.endswith("由人工客服为您办理。") and {"title": "转人工", "payload": "/human_agent"} in third.reply.buttons
+    locked = flow.verifying(second.state, flow.Reply("locked"), locked=True, activation=False, gave_something=False)
+    assert locked.end and locked.reply.text == "locked" and not locked.reply.buttons
