@@ -72,6 +72,12 @@ class Settings:
     # The fenced speed patches of Rasa's private code (bot/rasa_patches, docs/speed.md); false: stock
     # Rasa (every patch and the parse cache off).
     rasa_speedups: bool = True
+    # This Rasa server's name in the web channel's socket.io sids (``<instance>.<worker pid>.``), what
+    # the load balancer routes a socket's requests by (fleet/haproxy.cfg); empty: the host name.
+    rasa_instance: str = ""
+    # Hand a socket.io request that reached the wrong Sanic worker to the worker holding its socket
+    # (connectors/worker_routing.py, docs/channels-web.md); false: engine.io's own sids, no handoff.
+    web_worker_routing: bool = True
     action_host: str = "127.0.0.1"
     action_port: int = 5055
     # Shared secret Rasa sends to the action server (header X-Action-Token); empty: the launcher

@@ -34,9 +34,11 @@ of the session through Redis (``socketio.AsyncRedisManager``, so any Rasa worker
 reaches any shopper), answers bad input politely, and keeps shopper text and customer ids out of
 its logs.
 
-The socket.io session of one connection lives in the process that accepted it: behind several
-Rasa workers or instances, clients must use the websocket transport (the shop's widget does) or
-the load balancer must keep HTTP long-polling sessions sticky.
+The engine.io session of one connection lives in the process that accepted its handshake: every
+sid names its Rasa instance and worker, a request that reaches another worker of the instance is
+handed to the owner (:mod:`connectors.worker_routing`), and the load balancer sends a request to
+the instance its sid names (``fleet/haproxy.cfg``; docs/channels-web.md). So HTTP long-polling and
+the websocket upgrade work behind several workers and instances, with no cookie.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from bot.outbox import InvalidCursor, validate_cursor
 from bot.push import DeliveryFailed, register_conversation
 from connectors.binding import ANONYMOUS_OWNER, Admission, conversation_owner
 from connectors.common import MESSAGES, REDIS_FAILURES, SENDER_PATTERN, HandoffTurn, ShopperChannel, check_text
+from connectors.worker_routing import RoutedEngineServer, WorkerRouter
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +137,17 @@ class WebSocketServer(socketio.AsyncServer):
     while the socket stays connected. Such a packet is logged (without its content) and dropped;
     the connection goes on. The event handlers run as tasks of their own (``async_handlers``), so
     nothing they raise reaches :meth:`_handle_eio_message`.
+
+    Its engine.io server is :class:`connectors.worker_routing.RoutedEngineServer` with ``router``.
     """
+
+    def __init__(self, *args: Any, router: Optional[WorkerRouter] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.router = router
+        self.eio.router = router
+
+    def _engineio_server_class(self) -> type:
+        return RoutedEngineServer
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:
@@ -531,9 +544,10 @@ class WebInput(ShopperChannel):
 
     # -- wiring ---------------------------------------------------------------------------------
 
-    def socket_server(self) -> socketio.AsyncServer:
+    def socket_server(self) -> WebSocketServer:
         """The socket.io server, sharing rooms with every other Rasa process through Redis."""
         return WebSocketServer(
+            router=WorkerRouter.from_settings(self.settings),
             async_mode="sanic",
             client_manager=socketio.AsyncRedisManager(self.redis_url, channel=REDIS_CHANNEL),
             cors_allowed_origins=self.cors_allowed_origins,
@@ -556,11 +570,15 @@ class WebInput(ShopperChannel):
         web = SocketBlueprint(sio, self.socketio_path, "web_webhook", __name__)
 
         @web.listener("after_server_start")
-        async def start(*_: Any) -> None:
+        async def start(app: Any, *_: Any) -> None:
             await self.start_worker()
+            if sio.router is not None:
+                await sio.router.start(app)
 
         @web.listener("before_server_stop")
         async def stop(*_: Any) -> None:
+            if sio.router is not None:
+                await sio.router.stop()
             await self.stop()
 
         @web.listener("after_server_stop")
