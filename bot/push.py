@@ -23,6 +23,9 @@ Guarantees:
   the undelivered messages stay in the outbox (and fetchable by the shopper's app), the next
   message of the conversation carries them along, and a supervisor's retry at the desk
   (:func:`retry_dead_letter`) announces the conversation again.
+
+Each channel counts its delivered messages, failed attempts, retries and new dead letters for its
+Prometheus page (:mod:`bot.metrics`, ``shop_push_*``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterable, List
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from bot import metrics
 from bot.outbox import InvalidCursor, Outbox, outbox_key, validate_cursor
 
 logger = logging.getLogger(__name__)
@@ -469,6 +473,7 @@ class PushDelivery:
             if fields is None:
                 continue
             notices.append((_text(notice_id), _notice_sender(fields)))
+        metrics.push_retried(self.channel, len(notices))
         return notices
 
     async def _give_up(self, exhausted: Mapping[str, int]) -> None:
@@ -517,6 +522,7 @@ class PushDelivery:
                 _WRITE_DEAD_LETTER, 4, dead_letter_key(self.channel), open_dead_letter_key(self.channel, sender), NOTICE_STREAM,
                 failure_key(self.channel, sender), DEAD_LETTER_MAXLEN, self.group, self.ttl_s, flat, *notice_ids)
         if int(created):
+            metrics.push_dead_lettered(self.channel)
             logger.error("push.%s.dead_letter sender=%s reason=%s attempts=%d first_undelivered=%s id=%s:%s", self.channel, sender,
                          reason, attempts, first_undelivered, self.channel, _text(entry_id))
         else:
@@ -611,6 +617,9 @@ class PushDelivery:
             try:
                 last = await self.deliver(sender, registration, entries)
             except DeliveryFailed as failure:
+                metrics.push_failed(self.channel)
+                if failure.last_delivered:
+                    metrics.push_delivered(self.channel, _count_upto(entries, failure.last_delivered))
                 await self._advance(sender, failure.last_delivered)
                 await self._record_failure(sender, str(failure))
                 logger.warning("push.%s.delivery_failed sender=%s reason=%s", self.channel, sender, failure)
@@ -618,7 +627,9 @@ class PushDelivery:
             await self._advance(sender, last)
             if last is None:
                 return None
-            delivered += sum(1 for entry_id, _ in entries if _id_key(entry_id) <= _id_key(last))
+            batch = _count_upto(entries, last)
+            metrics.push_delivered(self.channel, batch)
+            delivered += batch
             if last != entries[-1][0]:
                 return None
             cursor = last
@@ -638,6 +649,11 @@ class PushDelivery:
 def _notice_sender(fields: Mapping[Any, Any]) -> str:
     """The ``sender`` field of a notice, whatever the client's ``decode_responses``."""
     return _text(fields.get(b"sender", fields.get("sender", "")))
+
+
+def _count_upto(entries: List[Tuple[str, Dict[str, Any]]], last: str) -> int:
+    """How many of ``entries`` come no later than the entry ``last``."""
+    return sum(1 for entry_id, _ in entries if _id_key(entry_id) <= _id_key(last))
 
 
 def _id_key(entry_id: str) -> Tuple[int, int]:

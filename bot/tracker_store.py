@@ -31,7 +31,8 @@ The secret is ``identity_secret`` when given, else SHOP_IDENTITY_SECRET (:func:`
 
 After each successful save, the NLU inbox looks at the conversation's latest turn and keeps, masked,
 a message the bot did not understand (:mod:`bot.nlu_inbox`, ``NLU_INBOX_*`` settings); that capture
-is bounded by its own timeout and never fails the save.
+is bounded by its own timeout and never fails the save. The latest message's intent (one of the
+domain's, else ``other``) labels the turn's Prometheus counters (:func:`bot.metrics.note_intent`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from rasa.core.tracker_store import RedisTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from bot import metrics
 from bot.identity import purpose_key
 from bot.nlu_inbox import InboxConfig, TrackerCapture
 from bot.redis_server import out_of_memory
@@ -265,6 +267,8 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
             else:
                 logger.error("tracker.save_failed sender=%s error=%s", tracker.sender_id, type(error).__name__)
             raise
+        latest = tracker.latest_message
+        metrics.note_intent(latest.intent.get("name") if latest is not None else None, self.domain.intents)
         names = [slot.value for name, slot in tracker.slots.items() if name.endswith("_name") and isinstance(slot.value, str)]
         await self.inbox.after_save(tracker.sender_id, tracker.events, names)
 

@@ -46,6 +46,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import metrics
 from bot.callback_targets import callback_target, parse_networks, parse_origins, valid_callback_url
 from bot.identity import sign_callback
 from bot.outbox import MAX_FETCH_LIMIT, InvalidCursor, validate_cursor
@@ -402,6 +403,7 @@ class AppInput(ShopperChannel):
             The channel's blueprint.
         """
         app_webhook = Blueprint("app_webhook")
+        on_new_message = metrics.timed_turns(self.name(), on_new_message)
 
         @app_webhook.listener("after_server_start")
         async def start_push(*_: Any) -> None:

@@ -56,6 +56,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
+from bot import metrics
 from bot.outbox import InvalidCursor, validate_cursor
 from bot.push import DeliveryFailed, register_conversation
 from connectors.binding import ANONYMOUS_OWNER, Admission, conversation_owner
@@ -565,6 +566,7 @@ class WebInput(ShopperChannel):
         Returns:
             The channel's blueprint.
         """
+        on_new_message = metrics.timed_turns(self.name(), on_new_message)
         sio = self.socket_server()
         self.sio = sio
         web = SocketBlueprint(sio, self.socketio_path, "web_webhook", __name__)

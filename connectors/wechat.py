@@ -73,6 +73,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import metrics
 from bot.handoff.conversation import script
 from bot.handoff.stats import note_conversation_started
 from bot.identity import is_valid_customer_id, purpose_key
@@ -1236,6 +1237,7 @@ class WeChatInput(ShopperChannel):
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """Routes of the channel; Rasa mounts them under ``/webhooks/wechat``."""
         wechat_webhook = Blueprint("wechat_webhook")
+        on_new_message = metrics.timed_turns(self.name(), on_new_message)
 
         @wechat_webhook.listener("after_server_start")
         async def start_push(*_: Any) -> None:

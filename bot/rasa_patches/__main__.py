@@ -2,9 +2,11 @@
 
 ``python -m bot.rasa_patches run --model ...`` installs the patches (as ``RASA_SPEEDUPS`` says)
 and runs ``rasa run --model ...`` in this process, so its Sanic workers (forked) share them; this
-is how the launcher starts the Rasa server. ``python -m bot.rasa_patches status`` prints what
-would be installed here and why a patch would be skipped; ``hashes`` prints each target's current
-source hash (to review after a Rasa upgrade).
+is how the launcher starts the Rasa server. ``run`` also adds the Prometheus page ``/metrics`` to
+Rasa's app and prepares its multiprocess store (:func:`bot.metrics.rasa_entry`, patches on or
+off). ``python -m bot.rasa_patches status`` prints what would be installed here and why a patch
+would be skipped; ``hashes`` prints each target's current source hash (to review after a Rasa
+upgrade).
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 current = rasa_patches.ABSENT if declared == rasa_patches.ABSENT else rasa_patches.source_hash(found)
                 print(f"{each.name:20} {target} {current}{'' if current == declared else '  (changed)'}")
         return 0
+    if args[:1] == ["run"]:
+        from bot import metrics
+        from bot.settings import load_settings
+
+        metrics.rasa_entry(load_settings(), args)
     rasa_patches.install()
     from rasa.__main__ import main as rasa_main
 
