@@ -165,4 +165,6 @@ def service_env(role: str, on: Optional[Host], keys: Secrets, run_dir: Path, dat
         own = {"rasa": "RASA", "actions": "ACTION", "desk": "DESK"}[role]
         env[f"{own}_HOST"] = on.address
         env[f"{own}_PORT"] = str(ROLE_PORTS[role])
+        if role == "rasa":  # the name HAProxy routes the web widget's socket.io sids by
+            env["RASA_INSTANCE"] = on.name
     return env

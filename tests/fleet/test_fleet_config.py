@@ -41,7 +41,16 @@ def test_haproxy_sends_each_backend_to_the_hosts_of_the_topology() -> None:
     assert servers("desk") == expected["desk"]
     binds = re.findall(r"^\s+bind (\S+)", HAPROXY, flags=re.M)
     assert binds == [f"{topology.LB}:{port}" for port in (topology.RASA_PORT, topology.ACTION_PORT, topology.DESK_PORT, topology.STATS_PORT)]
-    assert "cookie SHOPRASA insert" in HAPROXY and "balance source" in HAPROXY  # socket.io long-polling stays on one server
+    assert "cookie" not in HAPROXY.split("backend rasa_socketio\n", 1)[1].split("\n\n", 1)[0]
+
+
+def test_haproxy_sends_a_socketio_request_to_the_rasa_server_its_sid_names() -> None:
+    section = HAPROXY.split("backend rasa_socketio\n", 1)[1].split("\n\n", 1)[0]
+    names = re.findall(r"^\s+server (\S+) ", section, flags=re.M)
+    assert names == [host.name for host in topology.hosts_running("rasa")]
+    assert re.findall(r"^\s+use-server (\S+) if \{ urlp\(sid\) -m beg (\S+)\. \}$", section, flags=re.M) == [(name, name) for name in names]
+    for host in topology.hosts_running("rasa"):  # the instance name in its sids
+        assert topology.service_env("rasa", host, topology.Secrets.generate(), Path("/run"))["RASA_INSTANCE"] == host.name
 
 
 @pytest.mark.skipif(not shutil.which("haproxy"), reason="haproxy is not installed (make fleet-test installs it)")
