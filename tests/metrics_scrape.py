@@ -42,7 +42,11 @@ def scrape(base_url: str, headers: Optional[Dict[str, str]] = None, timeout: flo
             status, raw, content_type = response.status, response.read(), response.headers.get("Content-Type", "")
     except urllib.error.HTTPError as error:
         status, raw, content_type = error.code, error.read(), error.headers.get("Content-Type", "")
-    text = raw.decode("utf-8")
+    return parsed(raw.decode("utf-8"), status, content_type)
+
+
+def parsed(text: str, status: int = 200, content_type: str = "text/plain") -> Scrape:
+    """A page's text (a 200's must parse as the Prometheus text format)."""
     samples: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float] = {}
     types: Dict[str, str] = {}
     if status == 200:
@@ -51,3 +55,10 @@ def scrape(base_url: str, headers: Optional[Dict[str, str]] = None, timeout: flo
             for sample in family.samples:
                 samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return Scrape(status, text, content_type, samples, types)
+
+
+def in_process() -> Scrape:
+    """What this process counted (a channel or push delivery run by the test itself)."""
+    from bot import metrics
+
+    return parsed(metrics.exposition().decode("utf-8"))

@@ -43,6 +43,7 @@ from bot.redis_server import free_port
 from bot.settings import load_settings
 from desk.tests.helpers import desk_process, request, wait_for, write_policy
 from tests.connectors.conftest import SECRET, ChannelServer, fetch, push, send, signed
+from tests.metrics_scrape import in_process
 
 T = TypeVar("T")
 Entry = Tuple[str, Dict[str, Any]]
@@ -207,6 +208,34 @@ async def until_async(check: Callable[[], Awaitable[bool]], timeout_s: float = 1
     while not await check():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
+
+
+def test_failed_attempts_retries_dead_letters_and_deliveries_are_counted(redis_url: str) -> None:
+    channel = Recorder()
+    channel.fail_next = 10**6
+    before = in_process()
+
+    async def scenario(client: Redis) -> None:
+        await register_conversation(client, "conv-counted", "app", {"callback_url": "http://shop.example/hook"})
+        consumer = PushDelivery(client, "app", channel, max_attempts=3, **QUICK_RETRIES)
+        await consumer.start()
+        try:
+            await Outbox(client, ttl_s=3600).push("conv-counted", {"text": "客服回复", "from": "agent"})
+            await until(lambda: in_process().value("shop_push_dead_letters_total", channel="app") > before.value(
+                "shop_push_dead_letters_total", channel="app"))
+            channel.fail_next = 0
+            (letter,) = await dead_letters(client)
+            assert await retry_dead_letter(client, letter.id) == "conv-counted"
+            await until(lambda: channel.texts("conv-counted") == ["客服回复"])
+        finally:
+            await consumer.stop()
+
+    run(redis_url, scenario)
+    after = in_process()
+    grown = {name: after.value(name, channel="app") - before.value(name, channel="app") for name in (
+        "shop_push_delivery_failures_total", "shop_push_retries_total", "shop_push_dead_letters_total", "shop_push_delivered_total")}
+    assert grown == {"shop_push_delivery_failures_total": 3, "shop_push_retries_total": 2, "shop_push_dead_letters_total": 1,
+                     "shop_push_delivered_total": 1}
 
 
 def test_a_delivery_failing_every_attempt_becomes_one_dead_letter_and_a_retry_delivers_it(redis_url: str) -> None:
