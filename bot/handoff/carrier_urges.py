@@ -34,7 +34,7 @@ from datetime import datetime
 from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple, Type
 
 from bot import pii, texts
-from bot.handoff.context import HandoffContext
+from bot.handoff.context import REDIS_FAILURES, HandoffContext
 from bot.handoff.conversation import OpResult, outbox_message, publish, script
 from bot.handoff.texts import clock
 from bot.outbox import lua_notice, outbox_key
@@ -99,6 +99,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 if ARGV[3] == 'answered' then
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[4]) - tonumber(ARGV[9]))
   redis.call('EXPIRE', KEYS[1], ARGV[9])
 end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', tonumber(ARGV[6]), '*', 'message', ARGV[5])
@@ -120,6 +121,7 @@ redis.call('HSET', KEYS[1], 'status', 'closed', 'claim', '', 'closed_by', ARGV[2
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[8]))
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', tonumber(ARGV[6]), '*', 'message', ARGV[4])
 redis.call('EXPIRE', KEYS[5], ARGV[7])
@@ -344,10 +346,21 @@ async def poll_ticket(ctx: HandoffContext, crm: UrgeReader, ticket_id: str, crm_
 
 
 async def poll_due(ctx: HandoffContext, crm: UrgeReader, crm_errors: Tuple[Type[BaseException], ...] = (), limit: int = BATCH) -> PollResult:
-    """One pass over the tickets whose poll time has come (safe on every desk at once)."""
+    """One pass over the tickets whose poll time has come (safe on every desk at once).
+
+    A ticket whose poll fails unexpectedly is logged and counted as ``failed``; its lease makes it
+    due again after :data:`CLAIM_LEASE_S`, and the other tickets are polled meanwhile. Redis
+    failures end the pass (the next one picks up).
+    """
     result = PollResult()
     for ticket_id in await ctx.redis.zrangebyscore(WAITING, "-inf", repr(ctx.now()), start=0, num=limit):
-        result.add(await poll_ticket(ctx, crm, ticket_id, crm_errors))
+        try:
+            result.add(await poll_ticket(ctx, crm, ticket_id, crm_errors))
+        except REDIS_FAILURES:
+            raise
+        except Exception:  # one malformed ticket or answer must not stop the others
+            logger.exception("carrier_urge.poll_failed ticket=%s", ticket_id)
+            result.add("failed")
     return result
 
 

@@ -253,3 +253,18 @@ def test_the_desk_tells_an_overdue_urge_and_an_agent_answers_it(redis_url: str, 
         assert (status, body["error"]["code"]) == (409, "done")
         status, shown = desk.call("GET", f"/api/carrier-urges/{ticket_id}", "agent1")
         assert status == 200 and (shown["ticket"]["status"], shown["ticket"]["closed_by"]) == ("closed", "agent1")
+
+
+def test_a_malformed_ticket_does_not_stop_the_others(crm_clock, redis_url: str) -> None:
+    crm, clock = crm_clock
+    urge = urge_with_outcome(crm, clock, "reason")
+    promise(redis_url, clock, crm.base_url, urge, "conv-urge-good")
+    broken = "u" + "f" * 24
+    client = sync_client(redis_url)
+    client.hset(carrier_urges.ticket_key(broken), mapping={"ticket_id": broken, "sender": "conv-urge-broken", "order_id": urge["order_id"],
+                                                          "urge_id": "not-a-number", "status": "waiting", "due_at": "0"})
+    client.zadd(carrier_urges.WAITING, {broken: 0})
+    clock.advance_past(parse(urge["answer_due_at"]) - dt.timedelta(seconds=1))
+    result = run(redis_url, clock, lambda ctx, c: carrier_urges.poll_due(ctx, c, (CRMError,)), crm.base_url)
+    assert result.counts == {"failed": 1, "answered": 1}
+    assert len(outbox_texts(redis_url, "conv-urge-good")) == 1 and outbox_texts(redis_url, "conv-urge-broken") == []
