@@ -8,11 +8,29 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Dict, List, Optional
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+TEXTS_FILE = Path(__file__).with_name("texts.yml")
+"""The handoff's notices worded as data (dedicated agents, reviews)."""
 
 WEEKDAYS = "一二三四五六日"
 
 RATING_LABELS = {5: "非常满意", 4: "满意", 3: "一般", 2: "不满意", 1: "非常不满意"}
+
+
+@lru_cache(maxsize=1)
+def _texts() -> Dict[str, str]:
+    with open(TEXTS_FILE, encoding="utf-8") as handle:
+        return {str(k): str(v) for k, v in (yaml.safe_load(handle) or {})["texts"].items()}
+
+
+def say(name: str, /, **values: Any) -> str:
+    """The notice ``name`` of ``bot/handoff/texts.yml`` filled with ``values`` (read once per process)."""
+    return _texts()[name].format_map(values)
 
 
 def clock(moment: datetime, now: datetime) -> str:
@@ -162,9 +180,9 @@ def rating_buttons() -> List[Dict[str, str]]:
 
 
 def rating_thanks(score: int) -> str:
-    """The bot's thanks for a rating."""
+    """The bot's thanks for a rating that belongs to no handoff (a low one after a handoff opens a review instead)."""
     if score <= 2:
-        return f"收到您的 {score} 分评价，非常抱歉这次没能让您满意。您的意见已记录并转给客服主管复盘；如果问题还没解决，随时发“转人工”。"
+        return f"收到您的 {score} 分评价，非常抱歉这次没能让您满意。您的意见已经记录下来；如果问题还没解决，随时发“转人工”，由人工客服为您处理。"
     return f"收到您的 {score} 分评价，感谢您的支持！还有其他问题也可以随时问我。"
 
 

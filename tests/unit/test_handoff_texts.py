@@ -67,6 +67,11 @@ def test_low_ratings_get_an_apology():
     assert "非常抱歉" in texts.rating_thanks(1) and "感谢" in texts.rating_thanks(5)
 
 
+def test_a_rating_without_a_handoff_promises_no_review():
+    # Only a rating of a handoff opens a supervisor review (with its number and due date).
+    assert "复盘" not in texts.rating_thanks(1) and "主管" not in texts.rating_thanks(2)
+
+
 def test_every_shopper_text_is_polite_and_concrete():
     samples = [
         texts.position_update(2, 120, NOW), texts.position_update(1, None, NOW), texts.waiting_ack(3, 300, NOW), texts.with_agent_ack("小王"),
