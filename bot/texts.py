@@ -21,6 +21,8 @@ RETURNS = ROOT / "actions" / "policy" / "returns.yml"
 AFTER_SALES = ROOT / "crm" / "policy" / "after_sales.yml"
 PRICE_PROTECTION = ROOT / "crm" / "policy" / "price_protection.yml"
 SERVICE = ROOT / "desk" / "policy" / "service.yml"
+DELIVERY = ROOT / "crm" / "policy" / "delivery.yml"
+INVOICES = ROOT / "crm" / "policy" / "invoices.yml"
 RESPONSE_FILES = [ROOT / "domain.yml", *sorted((ROOT / "data" / "responses").glob("*.yml"))]
 
 # Placeholder names of the CRM's tier codes.
@@ -57,9 +59,40 @@ def policy_values() -> Dict[str, str]:
     values["install_visit_hours"] = str(installation["visit_within_hours"])
     values["install_remote_visit_hours"] = str(installation["remote_visit_within_hours"])
     values["assembly_fee"] = _yuan(int(installation["assembly_fee_fen"]))
+    warranty = _read(AFTER_SALES)["warranty"]
+    values["after_sales_response_minutes"] = str(warranty["response_minutes"])
+    values["repair_working_days"] = str(warranty["repair_working_days"])
     hours = _read(SERVICE)["opening_hours"]["default"]
     values["opening_time"] = str(hours["open"])
     values["closing_time"] = str(hours["close"])
+    values.update(_delivery_values(_read(DELIVERY)))
+    invoices = _read(INVOICES)
+    values["invoice_issue_hours"] = str(invoices["issue_hours_after_signing"])
+    values["invoice_reissue_days"] = str(invoices["reissue_days_after_order"])
+    values["invoice_vat_review_days"] = str(invoices["special_vat"]["review_working_days"])
+    values["invoice_vat_mail_days"] = _range(invoices["special_vat"]["mail_working_days"])
+    return values
+
+
+def _range(bounds: List[Any]) -> str:
+    low, high = (int(bound) for bound in bounds)
+    return f"{low}–{high}" if high != low else str(low)
+
+
+def _delivery_values(delivery: Dict[str, Any]) -> Dict[str, str]:
+    shipping = delivery["shipping"]
+    values = {
+        "standard_shipping_fee": _yuan(int(shipping["standard_fee_fen"])),
+        "remote_regions": "、".join(str(region) for region in shipping["remote_regions"]),
+        "remote_free_shipping": _yuan(int(shipping["remote_free_threshold_fen"])),
+        "remote_shipping_fee": _yuan(int(shipping["remote_fee_fen"])),
+        "same_day_cutoff": str(delivery["dispatch"]["same_day_cutoff"]),
+        "promotion_delay_days": _range(delivery["dispatch"]["promotion_delay_days"]),
+        "delivery_hours": "–".join(str(hour) for hour in delivery["delivery_hours"]),
+        "payment_timeout_minutes": str(delivery["orders"]["payment_timeout_minutes"]),
+    }
+    for area, bounds in delivery["transit_days"].items():
+        values[f"transit_days_{area}"] = _range(bounds)
     return values
 
 
