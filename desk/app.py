@@ -616,6 +616,10 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
 
     tickets_api.register(app, authed)
 
+    from desk import routing_api  # dedicated agents (same reason)
+
+    routing_api.register(app, authed)
+
     # OpenAPI ------------------------------------------------------------------------------------
 
     document = build_openapi(tuple(policy.resolution_codes))

@@ -92,6 +92,7 @@ SCHEMAS: Dict[str, Schema] = {
     "Claimed": obj(("status", "handoff_id", "agent"), status=STR, handoff_id=STR, agent=STR, wait_s=NUM),
     "TextBody": obj(("text",), text=TEXT),
     "ReviewCloseBody": obj(("note",), note=TEXT),
+    "DedicatedAgentBody": obj(("agent",), agent=STR),
     "ReplyBody": obj(("text",), text=TEXT, client_id={"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$",
                                                       "description": "the client's id of this reply: a retry with it is written once"}),
     "Sent": obj(("handoff_id",), handoff_id=STR, entry=ANY_OBJECT, cursor=STR),
@@ -165,6 +166,7 @@ CALLBACK = _param("callback_id", CALLBACK_PATTERN, "the callback ticket id")
 URGE_TICKET = _param("ticket_id", r"^u[0-9a-f]{24}$", "the carrier-urge ticket id")
 INBOX_ITEM = _param("item_id", INBOX_ITEM_PATTERN, "the inbox item's id")
 DEAD_LETTER = _param("dead_letter_id", DEAD_LETTER_PATTERN, "the dead letter's id")
+CUSTOMER = _param("customer_id", r"^C[0-9]{6}$", "the CRM's customer id")
 
 
 def op(summary: str, ok: Tuple[str, Schema], errors: str = "", body: Optional[str] = None, params: Optional[List[Schema]] = None,
@@ -293,7 +295,14 @@ def build_openapi(resolution_codes: Sequence[str] = ()) -> Schema:
         "/api/customers/{customer_id}/overview": {"get": op(
             "the agent workspace: a customer's tier, points, orders with shipment and what the policy allows, returns, earlier "
             "conversations on every channel, masked as the role allows (an agent: customers of conversations they hold)",
-            _ok("200", ANY_OBJECT), "400 403 404", params=[_param("customer_id", r"^C[0-9]{6}$", "the CRM's customer id")])},
+            _ok("200", ANY_OBJECT), "400 403 404", params=[CUSTOMER])},
+        "/api/customers/{customer_id}/dedicated-agent": {
+            "get": op("a customer's dedicated agent (一对一专属客服) and whether they are online, null when none yet",
+                      _ok("200", ANY_OBJECT), "400", params=[CUSTOMER]),
+            "put": op("make an agent the customer's dedicated agent: their next handoff is offered to that agent (supervisors only)",
+                      _ok("200", ANY_OBJECT), "403", body="DedicatedAgentBody", params=[CUSTOMER]),
+            "delete": op("remove a customer's dedicated agent: the next agent who serves them becomes it (supervisors only)",
+                         _ok("200", ANY_OBJECT), "400 403", params=[CUSTOMER])},
         f"{conversation}/actions/return": {"post": op(
             "start a return the return policy allows, written to the CRM with an idempotency key and told to the shopper",
             _ok("201", ANY_OBJECT), "403 404 409", body="WorkspaceReturnBody", params=[SENDER])},

@@ -127,6 +127,15 @@ def last_agent(customer_key: str) -> str:
     return f"handoff:last_agent:{customer_key}"
 
 
+def dedicated_agent(customer_id: str) -> str:
+    """Hash of a verified customer's dedicated agent: ``agent``, ``agent_name``, ``since``, ``set_by``
+    (``first_service`` or the supervisor who chose them); kept until a supervisor changes it."""
+    return f"handoff:dedicated_agent:{customer_id}"
+
+
+DEDICATED_PREFIX = "handoff:dedicated_agent:"
+
+
 def by_customer(customer_id: str) -> str:
     """Key holding the conversation of a verified customer's latest handoff, for other channels to join."""
     return f"handoff:by_customer:{customer_id}"

@@ -100,6 +100,12 @@ class ServicePolicy:
     teams: Tuple[Team, ...] = ()
     default_team: str = ""
     auto_assign: bool = False
+    dedicated_tiers: FrozenSet[str] = frozenset()
+    """Tiers whose shoppers have a dedicated agent (一对一专属客服, :mod:`bot.handoff.dedicated`)."""
+    dedicated_team: str = ""
+    """The team that serves them when their dedicated agent is away (its queue, the team's agents)."""
+    dedicated_offer_s: int = 120
+    """How long a handoff is offered to the dedicated agent alone before their team may claim it too."""
 
 
 def _clock(value: Any, where: str) -> int:
@@ -187,6 +193,7 @@ def parse_policy(raw: Mapping[str, Any]) -> ServicePolicy:
     sla, capacity, presence = _section(raw, "sla"), _section(raw, "capacity"), _section(raw, "presence")
     priority, routing, eta = _section(raw, "priority"), _section(raw, "routing"), _section(raw, "eta")
     updates, callback, recovery = _section(raw, "queue_updates"), _section(raw, "callback"), _section(raw, "recovery")
+    teams = _teams(raw.get("teams"))
     canned_raw = raw.get("canned_replies") or []
     if not isinstance(canned_raw, list) or not all(isinstance(c, Mapping) and c.get("title") and c.get("text") for c in canned_raw):
         raise PolicyError("canned_replies: expected a list of {title, text}")
@@ -220,10 +227,19 @@ def parse_policy(raw: Mapping[str, Any]) -> ServicePolicy:
         reasons=_labels(raw.get("reasons"), "reasons"),
         resolution_codes=_labels(raw.get("resolution_codes"), "resolution_codes"),
         canned_replies=tuple(CannedReply(str(c["title"]), str(c["text"])) for c in canned_raw),
-        teams=_teams(raw.get("teams")),
+        teams=teams,
         default_team=str(routing.get("default_team") or ""),
         auto_assign=bool(routing.get("auto_assign", False)),
+        **_dedicated(_section(raw, "dedicated_agent"), teams),
     )
+
+
+def _dedicated(section: Mapping[str, Any], teams: Tuple[Team, ...]) -> Dict[str, Any]:
+    team = str(section.get("team") or "")
+    if team and team not in {t.code for t in teams}:
+        raise PolicyError(f"dedicated_agent.team: {team!r} is not a team of the policy")
+    return {"dedicated_tiers": _names(section.get("tiers"), "dedicated_agent.tiers"), "dedicated_team": team,
+            "dedicated_offer_s": _int(section, "offer_s", 120, "dedicated_agent", 1)}
 
 
 def _teams(value: Any) -> Tuple[Team, ...]:
@@ -246,6 +262,24 @@ def team_for(policy: ServicePolicy, tier: Optional[str], reason: str, intents: I
         if reason in team.reasons or asked & team.intents or (team.after_sales and is_after_sales(policy, reason, asked)):
             return team
     return next((t for t in policy.teams if t.code == policy.default_team), None)
+
+
+def has_dedicated_agent(policy: ServicePolicy, tier: Optional[str], customer_id: Optional[str]) -> bool:
+    """Whether a shopper is served by a dedicated agent: a verified customer of a tier the policy names."""
+    return bool(customer_id) and tier is not None and tier in policy.dedicated_tiers
+
+
+def dedicated_team(policy: ServicePolicy) -> Optional[Team]:
+    """The team that serves dedicated-agent shoppers when their agent is away (None: the policy names none)."""
+    return next((t for t in policy.teams if t.code == policy.dedicated_team), None)
+
+
+def dedicated_outcome(online: bool, load: int, capacity: int) -> str:
+    """What becomes of a dedicated-agent shopper's handoff: ``offered`` to the dedicated agent when
+    online with a free slot, else ``offline`` or ``busy`` (the team's queue, and the shopper is told)."""
+    if not online:
+        return "offline"
+    return "offered" if load < capacity else "busy"
 
 
 _cache: Dict[Path, Tuple[float, ServicePolicy]] = {}

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bot import pii
 from bot.handoff import agents as agent_presence
-from bot.handoff import keys, scripts, texts
+from bot.handoff import dedicated, keys, scripts, texts
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import OpResult, active_handoff, outbox_message, publish, script, system_notice
 from bot.handoff.models import HandoffRequest, flat
@@ -117,7 +117,7 @@ REFINED = 3
 """What :func:`materialize` answers when it applied a refinement to a waiting or assigned handoff."""
 
 _REFINED_FIELDS = ("tier", "tier_name", "priority", "reason", "reason_label", "intents", "score", "summary", "summary_text",
-                   "after_sales", "sla_first_response_due", "sla_resolution_due", "team", "team_name")
+                   "after_sales", "sla_first_response_due", "sla_resolution_due", "team", "team_name", "dedicated_key")
 """What a refinement (:attr:`HandoffRequest.refines`) updates of a handoff record."""
 
 
@@ -149,6 +149,7 @@ def _request_fields(ctx: HandoffContext, request: HandoffRequest, score: float) 
     team = team_for(ctx.policy, request.tier, request.reason, request.intents)
     if team is not None:
         fields.update(team=team.code, team_name=team.name)
+    fields.update(dedicated.dedicated_fields(ctx, request.customer_id, request.tier))
     return fields
 
 
@@ -196,6 +197,7 @@ async def materialize(ctx: HandoffContext, request: HandoffRequest) -> int:
                 pipe.expire(keys.customer_handoffs(request.customer_id), ctx.outbox_ttl_s)
                 await pipe.execute()
         await publish(ctx, "queued", sender=request.sender, handoff_id=request.handoff_id, offered_to=offered_to)
+        await dedicated.route(ctx, fields)
     return result
 
 
@@ -214,6 +216,7 @@ async def _refine(ctx: HandoffContext, request: HandoffRequest, score: float, fi
         return None
     if result == REFINED:
         await publish(ctx, "refined", sender=request.sender, handoff_id=request.handoff_id)
+        await dedicated.route(ctx, await ctx.redis.hgetall(keys.record(request.handoff_id)))
     return result
 
 

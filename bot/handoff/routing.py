@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from bot.handoff import keys, scripts, texts
 from bot.handoff.context import HandoffContext
@@ -50,8 +50,10 @@ class Candidate:
     teams: Tuple[str, ...] = ()
 
 
-def _candidates(ctx: HandoffContext, agents: Sequence[Candidate], team: str) -> str:
-    chosen = [a for a in agents if not team or not a.teams or team in a.teams]
+def _candidates(ctx: HandoffContext, agents: Sequence[Candidate], record: Dict[str, Any]) -> str:
+    """The agents who may be given a handoff: its team's, and the agent it is offered to (a dedicated agent) in any case."""
+    team, offered_to = str(record.get("team") or ""), str(record.get("offered_to") or "")
+    chosen = [a for a in agents if not team or not a.teams or team in a.teams or a.username == offered_to]
     return json.dumps([[a.username, capacity_for(ctx.policy, a.username), a.display_name, keys.presence(a.username), keys.agent_load(a.username)]
                        for a in chosen], ensure_ascii=False)
 
@@ -70,7 +72,7 @@ async def auto_assign(ctx: HandoffContext, agents: Sequence[Candidate]) -> List[
         handoff_id, sender = record["handoff_id"], record["sender"]
         status, _detail = (str(part) for part in await script(ctx.redis, AUTO_ASSIGN)(
             keys=[keys.record(handoff_id), keys.QUEUE, keys.agent_load("-"), keys.day_stats(ctx.day(now)), keys.RECENT_WAITS, keys.AGENTS],
-            args=["", repr(now), "", keys.RECENT_LIMIT, scripts.STATS_TTL_S, "", _candidates(ctx, agents, str(record.get("team") or ""))],
+            args=["", repr(now), "", keys.RECENT_LIMIT, scripts.STATS_TTL_S, "", _candidates(ctx, agents, record)],
         ))
         if status != "ok":
             continue

@@ -75,6 +75,7 @@ return 3
 CLAIM = """
 -- KEYS: record, queue, agent load, day stats, recent waits, known agents
 -- ARGV: agent, now, capacity, recent limit, stats ttl, agent display name
+-- The first agent who serves a dedicated-agent shopper (the record's dedicated_key) becomes their dedicated agent.
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'not_found', ''} end
 if status ~= 'queued' then return {'taken', redis.call('HGET', KEYS[1], 'agent') or status} end
@@ -89,6 +90,10 @@ local hid = redis.call('HGET', KEYS[1], 'handoff_id')
 local wait = now - tonumber(redis.call('HGET', KEYS[1], 'enqueued_at'))
 if wait < 0 then wait = 0 end
 redis.call('HSET', KEYS[1], 'status', 'assigned', 'agent', ARGV[1], 'agent_name', ARGV[6], 'claimed_at', ARGV[2], 'wait_s', tostring(wait))
+local dedicated = redis.call('HGET', KEYS[1], 'dedicated_key') or ''
+if string.sub(dedicated, 1, 24) == 'handoff:dedicated_agent:' and redis.call('HSETNX', dedicated, 'agent', ARGV[1]) == 1 then
+  redis.call('HSET', dedicated, 'agent_name', ARGV[6], 'since', ARGV[2], 'set_by', 'first_service')
+end
 redis.call('ZREM', KEYS[2], hid)
 redis.call('SADD', KEYS[3], hid)
 redis.call('SADD', KEYS[6], ARGV[1])
