@@ -41,7 +41,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Collection, Iterable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Collection, Iterable, List, Optional, Sequence, TypeVar
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -156,6 +156,22 @@ def _metrics() -> _Metrics:
 
 
 # ------------------------------------------------------------------------------ what is counted
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def _never_fails(count: F) -> F:
+    """Counting never fails a turn, a request or a delivery: an error is logged and the work goes on."""
+
+    @functools.wraps(count)
+    def quiet(*args: Any, **kwargs: Any) -> None:
+        try:
+            count(*args, **kwargs)
+        except Exception:
+            logger.exception("metrics.count_failed what=%s", count.__name__)
+
+    return quiet  # type: ignore[return-value]
+
+
 @dataclass
 class _Turn:
     intent: str = OTHER
@@ -186,13 +202,18 @@ def timed_turns(channel: str, handler: Handler) -> Handler:
             raise
         finally:
             _TURN.reset(token)
-            metrics = _metrics()
-            metrics.turns.labels(channel, turn.intent).inc()
-            metrics.turn_seconds.labels(channel, turn.intent).observe(time.perf_counter() - started)
-            if failed:
-                metrics.turn_errors.labels(channel).inc()
+            _count_turn(channel, turn.intent, time.perf_counter() - started, failed)
 
     return handle
+
+
+@_never_fails
+def _count_turn(channel: str, intent: str, seconds: float, failed: bool) -> None:
+    metrics = _metrics()
+    metrics.turns.labels(channel, intent).inc()
+    metrics.turn_seconds.labels(channel, intent).observe(seconds)
+    if failed:
+        metrics.turn_errors.labels(channel).inc()
 
 
 def note_intent(intent: Any, known: Collection[str]) -> None:
@@ -202,6 +223,7 @@ def note_intent(intent: Any, known: Collection[str]) -> None:
         turn.intent = intent if isinstance(intent, str) and intent in known else OTHER
 
 
+@_never_fails
 def observe_action(action: Any, status: int, seconds: float) -> None:
     """One action server webhook call: ``action`` as Rasa named it, ``status`` as the server answered.
 
@@ -215,6 +237,7 @@ def observe_action(action: Any, status: int, seconds: float) -> None:
         metrics.action_errors.labels(name).inc()
 
 
+@_never_fails
 def observe_crm(endpoint: Optional[str], method: str, status: int, seconds: float) -> None:
     """One CRM request: the route template (None: no route matched), its method and status."""
     method = method if method in HTTP_METHODS else OTHER
@@ -224,23 +247,27 @@ def observe_crm(endpoint: Optional[str], method: str, status: int, seconds: floa
     metrics.crm_responses.labels(endpoint, method, f"{status // 100}xx").inc()
 
 
+@_never_fails
 def push_delivered(channel: str, messages: int) -> None:
     """Pushed messages delivered to a conversation of ``channel``."""
     if messages:
         _metrics().push_delivered.labels(channel).inc(messages)
 
 
+@_never_fails
 def push_failed(channel: str) -> None:
     """A delivery attempt on ``channel`` failed (it is retried later, or becomes a dead letter)."""
     _metrics().push_failures.labels(channel).inc()
 
 
+@_never_fails
 def push_retried(channel: str, notices: int) -> None:
     """Notices of ``channel`` taken up again after their backoff."""
     if notices:
         _metrics().push_retries.labels(channel).inc(notices)
 
 
+@_never_fails
 def push_dead_lettered(channel: str) -> None:
     """A conversation of ``channel`` got a new dead letter."""
     _metrics().push_dead_letters.labels(channel).inc()
