@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import List, Optional, Tuple
 
+from crm.policy import load_service_policy, load_tiers
 from crm.seed.base import GeneratorBase
 from crm.seed.drafts import CustomerDraft, Item, OrderDraft, Stamp, Timeline
 from crm.seed_data import CITIES, COURIER_SURNAMES, MOBILE_PREFIXES, WAREHOUSES
@@ -18,6 +19,9 @@ ORDER_COUPONS: Tuple[Tuple[int, int], ...] = (
     (100000, 10000),
     (300000, 20000),
 )
+# Seeded orders pay shipping as a registered member's would (crm/policy/tiers.yml, delivery.yml).
+FREE_SHIPPING_FEN = load_tiers()[0].free_shipping_threshold_fen
+STANDARD_SHIPPING_FEN = int(load_service_policy("delivery")["shipping"]["standard_fee_fen"])
 FAR_REGIONS = {
     frozenset({"north", "south"}),
     frozenset({"north", "west"}),
@@ -53,7 +57,7 @@ class OrderMaker(GeneratorBase):
                 if eligible:
                     coupon_fen = eligible[-1] if self.rng.random() < 0.7 else self.rng.choice(eligible)
         digital = all(item.product[3] == "digital_goods" for item in items)
-        shipping = 0 if digital or subtotal - coupon_fen >= 9900 else 600
+        shipping = 0 if digital or subtotal - coupon_fen >= FREE_SHIPPING_FEN else STANDARD_SHIPPING_FEN
         # The coupon is shared by the lines pro rata; the last line takes the rounding remainder.
         remaining = coupon_fen
         for index, item in enumerate(items):
