@@ -158,9 +158,9 @@ def _epoch(value: Any) -> Optional[float]:
 
 
 def _who(urge: Mapping[str, Any]) -> str:
-    if urge.get("target") == "warehouse":
-        return "仓库"
-    return str(urge.get("carrier_name") or "承运商")
+    """Whom the urge went to, as the shopper reads it: the carrier's name, else the CRM's label (仓库, 承运商)."""
+    carrier = urge.get("carrier_name") if urge.get("target") == "carrier" else None
+    return str(carrier or urge.get("target_label") or "")
 
 
 async def promise(ctx: HandoffContext, urge: Mapping[str, Any], sender: str, customer_id: Optional[str] = None) -> Optional[str]:
@@ -270,7 +270,7 @@ def answer_text(ctx: HandoffContext, record: Mapping[str, Any], answer: Mapping[
     answered = _epoch(answer.get("answered_at"))
     if answered is None:
         return None
-    values = {"order_id": record["order_id"], "who": record.get("who") or "承运商", "answered": clock(ctx.local(answered), ctx.local(now))}
+    values = {"order_id": record["order_id"], "who": record.get("who") or "", "answered": clock(ctx.local(answered), ctx.local(now))}
     scan, reason = answer.get("scan"), answer.get("reason")
     if answer.get("kind") == "scan" and isinstance(scan, dict) and scan.get("description"):
         return texts.render("utter_carrier_urge_scan", scan=str(scan["description"]), **values)
@@ -282,7 +282,7 @@ def answer_text(ctx: HandoffContext, record: Mapping[str, Any], answer: Mapping[
 def apology_text(ctx: HandoffContext, record: Mapping[str, Any], now: float) -> str:
     """What the shopper reads when the due time passed without an answer."""
     due = ctx.local(float(record.get("due_at") or now))
-    return texts.render("utter_carrier_urge_unanswered", order_id=record["order_id"], who=record.get("who") or "承运商",
+    return texts.render("utter_carrier_urge_unanswered", order_id=record["order_id"], who=record.get("who") or "",
                         due=clock(due, ctx.local(now)), ticket_id=record["ticket_id"])
 
 

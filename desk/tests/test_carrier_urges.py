@@ -268,3 +268,27 @@ def test_a_malformed_ticket_does_not_stop_the_others(crm_clock, redis_url: str) 
     result = run(redis_url, clock, lambda ctx, c: carrier_urges.poll_due(ctx, c, (CRMError,)), crm.base_url)
     assert result.counts == {"failed": 1, "answered": 1}
     assert len(outbox_texts(redis_url, "conv-urge-good")) == 1 and outbox_texts(redis_url, "conv-urge-broken") == []
+
+
+def test_a_warehouse_answer_is_told_as_the_warehouses(crm_clock, redis_url: str) -> None:
+    from crm.carrier import outcome_of
+    from crm.tests.test_api import query
+
+    crm, clock = crm_clock
+    rows = query(crm, "SELECT order_id FROM orders WHERE status = 'awaiting_shipment' AND customer_id > 'C000009' ORDER BY order_id DESC")
+    for (order_id,) in rows[:20]:
+        status, urge = crm.post(f"/api/orders/{order_id}/urge", {"answer_due_at": shop_time(clock.now() + dt.timedelta(hours=2))})
+        if status == 201 and outcome_of(urge["urge_id"], "warehouse") == "reason":
+            break
+    else:
+        raise AssertionError("no warehouse urge with a reason among 20 orders")
+    sender = "conv-urge-warehouse"
+    promise(redis_url, clock, crm.base_url, urge, sender)
+    clock.advance_past(parse(urge["answer_due_at"]) - dt.timedelta(seconds=1))
+    result, received = run(redis_url, clock, lambda ctx, c: delivered_to_channel(ctx, c, sender), crm.base_url)
+    answer = next(item for item in crm.ok(f"/api/orders/{order_id}/urges")["items"] if item["urge_id"] == urge["urge_id"])["answer"]
+    assert result.counts == {"answered": 1}
+    assert received == [
+        f"关于您的订单 {order_id} 的催件，仓库已于 {shop_clock(answer['answered_at'], clock.now())} 回复："
+        f"延误原因是{answer['reason']['label']}，{answer['reason']['detail']}。给您带来不便，非常抱歉；{FOLLOW_UP}"
+    ]
