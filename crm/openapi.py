@@ -444,6 +444,7 @@ PATHS: Dict[str, Dict[str, Schema]] = {
                         "content": {"text/plain": {"schema": {"type": "string"}}}},
                 "403": {"description": "METRICS_TOKEN is not set and the client is not on loopback",
                         "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "413": _json("Error", TOO_LARGE),
             },
         }
     },
