@@ -65,7 +65,7 @@ from bot.handoff.policy import ServicePolicy, load_policy, opening_hours_text
 from bot.push import dead_letter_count, dead_letters, parse_dead_letter_id, retry_dead_letter
 from bot.settings import Settings
 from desk import auth, views
-from desk.access import may_see
+from desk.access import claim_teams, may_claim, may_see, wrong_team
 from desk.intake import Intake
 from desk.live import CLOSE_SESSION_ENDED, SESSION_CLOSED, SESSION_ENDED, Hub, fingerprint, instance_name, periodic, relay_events, sweeper
 from desk.openapi import build_openapi
@@ -413,7 +413,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     async def queue_view(request: Request, agent: auth.Agent) -> HTTPResponse:
         ctx = handoff()
         now = ctx.now()
-        waiting = [views.queue_item(r, agent.username, now, policy, names) for r in await queue.waiting(ctx)]
+        waiting = [views.queue_item(r, agent.username, now, policy, names, may_claim(agent, r)) for r in await queue.waiting(ctx)]
         mine_ids = sorted(await ctx.redis.smembers(keys.agent_load(agent.username)))
         mine = views.sort_mine([views.mine_item(r, now) for r in await queue.records(ctx, mine_ids) if r.get("status") == "assigned"])
         overdue = sum(1 for t in await callbacks.list_callbacks(ctx) if t.get("overdue"))
@@ -476,7 +476,9 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     @authed
     async def claim(request: Request, agent: auth.Agent, sender: str) -> HTTPResponse:
         sender = _path_sender(sender)
-        result = await queue.claim(handoff(), sender, agent.username, agent.display_name)
+        result = await queue.claim(handoff(), sender, agent.username, agent.display_name, claim_teams(agent))
+        if result.status == "wrong_team":
+            raise ApiError(403, "wrong_team", **wrong_team(agent, result.detail, policy))
         if result.status != "ok":
             raise _refusal(result.status, result.detail, names)
         logger.info("desk.claimed sender=%s handoff=%s agent=%s", sender, result.handoff_id, agent.username)
@@ -612,12 +614,9 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     workspace.register(app, authed)
     workspace.register_auto_assign(app)
 
-    from desk import tickets_api  # callback tickets answered in the shopper's conversation (same reason)
+    from desk import routing_api, tickets_api  # callback tickets answered in the shopper's conversation, dedicated agents (same reason)
 
     tickets_api.register(app, authed)
-
-    from desk import routing_api  # dedicated agents (same reason)
-
     routing_api.register(app, authed)
 
     # OpenAPI ------------------------------------------------------------------------------------

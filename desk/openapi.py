@@ -236,8 +236,10 @@ def build_openapi(resolution_codes: Sequence[str] = ()) -> Schema:
         conversation: {"get": op(
             "a conversation: waiting ones for every agent; taken or resolved ones for their agent and supervisors",
             _ok("200", ref("Conversation")), "400 403 404", params=[SENDER])},
-        f"{conversation}/claim": {"post": op("take a waiting conversation (exactly one agent wins)", _ok("200", ref("Claimed")),
-                                             "400 404 409", params=[SENDER])},
+        f"{conversation}/claim": {"post": op(
+            "take a waiting conversation (exactly one agent wins); only agents of its team (or the agent it is offered to) and "
+            "supervisors: 403 wrong_team with the conversation's team and the agent's", _ok("200", ref("Claimed")),
+            "400 403 404 409", params=[SENDER])},
         f"{conversation}/messages": {"post": op("reply to the shopper", _ok("201", ref("Sent")), "400 403 404 409 413",
                                                 body="ReplyBody", params=[SENDER])},
         f"{conversation}/notes": {"post": op("internal note", _ok("201", ref("Noted")), "403 404 409 413", body="TextBody",

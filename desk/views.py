@@ -26,8 +26,9 @@ def _who(record: Mapping[str, Any]) -> Dict[str, Any]:
     return {"name": who.get("name", ""), "phone": who.get("phone", ""), "verified": who.get("verified", False)}
 
 
-def queue_item(record: Mapping[str, Any], me: str, now: float, policy: ServicePolicy, names: Mapping[str, str]) -> Dict[str, Any]:
-    """One waiting conversation as the queue list shows it."""
+def queue_item(record: Mapping[str, Any], me: str, now: float, policy: ServicePolicy, names: Mapping[str, str],
+               my_team: bool = True) -> Dict[str, Any]:
+    """One waiting conversation as the queue list shows it (``my_team``: the agent may claim it as far as its team goes)."""
     enqueued = float(record.get("enqueued_at") or now)
     offered_to = record.get("offered_to") or ""
     offer_left = max(0.0, float(record.get("offer_until") or 0) - now) if offered_to else 0.0
@@ -52,7 +53,10 @@ def queue_item(record: Mapping[str, Any], me: str, now: float, policy: ServicePo
         "offered_to_name": names.get(offered_to, offered_to) if offered_to else "",
         "offer_left_s": round(offer_left, 1),
         "offered_to_me": offered_to == me,
-        "claimable": not offered_to or offered_to == me,
+        "team": record.get("team") or "",
+        "team_name": record.get("team_name") or "",
+        "my_team": my_team,
+        "claimable": (not offered_to or offered_to == me) and my_team,
         "headline": _headline(record),
         "who": _who(record),
         "summary_pending": summary_pending(record),

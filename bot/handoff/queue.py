@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bot import pii
 from bot.handoff import agents as agent_presence
@@ -222,14 +222,14 @@ async def _refine(ctx: HandoffContext, request: HandoffRequest, score: float, fi
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """Outcome of a claim: ``ok``, ``taken``, ``offered_to_other``, ``at_capacity`` or ``not_found``."""
+    """Outcome of a claim: ``ok``, ``taken``, ``offered_to_other``, ``wrong_team``, ``at_capacity`` or ``not_found``."""
 
     status: str
     detail: str = ""
     handoff_id: str = ""
 
 
-async def claim(ctx: HandoffContext, sender: str, agent: str, agent_name: str) -> ClaimResult:
+async def claim(ctx: HandoffContext, sender: str, agent: str, agent_name: str, teams: Sequence[str] = ()) -> ClaimResult:
     """Give a waiting conversation to an agent; of many concurrent claims exactly one wins.
 
     Args:
@@ -237,6 +237,8 @@ async def claim(ctx: HandoffContext, sender: str, agent: str, agent_name: str) -
         sender: the conversation id.
         agent: the claiming agent's username.
         agent_name: the name the shopper sees.
+        teams: the teams the agent may claim for (empty: every team); a handoff of another team is
+            refused ``wrong_team`` (its team the detail) unless it is offered to this agent.
     """
     handoff_id = await active_handoff(ctx, sender)
     if handoff_id is None:
@@ -248,7 +250,7 @@ async def claim(ctx: HandoffContext, sender: str, agent: str, agent_name: str) -
         for part in await script(ctx.redis, scripts.CLAIM)(
             keys=[keys.record(handoff_id), keys.QUEUE, keys.agent_load(agent), keys.day_stats(ctx.day(now)), keys.RECENT_WAITS,
                   keys.AGENTS],
-            args=[agent, repr(now), capacity, keys.RECENT_LIMIT, scripts.STATS_TTL_S, agent_name],
+            args=[agent, repr(now), capacity, keys.RECENT_LIMIT, scripts.STATS_TTL_S, agent_name, json.dumps(list(teams)) if teams else ""],
         )
     )
     if status != "ok":

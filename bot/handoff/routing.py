@@ -38,6 +38,7 @@ KEYS[3] = best[5]
 ARGV[1] = best[1]
 ARGV[3] = tostring(best[2])
 ARGV[6] = best[3]
+ARGV[7] = ''
 """ + scripts.CLAIM
 
 

@@ -74,7 +74,8 @@ return 3
 
 CLAIM = """
 -- KEYS: record, queue, agent load, day stats, recent waits, known agents
--- ARGV: agent, now, capacity, recent limit, stats ttl, agent display name
+-- ARGV: agent, now, capacity, recent limit, stats ttl, agent display name,
+--       the agent's teams JSON ('' or absent: every team; a handoff offered to the agent may be claimed whatever its team)
 -- The first agent who serves a dedicated-agent shopper (the record's dedicated_key) becomes their dedicated agent.
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'not_found', ''} end
@@ -84,6 +85,12 @@ local offered = redis.call('HGET', KEYS[1], 'offered_to')
 if offered and offered ~= '' and offered ~= ARGV[1] then
   local offer_until = tonumber(redis.call('HGET', KEYS[1], 'offer_until') or '0') or 0
   if offer_until > now then return {'offered_to_other', offered} end
+end
+if ARGV[7] and ARGV[7] ~= '' and offered ~= ARGV[1] then
+  local team = redis.call('HGET', KEYS[1], 'team') or ''
+  local allowed = team == ''
+  for _, mine in ipairs(cjson.decode(ARGV[7])) do allowed = allowed or mine == team end
+  if not allowed then return {'wrong_team', team} end
 end
 if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[3]) then return {'at_capacity', ''} end
 local hid = redis.call('HGET', KEYS[1], 'handoff_id')
