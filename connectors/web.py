@@ -25,6 +25,11 @@ style widgets work unchanged:
   ``buttons`` and the agent's name in ``agent``. ``turn_done`` ends each answer (typing indicator).
 - ``error {"code", "message"}`` when a session is refused; a refused message is answered with a
   ``bot_uttered`` carrying ``error`` and a polite Chinese text.
+- A client that connects with ``?format=rasa`` in its URL (rasa-webchat: ``socketUrl:
+  "https://chat.example.com/?format=rasa"``) gets ``bot_uttered`` in Rasa's own format: only
+  ``text``, ``quick_replies``, ``attachment``, ``image``, ``custom`` at the top, everything else of
+  the above (``from``, ``id``, ``agent``, ``error``, ``handoff``, ``buttons``) under ``metadata``;
+  rasa-webchat 1.0 shows a text only when the message has no other keys (:func:`rasa_message`).
 
 Unlike Rasa's ``socketio`` channel it verifies the shop-signed customer id (metadata for the bot
 is built here, never taken from the client), binds a session id to its first owner (another
@@ -47,6 +52,7 @@ import asyncio
 import logging
 import uuid
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from urllib.parse import parse_qs
 
 import socketio
 from rasa.core.channels.channel import UserMessage
@@ -95,6 +101,37 @@ def _payload(args: Sequence[Any]) -> Any:
     return args[0] if len(args) == 1 else _MALFORMED
 
 
+RASA_KEYS = ("text", "quick_replies", "attachment", "image", "custom", "elements")
+"""The keys of a ``bot_uttered`` message in Rasa's own socket.io format."""
+
+RASA_FORMAT = "rasa"
+"""``?format=rasa`` in a client's URL: it gets messages in Rasa's own format."""
+
+
+def rasa_message(payload: Mapping[str, Any]) -> Dict[str, Any]:
+    """A ``bot_uttered`` payload in Rasa's own format: Rasa's keys (:data:`RASA_KEYS`) at the top,
+    every other one under ``metadata`` (``buttons`` only there when ``quick_replies`` stand for them)."""
+    message = {key: value for key, value in payload.items() if key in RASA_KEYS}
+    metadata = dict(payload["metadata"]) if isinstance(payload.get("metadata"), dict) else {}
+    metadata.update((key, value) for key, value in payload.items() if key not in RASA_KEYS and key != "metadata")
+    if "quick_replies" not in message and isinstance(metadata.get("buttons"), list) and metadata["buttons"]:
+        message["quick_replies"] = quick_replies(metadata["buttons"])
+    if metadata:
+        message["metadata"] = metadata
+    return message
+
+
+def rasa_room(session_id: str) -> str:
+    """The room of a session's sockets that take Rasa's format (``#`` is in no session id)."""
+    return f"{session_id}#{RASA_FORMAT}"
+
+
+async def emit_to_session(sio: socketio.AsyncServer, event: str, payload: Dict[str, Any], session_id: str) -> None:
+    """Send a message to every socket of a session, wherever it is connected, each in its format."""
+    await sio.emit(event, payload, room=session_id)
+    await sio.emit(event, rasa_message(payload), room=rasa_room(session_id))
+
+
 class Refused(Exception):
     """A request of the client that is answered with a polite refusal instead of being handled.
 
@@ -123,9 +160,14 @@ def pushed_message(entry_id: str, message: Mapping[str, Any]) -> Dict[str, Any]:
     payload["id"] = entry_id
     buttons = payload.get("buttons")
     if isinstance(buttons, list) and buttons:
-        payload["quick_replies"] = [{"content_type": "text", "title": button.get("title", ""), "payload": button.get("payload", "")}
-                                    for button in buttons if isinstance(button, dict)]
+        payload["quick_replies"] = quick_replies(buttons)
     return payload
+
+
+def quick_replies(buttons: List[Any]) -> List[Dict[str, Any]]:
+    """Buttons in Rasa's REST format as the ``quick_replies`` rasa-webchat renders."""
+    return [{"content_type": "text", "title": button.get("title", ""), "payload": button.get("payload", "")}
+            for button in buttons if isinstance(button, dict)]
 
 
 class WebSocketServer(socketio.AsyncServer):
@@ -179,7 +221,7 @@ class WebOutput(SocketIOOutput):
     async def _send_message(self, socket_id: str, response: Any) -> None:
         self.sent += 1
         self.messages.append(response)
-        await self.sio.emit(self.bot_message_evt, {**response, "from": "bot"}, room=socket_id)
+        await emit_to_session(self.sio, self.bot_message_evt, {**response, "from": "bot"}, socket_id)
 
     async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any) -> None:
         """Send a custom payload as ``{"custom": ...}`` (Rasa's REST format) to the session's room."""
@@ -307,13 +349,20 @@ class WebInput(ShopperChannel):
         socket holds its conversation anyway.
         """
         assert self.sio is not None
-        previous = (await self.sio.get_session(sid)).get("session_id")
+        state = await self.sio.get_session(sid)
+        previous, rasa_format = state.get("session_id"), bool(state.get("rasa_format"))
         if previous and previous != session_id:
-            await self.sio.leave_room(sid, previous)
+            await self.sio.leave_room(sid, rasa_room(previous) if rasa_format else previous)
         if joined:
-            await self.sio.enter_room(sid, session_id)
+            await self.sio.enter_room(sid, rasa_room(session_id) if rasa_format else session_id)
         await self.sio.save_session(sid, {"session_id": session_id, "customer_id": customer_id, "joined": joined,
-                                          "holder": holder or joined})
+                                          "holder": holder or joined, "rasa_format": rasa_format})
+
+    async def to_socket(self, sid: str, payload: Dict[str, Any]) -> None:
+        """Send one socket a ``bot_uttered`` message in its format."""
+        assert self.sio is not None
+        rasa_format = bool((await self.sio.get_session(sid)).get("rasa_format"))
+        await self.sio.emit(BOT_EVENT, rasa_message(payload) if rasa_format else payload, to=sid)
 
     async def replay(self, sid: str, session_id: str, after: Any) -> int:
         """Send one socket the pushed messages of its session after the last one it has seen.
@@ -336,7 +385,7 @@ class WebInput(ShopperChannel):
             while sent < MAX_REPLAY:
                 messages, cursor = await self.outbox().fetch(session_id, after=cursor, limit=REPLAY_PAGE)
                 for message in messages:
-                    await self.sio.emit(BOT_EVENT, pushed_message(message["cursor"], message), to=sid)
+                    await self.to_socket(sid, pushed_message(message["cursor"], message))
                 sent += len(messages)
                 if not messages:
                     break
@@ -407,7 +456,7 @@ class WebInput(ShopperChannel):
     async def answer(self, sid: str, code: str) -> None:
         """Answer one socket's message with a polite refusal (``bot_uttered`` with ``error``)."""
         assert self.sio is not None
-        await self.sio.emit(BOT_EVENT, {"text": MESSAGES[code], "from": "system", "error": code}, to=sid)
+        await self.to_socket(sid, {"text": MESSAGES[code], "from": "system", "error": code})
 
     # -- messages -------------------------------------------------------------------------------
 
@@ -470,7 +519,7 @@ class WebInput(ShopperChannel):
             logger.error("web.handoff.route_failed sender=%s error=%s", session_id, type(error).__name__)
             raise Refused("bot_unavailable") from error
         if turn is not None:
-            await self.sio.emit(BOT_EVENT, self.handoff_message(turn), room=session_id)
+            await emit_to_session(self.sio, BOT_EVENT, self.handoff_message(turn), session_id)
             return
 
         output = WebOutput(self.sio)
@@ -515,7 +564,7 @@ class WebInput(ShopperChannel):
             raise DeliveryFailed("socket.io server not started")
         last: Optional[str] = None
         for entry_id, message in entries:
-            await self.sio.emit(BOT_EVENT, pushed_message(entry_id, message), room=sender)
+            await emit_to_session(self.sio, BOT_EVENT, pushed_message(entry_id, message), sender)
             last = entry_id
         return last
 
@@ -593,6 +642,8 @@ class WebInput(ShopperChannel):
 
         @sio.on("connect")
         async def connect(sid: str, environ: Dict[str, Any], auth: Any = None) -> bool:
+            if parse_qs(str(environ.get("QUERY_STRING", ""))).get("format") == [RASA_FORMAT]:
+                await sio.save_session(sid, {"rasa_format": True})
             return True
 
         @sio.on("disconnect")
