@@ -20,9 +20,9 @@ from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 from sqlalchemy.exc import IntegrityError
 
-from bot import metrics
+from bot import logs, metrics
 from bot.settings import Settings, load_settings
-from crm import service, validation
+from crm import price_protection, service, validation
 from crm.clock import Clock, offset_file_from_env
 from crm.db import Database, database_url_for
 from crm.errors import ApiError, invalid, not_found
@@ -244,6 +244,21 @@ def _register_routes(app: Sanic) -> None:
         oid = validation.order_id(order_id)
         return respond(await _runner(request).read(service.get_late_compensation, oid))
 
+    @app.post("/api/orders/<order_id>/price-protection")
+    async def claim_price_protection(request: Request, order_id: str) -> HTTPResponse:
+        oid = validation.order_id(order_id)
+        key = validation.idempotency_key(request.headers)
+        lines = validation.line_ids(validation.optional_json_object(request.body))
+        policy = request.app.ctx.policies["price_protection"]
+        result, created = await _runner(request).write(price_protection.claim, oid, lines, key, policy)
+        return respond(result, 201 if created else 200)
+
+    @app.get("/api/orders/<order_id>/price-protection")
+    async def price_protection_claims(request: Request, order_id: str) -> HTTPResponse:
+        oid = validation.order_id(order_id)
+        policy = request.app.ctx.policies["price_protection"]
+        return respond(await _runner(request).read(price_protection.list_claims, oid, policy))
+
     @app.get("/api/orders/<order_id>/returns")
     async def order_returns(request: Request, order_id: str) -> HTTPResponse:
         oid = validation.order_id(order_id)
@@ -302,6 +317,7 @@ def create_app(settings: Optional[Settings] = None) -> Sanic:
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.ctx.settings = settings
     metrics.time_requests(app, metrics.crm_observer)  # first: the time includes the other middleware
+    logs.correlate_requests(app, "crm")  # before the API key's check: a refused request is logged with its id
 
     async def start(app: Sanic, _loop: Any) -> None:
         database = Database(database_url_for(settings), pool_size=DB_THREADS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 STATUS_BY_CODE: Dict[str, int] = {
     "invalid_argument": 400,
@@ -21,17 +21,26 @@ class ApiError(Exception):
         code: one of :data:`STATUS_BY_CODE`.
         message: explanation (Chinese when it may be shown to a shopper).
         status: HTTP status; derived from ``code`` unless given.
+        reason: a finer machine-readable reason of a refusal (e.g. ``window_passed``), or empty.
+        details: facts of the refusal a caller may show (e.g. when a window ended), or None.
     """
 
-    def __init__(self, code: str, message: str, status: int = 0) -> None:
+    def __init__(self, code: str, message: str, status: int = 0, reason: str = "", details: Optional[Dict[str, Any]] = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status or STATUS_BY_CODE.get(code, 400)
+        self.reason = reason
+        self.details = details
 
     def to_json(self) -> Dict[str, Any]:
-        """The JSON body of the error response."""
-        return {"error": {"code": self.code, "message": self.message}}
+        """The JSON body of the error response (with ``reason`` and ``details`` where the operation gives them)."""
+        body: Dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.reason:
+            body["reason"] = self.reason
+        if self.details is not None:
+            body["details"] = self.details
+        return {"error": body}
 
 
 def invalid(message: str) -> ApiError:

@@ -76,6 +76,23 @@ class Product(Base):
     no_reason_returnable = Column(Boolean, nullable=False)
     not_returnable_reason = Column(String(120), nullable=True)
 
+    current_price = relationship("ProductPrice", uselist=False, lazy="selectin")
+
+
+class ProductPrice(Base):
+    """The price a SKU sells at now, where it is not the catalogue's ``price_fen``.
+
+    ``kind`` names a price that is not the everyday price (秒杀价, 拼团价, ... as
+    ``crm/policy/price_protection.yml`` names them); null for an everyday price change.
+    """
+
+    __tablename__ = "product_prices"
+
+    sku = Column(String(16), ForeignKey("products.sku"), primary_key=True)
+    price_fen = Column(Integer, nullable=False)
+    kind = Column(String(20), nullable=True)
+    changed_at = Column(DateTime, nullable=False)
+
 
 class Order(Base):
     """An order with its money breakdown and lifecycle timestamps."""
@@ -251,3 +268,41 @@ class LateCompensation(Base):
     balance_after = Column(Integer, nullable=False)
     granted_at = Column(DateTime, nullable=False)
     idempotency_key = Column(String(128), nullable=False, unique=True)
+
+
+class PriceProtectionClaim(Base):
+    """A price-protection claim (价保): the difference of the lines whose price dropped, refunded to the
+    order's payment method."""
+
+    __tablename__ = "price_protection_claims"
+
+    claim_id = Column(String(12), primary_key=True)
+    order_id = Column(String(12), ForeignKey("orders.order_id"), nullable=False, index=True)
+    customer_id = Column(String(7), ForeignKey("customers.customer_id"), nullable=False, index=True)
+    refund_fen = Column(Integer, nullable=False)
+    refund_method = Column(String(12), nullable=False)
+    refund_expected_from = Column(Date, nullable=False)
+    refund_expected_by = Column(Date, nullable=False)
+    status = Column(String(12), nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    idempotency_key = Column(String(128), nullable=False, unique=True)
+
+    lines = relationship("PriceProtectionLine", order_by="PriceProtectionLine.line_id", lazy="selectin")
+
+
+class PriceProtectionLine(Base):
+    """An order line protected by a claim: at most one claim per order line (the unique constraint)."""
+
+    __tablename__ = "price_protection_lines"
+    __table_args__ = (UniqueConstraint("order_id", "line_id", name="uq_price_protection_lines_line"),)
+
+    protection_line_id = Column(Integer, primary_key=True, autoincrement=True)
+    claim_id = Column(String(12), ForeignKey("price_protection_claims.claim_id"), nullable=False, index=True)
+    order_id = Column(String(12), ForeignKey("orders.order_id"), nullable=False)
+    line_id = Column(Integer, nullable=False)
+    sku = Column(String(16), nullable=False)
+    product_name = Column(String(80), nullable=False)
+    quantity = Column(Integer, nullable=False)
+    paid_unit_fen = Column(Integer, nullable=False)
+    current_price_fen = Column(Integer, nullable=False)
+    refund_fen = Column(Integer, nullable=False)

@@ -81,7 +81,11 @@ SCHEMAS: Dict[str, Schema] = {
                 {
                     "code": _str(enum=["not_found", "invalid_argument", "unauthorized", "conflict", "not_allowed", "internal"]),
                     "message": _str("explanation, in Chinese where it may reach a shopper"),
-                }
+                    "reason": _str("why an operation refused, where it says (e.g. a price-protection claim's window_passed)"),
+                    "details": {"type": "object", "description": "facts of the refusal, where the operation gives them",
+                                "additionalProperties": True},
+                },
+                ["code", "message"],
             )
         }
     ),
@@ -120,6 +124,8 @@ SCHEMAS: Dict[str, Schema] = {
             "no_reason_returnable": {"type": "boolean", "description": "eligible for 7-day no-reason return"},
             "not_returnable_reason": _nullable(_str()),
             "returned_quantity": _int("quantity in returns that are not rejected or cancelled"),
+            "current_price_fen": _nullable(_int("the price the item sells at now (price protection compares it)")),
+            "current_price_kind": _nullable(_str("the kind of the current price when it is not the everyday price, e.g. 秒杀价")),
         }
     ),
     "ShipmentEvent": _obj({"time": DATE_TIME, "location": _str(example="上海浦东转运中心"), "description": _str()}),
@@ -611,6 +617,8 @@ PATHS: Dict[str, Dict[str, Schema]] = {
 
 def build_openapi() -> Dict[str, Any]:
     """Return a fresh copy of the OpenAPI document."""
+    from crm.openapi_price_protection import PRICE_PROTECTION_PATHS, PRICE_PROTECTION_SCHEMAS
+
     return copy.deepcopy(
         {
             "openapi": "3.0.3",
@@ -621,15 +629,15 @@ def build_openapi() -> Dict[str, Any]:
                     "Customers, orders, shipments, returns, points and tiers of the reference shop. "
                     "Money is integer fen; timestamps are ISO 8601 with the shop's offset (+08:00); dates are "
                     "YYYY-MM-DD. Every /api path needs the X-API-Key header. Errors are "
-                    '{"error": {"code", "message"}}.'
+                    '{"error": {"code", "message"}} (a refusal with a reason code adds "reason" and "details").'
                 ),
             },
             "servers": [{"url": "/"}],
             "security": [{"ApiKeyAuth": []}],
-            "paths": PATHS,
+            "paths": {**PATHS, **PRICE_PROTECTION_PATHS},
             "components": {
                 "securitySchemes": {"ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
-                "schemas": SCHEMAS,
+                "schemas": {**SCHEMAS, **PRICE_PROTECTION_SCHEMAS},
             },
         }
     )

@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from crm.carrier import answer_for, answer_json
 from crm.clock import iso_date, iso_datetime, local_date
-from crm.models import Coupon, Customer, LateCompensation, Order, OrderUrge, PointsEntry, Redemption, Return, Shipment
+from crm.models import Coupon, Customer, LateCompensation, Order, OrderUrge, PointsEntry, Product, Redemption, Return, Shipment
 from crm.policy import Tier, next_tier, tier_by_code
 from crm.vocab import (
     ADDRESS_EDITABLE_STATUSES,
@@ -129,11 +129,20 @@ def order(record: Order, tz: dt.tzinfo, today: dt.date, returned: Mapping[int, i
                 "no_reason_returnable": bool(item.product.no_reason_returnable) if item.product else False,
                 "not_returnable_reason": item.product.not_returnable_reason if item.product else None,
                 "returned_quantity": returned.get(item.line_id, 0),
+                **current_price(item.product),
             }
             for item in record.items
         ],
         "shipment": shipment(record.shipment, tz, answered),
     }
+
+
+def current_price(product: Optional[Product]) -> Dict[str, Any]:
+    """What the item of an order line sells at now (its catalogue price unless a price change says otherwise)."""
+    change = product.current_price if product is not None else None
+    if change is not None:
+        return {"current_price_fen": change.price_fen, "current_price_kind": change.kind}
+    return {"current_price_fen": product.price_fen if product is not None else None, "current_price_kind": None}
 
 
 def return_(record: Return, tz: dt.tzinfo, lines: Mapping[int, Any]) -> Dict[str, Any]:

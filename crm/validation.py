@@ -190,3 +190,16 @@ def return_lines(body: Mapping[str, Any]) -> List[Tuple[int, int]]:
     if len({line for line, _ in lines}) != len(lines):
         raise invalid("items 中的 line_id 不能重复")
     return sorted(lines)
+
+
+def line_ids(body: Mapping[str, Any]) -> Optional[List[int]]:
+    """Read the optional ``line_ids``: a non-empty list of distinct order line numbers; None when absent."""
+    values = body.get("line_ids")
+    if values is None:
+        return None
+    if not isinstance(values, list) or not values or len(values) > 100:
+        raise invalid("字段 line_ids 必须是非空数组（订单行号，最多 100 个）")
+    lines = [int_field({"line_id": value}, "line_id", minimum=1, maximum=10**6) for value in values]
+    if len(set(lines)) != len(lines):
+        raise invalid("line_ids 中的行号不能重复")
+    return sorted(lines)

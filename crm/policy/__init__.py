@@ -226,6 +226,7 @@ _SERVICE_SCHEMAS: Dict[str, Dict[str, Any]] = {
         "excluded": [str],
         "other_shops": bool,
         "refund_working_days": {str: RANGE},
+        "refund_timing_by_payment_method": {str: str},
     },
     "after_sales": {
         "warranty": {

@@ -7,6 +7,7 @@ from typing import Any, Dict, List
 from crm.clock import to_utc_naive
 from crm.models import Base
 from crm.seed.base import GeneratorBase
+from crm.seed.prices import price_rows
 from crm.seed_data import NOT_RETURNABLE_REASONS
 
 
@@ -27,6 +28,7 @@ def rows_by_table(generator: GeneratorBase) -> Dict[str, List[Dict[str, Any]]]:
                 "not_returnable_reason": NOT_RETURNABLE_REASONS.get(category),
             }
         )
+    rows["product_prices"] = price_rows(generator.today, generator.tz)
     for customer in generator.customers:
         rows["customers"].append(
             {

@@ -27,6 +27,7 @@ OPERATIONS = [
     ("POST", "/api/orders/{order_id}/address"),
     ("POST", "/api/orders/{order_id}/urge"),
     ("POST", "/api/orders/{order_id}/late-compensation"),
+    ("POST", "/api/orders/{order_id}/price-protection"),
     ("POST", "/api/returns"),
 ]
 """The operations whose document disagreed with the API."""
