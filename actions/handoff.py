@@ -50,7 +50,7 @@ from bot.handoff.policy import (
     reason_label,
 )
 from bot.handoff.queue import enqueue, estimated_wait, queue_position
-from bot.handoff.reviews import open_low_rating_review
+from bot.handoff.reviews import complaint_after_service, open_low_rating_review
 from bot.handoff.stats import record_rating
 from bot.handoff.windows import book_window
 from bot.settings import get_settings
@@ -58,6 +58,8 @@ from bot.settings import get_settings
 logger = logging.getLogger(__name__)
 
 REASON_SLOT = "handoff_reason"
+COMPLAINT_REASONS = ("complaint", "angry")
+"""Handoff reasons that, right after an agent served the shopper, open a supervisor review of that agent."""
 FLOW_FAILURES_SLOT = "flow_invalid_answers"
 """Answers in a row a multi-turn flow could not use; two mean the flow failed twice."""
 CRM_BUDGET_S = 2.5
@@ -179,6 +181,10 @@ async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: O
     asked_about = intents(tracker.events)
     clear = [SlotSet(REASON_SLOT, None)]
     try:
+        if reason in COMPLAINT_REASONS:  # about the agent who just served them: a supervisor review first
+            review = await complaint_after_service(ctx, tracker.sender_id, _latest_text(tracker))
+            if review:
+                dispatcher.utter_message(text=review)
         available = await presence.availability(ctx)
         if _opened_by_channel(tracker) or (is_open(ctx.policy, local_now, ctx.tz) and available.online):
             await _enqueue(dispatcher, ctx, tracker, shopper, reason, tier, tier_name, asked_about, summary, summary_text, now, available)

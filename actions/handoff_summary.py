@@ -19,6 +19,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from actions import formatting
 from actions.order_tracking import is_late, items_summary, status_label
+from bot.handoff.complaints import is_angry
 from bot.pii import mask_name, mask_phone, mask_text
 from bot.texts import intent_labels
 
@@ -36,10 +37,6 @@ INTENT_LABELS: Dict[str, str] = intent_labels()["summary"]["intents"]
 FAQ_TOPIC_LABELS: Dict[str, str] = intent_labels()["summary"]["faq_topics"]
 """The topic of an FAQ the bot answered, by its key (``faq/invoice``), so the agent sees what was asked."""
 
-ANGER_MARKERS = ("气死", "气炸", "骗子", "垃圾", "滚", "忍无可忍", "12315", "曝光", "举报", "太过分", "坑人", "坑爹", "黑心",
-                 "什么破", "😡", "🤬", "💢", "！！", "!!!", "？？？", "???")
-"""Words and signs of an angry message."""
-
 ORDER_ID_PATTERN = re.compile(r"(?<!\d)(\d{12})(?!\d)")
 
 _DIGIT_RATING = re.compile(r"(?<![\d.])([1-5])(?![\d.])")
@@ -52,13 +49,6 @@ _RATING_WORDS = (
     (("比较满意", "还不错", "挺好", "还可以", "还行"), 4),
     (("非常满意", "很满意", "满意", "满分", "好评", "完美"), 5),
 )
-
-
-def is_angry(text: Optional[str]) -> bool:
-    """Whether a message reads as angry (strong words, rage emoji, repeated exclamation)."""
-    if not text:
-        return False
-    return any(marker in text for marker in ANGER_MARKERS)
 
 
 def _user_events(events: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:

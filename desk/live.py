@@ -29,6 +29,7 @@ from bot.handoff.context import REDIS_FAILURES, HandoffContext
 from bot.handoff.policy import is_open
 from bot.handoff.queue import refresh_positions
 from bot.handoff.recovery import sweep
+from bot.handoff.reviews import open_sla_reviews
 from desk.access import CONVERSATION_EVENTS, may_see
 from desk.auth import Agent
 
@@ -184,10 +185,13 @@ async def sweeper(ctx: HandoffContext, stop: asyncio.Event, interval_s: Optional
     """On every desk instance, every ``recovery.sweep_interval_s``: return the conversations of
     agents gone offline to the queue (or to callbacks) and turn unclaimed waits into callbacks
     (:func:`bot.handoff.recovery.sweep`; each step is atomic, so desks sweeping at once never
-    change a conversation twice). A Redis outage is ridden out: the next sweep picks up."""
+    change a conversation twice), and open a supervisor review for each open handoff past its
+    first-response target (:func:`bot.handoff.reviews.open_sla_reviews`). A Redis outage is ridden
+    out: the next sweep picks up."""
     while not stop.is_set():
         try:
             result = await sweep(ctx)
+            await open_sla_reviews(ctx)
             if result.changed:
                 logger.info("desk.sweep requeued=%d callbacks_agent_offline=%d callbacks_unclaimed=%d", result.requeued,
                             result.callbacks_agent_offline, result.callbacks_unclaimed)

@@ -21,6 +21,7 @@ from redis.commands.core import AsyncScript
 
 from bot import pii
 from bot.handoff import keys, scripts
+from bot.handoff.complaints import is_complaint
 from bot.handoff.context import REDIS_FAILURES, HandoffContext
 from bot.outbox import outbox_key
 
@@ -97,7 +98,8 @@ async def route_shopper_message(ctx: HandoffContext, sender: str, text: str, cus
     agent, and everything the agent sends reaches this conversation too, until the handoff ends.
 
     The transcript keeps the message masked (:func:`bot.pii.mask_text`) and the desks are shown
-    the same masked text.
+    the same masked text. A complaint about the agent who has the conversation
+    (:func:`bot.handoff.complaints.is_complaint`) opens a supervisor review and tells the shopper.
 
     Args:
         ctx: the handoff context.
@@ -134,6 +136,10 @@ async def route_shopper_message(ctx: HandoffContext, sender: str, text: str, cus
         await publish(ctx, "joined", sender=sender, handoff_id=handoff_id, channel=channel)
     await publish(ctx, "message", sender=sender, handoff_id=handoff_id,
                   entry={"id": entry_id, "from": "shopper", "text": stored, "at": now})
+    if status == "assigned" and is_complaint(text):
+        from bot.handoff.reviews import complaint_during_service  # reviews reads this module
+
+        await complaint_during_service(ctx, handoff_id, sender, agent, agent_name, text)
     return RoutedMessage(handoff_id, entry_id, status, agent, agent_name, joined == "1")
 
 

@@ -90,6 +90,8 @@ class ServicePolicy:
     """Callbacks one window holds (0: no limit); a full window offers the next (:mod:`bot.handoff.windows`)."""
     review_due_workdays: int = 2
     """Working days within which a supervisor contacts a shopper whose case is under review (:mod:`bot.handoff.reviews`)."""
+    review_complaint_after_s: int = 1800
+    """A complaint this long after an agent ended the conversation is still about that agent (it opens a review)."""
     unattended_after_s: int = 600
     agent_offline_requeue_s: int = 120
     unclaimed_callback_s: int = 900
@@ -220,6 +222,7 @@ def parse_policy(raw: Mapping[str, Any]) -> ServicePolicy:
         callback_lead_minutes=_int(callback, "lead_minutes", 20, "callback"),
         callback_capacity=_int(callback, "capacity_per_window", 0, "callback"),
         review_due_workdays=_int(_section(raw, "reviews"), "due_workdays", 2, "reviews", 1),
+        review_complaint_after_s=_int(_section(raw, "reviews"), "complaint_after_s", 1800, "reviews"),
         unattended_after_s=_int(callback, "unattended_after_s", 600, "callback", 1),
         agent_offline_requeue_s=_int(recovery, "agent_offline_requeue_s", 120, "recovery", 1),
         unclaimed_callback_s=_int(recovery, "unclaimed_callback_s", 900, "recovery", 1),
@@ -462,6 +465,19 @@ def sla_due(policy: ServicePolicy, enqueued_at: float, after_sales: bool) -> Sla
         first_response=enqueued_at + policy.first_response_s,
         resolution=enqueued_at + policy.after_sales_resolution_s if after_sales else None,
     )
+
+
+def first_response_breached(due: float, first_response_at: Optional[float], now: float) -> bool:
+    """Whether a handoff missed its first-response target: answered after the due time, or unanswered past it."""
+    return (first_response_at if first_response_at is not None else now) > due
+
+
+def complaint_is_about_agent(policy: ServicePolicy, status: str, resolved_at: Optional[float], now: float) -> bool:
+    """Whether a shopper's complaint is about the agent of their latest handoff: while the agent has the
+    conversation, or within ``reviews.complaint_after_s`` after the agent ended it."""
+    if status == "assigned":
+        return True
+    return status == "resolved" and resolved_at is not None and 0 <= now - resolved_at <= policy.review_complaint_after_s
 
 
 def reason_label(policy: ServicePolicy, reason: str) -> str:

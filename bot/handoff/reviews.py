@@ -1,4 +1,10 @@
-"""Supervisor review items: a rating of 1–2 opens one, due within the service policy's working days.
+"""Supervisor review items, due within the service policy's working days: a rating of 1–2, a missed
+first-response target (:func:`open_sla_reviews`, every desk's sweep) and a shopper's complaint while
+an agent serves them (:func:`complaint_during_service`, the channel's path of the shopper's message)
+or within ``reviews.complaint_after_s`` after the agent ended the conversation
+(:func:`complaint_after_service`, the bot's handoff) each open one, once per handoff and kind (a
+complaint during and after the same handoff is one review). The shopper is told its number and by
+when a supervisor contacts them (``bot/handoff/texts.yml``).
 
 A review is a hash ``handoff:review:<id>`` and an entry of the open set by due time; supervisors
 list them on the desk and close them with a note (:mod:`desk.tickets_api`). The shopper is told
@@ -18,8 +24,10 @@ from typing import Any, Dict, List, Optional
 
 from bot import pii, texts
 from bot.handoff import keys
+from bot.handoff import texts as handoff_texts
 from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import OpResult, publish, script
+from bot.handoff.conversation import OpResult, publish, script, system_notice
+from bot.handoff.policy import complaint_is_about_agent, first_response_breached
 
 REVIEWS_OPEN = "handoff:reviews:open"
 """Sorted set of open review ids by due time."""
@@ -129,6 +137,89 @@ async def open_low_rating_review(ctx: HandoffContext, handoff_id: str, sender: s
     """Open the review of a handoff rated 1–2 and the reply that tells the shopper what happens and by when."""
     record = await ctx.redis.hgetall(keys.record(handoff_id))
     opened = await open_review(ctx, "low_rating", handoff_id, sender, f"顾客评分 {score} 分", agent=record.get("agent") or "", score=score)
+    return texts.render("utter_review_opened_low_rating", score=score, **_told(ctx, opened))
+
+
+def _told(ctx: HandoffContext, opened: Dict[str, Any]) -> Dict[str, Any]:
+    """What a review notice quotes: its number, the working days and the due time (``12月8日 14:35``)."""
     due = opened["due"]
-    return texts.render("utter_review_opened_low_rating", score=score, review_id=opened["review_id"],
-                        workdays=ctx.policy.review_due_workdays, due=f"{due.month}月{due.day}日 {due:%H:%M}")
+    return {"review_id": opened["review_id"], "workdays": ctx.policy.review_due_workdays, "due": f"{due.month}月{due.day}日 {due:%H:%M}"}
+
+
+KIND_LABELS = {"low_rating": "低评分", "sla_breach": "首次响应超时", "complaint": "顾客投诉客服"}
+
+
+async def _tell(ctx: HandoffContext, opened: Dict[str, Any], kind: str, handoff_id: str, sender: str, text: str) -> None:
+    """Push a review's notice to the shopper and note it in the handoff's transcript."""
+    told = _told(ctx, opened)
+    await system_notice(ctx, handoff_id, sender, handoff_texts.say("transcript_review_opened", kind=KIND_LABELS[kind], **told), text)
+
+
+async def _open_handoffs(ctx: HandoffContext) -> List[Dict[str, Any]]:
+    """The waiting and the assigned handoffs (the queue and every known agent's load)."""
+    from bot.handoff.queue import records  # the queue module imports this package's conversation module too
+
+    ids = set(await ctx.redis.zrange(keys.QUEUE, 0, -1))
+    agents = sorted(await ctx.redis.smembers(keys.AGENTS))
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for agent in agents:
+            pipe.smembers(keys.agent_load(agent))
+        loads = await pipe.execute() if agents else []
+    ids.update(handoff_id for load in loads for handoff_id in load)
+    return await records(ctx, sorted(ids))
+
+
+async def open_sla_reviews(ctx: HandoffContext) -> int:
+    """Open a review for every open handoff that missed its first-response target, and tell its shopper.
+
+    Run by every desk's sweep; a handoff is reviewed once (the review id is derived from it, and the
+    record notes ``sla_review_id``), so desks sweeping at once tell a shopper once.
+
+    Returns:
+        How many reviews were opened.
+    """
+    now = ctx.now()
+    opened_count = 0
+    for record in await _open_handoffs(ctx):
+        due = record.get("sla_first_response_due")
+        if record.get("status") not in ("queued", "assigned") or record.get("sla_review_id") or due is None:
+            continue
+        if not first_response_breached(float(due), record.get("first_response_at"), now):
+            continue
+        handoff_id, sender = str(record["handoff_id"]), str(record["sender"])
+        target_s = ctx.policy.first_response_s
+        opened = await open_review(ctx, "sla_breach", handoff_id, sender, f"首次响应目标 {target_s} 秒未达成",
+                                   agent=str(record.get("agent") or ""))
+        await ctx.redis.hset(keys.record(handoff_id), "sla_review_id", opened["review_id"])
+        if opened["created"]:
+            opened_count += 1
+            await _tell(ctx, opened, "sla_breach", handoff_id, sender,
+                        handoff_texts.say("review_sla_breach", target=handoff_texts.minutes(target_s), **_told(ctx, opened)))
+    return opened_count
+
+
+async def complaint_during_service(ctx: HandoffContext, handoff_id: str, sender: str, agent: str, agent_name: str, text: str) -> bool:
+    """A shopper complained while an agent serves them: open the review of that agent (once per handoff) and tell them.
+
+    Returns:
+        Whether a review was opened now.
+    """
+    opened = await open_review(ctx, "complaint", handoff_id, sender, text, agent=agent)
+    if opened["created"]:
+        await _tell(ctx, opened, "complaint", handoff_id, sender,
+                    handoff_texts.say("review_complaint_during", agent=agent_name or agent, **_told(ctx, opened)))
+    return bool(opened["created"])
+
+
+async def complaint_after_service(ctx: HandoffContext, sender: str, text: str) -> Optional[str]:
+    """A shopper complained to the bot: when an agent ended their latest handoff within ``reviews.complaint_after_s``,
+    open the review of that agent (once per handoff) and answer what the shopper is told; None otherwise."""
+    handoff_id = await ctx.redis.get(keys.latest(sender))
+    record = await ctx.redis.hgetall(keys.record(handoff_id)) if handoff_id else {}
+    resolved_at = float(record["resolved_at"]) if record.get("resolved_at") else None
+    if not record.get("agent") or not complaint_is_about_agent(ctx.policy, str(record.get("status") or ""), resolved_at, ctx.now()):
+        return None
+    opened = await open_review(ctx, "complaint", str(handoff_id), sender, text, agent=record["agent"])
+    if not opened["created"]:
+        return None
+    return handoff_texts.say("review_complaint_after", agent=record.get("agent_name") or record["agent"], **_told(ctx, opened))
