@@ -39,7 +39,6 @@ from bot.handoff.context import REDIS_FAILURES, HandoffContext, redis_client
 from bot.handoff.express import opened_handoff, refine
 from bot.handoff.models import CallbackTicket, HandoffRequest
 from bot.handoff.policy import (
-    callback_window,
     estimate_wait_s,
     is_after_sales,
     is_open,
@@ -238,8 +237,8 @@ async def _offer_callback(
 ) -> None:
     local_now = ctx.local(now)
     callback_id = keys.new_callback_id()
-    window = await book_window(ctx, callback_id, local_now) or callback_window(ctx.policy, local_now, ctx.tz)  # full: the earliest
-    if window is None:
+    window = await book_window(ctx, callback_id, local_now)  # the first window with room
+    if window is None:  # no window opens, or every one is full for three weeks
         dispatcher.utter_message(text=HANDOFF_FAILED)
         return
     start, end = window

@@ -17,7 +17,7 @@ Routes (registered by :func:`desk.app.create_app` through :func:`register`):
 An action needs the conversation to be held by the acting agent (409 ``not_assigned``, 403
 ``not_yours``) and a verified customer (409 ``no_customer``). Each is checked by the same policy
 functions the bot uses (:mod:`actions.return_policy`, :mod:`actions.delivery_policy`,
-:mod:`actions.order_tracking`, :func:`bot.handoff.policy.callback_window`); returns and
+:mod:`actions.order_tracking`, :func:`bot.handoff.windows.book_window`: a callback takes the first window with room); returns and
 compensations are written to the CRM with an idempotency key (a compensation with the bot's own
 key, :func:`actions.delivery_policy.compensation_key`: one grant per order whoever grants it), and
 the result reaches the shopper as the agent's message through the agent-reply path, whose client
@@ -53,10 +53,9 @@ from actions.order_tracking import days_overdue, is_late, items_summary, latest_
 from actions.return_policy import Decision, crm_shipping_payer, decide, explain, needs_package_check, payer_text, quote_refund
 from actions.return_policy import default_policy as return_policy
 from bot import pii
-from bot.handoff import callbacks, conversation, keys, queue, texts
+from bot.handoff import callbacks, conversation, keys, queue, texts, windows
 from bot.handoff.context import REDIS_FAILURES, HandoffContext
 from bot.handoff.models import CallbackTicket
-from bot.handoff.policy import callback_window
 from bot.handoff.routing import Candidate, auto_assign
 from bot.settings import PROJECT_ROOT
 from crm.vocab import CUSTOMER_ID_RE, ORDER_ID_RE
@@ -505,13 +504,14 @@ def register(app: Sanic, authed: Callable[[Handler], Handler]) -> None:
         conv = await held(agent, sender)
         ctx = handoff()
         now = ctx.now()
-        window = callback_window(ctx.policy, ctx.local(now), ctx.tz)
-        if window is None:
-            raise refuse(409, "no_callback_window")
         key = action_key("callback", conv.handoff_id, request_id)
+        callback_id = "c" + key[-24:]
+        window = await windows.book_window(ctx, callback_id, ctx.local(now))  # the first window with room (the held one when repeated)
+        if window is None:  # no window opens, or every one is full for three weeks
+            raise refuse(409, "no_callback_window")
         record = conv.record
         ticket = CallbackTicket(
-            callback_id="c" + key[-24:], sender=sender, customer_id=conv.customer_id, phone_masked=callbacks.phone_of(record.get("summary")),
+            callback_id=callback_id, sender=sender, customer_id=conv.customer_id, phone_masked=callbacks.phone_of(record.get("summary")),
             tier=record.get("tier") or None, reason=str(record.get("reason") or "requested"), summary=record.get("summary") or {},
             summary_text=desk_text("callback_summary", agent=agent.display_name, note=pii.mask_text(note.strip()),
                                    summary=str(record.get("summary_text") or "")),

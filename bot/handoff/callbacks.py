@@ -4,6 +4,7 @@ desk shows (overdue ones highlighted) until an agent marks it done."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -12,8 +13,10 @@ from bot.handoff import keys, scripts, texts, windows
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import OpResult, outbox_message, publish, script
 from bot.handoff.models import CallbackTicket
-from bot.handoff.policy import callback_window, queued_since
+from bot.handoff.policy import queued_since
 from bot.outbox import outbox_key
+
+logger = logging.getLogger(__name__)
 
 
 async def create_callback(ctx: HandoffContext, ticket: CallbackTicket) -> bool:
@@ -129,9 +132,6 @@ async def queued_to_callbacks(ctx: HandoffContext, waited_s: float = 0.0, why: O
     why = why or ("unattended" if waited_s > 0 else "closed")
     notice, note, counter = CONVERSIONS[why]
     now = ctx.now()
-    earliest = callback_window(ctx.policy, ctx.local(now), ctx.tz)
-    if earliest is None:
-        return 0
     converted = 0
     for record in await waiting(ctx):
         if now - queued_since(record.get("enqueued_at") or now, record.get("requeued_at")) < waited_s:
@@ -139,7 +139,10 @@ async def queued_to_callbacks(ctx: HandoffContext, waited_s: float = 0.0, why: O
         sender = record["sender"]
         handoff_id = record["handoff_id"]
         callback_id = keys.new_callback_id()
-        window = await windows.book_window(ctx, callback_id, ctx.local(now)) or earliest  # every window full: the earliest
+        window = await windows.book_window(ctx, callback_id, ctx.local(now))
+        if window is None:  # no window opens, or every one is full for three weeks: it keeps waiting
+            logger.warning("handoff.callback.no_window handoff=%s why=%s", handoff_id, why)
+            break
         ticket = ticket_for(record, window, now, callback_id)
         message = outbox_message(sender, notice(*window, ctx.local(now)), "system")
         done = await script(ctx.redis, scripts.QUEUED_TO_CALLBACK)(

@@ -3,7 +3,8 @@
 - An assigned handoff whose agent's presence key has been gone for ``recovery.agent_offline_requeue_s``
   (no heartbeat: the console was closed, the network or the desk died) goes back to the queue with its
   original priority, and the shopper is told their place and a concrete ETA; out of opening hours, or
-  when no other agent is online, it becomes a callback ticket and the shopper is told the window.
+  when no other agent is online, it becomes a callback ticket in the first window with room
+  (:func:`bot.handoff.windows.book_window`) and the shopper is told that window.
 - A waiting handoff nobody claimed within ``recovery.unclaimed_callback_s`` of entering the queue (or
   returning to it) becomes a callback ticket with the window told to the shopper.
 
@@ -22,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from bot.handoff import agents as agent_presence
-from bot.handoff import keys, scripts, texts
+from bot.handoff import keys, scripts, texts, windows
 from bot.handoff.callbacks import queued_to_callbacks, ticket_for
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import outbox_message, publish, script
-from bot.handoff.policy import callback_window, is_open, offline_recovery, offline_since
+from bot.handoff.policy import is_open, offline_recovery, offline_since
 from bot.handoff.queue import decode_record, estimated_wait
 from bot.outbox import outbox_key
 
@@ -75,16 +76,16 @@ async def recover_assigned(ctx: HandoffContext, handoff_id: str, agent: str, ope
         return "waiting"
     sender, name, local = record["sender"], record.get("agent_name") or agent, ctx.local(now)
     away = texts.minutes(ctx.policy.agent_offline_requeue_s)
-    callback_id, due, fields = keys.new_callback_id(), "0", "[]"
+    callback_id, due, fields, window = keys.new_callback_id(), "0", "[]", None
     if mode == "requeue":
         position = int(await ctx.redis.zcount(keys.QUEUE, "-inf", f"({record.get('score') or now}")) + 1
         notice = texts.requeued_agent_offline(name, position, await estimated_wait(ctx, position), local)
         note = f"客服{name}（{agent}）离线已超过 {away} 分钟，会话按原优先级回到队列（第 {position} 位），等待其他客服接入"
     else:
-        window = callback_window(ctx.policy, local, ctx.tz)
-        if window is None:
+        window = await windows.book_window(ctx, callback_id, local)
+        if window is None:  # no window opens, or every one is full for three weeks
             return "no_window"
-        ticket = ticket_for(record, window, now)
+        ticket = ticket_for(record, window, now, callback_id)
         callback_id, due, fields = ticket.callback_id, repr(ticket.window_end), json.dumps(ticket.fields(), ensure_ascii=False)
         notice = texts.callback_agent_offline(name, *window, local, closed_now=not open_now)
         why = "已过服务时间" if not open_now else "无其他客服在线"
@@ -101,6 +102,8 @@ async def recover_assigned(ctx: HandoffContext, handoff_id: str, agent: str, ope
         )
     )
     if status != "ok":
+        if window is not None:
+            await windows.release(ctx, callback_id, window)
         return status
     logger.info("handoff.recovered handoff=%s sender=%s agent=%s outcome=%s", handoff_id, sender, agent, detail)
     if detail == "requeue":

@@ -18,11 +18,12 @@ from redis.asyncio import Redis
 from actions.crm import get_crm_client
 from actions.handoff import HANDOFF_FAILED, ActionHandoff, ActionNluFallback, ActionRecordRating, set_handoff_context
 from actions.replies import human_buttons
-from bot.handoff import agents, keys
+from bot.handoff import agents, keys, texts
 from bot.handoff.context import HandoffContext
 from bot.handoff.express import express_enqueue, metadata_for
 from bot.handoff.models import HandoffRequest
 from bot.handoff.policy import load_policy
+from bot.handoff.windows import book_window, window_key
 from bot.redis_server import free_port
 from desk.tests.helpers import sync_client, write_policy
 
@@ -255,3 +256,26 @@ def test_a_low_rating_opens_a_supervisor_review_and_says_by_when(crm, redis_url:
     assert f"客服主管会在 3 个工作日内（{due.month}月{due.day}日 {due:%H:%M} 前）联系您" in messages[0]["text"]
     assert review_id in messages[0]["text"] and due.weekday() < 5
     assert client.zscore(reviews.REVIEWS_OPEN, review_id) == float(review["due_at"])
+
+
+def test_a_full_window_offers_the_next_one_and_says_which(crm, redis_url: str, tmp_path: Path):
+    policy = write_policy(tmp_path / "one.yml", callback={"window_minutes": 60, "lead_minutes": 20, "capacity_per_window": 1})
+
+    async def fill_first() -> List[Tuple[datetime, datetime]]:
+        client = Redis.from_url(redis_url, decode_responses=True, socket_timeout=2)
+        try:
+            ctx = HandoffContext(client, load_policy(policy), TZ)
+            # the first window from now, and the one after the next ten-minute mark (the first if the clock passes it meanwhile)
+            return [await book_window(ctx, keys.new_callback_id(), ctx.local(ctx.now() + ahead)) for ahead in (0, 600)]
+        finally:
+            await client.close()
+
+    full = asyncio.run(fill_first())
+    _, messages = run(ActionHandoff(), tracker("conv-act-full", [user("转人工", "human_agent")]), redis_url, policy)
+    client = sync_client(redis_url)
+    (callback_id,) = [c for c in client.zrange(keys.CALLBACKS_OPEN, 0, -1) if client.hget(keys.callback(c), "sender") == "conv-act-full"]
+    ticket = client.hgetall(keys.callback(callback_id))
+    start, end = (datetime.fromtimestamp(float(ticket[name]), TZ) for name in ("window_start", "window_end"))
+    assert (start, end) not in full and start >= full[0][1]
+    assert client.sismember(window_key(start), callback_id)
+    assert f"客服将在 {texts.window(start, end, datetime.now(TZ))} 联系您" in messages[0]["text"]
