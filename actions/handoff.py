@@ -239,7 +239,7 @@ async def _offer_callback(
     callback_id = keys.new_callback_id()
     window = await book_window(ctx, callback_id, local_now)  # the first window with room
     if window is None:  # no window opens, or every one is full for three weeks
-        dispatcher.utter_message(text=HANDOFF_FAILED)
+        dispatcher.utter_message(text=texts.say("callbacks_full"))
         return
     start, end = window
     ticket = CallbackTicket(

@@ -279,3 +279,24 @@ def test_a_full_window_offers_the_next_one_and_says_which(crm, redis_url: str, t
     assert (start, end) not in full and start >= full[0][1]
     assert client.sismember(window_key(start), callback_id)
     assert f"客服将在 {texts.window(start, end, datetime.now(TZ))} 联系您" in messages[0]["text"]
+
+
+def test_every_window_full_books_nothing_and_says_so(crm, redis_url: str, tmp_path: Path):
+    policy = write_policy(tmp_path / "one.yml", callback={"capacity_per_window": 1},
+                          opening_hours={"default": {"open": "08:00", "close": "09:00"}, "closed_dates": []})  # one window a day
+
+    async def fill_all() -> int:
+        client = Redis.from_url(redis_url, decode_responses=True, socket_timeout=2)
+        try:
+            ctx, count = HandoffContext(client, load_policy(policy), TZ), 0
+            while await book_window(ctx, keys.new_callback_id()) is not None and count < 30:
+                count += 1
+            return count
+        finally:
+            await client.close()
+
+    assert 21 <= asyncio.run(fill_all()) <= 22
+    _, messages = run(ActionHandoff(), tracker("conv-act-all-full", [user("转人工", "human_agent")]), redis_url, policy)
+    assert [m["text"] for m in messages] == [texts.say("callbacks_full")]
+    assert "三周的人工回访时段也都已约满" in messages[0]["text"]
+    assert sync_client(redis_url).zcard(keys.CALLBACKS_OPEN) == 0
