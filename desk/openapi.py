@@ -255,7 +255,8 @@ def build_openapi(resolution_codes: Sequence[str] = ()) -> Schema:
         "/api/callbacks/{callback_id}/messages": {"post": op(
             "answer a callback ticket in the shopper's conversation (every channel it lives on); the first message opens a live "
             "conversation held by the agent", _ok("201", ANY_OBJECT), "400 403 404 409 413", body="ReplyBody", params=[CALLBACK])},
-        "/api/reviews": {"get": op("supervisor review items (a rating of 1-2) by due time, overdue ones flagged (supervisors only)",
+        "/api/reviews": {"get": op("supervisor review items (a rating of 1-2, a missed first-response target, a complaint about an agent) "
+                                   "by due time, overdue ones flagged (supervisors only)",
                                    _ok("200", ANY_OBJECT), "403", params=[
             {"name": "include_closed", "in": "query", "required": False, "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}])},
         "/api/reviews/{review_id}/close": {"post": op("close a review item with a note (supervisors only)", _ok("200", ANY_OBJECT),

@@ -5,6 +5,7 @@ change the dedicated agent on the desk."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Callable, List
@@ -172,3 +173,25 @@ def test_supervisors_change_the_dedicated_agent_on_the_desk(start_desk: Callable
     status, body = desk.call("DELETE", path, "supervisor1")
     assert (status, body["dedicated"]) == (200, None)
     assert desk.call("DELETE", path, "agent2")[0] == 403
+
+
+def test_the_bots_refinement_of_an_explicit_request_routes_to_the_dedicated_agent(redis_url: str, tmp_path: Path):
+    """The channel queues 「转人工」 before the tier is known; the bot's refinement brings L5 and the offer follows."""
+    policy_file = write_policy(tmp_path / "service.yml")
+
+    async def scenario(ctx: HandoffContext):
+        await agents.heartbeat(ctx, "agent2")
+        await dedicated.assign(ctx, CUSTOMER, "agent2", "小李", "supervisor1")
+        opened = dataclasses.replace(request("app:express-vip", customer_id=CUSTOMER, tier=None), intents=["human_agent"])
+        await queue.enqueue(ctx, opened)
+        assert await queue.materialize(ctx, opened) == 1
+        before = await ctx.redis.hgetall(keys.record(opened.handoff_id))
+        refined = dataclasses.replace(opened, tier="L5", tier_name="钻石会员", refines=True)
+        assert await queue.materialize(ctx, refined) == queue.REFINED
+        assert await queue.materialize(ctx, refined) == queue.REFINED  # redelivered: routed once
+        return before, await ctx.redis.hgetall(keys.record(opened.handoff_id))
+
+    before, after = run(redis_url, policy_file, scenario)
+    assert "dedicated_key" not in before and before["offered_to"] == ""
+    assert (after["team"], after["offered_to"], after["dedicated_outcome"]) == ("vip", "agent2", "offered")
+    assert _notices(redis_url, "app:express-vip") == ["已为您优先通知您的专属客服小李，小李接入后会马上为您处理，您和智能客服说的内容已同步给小李。"]
