@@ -245,6 +245,8 @@ class WorkerRouter:
             self._listener.close()
             self._listener = None
             self.socket_path(os.getpid()).unlink(missing_ok=True)
+            logger.info("web.worker_routing.stopped worker=%s.%d handed_off=%d adopted=%d", self.instance, os.getpid(),
+                        self.handed_off, self.adopted)
 
     async def _accept(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -268,12 +270,15 @@ class WorkerRouter:
             data = await asyncio.wait_for(self._receive(loop, link, fds), HANDOFF_TIMEOUT_S)
             if data is not None and len(fds) == 1:
                 connection = socket.socket(fileno=fds.pop())
-                if connection.type == socket.SOCK_STREAM and connection.family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    if connection.type != socket.SOCK_STREAM or connection.family not in (socket.AF_INET, socket.AF_INET6):
+                        raise ValueError("not a TCP connection")
                     await loop.connect_accepted_socket(lambda: _Primed(self._protocol(loop), data), connection)
-                    accepted = True
-                    self.adopted += 1
-                else:
+                except BaseException:
                     connection.close()
+                    raise
+                accepted = True
+                self.adopted += 1
         except (OSError, ValueError, asyncio.TimeoutError, struct.error) as error:
             logger.warning("web.worker_routing.adopt_failed error=%s", type(error).__name__)
         finally:
