@@ -140,9 +140,8 @@ def time_training(out: Path) -> Tuple[float, str, Path]:
     out.mkdir(parents=True)
     started = time.monotonic()
     completed = subprocess.run(
-        [launcher.rasa_bin(), "train", "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
-         "--out", str(out), "--fixed-model-name", "bench", "--force"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        launcher.train_command(out, "bench"),
+        cwd=PROJECT_ROOT, env=launcher.train_environment(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     elapsed = time.monotonic() - started
     (out / "train.log").write_text(completed.stdout, encoding="utf-8")
