@@ -3,6 +3,7 @@
 Async (aiohttp, one pooled session per event loop), explicit timeouts, retries with exponential
 backoff on connection errors, timeouts and 5xx only (a 4xx is an answer, not a failure), and one
 exception hierarchy so an action can tell "the CRM said no" from "the CRM could not answer".
+Every request carries the turn's correlation id as ``X-Request-ID`` (:mod:`bot.logs`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import aiohttp
 
+from bot import logs
 from bot.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -144,7 +146,7 @@ class CRMClient:
         last_error = "no attempt made"
         for attempt in range(len(delays) + 1):
             try:
-                async with self._get_session().request(method, url, params=params, json=json, headers=headers) as response:
+                async with self._get_session().request(method, url, params=params, json=json, headers=logs.with_request_id(headers)) as response:
                     if response.status >= 500:
                         last_error = f"HTTP {response.status}"
                     else:

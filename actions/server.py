@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hmac
 import logging
+import re
 from typing import List, Optional
 
 from rasa_sdk.endpoint import create_app
@@ -28,7 +29,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot import metrics, production
+from bot import logs, metrics, production
 from bot.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -40,12 +41,22 @@ OPEN_PATHS = frozenset({"/health", metrics.PATH})
 """Paths answered without the shared secret (``/metrics`` has its own rule: :func:`bot.metrics.refusal`)."""
 
 
+ACTION_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+"""What an action's name in a request log line may be (anything else is logged as ``none``)."""
+
+
 class ActionServerConfigError(RuntimeError):
     """The action server cannot start safely with this configuration."""
 
 
 def _refusal(status: int, code: str) -> HTTPResponse:
     return response.json({"error": {"code": code}}, status=status)
+
+
+def _action_named(request: Request) -> str:
+    call = getattr(request, "parsed_json", None)
+    action = call.get("next_action") if isinstance(call, dict) else None
+    return f"action={action}" if isinstance(action, str) and ACTION_NAME.fullmatch(action) else "action=none"
 
 
 def token_matches(expected: str, given: Optional[str]) -> bool:
@@ -86,6 +97,8 @@ def create_action_app(token: str, max_body_bytes: int, package: str = "actions",
             return _refusal(415, "unsupported_encoding")
         return None
 
+    logs.correlate_requests(app, "actions", read_id=lambda request: logs.correlation_of_action_call(request.json), describe=_action_named)
+
     async def failed(request: Request, exception: Exception) -> HTTPResponse:
         status = getattr(exception, "status_code", 500)
         if status == 413:
@@ -107,7 +120,7 @@ def main(argv: Optional[List[str]] = None, settings: Optional[Settings] = None) 
     parser.add_argument("--port", type=int, default=settings.action_port)
     args = parser.parse_args(argv)
     production.enforce(settings, "action server", hosts=[args.host], check_agents=False)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure_logging("actions", settings.log_format)
     metrics.prepare("actions", settings.var_dir, args.port)
     app = create_action_app(settings.action_server_token, settings.action_max_body_bytes, metrics_token=settings.metrics_token)
     logger.info("actions.server.listening host=%s port=%d", args.host, args.port)

@@ -40,6 +40,9 @@ class Settings:
     shop_identity_static_signatures: bool = False
     # "production" refuses default secrets, demo passwords and the WeChat simulator at start.
     shop_env: str = "development"
+    # Log lines of every service (bot/logs.py): "text", or "json" (one JSON object per line, with the
+    # turn's correlation id; docs/operations.md).
+    log_format: str = "text"
 
     # Reference CRM service.
     crm_host: str = "127.0.0.1"

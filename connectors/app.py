@@ -16,7 +16,9 @@ Rasa mounts the routes under ``/webhooks/app``:
   (:mod:`bot.handoff`) and never passed to the bot. The first answer of an anonymous conversation
   carries ``X-Conversation-Token``, which every later request for it sends back. ``message_id``
   (optional, the syntax of a sender id) makes a retry safe while an agent has the conversation: the
-  same id is written into the agent's transcript once and answered ``202`` again.
+  same id is written into the agent's transcript once and answered ``202`` again. A request's
+  ``X-Request-ID`` (8-64 letters, digits, dashes; anything else is replaced) is the turn's
+  correlation id in every service's logs (:mod:`bot.logs`); the answer carries the id used.
 - ``GET /messages/<sender>?after=&limit=`` with ``X-Identity-Token`` (or ``X-Conversation-Token``):
   messages pushed to the conversation later (agent replies, notices) → ``{"messages": [...], "cursor": ...}``.
 
@@ -46,7 +48,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot import metrics
+from bot import logs, metrics
 from bot.callback_targets import callback_target, parse_networks, parse_origins, valid_callback_url
 from bot.identity import sign_callback
 from bot.outbox import MAX_FETCH_LIMIT, InvalidCursor, validate_cursor
@@ -423,7 +425,10 @@ class AppInput(ShopperChannel):
 
         @app_webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            return await self.handle_webhook(request, on_new_message)
+            with logs.correlated(request.headers.get(logs.REQUEST_ID_HEADER)) as correlation:
+                answer = await self.handle_webhook(request, on_new_message)
+            answer.headers[logs.REQUEST_ID_HEADER] = correlation
+            return answer
 
         @app_webhook.route("/messages/<sender_id:str>", methods=["GET"])
         async def messages(request: Request, sender_id: str) -> HTTPResponse:

@@ -22,6 +22,7 @@ from rasa.core.channels.channel import InputChannel
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from bot import logs
 from bot.handoff import keys as handoff_keys
 from bot.handoff import texts as handoff_texts
 from bot.handoff.context import HandoffContext
@@ -399,12 +400,14 @@ class ShopperChannel(InputChannel):
             customer_id: the verified customer id, None for an anonymous shopper.
 
         Returns:
-            ``{"channel", "verified", "customer_id", "identity"}``; the actions trust only
-            ``identity``, the channel's signature of the conversation and its customer
-            (:func:`bot.identity.channel_identity`).
+            ``{"channel", "verified", "customer_id", "identity", "correlation_id"}``; the actions
+            trust only ``identity``, the channel's signature of the conversation and its customer
+            (:func:`bot.identity.channel_identity`); ``correlation_id`` is the turn's id in every
+            service's logs (:func:`bot.logs.turn_correlation_id`: the request's, else a new one).
         """
         return {"channel": self.name(), "verified": customer_id is not None, "customer_id": customer_id,
-                "identity": channel_identity(self.identity_secret, sender_id, customer_id)}
+                "identity": channel_identity(self.identity_secret, sender_id, customer_id),
+                logs.METADATA_KEY: logs.turn_correlation_id()}
 
     async def bot_text(self, sender_id: str, text: str) -> str:
         """The text Rasa reads: a ``/`` payload only when the conversation was offered it (:mod:`connectors.payloads`)."""

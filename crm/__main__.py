@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import os
 import sys
 import time
 from typing import List, Optional
 
+from bot import logs
 from bot.settings import Settings, load_settings
 from crm.clock import OFFSET_FILE_ENV, Clock, offset_file_from_env
 
@@ -88,13 +88,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     serve.add_argument("--port", type=int, help="port (default CRM_PORT)")
     args = parser.parse_args(argv)
 
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    crm_logger = logging.getLogger("crm")
-    crm_logger.addHandler(handler)
-    crm_logger.setLevel(logging.INFO)
-    crm_logger.propagate = False
     settings = load_settings()
+    logs.configure_logging("crm", settings.log_format, text_format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         _serve(settings, args.host, args.port)
     elif args.command == "seed":

@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import getpass
-import logging
 import sys
 from typing import List, Optional
 
+from bot import logs
 from bot.settings import load_settings
 
 
@@ -44,8 +44,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(hash_password(password, args.scheme))
         return 0
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     settings = load_settings()
+    logs.configure_logging("desk", settings.log_format, text_format=logs.CLOCK_FORMAT, datefmt="%H:%M:%S")
     changes = {}
     if args.host:
         changes["desk_host"] = args.host

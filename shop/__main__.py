@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 from typing import List, Optional
 
+from bot import logs
 from bot.settings import load_settings
 
 
@@ -21,8 +21,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--host", help="interface to listen on (SHOP_HOST)")
     parser.add_argument("--port", type=int, help="port to listen on (SHOP_PORT)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     defaults = load_settings()
+    logs.configure_logging("shop", defaults.log_format, text_format=logs.CLOCK_FORMAT, datefmt="%H:%M:%S")
     settings = dataclasses.replace(defaults, shop_host=args.host or defaults.shop_host, shop_port=args.port or defaults.shop_port)
     from shop.app import create_app
 

@@ -9,10 +9,10 @@ WeChat user.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import List, Optional
 
+from bot import logs
 from bot.settings import load_settings
 
 
@@ -40,7 +40,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     serve.add_argument("--token-ttl", type=int, default=7200, help="expires_in of access tokens, seconds")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logs.configure_logging("wechat-sim", settings.log_format, text_format=logs.CLOCK_FORMAT, datefmt="%H:%M:%S")
     from wechat_sim.app import SimConfig, create_app
 
     config = SimConfig(webhook_url=args.webhook, token=args.token, appid=args.appid, appsecret=args.appsecret,

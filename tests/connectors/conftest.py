@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from sanic import Sanic
 
 from bot.identity import identity_token_for, sign_customer_id, verify_channel_identity
+from bot.logs import valid_correlation_id
 from bot.outbox import Outbox
 from bot.redis_server import free_port
 from bot.settings import Settings, load_settings
@@ -58,6 +59,7 @@ def assert_sent_by(message: UserMessage, channel: str, customer_id: Optional[str
     """The metadata the bot got is the channel's own: informative fields and a channel-signed identity."""
     metadata = dict(message.metadata or {})
     identity = metadata.pop("identity", None)
+    assert valid_correlation_id(metadata.pop("correlation_id", None)), message.metadata  # the turn's id in the logs
     assert {key: value for key, value in metadata.items() if key != "handoff"} == {
         "channel": channel, "verified": customer_id is not None, "customer_id": customer_id}
     assert identity is not None and identity["customer_id"] == customer_id
