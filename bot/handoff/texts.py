@@ -17,8 +17,6 @@ import yaml
 TEXTS_FILE = Path(__file__).with_name("texts.yml")
 """The handoff's notices worded as data (dedicated agents, reviews)."""
 
-WEEKDAYS = "一二三四五六日"
-
 RATING_LABELS = {5: "非常满意", 4: "满意", 3: "一般", 2: "不满意", 1: "非常不满意"}
 
 
@@ -33,33 +31,38 @@ def say(name: str, /, **values: Any) -> str:
     return _texts()[name].format_map(values)
 
 
-def clock(moment: datetime, now: datetime) -> str:
-    """``14:35`` today, ``明天 08:00`` tomorrow, ``11月24日（周二）08:00`` later."""
-    days = (moment.date() - now.date()).days
+def day_label(moment: datetime, now: datetime) -> str:
+    """The day of ``moment`` as a shopper reads it at ``now``: ``今天``, ``明天``, else ``12月8日``.
+
+    Both are taken in the timezone of ``now`` (the shop's: callers pass ``ctx.local(...)``), so a
+    time just past midnight is 明天 before midnight and 今天 after it, never a bare clock time.
+    """
+    days = (moment.astimezone(now.tzinfo).date() - now.date()).days
     if days == 0:
-        return f"{moment:%H:%M}"
+        return "今天"
     if days == 1:
-        return f"明天 {moment:%H:%M}"
-    if days == 2:
-        return f"后天 {moment:%H:%M}"
-    return f"{moment.month}月{moment.day}日（周{WEEKDAYS[moment.weekday()]}）{moment:%H:%M}"
+        return "明天"
+    local = moment.astimezone(now.tzinfo)
+    return f"{local.month}月{local.day}日"
+
+
+def clock(moment: datetime, now: datetime) -> str:
+    """A promised time with its day: ``今天 14:35``, ``明天 08:00``, ``11月25日 08:00`` beyond tomorrow."""
+    return f"{day_label(moment, now)} {moment.astimezone(now.tzinfo):%H:%M}"
 
 
 def window(start: datetime, end: datetime, now: datetime) -> str:
-    """A time window: ``今天 14:40–15:40``, ``明天（11月24日）08:00–09:00``; one that runs past midnight
-    ends at ``24:00`` or ``次日 00:20``."""
-    days = (start.date() - now.date()).days
-    if days == 0:
-        day = "今天"
-    elif days == 1:
+    """A time window: ``今天 14:40–15:40``, ``明天（11月24日）08:00–09:00``, ``11月25日 08:00–09:00``.
+
+    One that runs past midnight ends at ``24:00``, or names its end's day too (``今天 23:20–明天 00:20``).
+    """
+    start, end = start.astimezone(now.tzinfo), end.astimezone(now.tzinfo)
+    day = day_label(start, now)
+    if day == "明天":
         day = f"明天（{start.month}月{start.day}日）"
-    elif days == 2:
-        day = f"后天（{start.month}月{start.day}日）"
-    else:
-        day = f"{start.month}月{start.day}日（周{WEEKDAYS[start.weekday()]}）"
     ends = f"{end:%H:%M}"
     if end.date() != start.date():
-        ends = "24:00" if ends == "00:00" else f"次日 {ends}"
+        ends = "24:00" if ends == "00:00" and (end.date() - start.date()).days == 1 else clock(end, now)
     return f"{day} {start:%H:%M}–{ends}"
 
 
@@ -73,9 +76,9 @@ def _place(position: int) -> str:
 
 
 def eta_phrase(wait_s: int, now: datetime) -> str:
-    """``预计 14:35 前接入（约 4 分钟）``."""
+    """``预计今天 14:35 前接入（约 4 分钟）``."""
     at = now + timedelta(seconds=wait_s)
-    return f"预计 {clock(at, now)} 前接入（约 {minutes(wait_s)} 分钟）"
+    return f"预计{clock(at, now)} 前接入（约 {minutes(wait_s)} 分钟）"
 
 
 def queue_notice(position: int, wait_s: int, now: datetime, priority_lane: bool = False, tier_name: str = "") -> str:

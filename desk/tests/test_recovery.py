@@ -118,8 +118,8 @@ def test_unclaimed_bound(enqueued_at, requeued_at, now, since, overdue):
 @pytest.mark.parametrize(
     "position, wait_s, expected",
     [
-        (1, 60, "您是下一位，预计 14:01 前接入（约 1 分钟）"),
-        (3, 300, "您前面还有 2 位顾客，预计 14:05 前接入（约 5 分钟）"),
+        (1, 60, "您是下一位，预计今天 14:01 前接入（约 1 分钟）"),
+        (3, 300, "您前面还有 2 位顾客，预计今天 14:05 前接入（约 5 分钟）"),
         (2, None, "您前面还有 1 位顾客。"),
     ],
 )
