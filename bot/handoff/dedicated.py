@@ -82,16 +82,20 @@ async def route(ctx: HandoffContext, record: Mapping[str, Any]) -> str:
     customer_id = str(record.get("customer_id") or "")
     if not record.get("dedicated_key") or not customer_id:
         return "none"
-    found = await dedicated_agent(ctx, customer_id)
-    if found is None:
-        return "none"
-    agent, name = str(found["agent"]), str(found.get("agent_name") or found["agent"])
-    (state,) = await agent_presence.agent_states(ctx, [agent])
-    outcome = dedicated_outcome(state.online, state.load, state.capacity)
-    now = ctx.now()
     handoff_id, sender = str(record["handoff_id"]), str(record["sender"])
-    applied = str(await script(ctx.redis, ROUTE)(keys=[keys.record(handoff_id), keys.dedicated_agent(customer_id)],
-                                                 args=[agent, repr(now), outcome, repr(now + ctx.policy.dedicated_offer_s)]))
+    applied = "changed"
+    for _ in range(3):  # a supervisor changing the agent meanwhile: decide again for the new one
+        found = await dedicated_agent(ctx, customer_id)
+        if found is None:
+            return "none"
+        agent, name = str(found["agent"]), str(found.get("agent_name") or found["agent"])
+        (state,) = await agent_presence.agent_states(ctx, [agent])
+        now = ctx.now()
+        applied = str(await script(ctx.redis, ROUTE)(
+            keys=[keys.record(handoff_id), keys.dedicated_agent(customer_id)],
+            args=[agent, repr(now), dedicated_outcome(state.online, state.load, state.capacity), repr(now + ctx.policy.dedicated_offer_s)]))
+        if applied != "changed":
+            break
     if applied not in OUTCOMES:
         return "skip"
     team = str(record.get("team_name") or "")
