@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from actions import formatting
 from actions.delivery_policy import Compensation
 from actions.loyalty_rules import points as points_text
+from bot.handoff import texts as handoff_texts
 from crm.vocab import ORDER_STATUS_LABELS
 
 STATUS_LABELS = ORDER_STATUS_LABELS
@@ -203,6 +204,8 @@ class LateHandling:
         compensation: what the delivery policy allowed, when this turn granted it.
         tier_name: the shopper's membership tier, e.g. 金牌会员 (for the rule's wording).
         failed: what could not be done (:data:`URGE`, :data:`COMPENSATION`): a human takes over.
+        relayed: whether the urge's answer will be relayed into this conversation (its promise is
+            recorded as a carrier-urge ticket, :mod:`bot.handoff.carrier_urges`): the shopper is told so.
     """
 
     urge: Optional[Order] = None
@@ -212,15 +215,16 @@ class LateHandling:
     compensation: Optional[Compensation] = None
     tier_name: str = ""
     failed: Tuple[str, ...] = ()
+    relayed: bool = False
 
 
-def _urge_line(urge: Order, created: bool, now: datetime) -> str:
+def _urge_line(urge: Order, created: bool, now: datetime, relayed: bool) -> str:
     due = formatting.when(formatting.parse_datetime(urge["answer_due_at"]), now)
     since = "" if created else f"于{formatting.when(formatting.parse_datetime(urge['created_at']), now)} "
+    relay = handoff_texts.say("urge_relay") if relayed else ""
     if urge.get("target") == "warehouse":
-        return f"我们已{since}为您催促仓库尽快发货，仓库将在{due} 前回复发货时间。"
-    carrier = urge.get("carrier_name") or "承运商"
-    return f"我们已{since}为您向{carrier}催件，承运商将在{due} 前回复最新进度。"
+        return handoff_texts.say("urge_promised_warehouse", since=since, due=due, relay=relay)
+    return handoff_texts.say("urge_promised_carrier", since=since, due=due, relay=relay, carrier=urge.get("carrier_name") or "承运商")
 
 
 def _compensation_rule(compensation: Compensation, tier_name: str) -> str:
@@ -250,7 +254,7 @@ def describe_late_handling(handling: LateHandling, now: datetime) -> str:
     """
     lines = []
     if handling.urge is not None:
-        lines.append(_urge_line(handling.urge, handling.urge_created, now))
+        lines.append(_urge_line(handling.urge, handling.urge_created, now, handling.relayed))
     if handling.grant is not None:
         lines.append(_grant_line(handling, now))
     if handling.failed:

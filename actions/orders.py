@@ -137,14 +137,17 @@ LATE_REASON = "policy_undecided"
 """Handoff reason when a shopper takes a late order to a human: whether what the policy offered is enough is theirs to say."""
 
 
-async def keep_urge_promise(urge: Order, sender: str, shopper: Shopper) -> None:
+async def keep_urge_promise(urge: Order, sender: str, shopper: Shopper) -> bool:
     """Record the promise of the urge's answer as a carrier-urge ticket, so its answer (or an apology
-    at the due time) reaches this conversation (:mod:`bot.handoff.carrier_urges`). Redis down: the
-    shopper still has the answer time and the offer of a human; the miss is logged."""
+    at the due time) reaches this conversation (:mod:`bot.handoff.carrier_urges`); True when it is
+    recorded (now or before). Redis down: the shopper still has the answer time and the offer of a
+    human, but is not told the answer comes here; the miss is logged."""
     try:
         await carrier_urges.promise(handoff_context(), urge, sender, shopper.customer_id)
     except REDIS_FAILURES as error:
         logger.warning("urge %s of order %s: promise not recorded: %s", urge.get("urge_id"), urge.get("order_id"), type(error).__name__)
+        return False
+    return True
 
 
 async def utter_order(dispatcher: CollectingDispatcher, order: Order, shopper: Shopper, sender: str = "") -> None:
@@ -157,10 +160,10 @@ async def utter_order(dispatcher: CollectingDispatcher, order: Order, shopper: S
     buttons = [full_track_button(order)] if track_events(order) else []
     if is_late(order, now.date()):
         handling = await handle_late_order(order, now, may_compensate=shopper.may_see(order))
+        if handling.urge is not None and sender:
+            handling = replace(handling, relayed=await keep_urge_promise(handling.urge, sender, shopper))
         text += "\n" + describe_late_handling(handling, now)
         buttons += human_buttons(LATE_REASON)
-        if handling.urge is not None and sender:
-            await keep_urge_promise(handling.urge, sender, shopper)
     dispatcher.utter_message(text=text, buttons=buttons)
 
 

@@ -1,7 +1,8 @@
 """Carrier-urge tickets: the bot's promise that the carrier (or the warehouse) answers an urge (催件) by
 a concrete time, kept until the shopper has the answer.
 
-When the bot tells a shopper "承运商将在 16:30 前回复最新进度" (:func:`actions.orders.utter_order`) it
+When the bot tells a shopper "顺丰速运将在今天 16:30 前回复最新进度，回复会直接发到这个对话里告诉您"
+(:func:`actions.orders.utter_order`, the words ``urge_promised_*`` of ``bot/handoff/texts.yml``) it
 records a ticket of kind ``carrier_urge`` (:func:`promise`): the conversation, the order, the CRM's
 urge id and its ``answer_due_at``. Every desk instance runs :func:`poll_due` (:func:`desk.live.carrier_urge_worker`):
 each ticket whose poll time has come is claimed in one Lua step (a lease with a token), so two

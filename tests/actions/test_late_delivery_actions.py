@@ -83,7 +83,8 @@ def test_late_order_is_urged_and_compensated_once(crm_at):
     assert (grant["points"], grant["days_late"], grant["balance"]) == (1000, 2, before + 1000)
     now = now_in_shop()
     assert late_lines(message["text"], order) == [
-        f"我们已为您向顺丰速运催件，承运商将在{formatting.when(formatting.parse_datetime(urge['answer_due_at']), now)} 前回复最新进度。",
+        f"我们已为您向顺丰速运催件，顺丰速运将在{formatting.when(formatting.parse_datetime(urge['answer_due_at']), now)} 前回复最新进度，"
+        "回复会直接发到这个对话里告诉您。",
         f"按延误补偿规则（超出 2 天补偿 500 积分，金牌会员双倍），已为您补偿 1,000 积分，已到账，当前积分 {points(before + 1000)}。",
         FOLLOW_UP,
     ]
@@ -95,7 +96,7 @@ def test_late_order_is_urged_and_compensated_once(crm_at):
     now = now_in_shop()
     assert late_lines(messages[0]["text"], order) == [
         f"我们已于{formatting.when(formatting.parse_datetime(urge['created_at']), now)} 为您向顺丰速运催件，"
-        f"承运商将在{formatting.when(formatting.parse_datetime(urge['answer_due_at']), now)} 前回复最新进度。",
+        f"顺丰速运将在{formatting.when(formatting.parse_datetime(urge['answer_due_at']), now)} 前回复最新进度，回复会直接发到这个对话里告诉您。",
         f"这个订单的延误补偿 1,000 积分已于{formatting.when(formatting.parse_datetime(grant['granted_at']), now)} "
         "发放到您的账户（每个订单补偿一次）。",
         FOLLOW_UP,
@@ -120,6 +121,25 @@ def late_order_of_another_customer(database: Path) -> Tuple[str, str, str, str]:
     return row[0], row[1], row[2], row[3][-4:]
 
 
+
+def test_without_the_promise_recorded_the_answer_is_not_promised_here(crm_at, monkeypatch: pytest.MonkeyPatch):
+    # Redis is down: the urge's answer cannot be relayed into this conversation, so the reply does not say it will be.
+    from zoneinfo import ZoneInfo
+
+    import actions.orders
+    from bot.handoff.context import HandoffContext, redis_client
+    from bot.handoff.policy import load_policy
+    from bot.redis_server import free_port
+    from bot.settings import PROJECT_ROOT
+
+    policy = load_policy(PROJECT_ROOT / "desk" / "policy" / "service.yml")
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    monkeypatch.setattr(actions.orders, "handoff_context", lambda: HandoffContext(redis_client(dead), policy, ZoneInfo("Asia/Shanghai")))
+    _, messages = run_action(ActionTrackOrder(), load_tracker("signed_track_order"))
+    lines = late_lines(messages[0]["text"], fetch(crm_at, f"/api/orders/{LATE_ORDER}"))
+    assert "催件" in lines[0] and lines[0].endswith("前回复最新进度。") and "对话里" not in messages[0]["text"]
+    assert lines[-1] == FOLLOW_UP
+
 def test_anonymous_shopper_verified_by_phone_tail_is_compensated(crm_at, own_crm):
     order_id, customer_id, tier, tail = late_order_of_another_customer(own_crm[1])
     order = fetch(crm_at, f"/api/orders/{order_id}")
@@ -142,7 +162,8 @@ def test_anonymous_shopper_verified_by_phone_tail_is_compensated(crm_at, own_crm
     grant = fetch(crm_at, f"/api/orders/{order_id}/late-compensation")
     assert grant["points"] == base * factor and grant["customer_id"] == customer_id
     lines = late_lines(messages[0]["text"], order)
-    assert lines[0].startswith(f"我们已为您向{order['shipment']['carrier_name']}催件，承运商将在")
+    carrier = order["shipment"]["carrier_name"]
+    assert lines[0].startswith(f"我们已为您向{carrier}催件，{carrier}将在") and lines[0].endswith("回复会直接发到这个对话里告诉您。")
     assert lines[1].startswith(f"按延误补偿规则（超出 {late} 天补偿 {points(base)} 积分")
     assert f"已为您补偿 {points(base * factor)} 积分，已到账" in lines[1]
     assert messages[0]["buttons"][-1] == HUMAN

@@ -183,27 +183,33 @@ RULE = Compensation(days_late=2, base_points=500, multiplier=2)
     ("handling", "lines"),
     [
         (
-            LateHandling(urge=URGE_NEW, urge_created=True, grant=GRANT, grant_created=True, compensation=RULE, tier_name="金牌会员"),
+            LateHandling(urge=URGE_NEW, urge_created=True, grant=GRANT, grant_created=True, compensation=RULE, tier_name="金牌会员",
+                         relayed=True),
             [
-                "我们已为您向顺丰速运催件，承运商将在今天 16:30 前回复最新进度。",
+                "我们已为您向顺丰速运催件，顺丰速运将在今天 16:30 前回复最新进度，回复会直接发到这个对话里告诉您。",
                 "按延误补偿规则（超出 2 天补偿 500 积分，金牌会员双倍），已为您补偿 1,000 积分，已到账，当前积分 40,469。",
                 "如需人工客服进一步跟进，请点“转人工”。",
             ],
         ),
         (
-            LateHandling(urge=dict(URGE_NEW, created_at="2026-11-21T22:40:00+08:00", answer_due_at="2026-11-23T09:40:00+08:00"), grant=GRANT),
+            LateHandling(urge=dict(URGE_NEW, created_at="2026-11-21T22:40:00+08:00", answer_due_at="2026-11-23T09:40:00+08:00"), grant=GRANT,
+                         relayed=True),
             [
-                "我们已于昨天 22:40 为您向顺丰速运催件，承运商将在明天 09:40 前回复最新进度。",
+                "我们已于昨天 22:40 为您向顺丰速运催件，顺丰速运将在明天 09:40 前回复最新进度，回复会直接发到这个对话里告诉您。",
                 "这个订单的延误补偿 1,000 积分已于昨天 09:12 发放到您的账户（每个订单补偿一次）。",
                 "如需人工客服进一步跟进，请点“转人工”。",
             ],
         ),
         (
-            LateHandling(urge=dict(URGE_NEW, target="warehouse", carrier_name=None), urge_created=True, failed=(COMPENSATION,)),
+            LateHandling(urge=dict(URGE_NEW, target="warehouse", carrier_name=None), urge_created=True, failed=(COMPENSATION,), relayed=True),
             [
-                "我们已为您催促仓库尽快发货，仓库将在今天 16:30 前回复发货时间。",
+                "我们已为您催促仓库尽快发货，仓库将在今天 16:30 前回复发货时间，回复会直接发到这个对话里告诉您。",
                 "抱歉，延误补偿这次没能在系统里办理成功，将由人工客服为您处理，请点“转人工”。",
             ],
+        ),
+        (  # the promise could not be recorded (Redis down): no word of the answer coming here
+            LateHandling(urge=URGE_NEW, urge_created=True),
+            ["我们已为您向顺丰速运催件，顺丰速运将在今天 16:30 前回复最新进度。", "如需人工客服进一步跟进，请点“转人工”。"],
         ),
         (
             LateHandling(grant=GRANT, grant_created=True, compensation=Compensation(3, 1000, 1), failed=(URGE,)),
