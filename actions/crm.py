@@ -37,13 +37,15 @@ class CRMRequestError(CRMError):
         status: HTTP status code.
         code: the CRM's error code (``not_found``, ``not_allowed``, ...).
         message: the CRM's human-readable message.
+        reason: the finer reason of a refusal where the CRM gives one (``window_passed``), else empty.
     """
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, reason: str = "") -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.reason = reason
 
 
 class CRMNotFound(CRMRequestError):
@@ -168,8 +170,9 @@ class CRMClient:
         error = body.get("error", {}) if isinstance(body, dict) else {}
         code = str(error.get("code", "error")) if isinstance(error, dict) else "error"
         message = str(error.get("message", "")) if isinstance(error, dict) else ""
+        reason = str(error.get("reason") or "") if isinstance(error, dict) else ""
         kind = CRMNotFound if status == 404 else CRMRequestError
-        return kind(status, code, message)
+        return kind(status, code, message, reason)
 
     # Customers -----------------------------------------------------------------------------
     async def get_customer(self, customer_id: str) -> Dict[str, Any]:
@@ -251,6 +254,26 @@ class CRMClient:
             return await self._request("GET", f"/api/orders/{order_id}/late-compensation")
         except CRMNotFound:
             return None
+
+    # Price protection ------------------------------------------------------------------------
+    async def claim_price_protection(self, order_id: str, idempotency_key: str, line_ids: Optional[Sequence[int]] = None) -> Written:
+        """File a price-protection claim (价保) for the order's lines whose price dropped (all lines when
+        ``line_ids`` is None); the same key always gives the same claim.
+
+        Raises:
+            CRMRequestError: 409 ``not_allowed`` with ``reason`` (``window_passed``, ``no_price_drop``,
+                ...) when nothing is protected, 409 ``conflict`` when the key was used for another claim.
+        """
+        body = {"line_ids": list(line_ids)} if line_ids else {}
+        status, claim = await self._exchange(
+            "POST", f"/api/orders/{order_id}/price-protection", json=body, headers={"Idempotency-Key": idempotency_key}
+        )
+        return Written(claim, status == 201)
+
+    async def list_price_protection(self, order_id: str) -> List[Dict[str, Any]]:
+        """The price-protection claims of one order, newest first."""
+        body = await self._request("GET", f"/api/orders/{order_id}/price-protection")
+        return list(body.get("items", []))
 
     # Returns ---------------------------------------------------------------------------------
     async def list_customer_returns(self, customer_id: str, limit: int = 20, offset: int = 0) -> List[Dict[str, Any]]:

@@ -27,6 +27,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import formatting
 from actions.crm import CRMClient, CRMError, get_crm_client
+from actions.price_protection import ActionPriceProtection
 from actions.replies import human_buttons
 from bot.texts import render
 
@@ -92,7 +93,7 @@ def price_protection_answer(policy: Mapping[str, Any]) -> str:
         f"· 申请入口：「{policy['apply_path']}」，提交后系统按降价前后的实付价计算差价；",
         f"· 差价原路退回：{timing}；",
         f"· {_join(policy['excluded'])}不参与价保，这类订单申请会显示失败。",
-        "如果您的订单符合条件但申请失败了，点“转人工”，人工客服帮您核实。",
+        render("utter_price_protection_faq_apply"),
     ]
     return "\n".join(lines)
 
@@ -244,6 +245,9 @@ class ActionAnswerFaq(Action):
         if key is None:
             dispatcher.utter_message(response="utter_default")
             return []
+        if key == "price_protection" and next(tracker.get_latest_entity_values("order_id"), None):
+            # 「订单 … 降价了能补吗」 names an order: that order is checked (and its claim filed).
+            return await ActionPriceProtection().run(dispatcher, tracker, domain)
         buttons = human_buttons() if key in HUMAN_OFFERED else []
         text = await policy_answer(key, get_crm_client())
         if text is not None:

@@ -12,27 +12,29 @@ a 409 ``not_allowed`` whose ``reason`` says why (``not_paid``, ``window_passed``
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import yaml  # type: ignore[import-untyped]
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.price_protection import NOT_PAID, WINDOW_PASSED, Assessment, assess, refund_timing
+from bot.price_protection import Assessment, assess, refund_timing
 from crm.clock import iso_date, iso_datetime
 from crm.errors import ApiError, conflict
 from crm.models import PriceProtectionClaim, PriceProtectionLine
 from crm.service import Context, _new_id, _order, _order_json
 from crm.vocab import PAYMENT_METHOD_LABELS
 
-CLAIM_STATUS_LABELS = {"refunding": "差价退款中"}
-REFUSALS = {
-    NOT_PAID: "订单 {order_id} 还没有付款或已取消，付款后的订单才能申请价保",
-    WINDOW_PASSED: "订单 {order_id} 的价保期已于 {ends} 结束（付款后 {days} 天内可申请）",
-    "already_claimed": "订单 {order_id} 的这些商品已经申请过价保，每件商品只能申请一次",
-    "excluded_price_kind": "商品现在的价格是{kinds}，不参与价保",
-    "no_price_drop": "订单 {order_id} 的商品现价没有低于您的实付单价，没有差价可退",
-    "returned": "订单 {order_id} 的这些商品已经退货，不能再申请价保",
-}
+TEXTS_FILE = Path(__file__).resolve().parent / "price_protection_texts.yml"
+
+
+@cache
+def texts() -> Dict[str, Any]:
+    """The API's messages (``crm/price_protection_texts.yml``), read once."""
+    with TEXTS_FILE.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
 
 
 def claim_json(record: PriceProtectionClaim, tz: dt.tzinfo, policy: Mapping[str, Any]) -> Dict[str, Any]:
@@ -43,7 +45,7 @@ def claim_json(record: PriceProtectionClaim, tz: dt.tzinfo, policy: Mapping[str,
         "order_id": record.order_id,
         "customer_id": record.customer_id,
         "status": record.status,
-        "status_label": CLAIM_STATUS_LABELS.get(record.status, record.status),
+        "status_label": texts()["claim_status"].get(record.status, record.status),
         "refund_fen": record.refund_fen,
         "refund_method": record.refund_method,
         "refund_method_label": PAYMENT_METHOD_LABELS.get(record.refund_method, record.refund_method),
@@ -75,7 +77,7 @@ def refusal(assessment: Assessment, policy: Mapping[str, Any], tz: dt.tzinfo) ->
     reason = assessment.reason or "no_price_drop"
     ends = assessment.window_ends_at.astimezone(tz) if assessment.window_ends_at is not None else None
     kinds = "、".join(sorted({line.price_kind or "" for line in assessment.refused("excluded_price_kind")}))
-    message = REFUSALS[reason].format(
+    message = texts()["refusals"][reason].format(
         order_id=assessment.order_id, days=policy["window_days"], kinds=kinds,
         ends=f"{ends.year}年{ends.month}月{ends.day}日 {ends:%H:%M}" if ends is not None else "",
     )
@@ -94,7 +96,7 @@ def _by_key(session: Session, ctx: Context, order_id: str, line_ids: Optional[Se
         return None
     same_lines = line_ids is None or sorted(line_ids) == [line.line_id for line in record.lines]
     if record.order_id != order_id or not same_lines:
-        raise conflict("该 Idempotency-Key 已用于另一笔不同的价保申请")
+        raise conflict(texts()["key_reused"])
     return claim_json(record, ctx.tz, policy)
 
 
@@ -116,7 +118,7 @@ def claim(session: Session, ctx: Context, order_id: str, line_ids: Optional[Sequ
     known = {item.line_id for item in record.items}
     unknown = sorted(set(line_ids or ()) - known)
     if unknown:
-        raise ApiError("invalid_argument", f"订单 {order_id} 中没有第 {unknown[0]} 行商品", 422, reason="unknown_line")
+        raise ApiError("invalid_argument", texts()["unknown_line"].format(order_id=order_id, line_id=unknown[0]), 422, reason="unknown_line")
     now = ctx.clock.now_utc()
     order = _order_json(session, ctx, record)
     assessment = assess(order, policy, now.replace(tzinfo=dt.timezone.utc), _claimed_lines(session, order_id), line_ids)
