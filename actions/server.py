@@ -24,7 +24,6 @@ import logging
 import re
 from typing import List, Optional
 
-from rasa_sdk.endpoint import create_app
 from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -81,6 +80,8 @@ def create_action_app(token: str, max_body_bytes: int, package: str = "actions",
     """
     if not token:
         raise ActionServerConfigError("ACTION_SERVER_TOKEN is empty: the action server answers no one without it")
+    from rasa_sdk.endpoint import create_app  # imported once the logging is set up: importing it warns
+
     app = create_app(package, cors_origins=None)
     app.config.REQUEST_MAX_SIZE = max_body_bytes
     metrics.time_requests(app, metrics.action_observer)

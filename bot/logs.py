@@ -26,6 +26,7 @@ as ``X-Request-ID`` to the CRM, which binds it the same way and logs each reques
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import logging
 import os
@@ -64,6 +65,9 @@ CLOCK_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 """The text line of the desk, the demo shop and the WeChat simulator (with ``%H:%M:%S`` times)."""
 
 SANIC_LOGGERS = ("sanic.root", "sanic.error", "sanic.access")
+
+OWN_HANDLERS = ("jieba",)
+"""Libraries of the Rasa server that print through a handler of their own, added when they are imported."""
 
 QUIET_PATHS = frozenset({"/health", "/metrics"})
 """Paths whose requests :func:`correlate_requests` does not log (probes and scrapes)."""
@@ -299,7 +303,8 @@ def correlate_requests(app: Sanic, name: str, read_id: Optional[Callable[[Reques
 def rasa_entry(log_format: str) -> None:
     """Rasa's own logging on :func:`configure_logging`'s handler (``python -m bot.rasa_patches run``).
 
-    With ``json``, the root logger gets the JSON handler now, ``rasa.utils.io.configure_colored_logging``
+    With ``json``, the root logger gets the JSON handler now (the libraries of :data:`OWN_HANDLERS`
+    lose their own), ``rasa.utils.io.configure_colored_logging``
     (where ``rasa``'s command sets its text lines) sets it again at Rasa's log level instead, and
     ``rasa.utils.common.update_sanic_log_level`` leaves Sanic's loggers passing their records to
     it. With ``text`` Rasa logs as it always does.
@@ -313,6 +318,12 @@ def rasa_entry(log_format: str) -> None:
     import rasa.utils.io
 
     configure_logging("rasa", "json", level=None)
+    for name in OWN_HANDLERS:  # their records reach the JSON handler at the root's level instead
+        importlib.import_module(name)
+        library = logging.getLogger(name)
+        for old in list(library.handlers):
+            library.removeHandler(old)
+        library.setLevel(logging.NOTSET)
     if getattr(rasa.utils.io.configure_colored_logging, "shop_logs", False):
         return
 
