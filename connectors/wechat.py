@@ -57,106 +57,60 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import secrets
 import time
 import traceback
 import unicodedata
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Set, Tuple
-from xml.etree import ElementTree
 
-import aiohttp
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
-from redis.asyncio import Redis
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import metrics
-from bot.handoff.conversation import script
 from bot.handoff.stats import note_conversation_started
-from bot.identity import is_valid_customer_id, purpose_key
+from bot.identity import is_valid_customer_id
 from bot.push import DeliveryFailed, register_conversation
 from bot.settings import Settings, load_settings
 from connectors.binding import owner_key
 from connectors.common import MESSAGES, REDIS_FAILURES, ShopperChannel, check_text, credential
 from connectors.payloads import neutralised
+from connectors.wechat_api import WeChatApi, WeChatApiError
 from connectors.wechat_crypto import InvalidAppId, MessageCrypto, WeChatCryptoError
+from connectors.wechat_leases import LEASE_MS, MessageLeases, json_object
+from connectors.wechat_protocol import (
+    _NONCE_PATTERN,
+    _OPTION_PATTERN,
+    _SIGNATURE_PATTERN,
+    MAX_BODY_BYTES,
+    MAX_TEXT_BYTES,
+    OPENID_PATTERN,
+    SILENT_EVENTS,
+    TEXTS,
+    TIMESTAMP_WINDOW_S,
+    InboundMessage,
+    InvalidMessage,
+    _ascii_digits,
+    binding_signature,
+    combine_replies,
+    conversation_id,
+    parse_message,
+    render,
+    text_reply,
+    wechat_signature,
+)
 
 logger = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 64 * 1024
-"""Largest request body accepted, in bytes."""
-
-TIMESTAMP_WINDOW_S = 300
-"""How far a request's timestamp may be from now (either way), seconds."""
 
 NONCE_TTL_S = 2 * TIMESTAMP_WINDOW_S + 60
 """How long a nonce is remembered: longer than any timestamp still accepted."""
 
-DEDUP_TTL_S = 24 * 3600
-"""How long a message id is remembered against WeChat's retries."""
-
-LEASE_MS = 8_000
-"""How long the in-progress lease of a message lasts unless its turn renews it, milliseconds.
-
-The turn renews it every quarter of that while it runs, so a live turn keeps it however long the
-bot takes; when the worker dies, it lapses well within WeChat's retries (5 s apart, three of them)
-and a retry answers the message instead of dropping it."""
-
 OPTIONS_TTL_S = 24 * 3600
 """How long the numbered options last offered to a conversation stay valid."""
 
-MAX_TEXT_BYTES = 2000
-"""Longest text in one WeChat message (passive reply or customer-service message), UTF-8 bytes."""
-
-API_TIMEOUT = aiohttp.ClientTimeout(total=5.0, connect=2.0)
-"""Timeout of every call to WeChat's API."""
-
-TOKEN_LOCK_MS = 10_000
-TOKEN_WAIT_S = 3.0
-WAIT_POLL_S = 0.05
-
 WECHAT_OWNER = "~wechat"
 """Owner of a WeChat conversation whose OpenID is not bound to a customer (``~``: never a customer id)."""
-
-OPENID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
-_NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_SIGNATURE_PATTERN = re.compile(r"^[0-9a-fA-F]{40}$")
-_OPTION_PATTERN = re.compile(r"^\d{1,2}$")
-_LEADING_NUMBER = re.compile(r"^\s*(\d{1,2})(?!\d)")
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_DECLARATIONS = re.compile(r"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
-
-
-def _ascii_digits(text: str) -> bool:
-    """Whether ``text`` is a number in ASCII digits (``str.isdigit`` alone also takes ``²`` or ``٣``, which
-    ``int`` refuses or reads as another number)."""
-    return text.isascii() and text.isdigit()
-
-
-SILENT_EVENTS = frozenset({"unsubscribe", "location", "view", "view_miniprogram", "templatesendjobfinish", "masssendjobfinish"})
-"""Events that are not the shopper talking to the account: acknowledged without a reply."""
-
-TOKEN_ERRORS = frozenset({40001, 40014, 42001})
-"""Error codes meaning the access token is invalid or expired: renew it and send again."""
-
-UNDELIVERABLE_ERRORS = frozenset({40003, 43004, 45015, 45047})
-"""Error codes no retry can fix (unknown OpenID, unsubscribed, outside the 48-hour window, too
-many messages without an answer): the message is dropped and logged."""
-
-TEXTS: Dict[str, str] = {
-    "welcome": (
-        "您好，欢迎关注！我是商城智能客服，可以帮您查物流、办退换货、查积分和会员权益，直接发文字告诉我就行，"
-        "比如「我的快递到哪了」。在商城「账号设置」里绑定微信后，我还能直接查到您名下的订单。"
-    ),
-    "text_only": "抱歉，目前只能识别文字消息哦。请直接用文字描述您的问题，比如「我的快递到哪了」。",
-    "choose": "回复数字选择：",
-    "bound": "您的微信已绑定商城账号，现在可以直接问我「我的快递到哪了」查询您的订单。",
-    "unbound": "您的微信已与商城账号解除绑定。",
-}
-"""What the shopper reads from the channel itself."""
 
 BIND_ERRORS: Dict[str, Tuple[int, str]] = {
     "invalid_json": (400, "the body must be a JSON object"),
@@ -167,485 +121,6 @@ BIND_ERRORS: Dict[str, Tuple[int, str]] = {
     "invalid_signature": (403, "signature does not match"),
     "unavailable": (503, "the binding store is unavailable, try again"),
 }
-
-
-class InvalidMessage(ValueError):
-    """A POST body that is not a WeChat message."""
-
-
-# ----------------------------------------------------------------------------- the protocol
-
-
-def wechat_signature(token: str, timestamp: str, nonce: str) -> str:
-    """WeChat's request signature: SHA-1 of the token, timestamp and nonce sorted and joined.
-
-    Args:
-        token: the account's server token.
-        timestamp: the ``timestamp`` query argument.
-        nonce: the ``nonce`` query argument.
-
-    Returns:
-        The lowercase hex digest.
-    """
-    return hashlib.sha1("".join(sorted((token, timestamp, nonce))).encode("utf-8")).hexdigest()
-
-
-def conversation_id(appid: str, openid: str) -> str:
-    """The conversation id of an OpenID: ``wx-`` and 32 hex digits of SHA-256(appid:openid)."""
-    return "wx-" + hashlib.sha256(f"{appid}:{openid}".encode()).hexdigest()[:32]
-
-
-def binding_signature(secret: str, action: str, openid: str, customer_id: str, timestamp: str) -> str:
-    """Signature of a binding request from the shop: ``hex(HMAC-SHA256(key, message))``.
-
-    The key is the ``wechat-bind`` key derived from the secret (:func:`bot.identity.purpose_key`),
-    for binding and unbinding alike: the shop's backend configures that key, not the secret itself.
-
-    Args:
-        secret: ``SHOP_IDENTITY_SECRET``.
-        action: ``bind`` or ``unbind``.
-        openid: the shopper's OpenID.
-        customer_id: the customer id (empty to unbind).
-        timestamp: Unix time in seconds, as sent.
-
-    Returns:
-        The lowercase hex signature of ``wechat-{action}\\n{openid}\\n{customer_id}\\n{timestamp}``.
-
-    Raises:
-        ValueError: the secret is empty.
-    """
-    message = f"wechat-{action}\n{openid}\n{customer_id}\n{timestamp}"
-    return hmac.new(purpose_key(secret, "wechat-bind"), message.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def parse_message(body: bytes) -> Dict[str, str]:
-    """The fields of a WeChat XML message (direct children of ``<xml>``).
-
-    Args:
-        body: the POST body.
-
-    Returns:
-        Field name → text.
-
-    Raises:
-        InvalidMessage: not well-formed XML, a DTD or entity declaration, or a root other than ``xml``.
-    """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InvalidMessage("not UTF-8") from error
-    if not text.strip():
-        raise InvalidMessage("empty body")
-    if _DECLARATIONS.search(text):
-        raise InvalidMessage("declarations are not allowed")
-    try:
-        root = ElementTree.fromstring(text)
-    except (ElementTree.ParseError, ValueError) as error:
-        raise InvalidMessage("not well-formed XML") from error
-    if root.tag != "xml":
-        raise InvalidMessage("the root element must be <xml>")
-    return {child.tag: child.text or "" for child in root if isinstance(child.tag, str)}
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    """One message or event WeChat posted.
-
-    Attributes:
-        account: ``ToUserName``, the account's original id (``gh_...``).
-        openid: ``FromUserName``, the shopper's OpenID.
-        create_time: ``CreateTime``.
-        msg_type: ``MsgType`` in lower case (``text``, ``event``, ``image`` ...).
-        content: ``Content`` of a text message.
-        msg_id: ``MsgId`` (empty for events).
-        event: ``Event`` in lower case (events only).
-    """
-
-    account: str
-    openid: str
-    create_time: str
-    msg_type: str
-    content: str = ""
-    msg_id: str = ""
-    event: str = ""
-
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, str]) -> InboundMessage:
-        """Validate the parsed fields.
-
-        Raises:
-            InvalidMessage: a required field is missing or malformed.
-        """
-        account = fields.get("ToUserName", "").strip()
-        openid = fields.get("FromUserName", "").strip()
-        create_time = fields.get("CreateTime", "").strip()
-        msg_type = fields.get("MsgType", "").strip().lower()
-        if not account or len(account) > 64 or OPENID_PATTERN.fullmatch(openid) is None:
-            raise InvalidMessage("ToUserName or FromUserName")
-        if not _ascii_digits(create_time) or len(create_time) > 12 or not msg_type or len(msg_type) > 32:
-            raise InvalidMessage("CreateTime or MsgType")
-        if msg_type == "event":
-            event = fields.get("Event", "").strip().lower()
-            if not event or len(event) > 64:
-                raise InvalidMessage("Event")
-            return cls(account, openid, create_time, msg_type, event=event)
-        msg_id = fields.get("MsgId", "").strip()
-        if not _ascii_digits(msg_id) or len(msg_id) > 32:
-            raise InvalidMessage("MsgId")
-        if msg_type == "text" and "Content" not in fields:
-            raise InvalidMessage("Content")
-        return cls(account, openid, create_time, msg_type, content=fields.get("Content", ""), msg_id=msg_id)
-
-    def dedup_id(self) -> str:
-        """What identifies this message across WeChat's retries: ``MsgId``, or a hash of sender, time and event."""
-        if self.msg_id:
-            return self.msg_id
-        return "e" + hashlib.sha256(f"{self.openid}|{self.create_time}|{self.event}".encode()).hexdigest()[:32]
-
-
-def _xml_text(value: str) -> str:
-    return _XML_ILLEGAL.sub("", value)
-
-
-def cdata(value: str) -> str:
-    """A CDATA section holding ``value`` (``]]>`` split across two sections, illegal characters dropped)."""
-    return "<![CDATA[" + _xml_text(value).replace("]]>", "]]]]><![CDATA[>") + "]]>"
-
-
-def text_reply(to_user: str, from_user: str, content: str, now: Optional[int] = None) -> str:
-    """A passive text reply (被动回复文本消息).
-
-    Args:
-        to_user: the shopper's OpenID.
-        from_user: the account's original id (the message's ``ToUserName``).
-        content: the text.
-        now: ``CreateTime``; the current time when omitted.
-    """
-    created = int(time.time()) if now is None else now
-    return (
-        f"<xml><ToUserName>{cdata(to_user)}</ToUserName><FromUserName>{cdata(from_user)}</FromUserName>"
-        f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content>{cdata(content)}</Content></xml>"
-    )
-
-
-# ----------------------------------------------------------------------------- rendering
-
-
-def combine_replies(messages: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """The bot's messages of one turn as one WeChat message: texts joined, buttons kept in order.
-
-    Args:
-        messages: Rasa's REST output (``text``, ``buttons``, ``image`` ...).
-
-    Returns:
-        ``{"text", "buttons"}``, or None when the turn said nothing a text message can carry.
-    """
-    parts: List[str] = []
-    buttons: List[Dict[str, Any]] = []
-    for message in messages:
-        if message.get("text"):
-            parts.append(str(message["text"]))
-        if message.get("image"):
-            parts.append(f"图片：{message['image']}")
-        buttons.extend(b for b in message.get("buttons") or [] if isinstance(b, dict) and b.get("title"))
-    if not parts and not buttons:
-        return None
-    combined: Dict[str, Any] = {"text": "\n\n".join(parts)}
-    if buttons:
-        combined["buttons"] = buttons
-    return combined
-
-
-def option_keys(buttons: List[Dict[str, Any]]) -> List[str]:
-    """The number the shopper replies for each button.
-
-    Buttons whose titles all start with distinct numbers (「5分 非常满意」…「1分 非常不满意」) keep
-    those numbers, so replying 1 means one point; other buttons are numbered 1, 2, 3 in order.
-    """
-    leading = [_LEADING_NUMBER.match(str(b.get("title", ""))) for b in buttons]
-    numbers = [match.group(1).lstrip("0") or "0" for match in leading if match]
-    if len(numbers) == len(buttons) and len(set(numbers)) == len(numbers):
-        return numbers
-    return [str(index) for index in range(1, len(buttons) + 1)]
-
-
-def render(message: Mapping[str, Any], agent_prefix: bool = False) -> Tuple[str, Dict[str, str]]:
-    """The text the shopper reads for one message, and the numbered options it offers.
-
-    Args:
-        message: ``text`` and optional ``buttons`` (and, for pushed messages, ``from``/``agent``).
-        agent_prefix: prefix agents' messages with 「【人工客服 name】」.
-
-    Returns:
-        The text and the options (number → payload, or the title when a button has no payload).
-    """
-    text = str(message.get("text") or "")
-    if agent_prefix and message.get("from") == "agent":
-        name = str(message.get("agent") or "").strip()
-        text = f"【人工客服 {name}】{text}" if name else f"【人工客服】{text}"
-    buttons = [b for b in message.get("buttons") or [] if isinstance(b, Mapping) and b.get("title")]
-    options: Dict[str, str] = {}
-    if buttons:
-        lines = [TEXTS["choose"]]
-        for key, button in zip(option_keys([dict(b) for b in buttons]), buttons, strict=True):
-            lines.append(f"{key}. {button['title']}")
-            options[key] = str(button.get("payload") or button["title"])
-        text = f"{text}\n\n" + "\n".join(lines) if text else "\n".join(lines)
-    return text, options
-
-
-def split_text(text: str, max_bytes: int = MAX_TEXT_BYTES) -> List[str]:
-    """Cut a text into pieces of at most ``max_bytes`` UTF-8 bytes, at line ends where possible."""
-    pieces: List[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        while len(line.encode("utf-8")) > max_bytes:
-            cut = max_bytes // 4 or 1
-            while len(line[: cut + 1].encode("utf-8")) <= max_bytes:
-                cut += 1
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(line[:cut])
-            line = line[cut:]
-        if len((current + line).encode("utf-8")) > max_bytes:
-            pieces.append(current)
-            current = ""
-        current += line
-    if current:
-        pieces.append(current)
-    return [piece.strip("\n") for piece in pieces if piece.strip()]
-
-
-# ----------------------------------------------------------------------------- WeChat's API
-
-
-class WeChatApiError(Exception):
-    """WeChat's API answered with an error code, or could not be reached (``errcode`` -1)."""
-
-    def __init__(self, errcode: int, errmsg: str) -> None:
-        super().__init__(f"errcode={errcode} {errmsg}")
-        self.errcode = errcode
-        self.errmsg = errmsg
-
-    @property
-    def undeliverable(self) -> bool:
-        """No retry will deliver this message."""
-        return self.errcode in UNDELIVERABLE_ERRORS
-
-
-class WeChatApi:
-    """The access token and the customer-service message API of one official account.
-
-    The token is cached in Redis (shared by every process, since each new token WeChat issues
-    retires the previous one after a few minutes) until shortly before ``expires_in``; one process
-    at a time renews it, under a Redis lock.
-
-    Args:
-        api_base: ``https://api.weixin.qq.com`` or the simulator.
-        appid: the account's app id.
-        appsecret: the account's app secret.
-        redis: returns the Redis client to cache the token in.
-    """
-
-    def __init__(self, api_base: str, appid: str, appsecret: str, redis: Callable[[], Redis]) -> None:
-        self.api_base = api_base.rstrip("/")
-        self.appid = appid
-        self.appsecret = appsecret
-        self._redis = redis
-        self._session: Optional[aiohttp.ClientSession] = None
-        self._session_loop: Optional[asyncio.AbstractEventLoop] = None
-        self._token: Optional[str] = None
-        self._token_expires = 0.0
-        self.tokens_fetched = 0
-
-    @property
-    def token_key(self) -> str:
-        """Redis key of the cached access token."""
-        return f"wechat:access_token:{self.appid}"
-
-    def session(self) -> aiohttp.ClientSession:
-        """The HTTP session, created on first use inside the running event loop."""
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._session_loop is not loop:
-            self._session, self._session_loop = aiohttp.ClientSession(timeout=API_TIMEOUT), loop
-        return self._session
-
-    async def close(self) -> None:
-        """Close the HTTP session."""
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
-
-    async def _call(self, method: str, path: str, params: Dict[str, str], body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-        try:
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
-            headers = {"Content-Type": "application/json; charset=utf-8"} if data is not None else None
-            async with self.session().request(method, f"{self.api_base}{path}", params=params, data=data, headers=headers) as answer:
-                if answer.status != 200:
-                    raise WeChatApiError(-1, f"http {answer.status}")
-                payload = json.loads(await answer.read())
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as error:
-            raise WeChatApiError(-1, type(error).__name__) from error
-        if not isinstance(payload, dict):
-            raise WeChatApiError(-1, "not a JSON object")
-        errcode = payload.get("errcode", 0)
-        if errcode not in (0, None):
-            raise WeChatApiError(int(errcode) if str(errcode).lstrip("-").isdigit() else -1, str(payload.get("errmsg", "")))
-        return payload
-
-    async def _cached(self, stale: Optional[str]) -> Optional[str]:
-        if self._token and self._token != stale and time.monotonic() < self._token_expires:
-            return self._token
-        try:
-            cached = await self._redis().get(self.token_key)
-            ttl_ms = await self._redis().pttl(self.token_key) if cached else -1
-        except REDIS_FAILURES:
-            return None
-        if cached and cached != stale and ttl_ms > 0:
-            self._token, self._token_expires = cached, time.monotonic() + ttl_ms / 1000
-            return cached
-        return None
-
-    async def access_token(self, stale: Optional[str] = None) -> str:
-        """A valid access token.
-
-        Args:
-            stale: a token WeChat just refused: never returned again, a new one is fetched unless
-                another process already did.
-
-        Raises:
-            WeChatApiError: the token could not be obtained.
-        """
-        found = await self._cached(stale)
-        if found:
-            return found
-        redis = self._redis()
-        lock = f"{self.token_key}:lock"
-        try:
-            locked = bool(await redis.set(lock, "1", nx=True, px=TOKEN_LOCK_MS))
-        except REDIS_FAILURES:
-            locked = True  # no Redis: every process fetches its own
-        if not locked:
-            deadline = time.monotonic() + TOKEN_WAIT_S
-            while time.monotonic() < deadline:
-                await asyncio.sleep(WAIT_POLL_S * 2)
-                found = await self._cached(stale)
-                if found:
-                    return found
-        try:
-            payload = await self._call("GET", "/cgi-bin/token",
-                                       {"grant_type": "client_credential", "appid": self.appid, "secret": self.appsecret})
-            token = payload.get("access_token")
-            expires_in = int(payload.get("expires_in") or 0)
-            if not isinstance(token, str) or not token or expires_in <= 0:
-                raise WeChatApiError(-1, "no access_token in the answer")
-            lifetime = max(1, expires_in - min(300, max(1, expires_in // 10)))
-            self.tokens_fetched += 1
-            self._token, self._token_expires = token, time.monotonic() + lifetime
-            try:
-                await redis.set(self.token_key, token, ex=lifetime)
-            except REDIS_FAILURES:
-                logger.warning("wechat.token.cache_failed")
-            logger.info("wechat.token.renewed expires_in=%d", expires_in)
-            return token
-        finally:
-            if locked:
-                try:
-                    await redis.delete(lock)
-                except REDIS_FAILURES:
-                    pass
-
-    async def send_text(self, openid: str, text: str) -> None:
-        """Send a text as customer-service messages (several when it is long), renewing the token once if refused.
-
-        Raises:
-            WeChatApiError: WeChat refused the message or could not be reached.
-        """
-        for piece in split_text(text):
-            token = await self.access_token()
-            body = {"touser": openid, "msgtype": "text", "text": {"content": piece}}
-            try:
-                await self._call("POST", "/cgi-bin/message/custom/send", {"access_token": token}, body)
-            except WeChatApiError as error:
-                if error.errcode not in TOKEN_ERRORS:
-                    raise
-                logger.info("wechat.token.refused errcode=%d", error.errcode)
-                self._token = None
-                token = await self.access_token(stale=token)
-                await self._call("POST", "/cgi-bin/message/custom/send", {"access_token": token}, body)
-
-
-# ----------------------------------------------------------------------------- delivery bookkeeping
-
-# A message's record ``wechat:msg:{appid}:{id}``: ``state`` (processing, done), ``owner`` (the token
-# of the turn answering it), ``waiting`` (requests of WeChat waiting for the answer), ``reply`` (the
-# answer, JSON) and ``delivered`` (passive or push). Exactly one of the waiting requests, or else the
-# turn itself, takes the answer. Beside it ``...:lease`` holds the owner's token for LEASE_MS while
-# the turn runs (renewed by the turn): a record still processing without its lease lost its worker,
-# and the next request for the message takes it over (the dead worker's requests no longer wait).
-_ENTER = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'state', 'processing', 'waiting', 1, 'owner', ARGV[3])
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
-  return 'new'
-end
-if state == 'processing' and redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('HSET', KEYS[1], 'waiting', 1, 'owner', ARGV[3])
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
-  return 'taken_over'
-end
-redis.call('HINCRBY', KEYS[1], 'waiting', 1)
-return state
-"""
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-_LEAVE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'none', ''} end
-local waiting = redis.call('HINCRBY', KEYS[1], 'waiting', -1)
-if redis.call('HGET', KEYS[1], 'state') ~= 'done' or redis.call('HEXISTS', KEYS[1], 'delivered') == 1 then
-  return {'none', ''}
-end
-if ARGV[1] == 'claim' or waiting <= 0 then
-  local how = ARGV[1] == 'claim' and 'passive' or 'push'
-  local reply = redis.call('HGET', KEYS[1], 'reply') or ''
-  redis.call('HSET', KEYS[1], 'delivered', how)
-  redis.call('HDEL', KEYS[1], 'reply')
-  return {how, reply}
-end
-return {'none', ''}
-"""
-
-_FINISH = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'push' end
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] or redis.call('HGET', KEYS[1], 'state') ~= 'processing' then
-  return 'lost'
-end
-if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
-redis.call('HSET', KEYS[1], 'state', 'done', 'reply', ARGV[1])
-if tonumber(redis.call('HGET', KEYS[1], 'waiting') or '0') <= 0 and redis.call('HEXISTS', KEYS[1], 'delivered') == 0 then
-  redis.call('HSET', KEYS[1], 'delivered', 'push')
-  redis.call('HDEL', KEYS[1], 'reply')
-  return 'push'
-end
-return 'wait'
-"""
 
 
 def _plain(text: str, status: int = 200) -> HTTPResponse:
@@ -663,18 +138,6 @@ def _json(body: Any, status: int = 200) -> HTTPResponse:
 def _bind_error(code: str) -> HTTPResponse:
     status, message = BIND_ERRORS[code]
     return _json({"error": {"code": code, "message": message}}, status=status)
-
-
-def _loads(raw: str) -> Optional[Dict[str, Any]]:
-    try:
-        value = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _lease_key(key: str) -> str:
-    return f"{key}:lease"
 
 
 class RefusedRequest(Exception):
@@ -729,6 +192,7 @@ class WeChatInput(ShopperChannel):
         aes_key = encoding_aes_key or settings.wechat_encoding_aes_key
         self.crypto: Optional[MessageCrypto] = MessageCrypto.from_settings(self.token, aes_key, self.appid) if aes_key else None
         self.lease_ms: int = int(lease_ms)
+        self.leases = MessageLeases(self.redis, self.lease_ms)
         self.api = WeChatApi(self.api_base, self.appid, self.appsecret, self.redis)
         self._turns: Dict[str, asyncio.Task[None]] = {}
         self._background: Set[asyncio.Task[Any]] = set()
@@ -920,7 +384,7 @@ class WeChatInput(ShopperChannel):
             if not await self.fresh_nonce(args["timestamp"], args["nonce"], hashlib.sha256(body).hexdigest(), same_is_retry=True):
                 logger.warning("wechat.message.refused reason=replay")
                 return _plain("forbidden", 403)
-            state = await script(self.redis(), _ENTER)(keys=[key, _lease_key(key)], args=[DEDUP_TTL_S, self.lease_ms, owner])
+            state = await self.leases.enter(key, owner)
         except REDIS_FAILURES as error:
             logger.error("wechat.message.redis_failed error=%s", type(error).__name__)
             return self.passive_reply(args, message, MESSAGES["bot_unavailable"])
@@ -937,7 +401,7 @@ class WeChatInput(ShopperChannel):
         reply: Optional[Dict[str, Any]] = None
         claimed = False
         try:
-            await self._wait_done(key, self.reply_budget_s - (time.monotonic() - started))
+            await self.leases.wait_done(key, self.reply_budget_s - (time.monotonic() - started), self._turns.get(key))
             claimed = True
         finally:
             reply = await asyncio.shield(self._leave(key, sender, claim=claimed))
@@ -949,34 +413,13 @@ class WeChatInput(ShopperChannel):
             return _plain("success")
         return self.passive_reply(args, message, text)
 
-    async def _wait_done(self, key: str, budget_s: float) -> None:
-        """Wait until the message's turn is done or the budget is spent."""
-        if budget_s <= 0:
-            return
-        local = self._turns.get(key)
-        if local is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(local), budget_s)
-            except asyncio.TimeoutError:
-                pass
-            return
-        deadline = time.monotonic() + budget_s
-        while time.monotonic() < deadline:
-            try:
-                if await self.redis().hget(key, "state") != "processing":
-                    return
-            except REDIS_FAILURES:
-                return
-            await asyncio.sleep(WAIT_POLL_S)
-
     async def _leave(self, key: str, sender: str, claim: bool) -> Optional[Dict[str, Any]]:
         """Stop waiting for a message's answer: take it for the passive reply, or push it when nobody else waits."""
         try:
-            how, raw = await script(self.redis(), _LEAVE)(keys=[key], args=["claim" if claim else "abandon"])
+            how, reply = await self.leases.leave(key, claim)
         except REDIS_FAILURES as error:
             logger.error("wechat.message.leave_failed sender=%s error=%s", sender, type(error).__name__)
             return None
-        reply = _loads(raw)
         if how == "push" and reply:
             await self._push_late(sender, reply)
         return reply if how == "passive" else None
@@ -988,7 +431,7 @@ class WeChatInput(ShopperChannel):
         the message only while it still owns it, and releases the lease when it ends without
         completing (cancelled, or Redis failed), so that WeChat's next retry answers the message.
         """
-        keeper = asyncio.ensure_future(self._keep_lease(key, owner))
+        keeper = asyncio.ensure_future(self.leases.keep(key, owner))
         completed = False
         try:
             try:
@@ -1002,8 +445,7 @@ class WeChatInput(ShopperChannel):
                 logger.debug("wechat.message.failed sender=%s at:\n%s", sender, "".join(traceback.format_tb(error.__traceback__)))
                 reply = {"text": MESSAGES["bot_unavailable"]}
             try:
-                how = await script(self.redis(), _FINISH)(keys=[key, _lease_key(key)],
-                                                          args=[json.dumps(reply, ensure_ascii=False) if reply else "", owner])
+                how = await self.leases.finish(key, owner, reply)
             except REDIS_FAILURES as error:
                 logger.error("wechat.message.finish_failed sender=%s error=%s", sender, type(error).__name__)
                 return
@@ -1015,28 +457,7 @@ class WeChatInput(ShopperChannel):
         finally:
             keeper.cancel()
             if not completed:
-                await asyncio.shield(self._release_lease(key, owner))
-
-    async def _keep_lease(self, key: str, owner: str) -> None:
-        """Renew a turn's lease every quarter of its length until it is cancelled or lost."""
-        period_s = max(self.lease_ms / 4000, 0.05)
-        while True:
-            await asyncio.sleep(period_s)
-            try:
-                kept = await script(self.redis(), _RENEW)(keys=[_lease_key(key)], args=[owner, self.lease_ms])
-            except REDIS_FAILURES as error:
-                logger.warning("wechat.message.lease_not_renewed error=%s", type(error).__name__)
-                continue
-            if not kept:
-                logger.warning("wechat.message.lease_lost")
-                return
-
-    async def _release_lease(self, key: str, owner: str) -> None:
-        """Give up a lease the turn still owns (compare-and-delete), for WeChat's retry to take the message."""
-        try:
-            await script(self.redis(), _RELEASE)(keys=[_lease_key(key)], args=[owner])
-        except REDIS_FAILURES as error:
-            logger.warning("wechat.message.lease_not_released error=%s", type(error).__name__)
+                await asyncio.shield(self.leases.release(key, owner))
 
     async def _push_late(self, sender: str, reply: Mapping[str, Any]) -> None:
         """Put an answer WeChat no longer waits for into the outbox, for the customer-service API."""
@@ -1187,7 +608,7 @@ class WeChatInput(ShopperChannel):
             signature or a timestamp more than 5 minutes away; 503 when Redis is unavailable.
         """
         body = request.body or b""
-        payload = _loads(body.decode("utf-8", errors="replace")) if len(body) <= 4096 else None
+        payload = json_object(body.decode("utf-8", errors="replace")) if len(body) <= 4096 else None
         if payload is None:
             return _bind_error("invalid_json")
         openid, customer_id = payload.get("openid"), payload.get("customer_id", "") if action == "bind" else ""

@@ -39,7 +39,7 @@ from bot.handoff.texts import cancelled, rating_buttons
 from bot.identity import verify_channel_identity
 from bot.outbox import Outbox
 from bot.settings import load_settings
-from connectors import common, wechat
+from connectors import common, wechat_leases
 from connectors.binding import owner_key
 from connectors.common import MESSAGES, SENDER_PATTERN
 from connectors.wechat import LEASE_MS, TEXTS, WECHAT_OWNER, WeChatInput, binding_signature, conversation_id
@@ -682,7 +682,7 @@ def test_a_live_turn_keeps_its_short_lease_and_retries_during_it_are_deduplicate
 def test_only_the_owner_of_a_lease_renews_releases_or_completes_it(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     enter, renew, release, finish = (client.register_script(source) for source in
-                                     (wechat._ENTER, wechat._RENEW, wechat._RELEASE, wechat._FINISH))
+                                     (wechat_leases._ENTER, wechat_leases._RENEW, wechat_leases._RELEASE, wechat_leases._FINISH))
     record, lease = "wechat:msg:test:1", "wechat:msg:test:1:lease"
     assert enter(keys=[record, lease], args=[60, 5000, "owner-a"]) == "new"
     assert enter(keys=[record, lease], args=[60, 5000, "owner-b"]) == "processing"  # a retry during the live turn

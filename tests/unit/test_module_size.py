@@ -11,7 +11,6 @@ LIMIT = 700
 # Modules still over the limit, each capped at its line count when it was listed. Lower a cap when the
 # module shrinks; remove the entry once the module is split under the limit. Never raise a cap.
 OVER_LIMIT: Dict[str, int] = {
-    "connectors/wechat.py": 1270,
     "desk/app.py": 707,
 }
 # Folders that hold no product code: the virtualenv, run-time and generated files, caches.
