@@ -10,6 +10,7 @@ client uses: long-polling only, or rasa-webchat's default (long-polling, then th
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -25,8 +26,6 @@ from .conftest import RunningStack, new_sender
 pytestmark = pytest.mark.integration
 
 SESSIONS = 10
-ROUNDS = 5
-"""Rounds of :data:`SESSIONS` sessions at most, until handshakes have reached both workers."""
 WAIT_S = 60.0
 """Longest wait for an event that must come (a failure guard, not a timing assertion)."""
 
@@ -92,20 +91,29 @@ async def sessions(url: str, token: str, transports: Optional[List[str]]) -> Lis
     return list(await asyncio.gather(*(one_session(url, token, transports) for _ in range(SESSIONS))))
 
 
-@pytest.mark.parametrize("transports", [["polling"], None], ids=["polling", "polling-then-websocket"])
-def test_every_session_gets_its_bot_reply_with_two_workers(running_stack: RunningStack, transports: Optional[List[str]]) -> None:
+def handoff_counts(log: str) -> Dict[str, Tuple[int, int]]:
+    """Per worker, the connections it handed over and adopted, from the lines it logs when it stops."""
+    found = re.findall(r"web\.worker_routing\.stopped worker=(\S+) handed_off=(\d+) adopted=(\d+)", log)
+    return {worker: (int(handed), int(adopted)) for worker, handed, adopted in found}
+
+
+def test_every_session_gets_its_bot_reply_with_two_workers(running_stack: RunningStack) -> None:
     assert running_stack.settings.rasa_workers == 2
     url = f"http://127.0.0.1:{running_stack.settings.rasa_port}"
-    workers = set()
-    for _ in range(ROUNDS):  # every session of every round must get its reply
+    for transports in (["polling"], None):  # long-polling only; rasa-webchat's default: polling, then the websocket upgrade
         results = asyncio.run(sessions(url, running_stack.identity_token("C000001"), transports))
         for sid, _, replies in results:
-            assert replies and all(reply.get("from") == "bot" and reply.get("text") for reply in replies), (sid, replies)
+            assert replies and all(reply.get("from") == "bot" and reply.get("text") for reply in replies), (transports, sid, replies)
+            assert worker_routing.parse_sid(sid) is not None, sid
         if transports is None:
             assert {transport for _, transport, _ in results} == {"websocket"}
-        owners = [worker_routing.parse_sid(sid) for sid, _, _ in results]
-        assert None not in owners, results
-        workers |= {owner[1] for owner in owners if owner is not None}
-        if len(workers) == 2:
-            break
-    assert len(workers) == 2, workers  # sockets lived on both workers
+    log_path = running_stack.child("rasa").log_path
+    assert log_path is not None
+    seen = log_path.stat().st_size
+    with running_stack.stopped("rasa"):  # each worker logs what it handed over and adopted as it stops
+        with open(log_path, "rb") as log:
+            log.seek(seen)
+            counts = handoff_counts(log.read().decode(errors="replace"))
+    assert len(counts) == 2, counts
+    handed, adopted = (sum(count[i] for count in counts.values()) for i in (0, 1))
+    assert handed == adopted and handed > 0, counts  # requests did reach the other worker, and were served by the owner
