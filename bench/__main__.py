@@ -6,6 +6,7 @@ Usage::
     PYTHONPATH=. .venv/bin/python -m bench [--concurrency 20] [--duration 30] [--warmup 5]
         [--single-duration 15] [--only ours|stock] [--skip-stock-train] [--model PATH]
         [--rasa-speedups on|off|both]          # make bench RASA_SPEEDUPS=both: patched and stock Rasa
+        [--fleet]                              # make bench-fleet: also two instances behind HAProxy
 
 What runs, one system after the other (never both at once), every process stopped at the end,
 also on Ctrl-C or error:
@@ -39,6 +40,13 @@ earlier results file at the same concurrency are used, and named. Figures are al
 whatever the figures, non-zero only when a system could not be run; what did run is still printed
 and written). Service logs: ``var/bench/logs`` (stock) and ``var/bench/ours/logs``.
 
+With ``--fleet`` (``make bench-fleet``: ``--only ours --fleet``) a third system runs after ours:
+two Rasa servers of one Sanic worker each, each with its own action server, sharing one Redis and
+one seeded CRM, behind HAProxy balancing the app channel's webhook round-robin with health checks
+(:mod:`bench.fleet`); the same shopper mix at the same concurrency goes to the HAProxy front, and
+its figures are printed beside the one-instance run's (ratios, and how many requests HAProxy sent
+to each server). Without HAProxy the fleet is skipped with a message (not a failure).
+
 ``python -m bench.breakdown`` splits one shopper's action turn into its stages (NLU, policies,
 action server, CRM, Rasa's response validation, tracker store) to find where the time goes.
 """
@@ -62,6 +70,7 @@ from typing import Any, Callable, Dict, List, Optional
 import aiohttp
 
 from bench import report
+from bench.fleet import FleetStack, FleetUnavailable
 from bench.load import LoadGenerator, LoadResult, Sample, kinds, summarize
 from bench.scenarios import CRM_UNAVAILABLE_REPLY, TRACKING_REPLY, Customer, CustomerRotation, ShopScript, StockScript
 from bench.systems import BenchError, OurStack, StockBot, cpu_shares, prepare_stock_bot, tree_cpu_seconds
@@ -90,6 +99,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="never create or train the stock bot; fail if it has no model")
     parser.add_argument("--model", type=Path,
                         help="our model to serve (default: the one for the current data, bot.launcher.model_path())")
+    parser.add_argument("--fleet", action="store_true",
+                        help="also run two Rasa instances behind HAProxy (bench.fleet) with the same load, after ours")
     parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds allowed to one request")
     parser.add_argument("--max-requests", type=int, default=200_000, help="request budget of one run")
     args = parser.parse_args(argv)
@@ -187,29 +198,41 @@ async def load_customers(generator: LoadGenerator, stack: OurStack) -> List[Cust
     return [Customer(cid, identity_token_for(secret, cid, ttl_s=12 * 3600), tuple(orders)) for cid, orders in zip(ids, order_ids, strict=True)]
 
 
+async def prepare_shoppers(generator: LoadGenerator, stack: Any) -> List[Customer]:
+    """The seeded customers of ``stack`` (an OurStack or a FleetStack), once it answered a first message."""
+    try:
+        customers = await load_customers(generator, stack)
+    except (RuntimeError, aiohttp.ClientError, asyncio.TimeoutError, KeyError, ValueError) as error:
+        raise BenchError(f"could not list the CRM's customers and orders: {error}") from error
+    with_orders = sum(1 for c in customers if c.order_ids)
+    print(f"{stack.name}: {len(customers)} seeded customers ({with_orders} with orders)", flush=True)
+    status, body = await first_message(generator, stack.webhook_url, {
+        "sender": "bench-check", "message": "我的快递到哪了",
+        "metadata": {"identity_token": customers[0].identity_token}})
+    if status != 200:
+        raise BenchError(f"the app channel of {stack.name} answered its first message with {status} {body!r}")
+    return customers
+
+
+async def run_shop_mix(generator: LoadGenerator, stack: Any, args: argparse.Namespace,
+                       customers: List[Customer]) -> Dict[str, Any]:
+    """The concurrent run of the shopper mix against ``stack.webhook_url`` (the same mix for every stack)."""
+    probe = lambda: tree_cpu_seconds(stack.cpu_roots())  # noqa: E731
+    rotation = CustomerRotation(customers, random.Random(11))
+    scripts = [ShopScript(f"bench{i}", rotation) for i in range(args.concurrency)]
+    print(f"{stack.name}: {args.concurrency} shoppers, {args.warmup:.0f} s warm-up + {args.duration:.0f} s", flush=True)
+    result = await generator.run(stack.webhook_url, scripts, args.warmup, args.duration, probe=probe,
+                                 on_progress=progress)
+    return describe_run(stack.name, result, stack.webhook_url, args.warmup, action_turns=True)
+
+
 async def drive_ours(stack: OurStack, args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
     runs: Dict[str, Dict[str, Any]] = {}
     async with LoadGenerator(args.concurrency, args.request_timeout, args.max_requests) as generator:
-        try:
-            customers = await load_customers(generator, stack)
-        except (RuntimeError, aiohttp.ClientError, asyncio.TimeoutError, KeyError, ValueError) as error:
-            raise BenchError(f"could not list the CRM's customers and orders: {error}") from error
-        with_orders = sum(1 for c in customers if c.order_ids)
-        print(f"ours: {len(customers)} seeded customers ({with_orders} with orders)", flush=True)
-        first = customers[0]
-        status, body = await first_message(generator, stack.webhook_url, {
-            "sender": "bench-check", "message": "我的快递到哪了",
-            "metadata": {"identity_token": first.identity_token}})
-        if status != 200:
-            raise BenchError(f"our app channel answered its first message with {status} {body!r}")
+        customers = await prepare_shoppers(generator, stack)
         probe = lambda: tree_cpu_seconds(stack.cpu_roots())  # noqa: E731
-
-        rotation = CustomerRotation(customers, random.Random(11))
-        scripts = [ShopScript(f"bench{i}", rotation) for i in range(args.concurrency)]
-        print(f"ours: {args.concurrency} shoppers, {args.warmup:.0f} s warm-up + {args.duration:.0f} s", flush=True)
-        result = await generator.run(stack.webhook_url, scripts, args.warmup, args.duration, probe=probe,
-                                     on_progress=progress)
-        runs["ours"] = describe_run("ours", result, stack.webhook_url, args.warmup, action_turns=True)
+        runs["ours"] = await run_shop_mix(generator, stack, args, customers)
+        runs["ours"]["rasa_workers"] = stack.settings.rasa_workers
 
         if args.single_duration > 0:
             await asyncio.sleep(1.0)
@@ -222,6 +245,21 @@ async def drive_ours(stack: OurStack, args: argparse.Namespace) -> Dict[str, Dic
             runs["ours_single"] = describe_run("ours_single", result, stack.webhook_url, SINGLE_WARMUP_S,
                                                action_turns=True)
     return runs
+
+
+async def drive_fleet(fleet: FleetStack, args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
+    """The shopper mix against the fleet's HAProxy front, with HAProxy's count of the requests each server got."""
+    async with LoadGenerator(args.concurrency, args.request_timeout, args.max_requests) as generator:
+        customers = await prepare_shoppers(generator, fleet)
+        before = fleet.server_stats()
+        run = await run_shop_mix(generator, fleet, args, customers)
+    after = fleet.server_stats()
+    run["instances"] = len(fleet.instances)
+    run["rasa_workers"] = fleet.settings.rasa_workers
+    run["haproxy_servers"] = {name: {"status": s["status"], "requests": s["requests"] - before.get(name, {}).get("requests", 0),
+                                     "errors": s["errors"] - before.get(name, {}).get("errors", 0)}
+                              for name, s in after.items()}
+    return {"fleet": run}
 
 
 def with_system(system: Any, drive: Callable[[Any], Dict[str, Any]]) -> Dict[str, Any]:
@@ -238,6 +276,15 @@ def with_system(system: Any, drive: Callable[[Any], Dict[str, Any]]) -> Dict[str
         logger.info("stopping %s...", system.name)
         system.stop()
         logger.info("%s stopped", system.name)
+
+
+def run_fleet(model: Path, speedups: bool, args: argparse.Namespace, results: Dict[str, Any]) -> None:
+    """Start the fleet (raises FleetUnavailable before starting anything without HAProxy), drive it, stop it."""
+    fleet = FleetStack(model, rasa_speedups=speedups)
+    runs = with_system(fleet, lambda stack: asyncio.run(drive_fleet(stack, args)))
+    for run in runs.values():
+        run.update(model=str(model), rasa_speedups=speedups)
+    results.update(runs)
 
 
 # --------------------------------------------------------------------------------------- main
@@ -287,6 +334,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     timestamp = time.strftime("%Y%m%d-%H%M%S")
     results: Dict[str, Any] = {}
     failures: Dict[str, str] = {}
+    skipped: Dict[str, str] = {}
     ours_model: Optional[Path] = None
     if args.only != "stock":
         ours_model = args.model.resolve() if args.model else launcher.model_path()
@@ -316,6 +364,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             except BenchError as error:
                 logger.error("ours%s: %s", suffix, error)
                 failures[f"ours{suffix}"] = str(error)
+        if args.fleet and ours_model is not None:
+            time.sleep(2.0)
+            try:
+                run_fleet(ours_model, modes[0], args, results)
+            except FleetUnavailable as error:
+                logger.warning("fleet: skipped: %s", error)
+                skipped["fleet"] = str(error)
+            except BenchError as error:
+                logger.error("fleet: %s", error)
+                failures["fleet"] = str(error)
     except KeyboardInterrupt:
         logger.error("interrupted; every started process has been stopped")
         return 130
@@ -329,8 +387,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "environment": environment(),
         "targets": targets,
+        "fleet_vs_one_instance": report.fleet_comparison(results),
         "results": results,
         "failures": failures,
+        "skipped": skipped,
         "elapsed_s": round(time.monotonic() - begun, 1),
     }
     path = report.write_json(document, timestamp)
@@ -339,6 +399,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(report.render_table(report.table_rows(results)))
     print()
     print(report.render_targets(targets))
+    fleet = report.render_fleet(document["fleet_vs_one_instance"], results)
+    if fleet:
+        print()
+        print(fleet)
     details = report.render_details(results)
     if details:
         print()
@@ -346,6 +410,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print()
     for name, message in failures.items():
         print(f"{name}: NOT MEASURED, it could not be run: {message.splitlines()[0]}")
+    for name, message in skipped.items():
+        print(f"{name}: SKIPPED: {message}")
     print(f"figures: {path.relative_to(PROJECT_ROOT)}  (whole run {time.monotonic() - begun:.0f} s)")
     return 2 if failures else 0
 

@@ -36,6 +36,8 @@ def table_rows(results: Dict[str, Any]) -> List[Tuple[str, ...]]:
         ("ours_stock_rasa", "all", "ours, RASA_SPEEDUPS=0 (stock Rasa)"),
         ("ours_stock_rasa", "action_turns", "  ours, RASA_SPEEDUPS=0: action turns"),
         ("ours_stock_rasa_single", "action_turns", "ours, RASA_SPEEDUPS=0: action turns, 1 shopper"),
+        ("fleet", "all", "fleet: 2 Rasa x 1 worker, HAProxy"),
+        ("fleet", "action_turns", "  fleet: action turns of that run"),
     ]
     for system, key, label in series:
         run = results.get(system)
@@ -139,6 +141,44 @@ def render_details(results: Dict[str, Any]) -> str:
                              "its figures understate what the machine can do")
         if run.get("budget_exhausted"):
             lines.append(f"{name}: the request budget ran out before the end of the window")
+    return "\n".join(lines)
+
+
+def fleet_comparison(results: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The fleet's figures beside the one-instance run's (same mix, same concurrency), or None."""
+    fleet, one = results.get("fleet"), results.get("ours")
+    if not fleet or not one:
+        return None
+    mine, theirs = fleet["summary"]["all"], one["summary"]["all"]
+
+    def ratio(key: str) -> Optional[float]:
+        return round(mine[key] / theirs[key], 2) if mine.get(key) is not None and theirs.get(key) else None
+
+    return {
+        "one_instance": {"rasa_servers": 1, "rasa_workers": one.get("rasa_workers"), "action_servers": 1},
+        "fleet": {"rasa_servers": fleet.get("instances"), "rasa_workers": fleet.get("rasa_workers"),
+                  "action_servers": fleet.get("instances"), "balancer": "haproxy roundrobin"},
+        "concurrency": fleet["concurrency"],
+        "ratios": {key: ratio(key) for key in ("requests_per_s", "replies_per_s", "p50_ms", "p95_ms")},
+        "errors": {"fleet": mine["errors"], "one_instance": theirs["errors"]},
+        "haproxy_servers": fleet.get("haproxy_servers", {}),
+    }
+
+
+def render_fleet(comparison: Optional[Dict[str, Any]], results: Dict[str, Any]) -> str:
+    """The fleet beside one instance, and how HAProxy spread the requests."""
+    if comparison is None:
+        return ""
+    one, fleet = comparison["one_instance"], comparison["fleet"]
+    r = comparison["ratios"]
+    lines = [f"fleet ({fleet['rasa_servers']} Rasa x {fleet['rasa_workers']} worker, {fleet['action_servers']} action servers) / "
+             f"one instance (1 Rasa x {one['rasa_workers']} workers, 1 action server), {comparison['concurrency']} shoppers: "
+             f"requests/s {_fmt(r['requests_per_s'], 2)}x, replies/s {_fmt(r['replies_per_s'], 2)}x, "
+             f"p50 {_fmt(r['p50_ms'], 2)}x, p95 {_fmt(r['p95_ms'], 2)}x"]
+    servers = comparison["haproxy_servers"]
+    if servers:
+        spread = ", ".join(f"{name} {s['requests']} ({s['status']})" for name, s in sorted(servers.items()))
+        lines.append(f"fleet: HAProxy sent {spread} requests during the run")
     return "\n".join(lines)
 
 

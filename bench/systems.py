@@ -233,6 +233,14 @@ class StockBot:
 
 
 # ---------------------------------------------------------------------------------- our stack
+def stack_cpu_roots(stack: launcher.Stack) -> Dict[str, Optional[int]]:
+    """The process of each service of a launcher stack by name, and its Redis (for :func:`tree_cpu_seconds`)."""
+    roots: Dict[str, Optional[int]] = {child.name: child.process.pid if child.process else None for child in stack.children}
+    if stack.redis and stack.redis.process:
+        roots["redis"] = stack.redis.process.pid
+    return roots
+
+
 class OurStack:
     """Our stack through ``bot.launcher.start_services`` on free ports and a redis-server of its own."""
 
@@ -280,12 +288,7 @@ class OurStack:
         logger.info("our stack ready in %.1f s (logs: %s)", time.monotonic() - started, self.directory / "logs")
 
     def cpu_roots(self) -> Dict[str, Optional[int]]:
-        roots: Dict[str, Optional[int]] = {
-            child.name: child.process.pid if child.process else None for child in self.stack.children
-        }
-        if self.stack.redis and self.stack.redis.process:
-            roots["redis"] = self.stack.redis.process.pid
-        return roots
+        return stack_cpu_roots(self.stack)
 
     def stop(self) -> None:
         self.stack.stop()
