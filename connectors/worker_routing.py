@@ -115,6 +115,15 @@ def problem() -> Optional[str]:
     return None
 
 
+def current_hashes() -> Dict[str, str]:
+    """The source hash of each target as installed here (to review and declare after an upgrade)."""
+    hashes = {}
+    for target in TARGETS:
+        owner, attribute = resolve(target)
+        hashes[target] = source_hash(getattr(owner, attribute))
+    return hashes
+
+
 def replayed_request(request: Any) -> bytes:
     """The bytes of a request as the client sent them: its head (without the body framing and
     ``Expect``, which Sanic has already answered) and its whole body with a ``Content-Length``."""
@@ -399,3 +408,8 @@ class RoutedEngineServer(engineio.AsyncServer):
                 raise asyncio.CancelledError  # Sanic ends the request quietly: its transport is gone
         return await super().handle_request(*args, **kwargs)
 
+
+if __name__ == "__main__":  # python -m connectors.worker_routing: the fence's verdict and the targets' hashes
+    print(f"routing: {problem() or 'allowed'}")
+    for name, digest in current_hashes().items():
+        print(f"{name} {digest}{'' if digest == TARGETS[name] else '  (changed)'}")

@@ -24,6 +24,7 @@ from connectors.worker_routing import RoutedEngineServer, WorkerRouter, instance
 
 def test_the_fence_accepts_the_installed_sanic_and_engineio() -> None:
     assert worker_routing.problem() is None
+    assert worker_routing.current_hashes() == worker_routing.TARGETS
 
 
 def test_a_changed_target_turns_routing_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
