@@ -37,6 +37,7 @@ from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import agent_message, transcript
 from bot.handoff.texts import cancelled, rating_buttons
 from bot.identity import verify_channel_identity
+from bot.logs import valid_correlation_id
 from bot.outbox import Outbox
 from bot.settings import load_settings
 from connectors import common, wechat_leases
@@ -170,6 +171,7 @@ def shopper(message: UserMessage) -> Dict[str, Any]:
     """The metadata the bot got, without the channel-signed identity (checked to name the same customer)."""
     metadata = dict(message.metadata or {})
     identity = metadata.pop("identity", None)
+    assert valid_correlation_id(metadata.pop("correlation_id", None)), message.metadata  # the turn's id in the logs
     assert identity is not None and identity["customer_id"] == metadata["customer_id"]
     assert verify_channel_identity(SHOP_SECRET, message.sender_id, identity) == metadata["customer_id"]
     return metadata
