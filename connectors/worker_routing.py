@@ -234,6 +234,7 @@ class WorkerRouter:
             logger.error("web.worker_routing.off reason=socket path longer than 107 bytes path=%s", path)
             self.enabled = False
             return
+        self._remove_stale_sockets()
         path.unlink(missing_ok=True)  # a socket left by an earlier process of the same pid
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(path))
@@ -244,6 +245,19 @@ class WorkerRouter:
         self._app = app
         self._accepting = loop.create_task(self._accept(listener))
         logger.info("web.worker_routing.listening worker=%s.%d", self.instance, os.getpid())
+
+    def _remove_stale_sockets(self) -> None:
+        """Remove the sockets this instance's workers that are no longer running left behind (a crash)."""
+        for path in self.run_dir.glob(f"web-{self.instance}-*.sock"):
+            pid = path.name[len(f"web-{self.instance}-"):-len(".sock")]
+            if not pid.isdigit():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                path.unlink(missing_ok=True)
+            except PermissionError:  # alive, another user's
+                pass
 
     async def stop(self) -> None:
         """Stop listening and remove this worker's socket."""

@@ -90,3 +90,14 @@ def test_only_another_listening_worker_of_this_instance_owns_a_sid(tmp_path: Pat
         assert WorkerRouter(tmp_path, "rasa1", enabled=False).owner(worker_sid("rasa1", other, "abc")) is None
     finally:
         listening.close()
+
+
+def test_a_worker_removes_the_sockets_of_dead_workers_when_it_starts_listening(tmp_path: Path) -> None:
+    router = WorkerRouter(tmp_path, "rasa1", enabled=True)
+    dead = router.socket_path(2**22 + 12345)  # beyond Linux's pid_max: no such process
+    alive = router.socket_path(os.getppid())
+    other_instance = tmp_path / "web-rasa2-1.sock"
+    for path in (dead, alive, other_instance):
+        path.touch()
+    router._remove_stale_sockets()
+    assert not dead.exists() and alive.exists() and other_instance.exists()
