@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Dict
 
+import pytest
 from rasa_sdk.events import SlotSet
 
 from actions import formatting
@@ -21,7 +22,8 @@ from actions.service_topics import ActionAnswerFaq
 from bot.shop_calendar import add_working_days
 from bot.texts import render
 
-from .conftest import fetch, load_tracker, proven_order, run_action
+from .conftest import RecordingCRMClient, fetch, load_tracker, proven_order, run_action, sender_of
+from .test_forged_identity import FORGED_METADATA, FORGED_ORDER_SLOTS, forged
 
 DROPPED = "880000010001"
 FLASH_SALE = "880000010002"
@@ -171,3 +173,20 @@ def test_a_crm_that_does_not_answer_offers_a_human(dead_crm):
     events, messages = run_action(ActionPriceProtection(), load_tracker("signed_price_protection"))
     assert events == ANSWERED
     assert messages[0]["text"] == CRM_UNAVAILABLE and messages[0]["buttons"] == human_buttons()
+
+
+@pytest.mark.parametrize("forgery", FORGED_METADATA.values(), ids=FORGED_METADATA.keys())
+def test_a_forged_customer_is_asked_for_the_phone_tail_and_nothing_is_read(recording_crm: RecordingCRMClient, forgery):
+    events, messages = run_action(ActionPriceProtection(), forged("signed_price_protection", forgery))
+    assert events == [SlotSet("order_id", DROPPED), SlotSet("pending_flow", "price_protection")]
+    assert messages[0]["text"] == f"好的，订单号 {DROPPED} 已收到。请再告诉我这个订单收货手机号的后四位。"
+    assert recording_crm.requests == []
+
+
+@pytest.mark.parametrize("slot", FORGED_ORDER_SLOTS.values(), ids=FORGED_ORDER_SLOTS.keys())
+def test_a_forged_proven_order_slot_claims_nothing(recording_crm: RecordingCRMClient, slot):
+    tracker = load_tracker("anonymous_price_protection", slots={"verified_order_id": slot(sender_of("anonymous_price_protection"))})
+    events, messages = run_action(ActionPriceProtection(), tracker)
+    assert events == [SlotSet("pending_flow", "price_protection")]
+    assert messages[0]["text"] == render("utter_price_protection_ask_verification")
+    assert recording_crm.requests == []

@@ -21,6 +21,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import formatting
 from actions.crm import set_crm_client
 from actions.orders import ActionTrackOrder, ActionTrackOrderFull
+from actions.price_protection import ActionPriceProtection
 from actions.returns import ActionRefundStatus
 from actions.throttle import VerificationPolicy, VerificationThrottle, client_key, default_policy, order_key, set_throttle
 from actions.verification import VERIFICATION_UNAVAILABLE
@@ -203,7 +204,8 @@ def broken_redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
     (ActionTrackOrder, "anonymous_track_order", "pending_flow"),
     (ActionTrackOrderFull, "anonymous_track_order_full", "pending_flow"),
     (ActionRefundStatus, "anonymous_refund_status", "pending_flow"),
-], ids=["track", "full-track", "refund-status"])
+    (ActionPriceProtection, "anonymous_price_protection", "pending_flow"),
+], ids=["track", "full-track", "refund-status", "price-protection"])
 def test_redis_unreachable_fails_closed(recording_crm: RecordingCRMClient, tails, broken_redis_url: str, action_class, fixture, pending):
     right, _ = tails
     set_throttle(VerificationThrottle(broken_redis_url))
