@@ -20,6 +20,7 @@ import pytest
 
 from bot.identity import channel_identity
 from bot.launcher import wait_healthy
+from bot.logs import valid_correlation_id
 from bot.redis_server import free_port
 from bot.settings import PROJECT_ROOT
 from tests.actions.seeded_crm import seeded_crm
@@ -149,3 +150,14 @@ def test_action_calls_are_counted_by_action_name_and_errors_apart(action_server:
 def test_the_metrics_page_needs_no_action_token_but_a_loopback_client(action_server: str) -> None:
     assert scrape(action_server).status == 200
     assert scrape(action_server, headers={"X-Forwarded-For": "203.0.113.9"}).status == 403
+
+
+@pytest.mark.parametrize("given", ["shop-req-0001-abcd", "bad id", "x" * 200_000, {"id": "shop-req-0001-abcd"}, ["a" * 12], 12345678, None])
+def test_the_correlation_id_is_taken_from_the_metadata_only_when_valid(action_server: str, given: Any) -> None:
+    metadata = {"identity": channel_identity(SECRET, "conv-correlated", "C000002"), "correlation_id": given}
+    request = urllib.request.Request(f"{action_server}/webhook", data=points_call("conv-correlated", metadata), method="POST",
+                                     headers={"Content-Type": "application/json", "X-Action-Token": TOKEN})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200 and json.loads(response.read())["responses"]
+        answered = response.headers["X-Request-ID"]
+    assert answered == given if given == "shop-req-0001-abcd" else answered != given and valid_correlation_id(answered)
