@@ -19,9 +19,9 @@ from datetime import date
 from typing import Any, Dict, List, Optional, Sequence
 
 from actions import formatting
-from bot.texts import render
+from bot.texts import policy_values, render
 
-POINTS_PER_YUAN = 100
+POINTS_PER_YUAN = int(policy_values()["points_per_yuan"])  # crm/policy/points.yml
 LEDGER_LINES_IN_SUMMARY = 3
 EXPIRY_SOON_DAYS = 31
 MAX_COUPON_BUTTONS = 6

@@ -23,6 +23,8 @@ PRICE_PROTECTION = ROOT / "crm" / "policy" / "price_protection.yml"
 SERVICE = ROOT / "desk" / "policy" / "service.yml"
 DELIVERY = ROOT / "crm" / "policy" / "delivery.yml"
 INVOICES = ROOT / "crm" / "policy" / "invoices.yml"
+POINTS = ROOT / "crm" / "policy" / "points.yml"
+COUPONS = ROOT / "crm" / "policy" / "coupons.yml"
 RESPONSE_FILES = [ROOT / "domain.yml", *sorted((ROOT / "data" / "responses").glob("*.yml"))]
 
 # Placeholder names of the CRM's tier codes.
@@ -71,6 +73,14 @@ def policy_values() -> Dict[str, str]:
     values["invoice_reissue_days"] = str(invoices["reissue_days_after_order"])
     values["invoice_vat_review_days"] = str(invoices["special_vat"]["review_working_days"])
     values["invoice_vat_mail_days"] = _range(invoices["special_vat"]["mail_working_days"])
+    points = _read(POINTS)
+    values["earn_points_per_yuan"] = str(points["earn_per_yuan"])
+    values["points_per_yuan"] = str(points["points_per_yuan"])
+    values["points_arrival_days"] = str(points["arrival_days_after_signing"])
+    coupons = _read(COUPONS)["coupons"]
+    days = [int(coupon["valid_days"]) for coupon in coupons]
+    values["coupon_valid_days"] = str(max(set(days), key=days.count))  # what most coupons give
+    values.update({f"coupon_valid_days_{coupon['coupon_id']}": str(coupon["valid_days"]) for coupon in coupons})
     return values
 
 

@@ -19,7 +19,7 @@ import yaml  # type: ignore[import-untyped]
 POLICY_DIR = Path(__file__).resolve().parent
 TIERS_FILE = POLICY_DIR / "tiers.yml"
 COUPONS_FILE = POLICY_DIR / "coupons.yml"
-SERVICE_POLICIES = ("invoices", "price_protection", "after_sales", "coupon_rules", "delivery")
+SERVICE_POLICIES = ("invoices", "price_protection", "after_sales", "coupon_rules", "delivery", "points")
 """The service policies served at ``GET /api/policies/{name}``, each in ``<name>.yml``."""
 
 
@@ -260,6 +260,7 @@ _SERVICE_SCHEMAS: Dict[str, Dict[str, Any]] = {
         "delivery_hours": [str],
         "orders": {"payment_timeout_minutes": int},
     },
+    "points": {"earn_per_yuan": int, "points_per_yuan": int, "arrival_days_after_signing": int},
     "coupon_rules": {
         "threshold_basis": str,
         "excluded_prices": [str],
@@ -312,7 +313,7 @@ def _checked(value: Any, schema: Any, where: str) -> Any:
 
 def parse_service_policy(name: str, document: Mapping[str, Any]) -> Dict[str, Any]:
     """Validate one service policy document (``invoices``, ``price_protection``, ``after_sales``,
-    ``coupon_rules``, ``delivery``) and return it as plain JSON values.
+    ``coupon_rules``, ``delivery``, ``points``) and return it as plain JSON values.
 
     Raises:
         PolicyError: unknown policy name, unknown or missing keys, or a value of the wrong type.

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from crm.clock import last_day_of_month, points_expiry, to_utc_naive
 from crm.points import Lots
+from crm.policy import load_service_policy
 from crm.seed.base import GeneratorBase
 from crm.seed.drafts import CustomerDraft, Stamp
 
 REGISTRATION_BONUS = 100
+_POINTS = load_service_policy("points")
+EARN_PER_YUAN = int(_POINTS["earn_per_yuan"])
+POINTS_ARRIVAL = dt.timedelta(days=int(_POINTS["arrival_days_after_signing"]))
+"""An order's points arrive this long after it is signed for (crm/policy/points.yml)."""
 
 
 class PointsLedger(GeneratorBase):
@@ -28,11 +33,13 @@ class PointsLedger(GeneratorBase):
             heapq.heappush(queue, (stamp, sequence, kind, payload))
 
         push(customer.created_at, "earn", (REGISTRATION_BONUS, "新会员注册赠送积分", None))
+        refunded_fen: Dict[str, int] = {}  # per order, refunds before its points arrived
+        earned: Set[str] = set()
         for order in customer.orders:
             if order.payment_method == "points" and order.paid_at is not None:
                 push(order.paid_at, "pay", order)
-            elif order.signed_at is not None and order.signed_at <= self.cutoff:
-                push(order.signed_at, "earn_order", order)
+            elif order.signed_at is not None and order.signed_at + POINTS_ARRIVAL <= self.cutoff:
+                push(order.signed_at + POINTS_ARRIVAL, "earn_order", order)
         for draft in customer.returns:
             if draft.refunded_at is not None:
                 push(draft.refunded_at, "refund", draft)
@@ -81,7 +88,8 @@ class PointsLedger(GeneratorBase):
                 points, reason, expiry = payload
                 earn(stamp, points, reason, expiry)
             elif kind == "earn_order":
-                points = payload.paid_fen // 100
+                points = max(0, payload.paid_fen - refunded_fen.get(payload.order_id, 0)) * EARN_PER_YUAN // 100
+                earned.add(payload.order_id)
                 if points > 0:
                     earn(stamp, points, f"购物获得积分（订单 {payload.order_id}）", None, payload.order_id)
             elif kind == "pay":
@@ -93,14 +101,16 @@ class PointsLedger(GeneratorBase):
                         push(payload.cancelled_at, "earn", (payload.paid_fen, reason, None))
                 else:
                     payload.payment_method = "balance"
-                    if payload.signed_at is not None and payload.signed_at <= self.cutoff:
-                        push(payload.signed_at, "earn_order", payload)
+                    if payload.signed_at is not None and payload.signed_at + POINTS_ARRIVAL <= self.cutoff:
+                        push(payload.signed_at + POINTS_ARRIVAL, "earn_order", payload)
             elif kind == "refund":
                 order = payload.order
                 if order.payment_method == "points":
                     earn(stamp, payload.refund_fen, f"退款退回积分（退货单 {payload.return_id}）", None, order.order_id)
+                elif order.order_id not in earned:  # refunded before its points arrived: fewer will
+                    refunded_fen[order.order_id] = refunded_fen.get(order.order_id, 0) + payload.refund_fen
                 else:
-                    points = min(payload.refund_fen // 100, lots.balance)
+                    points = min(payload.refund_fen * EARN_PER_YUAN // 100, lots.balance)
                     if points > 0:
                         lots.consume(points)
                         line(stamp, -points, f"退款扣回积分（退货单 {payload.return_id}）", order_id=order.order_id)

@@ -26,10 +26,9 @@ PYTHON_SENTENCE_BUDGET = 355
 # Figures in response texts that are not policy facts (so they stay literal).
 NOT_POLICY = {
     ("1", "个工作日"), ("3", "个工作日"),  # payment providers' refund times
-    ("7", "天"),  # points arrive 7 days after signing
-    ("1", "元"), ("1", "积分"), ("100", "积分"), ("1", "点"),  # points earning and value
-    ("30", "天"), ("60", "天"),  # coupon validity (not yet rendered from crm/policy/coupons.yml)
+    ("1", "元"),  # the unit points are counted against ("每实付 1 元", "{points_per_yuan} 积分抵 1 元")
     ("1", "分钟"),  # when to try again after an outage
+    ("1", "点"),  # growth value is one point per yuan paid: its definition (crm/policy/tiers.yml)
 }
 FIGURE = re.compile(r"(?<![\d{])(\d[\d,.]*)\s*(?:–\s*\d+\s*)?(天|元|积分|点|个工作日|小时|分钟)")
 
@@ -79,6 +78,9 @@ def test_free_shipping_comes_from_the_tiers_file():
         ("crm/policy/invoices.yml", (None, "issue_hours_after_signing", 48), "utter_faq/invoice", "48 小时内开具"),
         ("crm/policy/after_sales.yml", ("warranty", "response_minutes", 45), "utter_faq/warranty", "45 分钟内有专人处理"),
         ("crm/policy/after_sales.yml", ("warranty", "repair_working_days", 5), "utter_faq/warranty", "5 个工作日内修好"),
+        ("crm/policy/points.yml", (None, "points_per_yuan", 50), "utter_faq/points_rules", "50 积分抵 1 元"),
+        ("crm/policy/points.yml", (None, "arrival_days_after_signing", 3), "utter_faq/points_rules", "签收 3 天后到账"),
+        ("crm/policy/points.yml", (None, "earn_per_yuan", 2), "utter_points_rule", "每实付 1 元累积 2 积分"),
     ],
 )
 def test_a_policy_edit_changes_the_answer_that_quotes_it(tmp_path, monkeypatch, policy_file, edit, response, expected):
@@ -87,7 +89,8 @@ def test_a_policy_edit_changes_the_answer_that_quotes_it(tmp_path, monkeypatch, 
     (content[section] if section else content)[key] = value
     edited = tmp_path / Path(policy_file).name
     edited.write_text(yaml.safe_dump(content, allow_unicode=True), encoding="utf-8")
-    constant = {"delivery.yml": "DELIVERY", "invoices.yml": "INVOICES", "after_sales.yml": "AFTER_SALES"}[edited.name]
+    constant = {"delivery.yml": "DELIVERY", "invoices.yml": "INVOICES", "after_sales.yml": "AFTER_SALES",
+                "points.yml": "POINTS"}[edited.name]
     monkeypatch.setattr(bot.texts, constant, edited)
     text = responses_on_disk()[response][0]["text"].format_map(policy_values())
     assert expected in text
