@@ -52,7 +52,7 @@ EXPECTED_INTENTS = {
     "greet", "goodbye", "thank", "affirm", "deny", "stop", "bot_challenge",
     "out_of_scope", "rate_service",
     "track_order", "track_order_full", "urge_delivery", "cancel_order", "change_address", "inform",
-    "return_request", "exchange_request", "refund_status",
+    "return_request", "exchange_request", "refund_status", "price_protection_request",
     "points_balance", "points_expiry", "points_redeem", "membership_tier",
     "human_agent", "complaint", "product_question",
 }
