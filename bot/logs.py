@@ -124,6 +124,16 @@ def correlated(value: Any = None) -> Iterator[str]:
         unbind(token)
 
 
+@contextmanager
+def continued(value: Any) -> Iterator[Optional[str]]:
+    """The ``with`` block runs under ``value`` as its correlation id when it is valid, else under the one bound (if any)."""
+    if valid_correlation_id(value) is None:
+        yield _CORRELATION.get()
+        return
+    with correlated(value) as chosen:
+        yield chosen
+
+
 def turn_correlation_id() -> str:
     """The correlation id of the turn under way: the one bound, else a new one, bound from now on in this context."""
     current = _CORRELATION.get()

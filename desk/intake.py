@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from bot import logs
 from bot.handoff import keys
 from bot.handoff.context import REDIS_FAILURES, HandoffContext
 from bot.handoff.models import HandoffRequest
@@ -102,10 +103,11 @@ class Intake:
     async def _materialize_chain(self, chain: Sequence[Tuple[str, HandoffRequest]], done: List[str], slots: asyncio.Semaphore) -> None:
         """Materialize one conversation's requests in order, noting each handled entry in ``done``."""
         for entry_id, request in chain:
-            async with slots:
-                result = await materialize(self.ctx, request)
-            logger.info("desk.intake.materialized handoff=%s sender=%s result=%s", request.handoff_id, request.sender,
-                        {0: "already", 1: "queued", 2: "cancelled", REFINED: "refined"}.get(result, result))
+            with logs.continued(request.correlation_id):  # the desk's lines of the turn that asked for it
+                async with slots:
+                    result = await materialize(self.ctx, request)
+                logger.info("desk.intake.materialized handoff=%s sender=%s result=%s", request.handoff_id, request.sender,
+                            {0: "already", 1: "queued", 2: "cancelled", REFINED: "refined"}.get(result, result))
             done.append(entry_id)
 
     async def reclaim(self) -> int:

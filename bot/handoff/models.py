@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
-from bot import pii
+from bot import logs, pii
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class HandoffRequest:
         refines: the request completes a handoff already queued under the same id (the channel
             queued an explicit request for a human first, :mod:`bot.handoff.express`): the desk
             updates that entry's summary, tier, reason and priority instead of creating one.
+        correlation_id: the turn that asked for the handoff (:mod:`bot.logs`; by default the one
+            bound where the request is made, '' for none), under which the desk logs taking it in.
     """
 
     handoff_id: str
@@ -50,11 +52,13 @@ class HandoffRequest:
     channel: str = "app"
     position_told: int = 0
     refines: bool = False
+    correlation_id: str = field(default_factory=lambda: logs.correlation_id() or "")
 
     def __post_init__(self) -> None:
         """Mask the personal data of the summary and its text (idempotent: masked text stays as it is)."""
         object.__setattr__(self, "summary", pii.mask_value(self.summary))
         object.__setattr__(self, "summary_text", pii.mask_text(self.summary_text))
+        object.__setattr__(self, "correlation_id", logs.valid_correlation_id(self.correlation_id) or "")
 
     def to_json(self) -> str:
         """The request as the JSON payload of the requests stream."""
@@ -85,6 +89,7 @@ class HandoffRequest:
                 channel=str(data.get("channel") or "app"),
                 position_told=int(data.get("position_told") or 0),
                 refines=bool(data.get("refines")),
+                correlation_id=str(data.get("correlation_id") or ""),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"incomplete handoff request: {error}") from error

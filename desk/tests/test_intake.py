@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import io
+import json
+import logging
 from pathlib import Path
 
 from redis.asyncio import Redis
 
+from bot import logs
 from bot.handoff import keys, queue
 from bot.handoff.context import HandoffContext
 from desk.intake import DEAD_LETTERS, Intake, ensure_group
 from desk.tests.helpers import request, run, sync_client, write_policy
+from desk.tests.test_express_handoff import _intake as take_in
 
 
 def test_requests_left_pending_by_a_crashed_desk_are_taken_over_once(redis_url: str, tmp_path: Path):
@@ -80,3 +86,32 @@ def test_a_shopper_who_cancels_before_intake_is_not_queued(redis_url: str, tmp_p
     assert run(redis_url, policy, scenario) == 2
     client = sync_client(redis_url)
     assert client.zcard(keys.QUEUE) == 0 and client.hget(keys.record(req.handoff_id), "status") == "cancelled"
+
+
+def test_the_desk_logs_taking_a_request_in_under_the_correlation_id_of_the_turn_that_made_it(redis_url: str, tmp_path: Path):
+    policy = write_policy(tmp_path / "service.yml")
+    with logs.correlated("turn-0123456789"):
+        asked = request("conv-intake-correlated")  # made in the turn, as the bot's action makes it
+    forged = dataclasses.replace(request("conv-intake-forged"), correlation_id='bad id {"level":"CRITICAL"}')
+    assert asked.correlation_id == "turn-0123456789" and forged.correlation_id == ""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter("desk"))
+    intake_logger = logging.getLogger("desk.intake")
+    intake_logger.addHandler(handler)
+
+    async def scenario(ctx: HandoffContext) -> int:
+        for req in (asked, forged):
+            await queue.enqueue(ctx, req)
+        return await take_in(ctx, redis_url)
+
+    old_level = intake_logger.level
+    intake_logger.setLevel(logging.INFO)
+    try:
+        assert run(redis_url, policy, scenario) == 2
+    finally:
+        intake_logger.removeHandler(handler)
+        intake_logger.setLevel(old_level)
+    lines = {line["message"].split(" sender=")[0].split("handoff=")[1]: line for line in map(json.loads, stream.getvalue().splitlines())}
+    assert lines[asked.handoff_id]["correlation_id"] == "turn-0123456789"
+    assert "correlation_id" not in lines[forged.handoff_id]
