@@ -18,9 +18,10 @@ from actions.order_change_rules import order_choice_button
 from actions.orders import NOT_YOUR_ORDER
 from actions.price_protection import ActionPriceProtection
 from actions.replies import CRM_UNAVAILABLE, human_buttons
-from actions.service_topics import ActionAnswerFaq
+from actions.service_topics import ActionAnswerFaq, price_protection_answer
 from bot.shop_calendar import add_working_days
 from bot.texts import render
+from crm.policy import load_service_policy
 
 from .conftest import RecordingCRMClient, fetch, load_tracker, proven_order, run_action, sender_of
 from .test_forged_identity import FORGED_METADATA, FORGED_ORDER_SLOTS, forged
@@ -190,3 +191,14 @@ def test_a_forged_proven_order_slot_claims_nothing(recording_crm: RecordingCRMCl
     assert events == [SlotSet("pending_flow", "price_protection")]
     assert messages[0]["text"] == render("utter_price_protection_ask_verification")
     assert recording_crm.requests == []
+
+
+def test_the_faq_promises_what_the_chat_does():
+    """Both FAQ answers (the policy's and the written one) say how to ask in the chat, not 「把订单号发给我」:
+    a bare order number after the FAQ goes to order tracking."""
+    written = render("utter_faq/price_protection")
+    from_policy = price_protection_answer(load_service_policy("price_protection"))
+    for text in (written, from_policy):
+        assert "直接把订单号发给我" not in text and "申请价保" in text
+    assert render("utter_price_protection_faq_apply") in from_policy
+    assert "“申请价保”加上订单号" in written
