@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from bot import logs
 from bot.handoff import keys as handoff_keys
 from bot.handoff import texts as handoff_texts
+from bot.handoff import tickets as handoff_tickets
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import active_handoff, is_cancel_request, route_shopper_message
 from bot.handoff.express import express_enqueue, express_request, is_explicit_request
@@ -453,6 +454,10 @@ class ShopperChannel(InputChannel):
         if opened is not None:
             logger.info("%s.handoff.express sender=%s handoff=%s", self.name(), sender_id, opened.handoff_id)
             metadata.update(express_metadata(opened))
+            try:  # the conversation's open callback ticket goes with it
+                await handoff_tickets.attach(self.handoff_context(), sender_id, customer_id, opened.handoff_id)
+            except REDIS_FAILURES as error:
+                logger.warning("%s.handoff.ticket_attach_failed sender=%s error=%s", self.name(), sender_id, type(error).__name__)
         return metadata
 
     async def admit(self, sender_id: str, customer_id: Optional[str], text: Optional[str] = None,
@@ -494,7 +499,9 @@ class ShopperChannel(InputChannel):
         The message is appended to the handoff transcript in order (one atomic step with the check),
         the bot never sees it and so never answers over the agent, and the Rasa tracker stays as it
         was. A waiting shopper may leave the queue (“取消人工”) and talk to the bot again. A verified
-        customer whose handoff is open in another conversation (another channel) joins it.
+        customer whose handoff is open in another conversation (another channel) joins it. A shopper
+        who writes again in the conversation of an open callback ticket while agents are online is
+        queued with the ticket (:func:`bot.handoff.tickets.resume`) and told so.
 
         Args:
             sender_id: the conversation id.
@@ -519,8 +526,12 @@ class ShopperChannel(InputChannel):
                 logger.info("%s.handoff.cancelled sender=%s handoff=%s", self.name(), sender_id, handoff_id)
                 return HandoffTurn("cancelled", handoff_texts.cancelled(), handoff_id)
         routed = await route_shopper_message(ctx, sender_id, text, customer_id, self.name(), message_id)
-        if routed is None:
-            return None
+        resumed = ""
+        if routed is None:  # the shopper of an open callback ticket is back while agents are online: queued with it
+            back = await handoff_tickets.resume(ctx, sender_id, text, customer_id, self.name(), message_id)
+            if back is None:
+                return None
+            routed, resumed = back
         logger.info("%s.message.to_handoff sender=%s handoff=%s status=%s", self.name(), sender_id, routed.handoff_id, routed.status)
         if routed.status == "assigned":
             name = routed.agent_name or routed.agent
@@ -529,8 +540,8 @@ class ShopperChannel(InputChannel):
         wait_s = await estimated_wait(ctx, position)
         now = ctx.local(ctx.now())
         eta = ctx.local(ctx.now() + wait_s).isoformat(timespec="minutes") if wait_s is not None else ""
-        return HandoffTurn("queued", handoff_texts.waiting_ack(position, wait_s, now), routed.handoff_id,
-                           position=position, wait_s=wait_s, eta=eta)
+        notice = handoff_texts.callback_resumed(resumed, position, wait_s, now) if resumed else handoff_texts.waiting_ack(position, wait_s, now)
+        return HandoffTurn("queued", notice, routed.handoff_id, position=position, wait_s=wait_s, eta=eta)
 
     async def action_server_reachable(self) -> bool:
         """Probe the action server's ``/health`` with a short timeout.

@@ -6,14 +6,17 @@ Routes (registered by :func:`desk.app.create_app` through :func:`register`):
   (``live_handoff``, empty before) and the exchange in that conversation (masked transcript).
 - ``POST /api/callbacks/{callback_id}/messages {"text", "client_id"}``: the agent's message reaches
   the shopper on every channel the conversation lives on, through the agent-reply path. The first
-  message opens a live handoff held by the agent (:mod:`bot.handoff.tickets`); the shopper's answer
+  message opens a live handoff held by the agent (:mod:`bot.handoff.tickets`), or claims the one
+  waiting in the queue since the shopper came back to the conversation; the shopper's answer
   then reaches that agent with the ticket's summary. 201 with the handoff id and the transcript
   entry. Refusals: 400 ``invalid_callback`` (not a ticket id), ``invalid_text``,
   ``invalid_client_id``; 413 ``text_too_long``; 404 ``not_found``; 409 ``done`` (completed),
   ``in_conversation`` (the shopper is in another live conversation), ``busy``, ``at_capacity``;
   403 ``not_yours`` (another agent answers this ticket).
 
-Completing the ticket stays ``POST /api/callbacks/{callback_id}/complete {"code", "note"}``.
+Completing the ticket stays ``POST /api/callbacks/{callback_id}/complete {"code", "note"}``; the
+ticket's live handoff, when the completing agent holds it, ends there the normal way with that code
+(the outcome and the rating prompt reach the shopper: :func:`bot.handoff.callbacks.end_live`).
 
 Carrier-urge tickets (:mod:`bot.handoff.carrier_urges`): the bot's promise that a carrier answers an
 urge by a time. ``GET /api/carrier-urges`` lists the unsettled ones by due time (overdue flagged;

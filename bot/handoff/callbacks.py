@@ -19,6 +19,21 @@ from bot.outbox import outbox_key
 logger = logging.getLogger(__name__)
 
 
+LIVE_FIELD = "live_handoff"
+"""The ticket's field naming the live handoff of its conversation: the one an agent opened by
+answering it, or the one the shopper's return queued (:mod:`bot.handoff.tickets`)."""
+
+
+def by_sender(sender: str) -> str:
+    """The conversation's latest callback ticket id (a hint: the ticket itself says whether it is open and whose)."""
+    return f"handoff:callback:by_sender:{sender}"
+
+
+async def remember(ctx: HandoffContext, sender: str, callback_id: str) -> None:
+    """Note a new ticket as its conversation's latest, so the shopper's return finds it (:func:`bot.handoff.tickets.resume`)."""
+    await ctx.redis.set(by_sender(sender), callback_id, ex=ctx.outbox_ttl_s)
+
+
 async def create_callback(ctx: HandoffContext, ticket: CallbackTicket) -> bool:
     """Record a callback ticket (once per id).
 
@@ -30,6 +45,7 @@ async def create_callback(ctx: HandoffContext, ticket: CallbackTicket) -> bool:
         args=[ticket.callback_id, repr(ticket.window_end), json.dumps(ticket.fields(), ensure_ascii=False), ticket.reason, scripts.STATS_TTL_S],
     )
     if int(created):
+        await remember(ctx, ticket.sender, ticket.callback_id)
         await publish(ctx, "callback", callback_id=ticket.callback_id, sender=ticket.sender)
     return bool(int(created))
 
@@ -73,7 +89,9 @@ async def complete_callback(ctx: HandoffContext, callback_id: str, agent: str, c
     """Mark a ticket done; ``not_found`` or ``done`` (already, with who) otherwise.
 
     The agent's note is kept masked (:func:`bot.pii.mask_text`): a number or address the agent
-    noted down stays in the CRM, not in the ticket.
+    noted down stays in the CRM, not in the ticket. When the ticket's live handoff is open and held
+    by this agent, it ends the normal way with the same resolution code (:func:`end_live`): the
+    shopper reads the outcome and is asked for a rating; ``detail`` is then ``resolved``.
     """
     now = ctx.now()
     status, detail = (
@@ -83,9 +101,36 @@ async def complete_callback(ctx: HandoffContext, callback_id: str, agent: str, c
             args=[callback_id, agent, repr(now), code, pii.mask_text(note), scripts.STATS_TTL_S, ctx.outbox_ttl_s],
         )
     )
-    if status == "ok":
-        await publish(ctx, "callback_done", callback_id=callback_id, agent=agent)
-    return OpResult(status, detail)
+    if status != "ok":
+        return OpResult(status, detail)
+    await publish(ctx, "callback_done", callback_id=callback_id, agent=agent)
+    return OpResult("ok", "resolved" if await end_live(ctx, callback_id, agent, code) else "")
+
+
+async def end_live(ctx: HandoffContext, callback_id: str, agent: str, code: str) -> bool:
+    """End a completed ticket's live handoff the normal way (:func:`bot.handoff.queue.resolve`) when
+    this agent holds it and it still has the conversation.
+
+    A live handoff another agent holds stays theirs (they end it, with their own code), and one still
+    waiting in the queue stays there: the shopper came back and wrote, and waits for an agent about
+    it; ending either over their heads would surprise them.
+
+    Returns:
+        True when the live handoff ended.
+    """
+    from bot.handoff.queue import resolve  # the queue reads this module
+
+    raw = await ctx.redis.hmget(keys.callback(callback_id), ["sender", LIVE_FIELD])
+    sender, live = raw[0] or "", raw[1] or ""
+    if not live or await ctx.redis.get(keys.active(sender)) != live:
+        return False
+    record = await ctx.redis.hmget(keys.record(live), ["status", "agent", "agent_name"])
+    if record[0] != "assigned" or record[1] != agent:
+        return False
+    ended = await resolve(ctx, sender, agent, record[2] or agent, code)
+    if ended.ok:
+        logger.info("handoff.callback.live_ended callback=%s handoff=%s agent=%s", callback_id, live, agent)
+    return ended.ok
 
 
 CONVERSIONS = {
@@ -158,6 +203,7 @@ async def queued_to_callbacks(ctx: HandoffContext, waited_s: float = 0.0, why: O
             await windows.release(ctx, callback_id, window)
         else:
             converted += 1
+            await remember(ctx, sender, ticket.callback_id)
             await publish(ctx, "callback", callback_id=ticket.callback_id, sender=sender, handoff_id=handoff_id)
     return converted
 

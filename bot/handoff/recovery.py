@@ -24,7 +24,7 @@ from typing import Any, Dict, Optional
 
 from bot.handoff import agents as agent_presence
 from bot.handoff import keys, scripts, texts, windows
-from bot.handoff.callbacks import queued_to_callbacks, ticket_for
+from bot.handoff.callbacks import queued_to_callbacks, remember, ticket_for
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import outbox_message, publish, script
 from bot.handoff.policy import is_open, offline_recovery, offline_since
@@ -109,6 +109,7 @@ async def recover_assigned(ctx: HandoffContext, handoff_id: str, agent: str, ope
     if detail == "requeue":
         await publish(ctx, "requeued", sender=sender, handoff_id=handoff_id, from_agent=agent)
     else:
+        await remember(ctx, sender, callback_id)
         await publish(ctx, "callback", callback_id=callback_id, sender=sender, handoff_id=handoff_id, from_agent=agent)
     return detail
 

@@ -105,6 +105,12 @@ def waiting_ack(position: int, wait_s: Optional[int], now: datetime) -> str:
     return f"已收到您的留言，会一并转给客服。{_place(position)}{eta}。"
 
 
+def callback_resumed(callback_id: str, position: int, wait_s: Optional[int], now: datetime) -> str:
+    """The answer to a shopper who came back to the conversation of an open callback ticket and is queued with it."""
+    eta = f"，{eta_phrase(wait_s, now)}" if wait_s is not None else ""
+    return say("callback_resumed", callback_id=callback_id, place=_place(position), eta=eta)
+
+
 def with_agent_ack(agent_name: str) -> str:
     """The answer to a message sent while an agent has the conversation."""
     return f"客服{agent_name}正在为您服务，您的消息已送达。"
