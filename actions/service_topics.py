@@ -12,7 +12,8 @@ does not apply, an installation that did not happen) ends with the offer of a hu
 assistant has no product data, so it says where the product page answers it and offers a human,
 who sees the question as the topic of the handoff summary.
 
-The rendering functions are pure: policy JSON in, Chinese text out.
+The rendering functions are pure: policy JSON in, the reply out; every word is a response in
+``data/responses/service_topics.yml``.
 """
 
 from __future__ import annotations
@@ -43,78 +44,88 @@ PRODUCT_ANSWER = render(PRODUCT_RESPONSE)
 
 
 # --------------------------------------------------------------------------- wording helpers
-def _join(items: Sequence[str], last: str = "和") -> str:
-    """「A、B和C」."""
+def _join(items: Sequence[str], last: str = "utter_policy_and") -> str:
+    """「A、B和C」 (``last``: the response of the word before the last item)."""
     items = [str(item) for item in items]
     if len(items) <= 1:
         return "".join(items)
-    return "、".join(items[:-1]) + last + items[-1]
+    return "、".join(items[:-1]) + render(last) + items[-1]
+
+
+def _span(span: Sequence[int]) -> str:
+    """[1, 3] → 「1–3」, [3, 3] → 「3」."""
+    low, high = int(span[0]), int(span[1])
+    return str(low) if low == high else f"{low}–{high}"
 
 
 def working_days(span: Sequence[int]) -> str:
     """[1, 3] → 「1–3 个工作日」, [3, 3] → 「3 个工作日」, [0, 0] → 「立即到账」."""
-    low, high = int(span[0]), int(span[1])
-    if high == 0:
-        return "立即到账"
-    return f"{low} 个工作日" if low == high else f"{low}–{high} 个工作日"
+    if int(span[1]) == 0:
+        return render("utter_policy_instant")
+    return render("utter_policy_working_days", days=_span(span))
 
 
 def months(value: int) -> str:
     """12 → 「1 年」, 18 → 「18 个月」."""
-    return f"{value // 12} 年" if value and value % 12 == 0 else f"{value} 个月"
+    if value and value % 12 == 0:
+        return render("utter_policy_years", years=value // 12)
+    return render("utter_policy_months", months=value)
+
+
+def _lines(*parts: Optional[str]) -> str:
+    return "\n".join(part for part in parts if part is not None)
 
 
 # --------------------------------------------------------------------------- answers
+# The words are in data/responses/service_topics.yml; the figures those texts name after
+# bot/texts.py policy_values are filled here with the ones the CRM served.
 def invoice_answer(policy: Mapping[str, Any]) -> str:
     """The invoice answer from ``crm/policy/invoices.yml``."""
     vat = policy["special_vat"]
-    lines = [
-        f"您好，我们默认开具{policy['default_kind']}：",
-        f"· 订单签收后 {policy['issue_hours_after_signing']} 小时内开具，可以在「{policy['download_path']}」下载 PDF，"
-        f"{_join(policy['titles'])}抬头都可以开；",
-        f"· 需要增值税专用发票的企业客户，请先在「{vat['qualification_path']}」提交企业信息，审核通过"
-        f"（{vat['review_working_days']} 个工作日内）后申请，纸质专票开具后 {working_days(vat['mail_working_days'])}内寄出；",
-        f"· 下单后 {policy['reissue_days_after_order']} 天内都可以补开" + ("，抬头或税号填错的可以免费换开；" if policy["free_correction"] else "；"),
-    ]
-    if policy["partial_return_reissue"]:
-        lines.append("· 部分退货后，原发票会作废，按您最终实付的金额重新开具。")
-    lines.append("需要补开、换开，或者到了时间还没看到发票，点“转人工”，人工客服会按您的订单处理。")
-    return "\n".join(lines)
+    correction = render("utter_policy_invoice_free_correction") if policy["free_correction"] else ""
+    return _lines(
+        render("utter_policy_invoice_intro", default_kind=policy["default_kind"]),
+        render("utter_policy_invoice_issue", invoice_issue_hours=policy["issue_hours_after_signing"],
+               download_path=policy["download_path"], titles=_join(policy["titles"])),
+        render("utter_policy_invoice_special_vat", qualification_path=vat["qualification_path"],
+               invoice_vat_review_days=vat["review_working_days"], invoice_vat_mail_days=_span(vat["mail_working_days"])),
+        render("utter_policy_invoice_reissue", invoice_reissue_days=policy["reissue_days_after_order"], correction=correction),
+        render("utter_policy_invoice_partial_return") if policy["partial_return_reissue"] else None,
+        render("utter_policy_invoice_human"),
+    )
 
 
 def price_protection_answer(policy: Mapping[str, Any]) -> str:
     """The price-protection answer from ``crm/policy/price_protection.yml``."""
-    days = policy["window_days"]
-    timing = "，".join(f"{method}{'' if working_days(span) == '立即到账' else ' '}{working_days(span)}"
+    timing = "，".join(f"{method}{'' if int(span[1]) == 0 else ' '}{working_days(span)}"
                        for method, span in policy["refund_working_days"].items())
-    lines = [
-        f"您好，我们提供 {days} 天价保：从付款时间算起 {days} 天内，同一商品、同一规格在本店降价，可以申请退还差价"
-        + ("；其他店铺的价格不在价保范围内。" if not policy["other_shops"] else "。"),
-        f"· 申请入口：「{policy['apply_path']}」，提交后系统按降价前后的实付价计算差价；",
-        f"· 差价原路退回：{timing}；",
-        f"· {_join(policy['excluded'])}不参与价保，这类订单申请会显示失败。",
+    other_shops = "" if policy["other_shops"] else render("utter_policy_price_protection_no_other_shops")
+    return _lines(
+        render("utter_policy_price_protection_intro", price_protection_days=policy["window_days"], other_shops=other_shops),
+        render("utter_policy_price_protection_apply", apply_path=policy["apply_path"]),
+        render("utter_policy_price_protection_timing", timing=timing),
+        render("utter_policy_price_protection_excluded", excluded=_join(policy["excluded"])),
         render("utter_price_protection_faq_apply"),
-    ]
-    return "\n".join(lines)
+    )
 
 
 def warranty_answer(policy: Mapping[str, Any]) -> str:
     """The warranty and repair answer from the ``warranty`` part of ``crm/policy/after_sales.yml``."""
     warranty = policy["warranty"]
     days = warranty["quality_return_days"]
-    terms = "，".join(f"{kind}保修 {months(value)}" for kind, value in warranty["months"].items())
-    shipping = "保修期内寄修的往返运费由我们承担，" if warranty["shop_pays_repair_shipping"] else ""
-    lines = [
-        "您好，售后保障分两段：",
-        f"· 签收后 {days} 天内出现质量问题，可以直接退货或换货，来回运费由我们承担；",
-        f"· 超过 {days} 天，在厂家保修期内免费维修：{terms}，具体以商品页和保修卡为准"
-        + ("，全国联保。" if warranty["nationwide"] else "。"),
-        f"申请方法：「{warranty['repair_path']}」，可以选{_join(warranty['repair_modes'], '或')}，{shipping}"
-        f"收到商品后 {warranty['repair_working_days']} 个工作日内修好寄回。{warranty['proof']}就是保修凭证。"
-        f"{_join(warranty['not_covered'])}不在免费保修范围，可以先报价再付费维修；超过保修期也可以付费维修。"
-        f"售后申请提交后 {warranty['response_minutes']} 分钟内有专人处理。",
-    ]
-    return "\n".join(lines)
+    terms = "，".join(render("utter_policy_warranty_term", kind=kind, period=months(value))
+                     for kind, value in warranty["months"].items())
+    return _lines(
+        render("utter_policy_warranty_intro"),
+        render("utter_policy_warranty_quality", quality_days=days),
+        render("utter_policy_warranty_repair", quality_days=days, terms=terms,
+               nationwide=render("utter_policy_warranty_nationwide") if warranty["nationwide"] else ""),
+        render("utter_policy_warranty_how", repair_path=warranty["repair_path"],
+               repair_modes=_join(warranty["repair_modes"], "utter_policy_or"),
+               shipping=render("utter_policy_warranty_shipping") if warranty["shop_pays_repair_shipping"] else "",
+               repair_working_days=warranty["repair_working_days"], proof=warranty["proof"],
+               not_covered=_join(warranty["not_covered"]), after_sales_response_minutes=warranty["response_minutes"]),
+    )
 
 
 def installation_answer(policy: Mapping[str, Any], tiers: Sequence[Mapping[str, Any]] = ()) -> str:
@@ -122,46 +133,51 @@ def installation_answer(policy: Mapping[str, Any], tiers: Sequence[Mapping[str, 
     ``tiers`` (the CRM's tier table) names the tiers that get assembly free."""
     install = policy["installation"]
     names = {str(tier.get("code")): str(tier.get("name")) for tier in tiers}
-    free_for = _join([names.get(code, code) for code in install["free_assembly_tiers"]])
-    lines = [
-        "您好，安装服务是这样的：",
-        f"· {_join(install['free_basic'])}：品牌或本店合作的师傅上门，基础安装免费；",
-        f"· {_join(install['paid_assembly'])}上门组装每件 {formatting.money(install['assembly_fee_fen'])}，{free_for}免费；",
-        f"· 签收后在「{install['booking_path']}」选上门时间，师傅在预约后 {install['visit_within_hours']} 小时内上门"
-        f"（偏远地区 {install['remote_visit_within_hours']} 小时），上门前会先电话联系您；",
-        f"· {install['materials']}；",
-    ]
-    if install["self_install_keeps_warranty"]:
-        lines.append("· 自己安装不影响正常保修，安装不当造成的损坏不在保修范围内。")
-    lines.append("约好的师傅没按时联系您，或者想改上门时间，点“转人工”，人工客服帮您协调。")
-    return "\n".join(lines)
+    return _lines(
+        render("utter_policy_installation_intro"),
+        render("utter_policy_installation_basic", free_basic=_join(install["free_basic"])),
+        render("utter_policy_installation_assembly", paid_assembly=_join(install["paid_assembly"]),
+               assembly_fee_price=formatting.money(install["assembly_fee_fen"]),
+               free_for=_join([names.get(code, code) for code in install["free_assembly_tiers"]])),
+        render("utter_policy_installation_visit", booking_path=install["booking_path"],
+               install_visit_hours=install["visit_within_hours"],
+               install_remote_visit_hours=install["remote_visit_within_hours"]),
+        render("utter_policy_installation_materials", materials=install["materials"]),
+        render("utter_policy_installation_self") if install["self_install_keeps_warranty"] else None,
+        render("utter_policy_installation_human"),
+    )
+
+
+def _coupon_validity(policy: Mapping[str, Any], catalogue: Sequence[Mapping[str, Any]]) -> str:
+    """How long the points coupons stay valid (the shortest validity, and the coupons that last longer)."""
+    validity = sorted({int(coupon.get("valid_days") or 0) for coupon in catalogue} - {0})
+    if not validity:
+        return render("utter_policy_coupons_validity_unknown", where_to_see=policy["where_to_see"])
+    usual = validity[0]
+    longer = [render("utter_policy_coupons_longer_one", title=coupon.get("title"), days=coupon.get("valid_days"))
+              for coupon in catalogue if int(coupon.get("valid_days") or 0) > usual]
+    extra = render("utter_policy_coupons_longer", coupons="，".join(longer)) if longer else ""
+    return render("utter_policy_coupons_validity", coupon_valid_days=usual, longer=extra,
+                  where_to_see=policy["where_to_see"])
 
 
 def coupon_answer(policy: Mapping[str, Any], catalogue: Sequence[Mapping[str, Any]] = ()) -> str:
     """The answer to a coupon that did not apply, from ``crm/policy/coupon_rules.yml``; ``catalogue``
     (the points coupons) gives the validity of the coupons bought with points."""
-    lines = [
-        "您好，优惠券用不上，通常是下面几个原因：",
-        f"· 门槛按{policy['threshold_basis']}计算；{_join(policy['excluded_prices'])}的商品不参与用券；",
-        "· 券限定了品类或店铺：结算页的「不可用」列表里会写明每张券不能用的原因；",
-    ]
-    validity = sorted({int(coupon.get("valid_days") or 0) for coupon in catalogue} - {0})
-    if validity:
-        usual = validity[0]
-        longer = [f"{coupon.get('title')} 为 {coupon.get('valid_days')} 天" for coupon in catalogue
-                  if int(coupon.get("valid_days") or 0) > usual]
-        extra = f"（{'，'.join(longer)}）" if longer else ""
-        lines.append(f"· 券已经过期或还没到开始时间：积分兑换的券有效期 {usual} 天{extra}，"
-                     f"在「{policy['where_to_see']}」能看到每张券的有效期；")
-    else:
-        lines.append(f"· 券已经过期或还没到开始时间：在「{policy['where_to_see']}」能看到每张券的有效期；")
-    count = policy["coupons_per_order"]
-    lines.append(f"· 一个订单只能用 {count} 张优惠券" + ("，可以和积分抵扣一起用。" if policy["combine_with_points"] else "，不能和积分抵扣一起用。"))
-    after = "付款后不能再补用优惠券" if not policy["apply_after_payment"] else "付款后还可以补用优惠券"
-    returned = "用了券的订单退货，券在有效期内会退回您的账户，已过期的不退。" if policy["returned_while_valid"] else "用了券的订单退货，券不退回。"
-    lines.append(f"{after}；{returned}")
-    lines.append("如果您的券符合这些条件还是用不了，点“转人工”并告诉客服券的名称，人工客服帮您查。")
-    return "\n".join(lines)
+    with_points = "utter_policy_coupons_with_points" if policy["combine_with_points"] else "utter_policy_coupons_without_points"
+    after = ("utter_policy_coupons_also_after_payment" if policy["apply_after_payment"]
+             else "utter_policy_coupons_not_after_payment")
+    on_return = "utter_policy_coupons_returned" if policy["returned_while_valid"] else "utter_policy_coupons_not_returned"
+    return _lines(
+        render("utter_policy_coupons_intro"),
+        render("utter_policy_coupons_threshold", threshold_basis=policy["threshold_basis"],
+               excluded_prices=_join(policy["excluded_prices"])),
+        render("utter_policy_coupons_scope"),
+        _coupon_validity(policy, catalogue),
+        render("utter_policy_coupons_per_order", coupons_per_order=policy["coupons_per_order"], with_points=render(with_points)),
+        render("utter_policy_coupons_payment_and_return", after_payment=render(after), on_return=render(on_return)),
+        render("utter_policy_coupons_human"),
+    )
 
 
 # --------------------------------------------------------------------------- which answer

@@ -25,6 +25,7 @@ DELIVERY = ROOT / "crm" / "policy" / "delivery.yml"
 INVOICES = ROOT / "crm" / "policy" / "invoices.yml"
 POINTS = ROOT / "crm" / "policy" / "points.yml"
 COUPONS = ROOT / "crm" / "policy" / "coupons.yml"
+COUPON_RULES = ROOT / "crm" / "policy" / "coupon_rules.yml"
 RESPONSE_FILES = [ROOT / "domain.yml", *sorted((ROOT / "data" / "responses").glob("*.yml"))]
 
 # Placeholder names of the CRM's tier codes.
@@ -61,6 +62,7 @@ def policy_values() -> Dict[str, str]:
     values["install_visit_hours"] = str(installation["visit_within_hours"])
     values["install_remote_visit_hours"] = str(installation["remote_visit_within_hours"])
     values["assembly_fee"] = _yuan(int(installation["assembly_fee_fen"]))
+    values["assembly_fee_price"] = f"¥{int(installation['assembly_fee_fen']) / 100:.2f}"  # as prices are written
     warranty = _read(AFTER_SALES)["warranty"]
     values["after_sales_response_minutes"] = str(warranty["response_minutes"])
     values["repair_working_days"] = str(warranty["repair_working_days"])
@@ -81,6 +83,7 @@ def policy_values() -> Dict[str, str]:
     days = [int(coupon["valid_days"]) for coupon in coupons]
     values["coupon_valid_days"] = str(max(set(days), key=days.count))  # what most coupons give
     values.update({f"coupon_valid_days_{coupon['coupon_id']}": str(coupon["valid_days"]) for coupon in coupons})
+    values["coupons_per_order"] = str(_read(COUPON_RULES)["coupons_per_order"])
     return values
 
 
