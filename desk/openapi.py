@@ -316,8 +316,8 @@ def build_openapi(resolution_codes: Sequence[str] = ()) -> Schema:
             "send the shopper the order's latest tracking", _ok("201", ANY_OBJECT), "403 404 409", body="WorkspaceOrderBody",
             params=[SENDER])},
         f"{conversation}/actions/callback": {"post": op(
-            "book a callback in the next window of the service policy", _ok("201", ANY_OBJECT), "403 404 409",
-            body="WorkspaceCallbackBody", params=[SENDER])},
+            "book a callback in the first window of the service policy with room (409 when none within three weeks)",
+            _ok("201", ANY_OBJECT), "403 404 409", body="WorkspaceCallbackBody", params=[SENDER])},
         "/api/ws": {"get": {
             "summary": "websocket of live events: first message {\"type\":\"auth\",\"token\"}; the session is checked again "
                        "every 15 s and on each message, and the socket closed with code 4401 once it is gone or expired",
