@@ -50,6 +50,7 @@ from actions.loyalty_rules import (
 )
 from actions.replies import human_buttons
 from actions.shopper import shopper_from_tracker
+from bot.texts import render
 
 REDEEM_FLOW = "redeem_points"
 CHOOSE = "choose"
@@ -63,32 +64,27 @@ RESUMED_AFTER_LOYALTY_ANSWER = frozenset({REDEEM_FLOW})
 LEDGER_WORDS = ("明细", "记录", "流水", "变动", "账单")
 LEDGER_LINES = 10
 
-LOGIN_REQUIRED = (
-    "积分和会员信息属于您的商城账户，需要登录后才能查询和兑换：请在商城 App 或网站登录后再来问我。"
-    "（用订单号和手机尾号核实只能查看那一个订单，不能查看账户的积分和等级。）"
-)
-LOYALTY_UNAVAILABLE = (
-    "抱歉，积分系统暂时没有响应，我这次没能查到结果。"
-    "您可以 1 分钟后再问我一次，也可以点“转人工”，由人工客服为您查询。"
-)
-REDEEM_UNCONFIRMED = (
-    "抱歉，积分系统暂时没有响应，这次兑换还没能确认是否完成。"
-    "您可以稍后再回复“确认”，同一笔兑换不会重复扣积分；也可以点“转人工”，由人工客服为您核实。"
-)
-REDEEM_FAILED = "抱歉，这次兑换没有成功，您的积分没有变动。您可以点“转人工”，由人工客服为您处理。"
-REDEEM_STOPPED = "好的，这次先不兑换了，您的积分没有变动。"
-REDEEM_STOPPED_UNCONFIRMED = (
-    "好的。刚才那次兑换因为系统没有响应，结果还没能确认；您可以稍后问我“我有多少积分”查看是否已扣除，"
-    "也可以点“转人工”核实。"
-)
-CHOOSE_AMONG = "您说的可能是这几张优惠券，想兑换哪一张？"
-COUPON_GONE = "抱歉，这张优惠券已经不在兑换目录里了。"
-CONFIRM_BUTTONS = [{"title": "确认兑换", "payload": "/affirm"}, {"title": "先不换了", "payload": "/deny"}]
-REDEEM_BUTTON = {"title": "兑换优惠券", "payload": "/points_redeem"}
-TIER_BUTTON = {"title": "查会员等级", "payload": "/membership_tier"}
-POINTS_BUTTON = {"title": "查积分", "payload": "/points_balance"}
+# The wording lives in data/responses/loyalty.yml.
+LOGIN_REQUIRED = render("utter_loyalty_login_required")
+LOYALTY_UNAVAILABLE = render("utter_loyalty_unavailable")
+REDEEM_UNCONFIRMED = render("utter_redeem_unconfirmed")
+REDEEM_FAILED = render("utter_redeem_failed")
+REDEEM_STOPPED = render("utter_redeem_stopped")
+REDEEM_STOPPED_UNCONFIRMED = render("utter_redeem_stopped_unconfirmed")
+CHOOSE_AMONG = render("utter_redeem_choose_among")
+COUPON_GONE = render("utter_redeem_coupon_gone")
+CONFIRM_BUTTONS = [{"title": render("utter_redeem_button_confirm"), "payload": "/affirm"},
+                   {"title": render("utter_redeem_button_cancel"), "payload": "/deny"}]
+REDEEM_BUTTON = {"title": render("utter_loyalty_button_redeem"), "payload": "/points_redeem"}
+TIER_BUTTON = {"title": render("utter_loyalty_button_tier"), "payload": "/membership_tier"}
+POINTS_BUTTON = {"title": render("utter_loyalty_button_points"), "payload": "/points_balance"}
 
 Json = Dict[str, Any]
+
+
+def _refusal(error: CRMRequestError) -> str:
+    """The CRM's reason for refusing a redemption, as a sentence."""
+    return render("utter_redeem_refused", reason=error.message)
 
 
 def _closing_unless_resuming(tracker: Tracker, text: str) -> str:
@@ -258,7 +254,7 @@ class ActionRedeemPoints(Action):
                     return flow_events(REDEEM_FLOW, step, invalid_answers(tracker))
                 count = invalid_answers(tracker) + 1
                 reply = invalid_answer_reply(
-                    "请回复“确认”完成兑换，或回复“算了”取消。\n" + confirm_redemption_text(current, balance, summary, today),
+                    render("utter_redeem_confirm_again") + "\n" + confirm_redemption_text(current, balance, summary, today),
                     CONFIRM_BUTTONS,
                     count,
                 )
@@ -273,7 +269,7 @@ class ActionRedeemPoints(Action):
         buttons = [coupon_button(coupon) for coupon in affordable[:MAX_COUPON_BUTTONS]]
         if step == CHOOSE and not prefix and intent != "points_redeem":
             count = invalid_answers(tracker) + 1
-            dispatcher.utter_message(**invalid_answer_reply("抱歉，我没能确定您想兑换哪一张。\n" + catalogue_text, buttons, count))
+            dispatcher.utter_message(**invalid_answer_reply(render("utter_redeem_not_understood") + "\n" + catalogue_text, buttons, count))
             return flow_events(REDEEM_FLOW, CHOOSE, count) + [SlotSet(REDEEM_COUPON_SLOT, None), SlotSet(REDEEM_KEY_SLOT, None)]
         dispatcher.utter_message(text=prefix + catalogue_text, buttons=buttons)
         return flow_events(REDEEM_FLOW, CHOOSE) + [SlotSet(REDEEM_COUPON_SLOT, None), SlotSet(REDEEM_KEY_SLOT, None)]
@@ -295,7 +291,7 @@ class ActionRedeemPoints(Action):
             text = not_enough_points_text(coupon, balance)
             others = [c for c in affordable if c["coupon_id"] != coupon["coupon_id"]]
             if others:
-                dispatcher.utter_message(text=text + "\n您现在的积分可以兑换这些：", buttons=[coupon_button(c) for c in others])
+                dispatcher.utter_message(text=text + "\n" + render("utter_redeem_affordable_instead"), buttons=[coupon_button(c) for c in others])
                 return flow_events(REDEEM_FLOW, CHOOSE)
             dispatcher.utter_message(text=with_closing(text), buttons=[dict(POINTS_BUTTON)])
             return end_flow_events(REDEEM_SLOTS)
@@ -334,18 +330,18 @@ class ActionRedeemPoints(Action):
                 coupons = await crm.list_coupons()
                 balance = int((await crm.get_points(customer_id)).get("balance", 0))
             except CRMUnavailable:
-                dispatcher.utter_message(text=with_closing(f"抱歉，{error.message}。"), buttons=human_buttons())
+                dispatcher.utter_message(text=with_closing(_refusal(error)), buttons=human_buttons())
                 return end_flow_events(REDEEM_SLOTS)
             coupon = next((c for c in coupons if c["coupon_id"] == coupon_id), None)
-            text = not_enough_points_text(coupon, balance) if coupon else f"抱歉，{error.message}。"
+            text = not_enough_points_text(coupon, balance) if coupon else _refusal(error)
             affordable = split_catalogue(coupons, balance).affordable
             if affordable:
-                dispatcher.utter_message(text=text + "\n您现在的积分可以兑换这些：", buttons=[coupon_button(c) for c in affordable])
+                dispatcher.utter_message(text=text + "\n" + render("utter_redeem_affordable_instead"), buttons=[coupon_button(c) for c in affordable])
                 return flow_events(REDEEM_FLOW, CHOOSE) + [SlotSet(REDEEM_COUPON_SLOT, None), SlotSet(REDEEM_KEY_SLOT, None)]
             dispatcher.utter_message(text=with_closing(text))
             return end_flow_events(REDEEM_SLOTS)
         if error.status == 404:
-            dispatcher.utter_message(text=with_closing(COUPON_GONE + "您的积分没有变动。"), buttons=[dict(REDEEM_BUTTON)])
+            dispatcher.utter_message(text=with_closing(COUPON_GONE + render("utter_redeem_points_unchanged")), buttons=[dict(REDEEM_BUTTON)])
             return end_flow_events(REDEEM_SLOTS)
         dispatcher.utter_message(text=REDEEM_FAILED, buttons=human_buttons())
         return end_flow_events(REDEEM_SLOTS)
