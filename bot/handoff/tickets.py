@@ -14,8 +14,9 @@ A shopper who writes again in the conversation of an open ticket, while the serv
 agent is online, is queued for an agent with the ticket (:func:`resume`): the normal admission of
 the channels (:data:`bot.handoff.express.EXPRESS_ENQUEUE`: an agent online and the conversation free,
 checked and queued in one step), the ticket's summary headed by its number and window, a transcript
-line for the agent, and the message itself in that transcript. That happens once per ticket: a
-shopper who cancels the queue (「取消人工」) talks to the bot again, and the ticket stays open for its
+line for the agent, and the message itself in that transcript. That happens once per ticket, and
+not after an agent's answer opened its conversation: a shopper who cancels the queue (「取消人工」),
+or whose conversation about it ended, talks to the bot again, and the ticket stays open for its
 callback. An explicit 「转人工」 the channel queues itself gets the ticket attached the same way
 (:func:`attach`). An agent answering the ticket while that handoff waits claims it.
 
@@ -123,10 +124,13 @@ async def answer(ctx: HandoffContext, callback_id: str, agent: str, agent_name: 
 
 async def open_ticket_of(ctx: HandoffContext, sender: str, customer_id: Optional[str]) -> Optional[Dict[str, Any]]:
     """The conversation's latest callback ticket when it is open, is this shopper's (the same verified
-    customer, or anonymous both) and has not been resumed yet; None otherwise."""
+    customer, or anonymous both) and has had no live conversation yet (the shopper's return, or an
+    agent's answer: after that one ends, the shopper's next words, a rating say, are the bot's); None otherwise."""
     callback_id = await ctx.redis.get(callbacks.by_sender(sender))
     record = await ticket(ctx, callback_id) if callback_id and keys.CALLBACK_ID.fullmatch(callback_id) else None
-    if record is None or record.get("status") != "open" or record.get("sender") != sender or record.get(RESUMED_FIELD):
+    if record is None or record.get("status") != "open" or record.get("sender") != sender:
+        return None
+    if record.get(RESUMED_FIELD) or record.get(LIVE_FIELD):
         return None
     if (record.get("customer_id") or None) != (customer_id or None):
         return None  # another identity writes in this conversation: the ticket's context is not theirs

@@ -185,3 +185,14 @@ def test_completing_leaves_a_conversation_another_agent_holds_or_one_still_waiti
     assert client.hget(keys.record(held), "status") == "assigned" and client.hget(keys.record(held), "agent") == "agent2"
     assert client.hget(keys.record(waiting), "status") == "queued"
     assert client.get(keys.active(held_sender)) == held and client.get(keys.active(waiting_sender)) == waiting
+
+
+def test_after_the_agents_answer_ended_the_shopper_talks_to_the_bot(desk: DeskProcess):
+    sender = "conv-back-after-answer"
+    ticket = ticket_for(sender)
+    run(desk.redis_url, desk.policy_file, lambda ctx: callbacks.create_callback(ctx, ticket))
+    assert desk.call("POST", f"/api/callbacks/{ticket.callback_id}/messages", "agent1", {"text": "您好，退款已到账。"})[0] == 201
+    assert desk.call("POST", f"/api/conversations/{sender}/resolve", "agent1", {"code": "resolved"})[0] == 200
+    # The ticket is still open (nobody completed it), but its conversation happened: the rating goes to the bot.
+    assert run(desk.redis_url, desk.policy_file, lambda ctx: tickets.resume(ctx, sender, "5分", "C000001", "app")) is None
+    assert sync_client(desk.redis_url).get(keys.active(sender)) is None
