@@ -15,15 +15,17 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 
 from actions.replies import human_buttons
+from bot.texts import render
 
 PENDING_FLOW_SLOT = "pending_flow"
 FLOW_STEP_SLOT = "flow_step"
 INVALID_ANSWERS_SLOT = "flow_invalid_answers"
 MAX_INVALID_ANSWERS = 2
 
-ANYTHING_ELSE = "还有什么可以帮您的吗？"
-OFFER_HUMAN_AFTER_INVALID = "看来我没能理解您的回答。您可以按上面的提示再试一次，也可以点“转人工”，由人工客服为您办理。"
-RESUME_PREFIX = "我们接着刚才的事情："
+# The words every flow shares (data/responses/orders.yml).
+ANYTHING_ELSE = render("utter_flow_anything_else")
+OFFER_HUMAN_AFTER_INVALID = render("utter_flow_offer_human")
+RESUME_PREFIX = render("utter_flow_resume")
 
 # Intents that answer the open question of a flow (anything else is a digression). Answers made
 # mostly of digits (a coupon 「满199减20」, a phone and an address) are often read as a rating.

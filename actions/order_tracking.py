@@ -1,4 +1,8 @@
-"""Order tracking as plain functions: which order the shopper means, and how to tell its status."""
+"""Order tracking as plain functions: which order the shopper means, and how to tell its status.
+
+Each function computes the values a reply quotes (items, amounts, dates, scans); the words are
+responses in ``data/responses/orders.yml``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from actions import formatting
 from actions.delivery_policy import Compensation
 from actions.loyalty_rules import points as points_text
 from bot.handoff import texts as handoff_texts
+from bot.texts import render
 from crm.vocab import ORDER_STATUS_LABELS
 
 STATUS_LABELS = ORDER_STATUS_LABELS
@@ -85,16 +90,17 @@ def items_summary(order: Order) -> str:
     """耐克 Air Zoom 跑鞋 等 2 件."""
     items = order.get("items") or []
     if not items:
-        return "商品"
+        return render("utter_order_unnamed_product")
     count = sum(int(item.get("quantity", 1)) for item in items)
-    first = items[0].get("product_name", "商品")
-    return first if count == 1 else f"{first} 等 {count} 件"
+    first = items[0].get("product_name") or render("utter_order_unnamed_product")
+    return first if count == 1 else render("utter_order_items_several", first=first, count=count)
 
 
 def order_button(order: Order) -> Dict[str, str]:
     """A button that asks about one order: date, first item and amount."""
     placed = formatting.parse_datetime(order["placed_at"])
-    title = f"{placed.month}月{placed.day}日 {items_summary(order)} {formatting.money(order.get('paid_fen', 0))}"
+    title = render("utter_order_button_order", month=placed.month, day=placed.day, items=items_summary(order),
+                   amount=formatting.money(order.get("paid_fen", 0)))
     payload = "/track_order" + json.dumps({"order_id": order["order_id"]}, separators=(",", ":"))
     return {"title": title, "payload": payload}
 
@@ -102,7 +108,7 @@ def order_button(order: Order) -> Dict[str, str]:
 def full_track_button(order: Order) -> Dict[str, str]:
     """A button that asks for every scan of one order's parcel."""
     payload = "/track_order_full" + json.dumps({"order_id": order["order_id"]}, separators=(",", ":"))
-    return {"title": "查看完整物流", "payload": payload}
+    return {"title": render("utter_order_button_full_track"), "payload": payload}
 
 
 def track_events(order: Order) -> List[Dict[str, Any]]:
@@ -122,19 +128,17 @@ def describe_full_track(order: Order) -> str:
     events = track_events(order)
     shipment = order.get("shipment") or {}
     if not events:
-        text = f"订单 {order['order_id']}（{items_summary(order)}）当前状态：{label}，还没有物流记录。"
+        text = render("utter_order_full_track_empty", order_id=order["order_id"], items=items_summary(order), status=label)
         if status in ("pending_payment", "awaiting_shipment"):
-            text += "发货后就能看到完整物流。"
+            text += render("utter_order_full_track_after_shipping")
         return text
     carrier = shipment.get("carrier_name") or shipment.get("carrier", "")
-    lines = [
-        f"订单 {order['order_id']}（{items_summary(order)}）的完整物流：{carrier}，运单号 {shipment.get('tracking_number', '')}，"
-        f"共 {len(events)} 条，从早到晚："
-    ]
+    lines = [render("utter_order_full_track_heading", order_id=order["order_id"], items=items_summary(order), carrier=carrier,
+                    tracking_number=shipment.get("tracking_number", ""), count=len(events))]
     for number, event in enumerate(events, start=1):
         when = formatting.moment(formatting.parse_datetime(event["time"]))
         lines.append(f"{number}. {when}【{event.get('location', '')}】{event.get('description', '')}")
-    lines.append(f"当前状态：{label}。")
+    lines.append(render("utter_order_full_track_status", status=label))
     return "\n".join(lines)
 
 
@@ -145,7 +149,7 @@ def latest_event_line(order: Order) -> Optional[str]:
         return None
     latest = max(events, key=lambda event: event["time"])
     when = formatting.moment(formatting.parse_datetime(latest["time"]))
-    return f"最新物流：{when}【{latest.get('location', '')}】{latest.get('description', '')}"
+    return render("utter_order_latest_event", when=when, location=latest.get("location", ""), description=latest.get("description", ""))
 
 
 def describe_order(order: Order, today: date) -> str:
@@ -157,39 +161,35 @@ def describe_order(order: Order, today: date) -> str:
     """
     status = order.get("status", "")
     label = status_label(order)
-    lines = [
-        f"您的订单 {order['order_id']}（{items_summary(order)}，实付 {formatting.money(order.get('paid_fen', 0))}）"
-        f"当前状态：{label}。"
-    ]
+    lines = [render("utter_order_status", order_id=order["order_id"], items=items_summary(order),
+                    amount=formatting.money(order.get("paid_fen", 0)), status=label)]
     shipment = order.get("shipment")
     if shipment:
         carrier = shipment.get("carrier_name") or shipment.get("carrier", "")
-        lines.append(f"承运商：{carrier}，运单号 {shipment.get('tracking_number', '')}。")
+        lines.append(render("utter_order_shipment", carrier=carrier, tracking_number=shipment.get("tracking_number", "")))
         event_line = latest_event_line(order)
         if event_line:
             lines.append(event_line + "。" if not event_line.endswith("。") else event_line)
     if status in ("delivered", "completed") and order.get("signed_at"):
         signed = formatting.parse_datetime(order["signed_at"])
-        lines.append(f"签收时间：{formatting.moment(signed)}。")
+        lines.append(render("utter_order_signed_at", when=formatting.moment(signed)))
     elif status == "cancelled":
-        lines.append("这个订单已取消，不会再发货。")
+        lines.append(render("utter_order_cancelled"))
     elif status == "pending_payment":
-        lines.append("这个订单还没有付款，付款后我们会尽快为您发货。")
+        lines.append(render("utter_order_pending_payment"))
     elif order.get("promised_date"):
-        promised = formatting.parse_date(order["promised_date"])
+        promised = formatting.day(formatting.parse_date(order["promised_date"]), today)
         if is_late(order, today):
-            lines.append(
-                f"非常抱歉，这个订单承诺{formatting.day(promised, today)}送达，"
-                f"现已超出 {days_overdue(order, today)} 天仍未签收。"
-            )
+            lines.append(render("utter_order_late", promised=promised, days=days_overdue(order, today)))
         else:
-            lines.append(f"预计{formatting.day(promised, today)}前送达。")
+            lines.append(render("utter_order_expected", promised=promised))
     return "\n".join(lines)
 
 
 URGE = "urge"
 COMPENSATION = "compensation"
-FAILURE_LABELS = {URGE: "催件", COMPENSATION: "延误补偿"}
+FAILURE_LABELS = {URGE: "utter_order_failed_urge", COMPENSATION: "utter_order_failed_compensation"}
+"""The response naming each part of the late-order handling that can fail."""
 
 
 @dataclass(frozen=True)
@@ -220,18 +220,20 @@ class LateHandling:
 
 def _urge_line(urge: Order, created: bool, now: datetime, relayed: bool) -> str:
     due = formatting.when(formatting.parse_datetime(urge["answer_due_at"]), now)
-    since = "" if created else f"于{formatting.when(formatting.parse_datetime(urge['created_at']), now)} "
+    since = "" if created else render("utter_order_urge_since", when=formatting.when(formatting.parse_datetime(urge["created_at"]), now))
     relay = handoff_texts.say("urge_relay") if relayed else ""
     if urge.get("target") == "warehouse":
         return handoff_texts.say("urge_promised_warehouse", since=since, due=due, relay=relay)
-    return handoff_texts.say("urge_promised_carrier", since=since, due=due, relay=relay, carrier=urge.get("carrier_name") or "承运商")
+    carrier = urge.get("carrier_name") or render("utter_order_unknown_carrier")
+    return handoff_texts.say("urge_promised_carrier", since=since, due=due, relay=relay, carrier=carrier)
 
 
 def _compensation_rule(compensation: Compensation, tier_name: str) -> str:
-    rule = f"超出 {compensation.days_late} 天补偿 {points_text(compensation.base_points)} 积分"
+    rule = render("utter_order_compensation_rule", days=compensation.days_late, points=points_text(compensation.base_points))
     if compensation.multiplier > 1:
-        factor = "双倍" if compensation.multiplier == 2 else f" {compensation.multiplier} 倍"
-        rule += f"，{tier_name or '您的会员等级'}{factor}"
+        factor = (render("utter_order_compensation_double") if compensation.multiplier == 2
+                  else render("utter_order_compensation_times", multiplier=compensation.multiplier))
+        rule += render("utter_order_compensation_multiplied", tier=tier_name or render("utter_order_compensation_your_tier"), factor=factor)
     return rule
 
 
@@ -239,10 +241,11 @@ def _grant_line(handling: LateHandling, now: datetime) -> str:
     grant = handling.grant or {}
     points = points_text(int(grant.get("points", 0)))
     if handling.grant_created:
-        rule = f"（{_compensation_rule(handling.compensation, handling.tier_name)}）" if handling.compensation else ""
-        return f"按延误补偿规则{rule}，已为您补偿 {points} 积分，已到账，当前积分 {points_text(int(grant.get('balance', 0)))}。"
+        rule = (render("utter_order_compensation_granted_rule", rule=_compensation_rule(handling.compensation, handling.tier_name))
+                if handling.compensation else "")
+        return render("utter_order_compensation_granted", rule=rule, points=points, balance=points_text(int(grant.get("balance", 0))))
     granted = formatting.when(formatting.parse_datetime(grant["granted_at"]), now)
-    return f"这个订单的延误补偿 {points} 积分已于{granted} 发放到您的账户（每个订单补偿一次）。"
+    return render("utter_order_compensation_earlier", points=points, granted=granted)
 
 
 def describe_late_handling(handling: LateHandling, now: datetime) -> str:
@@ -258,8 +261,8 @@ def describe_late_handling(handling: LateHandling, now: datetime) -> str:
     if handling.grant is not None:
         lines.append(_grant_line(handling, now))
     if handling.failed:
-        what = "和".join(FAILURE_LABELS[part] for part in handling.failed)
-        lines.append(f"抱歉，{what}这次没能在系统里办理成功，将由人工客服为您处理，请点“转人工”。")
+        what = render("utter_order_failed_and").join(render(FAILURE_LABELS[part]) for part in handling.failed)
+        lines.append(render("utter_order_late_failed", what=what))
     else:
-        lines.append("如需人工客服进一步跟进，请点“转人工”。")
+        lines.append(render("utter_order_late_human"))
     return "\n".join(lines)

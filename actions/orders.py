@@ -40,23 +40,16 @@ from bot.handoff.context import REDIS_FAILURES
 from bot.handoff.policy import PolicyError, ServicePolicy
 from bot.handoff.policy import load_policy as load_service_policy
 from bot.settings import get_settings
+from bot.texts import render
 
 logger = logging.getLogger(__name__)
 
 PENDING_FLOW_SLOT = "pending_flow"
 
-ASK_VERIFICATION = (
-    "为了保护您的隐私，查询订单前需要核实一下身份：请告诉我订单号（12 位数字）和收货手机号的后四位，"
-    "例如“202611150023 尾号5678”。您在商城登录后再来问我，就不用核实了。"
-)
-NOT_YOUR_ORDER = (
-    "在您的账户下没有找到订单 {order_id}，请核对订单号。"
-    "如果是用其他账号下的单，请登录那个账号后再问我。"
-)
-NO_TRACKING_MATCH = "在您的账户下没有找到运单号 {tracking_number} 对应的订单，请核对运单号。"
-NO_ORDERS = "您的账户下还没有订单。有其他问题也可以随时问我。"
-CHOOSE_ORDER = "您有 {count} 个订单正在配送中，想查哪一个？"
-CHOOSE_ORDER_FULL = "您有 {count} 个订单正在配送中，想看哪一个的完整物流？"
+# The texts are responses in data/responses/orders.yml.
+ASK_VERIFICATION = render("utter_order_ask_verification")
+NOT_YOUR_ORDER = render("utter_order_not_your_order", order_id="{order_id}")
+"""The reply about an order number not in the shopper's account, with ``{order_id}`` left for ``str.format``."""
 
 Order = Dict[str, Any]
 
@@ -233,8 +226,8 @@ async def lookup_customer_order(tracker: Tracker, customer_id: str, remembered: 
     if choice.order is not None or choice.candidates:
         return Lookup(order=choice.order, candidates=choice.candidates)
     if tracking_number:
-        return Lookup(refusal=NO_TRACKING_MATCH.format(tracking_number=tracking_number))
-    return Lookup(refusal=NO_ORDERS)
+        return Lookup(refusal=render("utter_order_no_tracking_match", tracking_number=tracking_number))
+    return Lookup(refusal=render("utter_order_no_orders"))
 
 
 class OrderAnswerAction(Action, metaclass=ABCMeta):
@@ -244,7 +237,8 @@ class OrderAnswerAction(Action, metaclass=ABCMeta):
 
     remembers_order = False
     """Whether a question naming no order is about the order the conversation is about."""
-    choose_text = CHOOSE_ORDER
+    choose_response = "utter_order_choose"
+    """The question which of several orders in flight (a response with ``{count}``)."""
 
     @abstractmethod
     async def answer(self, dispatcher: CollectingDispatcher, order: Order, shopper: Shopper, sender: str) -> None:
@@ -274,7 +268,7 @@ class OrderAnswerAction(Action, metaclass=ABCMeta):
             return [SlotSet(PENDING_FLOW_SLOT, None), SlotSet("order_id", lookup.order["order_id"])]
         if lookup.candidates:
             dispatcher.utter_message(
-                text=self.choose_text.format(count=len(lookup.candidates)),
+                text=render(self.choose_response, count=len(lookup.candidates)),
                 buttons=[self.choice_button(order) for order in lookup.candidates],
             )
         else:
@@ -308,7 +302,7 @@ class ActionTrackOrderFull(OrderAnswerAction):
     """Tells every scan of an order's parcel, oldest first, with the same ownership checks as tracking."""
 
     remembers_order = True
-    choose_text = CHOOSE_ORDER_FULL
+    choose_response = "utter_order_choose_full_track"
 
     def name(self) -> str:
         """Name of the action in the domain."""

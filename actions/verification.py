@@ -28,30 +28,16 @@ from actions.crm import CRMClient
 from actions.replies import human_buttons
 from actions.shopper import proven_order_slot, shopper_from_tracker
 from actions.throttle import ORDER, Attempt, ThrottleUnavailable, default_policy, get_throttle
+from bot.texts import render
 
 logger = logging.getLogger(__name__)
 
 FAILED_ATTEMPTS_SLOT = "failed_attempts"
 
-ASK_PHONE_TAIL = "好的，订单号 {order_id} 已收到。请再告诉我这个订单收货手机号的后四位。"
-ASK_ORDER_ID = "好的，请再告诉我订单号（12 位数字，可在“我的订单”里找到）。"
-VERIFICATION_FAILED = "抱歉，订单号和手机尾号没能对上，请核对后重新发送。"
-VERIFICATION_LOCKED = (
-    "订单号和手机尾号已连续 {count} 次没能对上。为了您的账户安全，建议您登录商城后再问我，"
-    "或点“转人工”由人工客服协助核实。"
-)
-ORDER_THROTTLED = (
-    "为了保护订单安全，订单 {order_id} 近期核实失败的次数过多，暂时不能再用手机尾号核实。"
-    "请在 {retry_at} 之后再试；您也可以登录商城后再问我，或点“转人工”由人工客服协助核实。"
-)
-CLIENT_THROTTLED = (
-    "为了账户安全，这次对话中核实失败的次数过多，暂时不能再用手机尾号核实订单。"
-    "请在 {retry_at} 之后再试；您也可以登录商城后再问我，或点“转人工”由人工客服协助核实。"
-)
-VERIFICATION_UNAVAILABLE = (
-    "抱歉，订单核实服务暂时不可用，我这次没能核实您的订单。请稍后再试；"
-    "您也可以登录商城后再问我，或点“转人工”由人工客服协助核实。"
-)
+# The texts are responses in data/responses/orders.yml.
+ASK_PHONE_TAIL = render("utter_verify_ask_phone_tail", order_id="{order_id}")
+"""The request for the phone tail, with ``{order_id}`` left for ``str.format``."""
+VERIFICATION_UNAVAILABLE = render("utter_verify_unavailable")
 
 
 @dataclass(frozen=True)
@@ -92,9 +78,9 @@ def refusal_text(attempt: Attempt, order_id: str, now: Optional[datetime] = None
     tz = formatting.shop_timezone()
     retry = attempt.retry_time(tz)
     current = now or datetime.now(tz)
-    retry_at = formatting.when(retry, current) if retry is not None else "稍后"
-    template = ORDER_THROTTLED if attempt.refused_by == ORDER else CLIENT_THROTTLED
-    return template.format(order_id=order_id, retry_at=retry_at)
+    retry_at = formatting.when(retry, current) if retry is not None else render("utter_verify_retry_soon")
+    response = "utter_verify_order_throttled" if attempt.refused_by == ORDER else "utter_verify_client_throttled"
+    return render(response, order_id=order_id, retry_at=retry_at)
 
 
 def _refused(text: str) -> VerificationStep:
@@ -126,7 +112,7 @@ async def verify_anonymous_order(tracker: Tracker, crm: CRMClient, ask_text: str
     if not phone_last4:
         return VerificationStep(text=ASK_PHONE_TAIL.format(order_id=order_id), events=[SlotSet("order_id", order_id)])
     if not order_id:
-        return VerificationStep(text=ASK_ORDER_ID, events=[SlotSet("phone_last4", phone_last4)])
+        return VerificationStep(text=render("utter_verify_ask_order_id"), events=[SlotSet("phone_last4", phone_last4)])
 
     throttle = get_throttle()
     try:
@@ -151,9 +137,9 @@ async def verify_anonymous_order(tracker: Tracker, crm: CRMClient, ask_text: str
         ]
         if failures >= default_policy().failures_before_human:
             return VerificationStep(
-                text=VERIFICATION_LOCKED.format(count=failures), buttons=human_buttons(), events=reset, locked=True
+                text=render("utter_verify_locked", count=failures), buttons=human_buttons(), events=reset, locked=True
             )
-        return VerificationStep(text=VERIFICATION_FAILED, events=reset)
+        return VerificationStep(text=render("utter_verify_failed"), events=reset)
     await throttle.release(attempt)
     return VerificationStep(
         order_id=order_id,
