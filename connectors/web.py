@@ -19,17 +19,17 @@ style widgets work unchanged:
   after ``last_message_id`` (the replay of what arrived while the page was closed). An existing
   anonymous conversation asked for without its token gets a new session id; with a wrong token,
   ``error`` ``conversation_forbidden``.
-- ``user_uttered {"message", "session_id", "customData"}`` → ``bot_uttered`` messages in Rasa's
-  socket.io format (``text``, ``quick_replies``, ...) with ``from`` (``bot``, ``agent`` or
-  ``system``); pushed messages also carry their outbox ``id`` (the widget de-duplicates by it),
-  ``buttons`` and the agent's name in ``agent``. ``turn_done`` ends each answer (typing indicator).
+- ``user_uttered {"message", "session_id", "customData"}`` → ``bot_uttered`` messages. A standard
+  client (rasa-webchat with its default options, any socket.io client of Rasa's ``socketio``
+  channel) gets Rasa's own format: only ``text``, ``quick_replies``, ``attachment``, ``image``,
+  ``custom`` at the top, everything else (``from``, ``id``, ``agent``, ``error``, ``handoff``,
+  ``buttons``) under ``metadata``; rasa-webchat 1.0 shows a text only when the message has no other
+  keys (:func:`rasa_message`). The shop's own widget connects with ``?format=shop`` and gets the
+  richer format: Rasa's keys with ``from`` (``bot``, ``agent`` or ``system``) at the top; pushed
+  messages also carry their outbox ``id`` (the widget de-duplicates by it), ``buttons`` and the
+  agent's name in ``agent``. ``turn_done`` ends each answer (typing indicator).
 - ``error {"code", "message"}`` when a session is refused; a refused message is answered with a
   ``bot_uttered`` carrying ``error`` and a polite Chinese text.
-- A client that connects with ``?format=rasa`` in its URL (rasa-webchat: ``socketUrl:
-  "https://chat.example.com/?format=rasa"``) gets ``bot_uttered`` in Rasa's own format: only
-  ``text``, ``quick_replies``, ``attachment``, ``image``, ``custom`` at the top, everything else of
-  the above (``from``, ``id``, ``agent``, ``error``, ``handoff``, ``buttons``) under ``metadata``;
-  rasa-webchat 1.0 shows a text only when the message has no other keys (:func:`rasa_message`).
 
 Unlike Rasa's ``socketio`` channel it verifies the shop-signed customer id (metadata for the bot
 is built here, never taken from the client), binds a session id to its first owner (another
@@ -104,8 +104,9 @@ def _payload(args: Sequence[Any]) -> Any:
 RASA_KEYS = ("text", "quick_replies", "attachment", "image", "custom", "elements")
 """The keys of a ``bot_uttered`` message in Rasa's own socket.io format."""
 
-RASA_FORMAT = "rasa"
-"""``?format=rasa`` in a client's URL: it gets messages in Rasa's own format."""
+SHOP_FORMAT = "shop"
+"""``?format=shop`` in a client's URL (the shop's own widget): the richer format; every other
+client gets Rasa's own format."""
 
 
 def rasa_message(payload: Mapping[str, Any]) -> Dict[str, Any]:
@@ -123,7 +124,7 @@ def rasa_message(payload: Mapping[str, Any]) -> Dict[str, Any]:
 
 def rasa_room(session_id: str) -> str:
     """The room of a session's sockets that take Rasa's format (``#`` is in no session id)."""
-    return f"{session_id}#{RASA_FORMAT}"
+    return f"{session_id}#rasa"
 
 
 async def emit_to_session(sio: socketio.AsyncServer, event: str, payload: Dict[str, Any], session_id: str) -> None:
@@ -642,8 +643,8 @@ class WebInput(ShopperChannel):
 
         @sio.on("connect")
         async def connect(sid: str, environ: Dict[str, Any], auth: Any = None) -> bool:
-            if parse_qs(str(environ.get("QUERY_STRING", ""))).get("format") == [RASA_FORMAT]:
-                await sio.save_session(sid, {"rasa_format": True})
+            shop_format = parse_qs(str(environ.get("QUERY_STRING", ""))).get("format") == [SHOP_FORMAT]
+            await sio.save_session(sid, {"rasa_format": not shop_format})
             return True
 
         @sio.on("disconnect")

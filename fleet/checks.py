@@ -166,6 +166,25 @@ async def alternation(fleet: Fleet) -> Dict[str, Any]:
             "passed": all(turn["as_expected"] for turn in served) and in_order}
 
 
+async def metrics(fleet: Fleet) -> Dict[str, Any]:
+    """Every service's ``/metrics`` answers Prometheus text to the run's METRICS_TOKEN, and 401 without it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    targets = [(role, on) for role in ("rasa", "actions", "desk") for on in topology.hosts_running(role)] + [("crm", None)]
+    pages: List[Dict[str, Any]] = []
+    async with session(30) as http:
+        for role, on in targets:
+            url = fleet.metrics_url(role, on)
+            async with http.get(url, headers={"Authorization": f"Bearer {fleet.keys.metrics_token}"}) as r:
+                status, body = r.status, await r.text()
+            async with http.get(url) as r:
+                without_token = r.status
+            families = [family.name for family in text_string_to_metric_families(body)] if status == 200 else []
+            pages.append({"service": on.name if on else "crm", "status": status, "families": len(families),
+                          "without_token": without_token, "passed": status == 200 and bool(families) and without_token == 401})
+    return {"pages": pages, "passed": all(page["passed"] for page in pages)}
+
+
 # (b) shoppers under a fault -------------------------------------------------------------------------
 
 @dataclass

@@ -169,6 +169,7 @@ async def run_checks(fleet: Fleet, plan: Plan, clock: Clock, results: Dict[str, 
         clock.say(f"  {role}@{each.name} started again, healthy at {at:.0f} s")
 
     results["alternation"] = await bounded("one conversation alternately on rasa1 and rasa2", checks.alternation(fleet), clock)
+    results["metrics"] = await bounded("/metrics on every service", checks.metrics(fleet), clock)
     results["kill_action_server"] = await bounded(
         f"{plan.shoppers} shoppers x {plan.messages} messages, action server act1 killed",
         checks.bot_turns(fleet, "act", customers(1, plan.shoppers), plan.messages, kill(act1)), clock)
@@ -196,6 +197,10 @@ def rows(results: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
     yield "(a) one conversation on both Rasa servers", "passed" if alt.get("passed") else f"FAILED {alt.get('error', '')}"
     for turn in alt.get("turns", []):
         yield f"    {turn['server']}: {turn['said']}", f"{turn['status']} {'as expected' if turn['as_expected'] else 'UNEXPECTED'}"
+    metrics = results.get("metrics", {})
+    yield "/metrics on every service (token; 401 without)", "passed" if metrics.get("passed") else f"FAILED {metrics.get('error', '')}"
+    for page in metrics.get("pages", []):
+        yield f"    {page['service']}", f"{page['status']}, {page['families']} metric families, {page['without_token']} without the token"
     for key, title in (("kill_action_server", "(b) action server act1 killed"), ("kill_rasa", "(b) Rasa server rasa1 killed")):
         r = results.get(key, {})
         yield title, "passed" if r.get("passed") else f"FAILED {r.get('error', '')}"

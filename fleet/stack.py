@@ -95,6 +95,14 @@ class Fleet:
         return f"http://{on.address}:{topology.RASA_PORT}/webhooks/app"
 
     @staticmethod
+    def metrics_url(role: str, on: Optional[Host]) -> str:
+        """One service's Prometheus page, straight to it (the CRM on the gateway)."""
+        if role == "crm":
+            return f"http://{GATEWAY}:{topology.CRM_PORT}/metrics"
+        assert on is not None
+        return f"http://{on.address}:{topology.ROLE_PORTS[role]}/metrics"
+
+    @staticmethod
     def health_url(role: str, on: Optional[Host]) -> str:
         if role == "crm":
             return f"http://{GATEWAY}:{topology.CRM_PORT}/health"

@@ -102,6 +102,7 @@ class Secrets:
     redis_password: str
     sentinel_password: str
     agent_passwords: Dict[str, str]
+    metrics_token: str
 
     @classmethod
     def generate(cls) -> Secrets:
@@ -112,7 +113,8 @@ class Secrets:
             wechat_token=secrets.token_hex(16), wechat_appsecret=secrets.token_hex(16),
             wechat_encoding_aes_key="".join(secrets.choice(alphabet) for _ in range(43)),
             action_server_token=secrets.token_urlsafe(32), redis_password=secrets.token_hex(24),
-            sentinel_password=secrets.token_hex(24), agent_passwords={"agent1": secrets.token_urlsafe(18), "agent2": secrets.token_urlsafe(18)})
+            sentinel_password=secrets.token_hex(24), agent_passwords={"agent1": secrets.token_urlsafe(18), "agent2": secrets.token_urlsafe(18)},
+            metrics_token=secrets.token_urlsafe(24))
 
 
 def redis_url(keys: Secrets) -> str:
@@ -147,6 +149,7 @@ def service_env(role: str, on: Optional[Host], keys: Secrets, run_dir: Path, dat
         "APP_CALLBACK_ORIGINS": "https://shop.example.com:443",
         "APP_CALLBACK_ALLOWED_NETWORKS": "none",
         "ACTION_SERVER_TOKEN": keys.action_server_token,
+        "METRICS_TOKEN": keys.metrics_token,
         "DESK_AGENTS_FILE": str(run_dir / "agents.yml"),
         "DESK_TRUSTED_PROXIES": LB,
         "HANDOFF_POLICY_FILE": str(run_dir / "service.yml"),

@@ -149,7 +149,8 @@
   }
 
   // --- socket --------------------------------------------------------------------------------------
-  var socket = window.io(config.socket_url, { path: config.socket_path || "/socket.io", transports: ["websocket"] });
+  // format=shop: the channel's richer messages (sender, outbox id, agent name); standard clients get Rasa's format.
+  var socket = window.io(config.socket_url, { path: config.socket_path || "/socket.io", transports: ["websocket"], query: { format: "shop" } });
   var confirmed = false;
   var outbox = [];
 

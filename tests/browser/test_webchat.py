@@ -69,7 +69,7 @@ PAGE = """<!DOCTYPE html>
 <script src="/webchat.js"></script>
 <script>
   WebChat.default({
-    socketUrl: %(socket_url)s,  // ?format=rasa: messages in Rasa's own format, which rasa-webchat renders
+    socketUrl: %(socket_url)s,
     socketPath: "/socket.io/",
     customData: {identity_token: %(token)s},
     title: "在线客服",
@@ -100,7 +100,7 @@ class _ShopPage(BaseHTTPRequestHandler):
 def shop_page(running_stack: RunningStack) -> Iterator[str]:  # noqa: F811
     """A shop page on an origin of its own embedding rasa-webchat for a signed customer."""
     script = webchat_script()
-    socket_url = f"http://127.0.0.1:{running_stack.settings.rasa_port}/?format=rasa"
+    socket_url = f"http://127.0.0.1:{running_stack.settings.rasa_port}"  # rasa-webchat's defaults, nothing added
     page = PAGE % {"socket_url": json.dumps(socket_url), "token": json.dumps(running_stack.identity_token("C000001"))}
     handler = type("ShopPage", (_ShopPage,), {"page": page.encode(), "script": script})
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)

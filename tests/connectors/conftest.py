@@ -344,7 +344,8 @@ class Widget:
     """
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        # The shop's widget asks for its richer format; a URL with a query of its own keeps it.
+        self.url = url if "?" in url else f"{url}/?format=shop"
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.seen: List[Event] = []

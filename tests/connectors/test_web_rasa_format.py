@@ -27,7 +27,7 @@ def test_a_rasa_format_socket_and_a_shop_widget_of_one_session_each_get_their_fo
     server = serve_web()
 
     async def scenario() -> None:
-        async with Widget(f"{server.url}/?format=rasa") as webchat, server.widget() as shop:
+        async with Widget(f"{server.url}/?standard=1") as webchat, server.widget() as shop:  # no format asked: Rasa's
             session_id = await webchat.open(custom=signed("C10001"))
             await shop.open(session_id, signed("C10001"))
             replies = await webchat.say("你好", customData=signed("C10001"))

@@ -149,7 +149,7 @@ class WebChannelUnderFuzz:
         client, received = recording_client()
 
         problems: List[str] = []
-        await client.connect(self.served.url, transports=["websocket"], wait_timeout=WAIT_S)
+        await client.connect(f"{self.served.url}/?format=shop", transports=["websocket"], wait_timeout=WAIT_S)
         session_id: Optional[str] = None
         self._earlier = []
         try:
@@ -283,7 +283,7 @@ class WebChannelUnderFuzz:
         client, received = recording_client()
 
         try:
-            await client.connect(self.served.url, transports=["websocket"], wait_timeout=WAIT_S)
+            await client.connect(f"{self.served.url}/?format=shop", transports=["websocket"], wait_timeout=WAIT_S)
             calls_before = len(self.bot.calls)
             await client.emit("user_uttered", {"message": "你好", "session_id": f"fz-alive-{uuid.uuid4().hex}"})
             while True:

@@ -102,8 +102,8 @@ def test_every_session_gets_its_bot_reply_with_two_workers(running_stack: Runnin
     url = f"http://127.0.0.1:{running_stack.settings.rasa_port}"
     for transports in (["polling"], None):  # long-polling only; rasa-webchat's default: polling, then the websocket upgrade
         results = asyncio.run(sessions(url, running_stack.identity_token("C000001"), transports))
-        for sid, _, replies in results:
-            assert replies and all(reply.get("from") == "bot" and reply.get("text") for reply in replies), (transports, sid, replies)
+        for sid, _, replies in results:  # a standard client: Rasa's format, the sender under metadata
+            assert replies and all(reply["metadata"]["from"] == "bot" and reply.get("text") for reply in replies), (transports, sid, replies)
             assert worker_routing.parse_sid(sid) is not None, sid
         if transports is None:
             assert {transport for _, transport, _ in results} == {"websocket"}
