@@ -7,6 +7,9 @@ Reference policy: an order can be cancelled, and its receiver changed, only befo
 (``refund.working_days_by_payment_method`` of ``actions/policy/returns.yml``: balance and points at
 once, an online wallet within 1–3 working days, a bank card within 3–7), counted in the shop's
 calendar (:mod:`bot.shop_calendar`).
+
+The functions compute the values a reply quotes; the words are responses in
+``data/responses/order_changes.yml``.
 """
 
 from __future__ import annotations
@@ -24,13 +27,20 @@ from actions.return_policy import ReturnPolicy
 from actions.return_policy import default_policy as default_return_policy
 from bot.pii import mask_phone
 from bot.shop_calendar import add_working_days
+from bot.texts import render
 
 CHANGEABLE_STATUSES = frozenset({"pending_payment", "awaiting_shipment"})
 SHIPPED_STATUSES = frozenset({"shipped", "in_transit", "out_for_delivery"})
 SIGNED_STATUSES = frozenset({"delivered", "completed"})
 OPEN_STATUSES = CHANGEABLE_STATUSES | SHIPPED_STATUSES
 MAX_CHOICES = 5
-REFUND_TARGETS = {"balance": "账户余额", "points": "积分账户", "wallet": "在线钱包", "bank_card": "银行卡"}
+REFUND_TARGETS = {
+    "balance": "utter_change_refund_target_balance",
+    "points": "utter_change_refund_target_points",
+    "wallet": "utter_change_refund_target_wallet",
+    "bank_card": "utter_change_refund_target_bank_card",
+}
+"""The response naming where a cancelled order's money goes back, by payment method."""
 
 Order = Dict[str, Any]
 
@@ -57,19 +67,19 @@ def can_change_address(order: Order) -> bool:
 
 def order_headline(order: Order) -> str:
     """订单 880000080001（活着 等 3 件，实付 ¥92.00，待付款）."""
-    return (
-        f"订单 {order['order_id']}（{items_summary(order)}，实付 {formatting.money(int(order.get('paid_fen', 0)))}，"
-        f"{status_label(order)}）"
-    )
+    return render("utter_change_order_headline", order_id=order["order_id"], items=items_summary(order),
+                  amount=formatting.money(int(order.get("paid_fen", 0))), status=status_label(order))
+
+
+def _short_headline(order: Order) -> str:
+    return render("utter_change_order_short", order_id=order["order_id"], items=items_summary(order))
 
 
 def order_choice_button(order: Order, intent: str) -> Dict[str, str]:
     """A button choosing one order for ``intent``: date, first item, amount and status."""
     placed = formatting.parse_datetime(str(order["placed_at"]))
-    title = (
-        f"{placed.month}月{placed.day}日 {items_summary(order)} "
-        f"{formatting.money(int(order.get('paid_fen', 0)))} {status_label(order)}"
-    )
+    title = render("utter_change_button_order", month=placed.month, day=placed.day, items=items_summary(order),
+                   amount=formatting.money(int(order.get("paid_fen", 0))), status=status_label(order))
     payload = f"/{intent}" + json.dumps({"order_id": order["order_id"]}, separators=(",", ":"))
     return {"title": title, "payload": payload}
 
@@ -91,20 +101,19 @@ def refund_promise(order: Order, today: date, policy: Optional[ReturnPolicy] = N
     policy = policy or default_return_policy()
     paid_fen = int(order.get("paid_fen", 0))
     if not order.get("paid_at") or paid_fen <= 0:
-        return "这个订单还没有付款，取消后不会产生任何费用。"
+        return render("utter_cancel_refund_unpaid")
     method = str(order.get("payment_method", ""))
     if method == "points":
-        return f"支付的 {paid_fen:,} 积分会立即退回您的积分账户。"
+        return render("utter_cancel_refund_points", points=f"{paid_fen:,}")
     amount = formatting.money(paid_fen)
-    target = REFUND_TARGETS.get(method, str(order.get("payment_method_label") or "原支付账户"))
+    target = (render(REFUND_TARGETS[method]) if method in REFUND_TARGETS
+              else str(order.get("payment_method_label") or render("utter_change_refund_target_other")))
     earliest, latest = policy.refund_working_days.get(method, policy.default_refund_working_days)
     if latest == 0:
-        return f"实付 {amount} 会立即退回您的{target}。"
+        return render("utter_cancel_refund_at_once", amount=amount, target=target)
     by = add_working_days(today, latest, policy.calendar)
-    return (
-        f"实付 {amount} 将原路退回您的{target}，预计 {earliest}–{latest} 个工作日到账，"
-        f"最晚 {formatting.day(by, today)}。"
-    )
+    return render("utter_cancel_refund_by", amount=amount, target=target, earliest=earliest, latest=latest,
+                  by=formatting.day(by, today))
 
 
 # ----------------------------------------------------------------------------- cancellation
@@ -113,66 +122,59 @@ def _shipment_facts(order: Order) -> str:
     if not shipment:
         return ""
     carrier = shipment.get("carrier_name") or shipment.get("carrier", "")
-    return f"，{carrier} 运单号 {shipment.get('tracking_number', '')}"
+    return render("utter_change_shipment_facts", carrier=carrier, tracking_number=shipment.get("tracking_number", ""))
 
 
 def _when(value: Optional[str]) -> str:
     return formatting.moment(formatting.parse_datetime(value)) if value else ""
 
 
+def refusal_offers_human(order: Order) -> bool:
+    """Whether the refusal for ``order`` sends the shopper to a human (all but signed and cancelled orders)."""
+    return order.get("status") not in SIGNED_STATUSES and order.get("status") != "cancelled"
+
+
 def cancel_refusal(order: Order) -> str:
     """Why ``order`` cannot be cancelled, with what the shopper can do instead."""
-    headline = f"订单 {order['order_id']}（{items_summary(order)}）"
+    headline = _short_headline(order)
     status = order.get("status")
     if status in SHIPPED_STATUSES:
-        return (
-            f"{headline}已经发货（当前状态：{status_label(order)}{_shipment_facts(order)}），按规定发货后无法再取消。您可以：\n"
-            "1. 快递派送时直接拒收，包裹退回仓库后为您全额退款；\n"
-            "2. 签收后 7 天内申请无理由退货（符合条件的商品），对我说“我要退货”即可；\n"
-            "3. 点“转人工”，由人工客服联系承运商尝试拦截。"
-        )
+        return render("utter_cancel_refused_shipped", headline=headline, status=status_label(order), shipment=_shipment_facts(order))
     if status in SIGNED_STATUSES:
         signed = _when(order.get("signed_at"))
-        when = f"（{signed} 签收）" if signed else ""
-        return (
-            f"{headline}已经签收{when}，无法再取消。如果不想要了，签收后 7 天内可以申请无理由退货（符合条件的商品），"
-            "质量问题 15 天内可以退换，对我说“我要退货”即可。"
-        )
+        when = render("utter_cancel_signed_at", signed=signed) if signed else ""
+        return render("utter_cancel_refused_signed", headline=headline, when=when)
     if status == "cancelled":
         cancelled = _when(order.get("cancelled_at"))
-        when = f"已于 {cancelled} 取消" if cancelled else "已经取消"
-        return f"{headline}{when}，不需要再操作，也不会再发货。"
-    return f"{headline}当前状态为“{status_label(order)}”，不能在对话里取消。您可以点“转人工”，由人工客服为您处理。"
+        when = render("utter_cancel_cancelled_at", cancelled=cancelled) if cancelled else render("utter_cancel_cancelled")
+        return render("utter_cancel_refused_cancelled", headline=headline, when=when)
+    return render("utter_cancel_refused_other", headline=headline, status=status_label(order))
 
 
 def confirm_cancel_text(order: Order, today: date) -> str:
     """The confirmation question for cancelling ``order``, with what happens to the money."""
-    return f"请确认是否取消{order_headline(order)}？\n取消后这个订单不会再发货；{refund_promise(order, today)}"
+    return render("utter_cancel_confirm", headline=order_headline(order), refund=refund_promise(order, today))
 
 
 def cancelled_text(order: Order, today: date) -> str:
     """The result of a cancellation, with the time and what happens to the money."""
     cancelled = _when(order.get("cancelled_at"))
-    when = f"（取消时间 {cancelled}）" if cancelled else ""
-    return f"订单 {order['order_id']} 已为您取消{when}。{refund_promise(order, today)}"
+    when = render("utter_cancel_done_at", cancelled=cancelled) if cancelled else ""
+    return render("utter_cancel_done", order_id=order["order_id"], when=when, refund=refund_promise(order, today))
 
 
 # --------------------------------------------------------------------------- address change
 def address_refusal(order: Order) -> str:
     """Why the receiver of ``order`` cannot be changed, with what the shopper can do instead."""
-    headline = f"订单 {order['order_id']}（{items_summary(order)}）"
+    headline = _short_headline(order)
     status = order.get("status")
     if status in SHIPPED_STATUSES:
-        return (
-            f"{headline}已经发货（当前状态：{status_label(order)}{_shipment_facts(order)}），收货地址已无法在线修改。您可以：\n"
-            "1. 点“转人工”，由人工客服联系承运商尝试改派；\n"
-            "2. 派送时拒收，退款后按新地址重新下单。"
-        )
+        return render("utter_address_refused_shipped", headline=headline, status=status_label(order), shipment=_shipment_facts(order))
     if status in SIGNED_STATUSES:
-        return f"{headline}已经签收，无法再修改收货地址。"
+        return render("utter_address_refused_signed", headline=headline)
     if status == "cancelled":
-        return f"{headline}已经取消，不需要修改地址；重新下单时填写新地址即可。"
-    return f"{headline}当前状态为“{status_label(order)}”，不能在对话里修改地址。您可以点“转人工”，由人工客服为您处理。"
+        return render("utter_address_refused_cancelled", headline=headline)
+    return render("utter_address_refused_other", headline=headline, status=status_label(order))
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,9 @@ class ReceiverDraft:
 
     def missing(self) -> List[str]:
         """The Chinese names of the fields still missing."""
-        return [label for label, value in (("收货人姓名", self.name), ("手机号", self.phone), ("详细地址", self.address)) if not value]
+        fields = (("utter_address_field_name", self.name), ("utter_address_field_phone", self.phone),
+                  ("utter_address_field_address", self.address))
+        return [render(label) for label, value in fields if not value]
 
 
 _MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
@@ -327,11 +331,11 @@ def describe_receiver(name: Optional[str], phone: Optional[str], address: Option
     """收货人 王芳，手机 139****1111，地址 上海市… (the phone always masked)."""
     parts = []
     if name:
-        parts.append(f"收货人 {name}")
+        parts.append(render("utter_address_receiver_name", name=name))
     if phone:
-        parts.append(f"手机 {mask_phone(phone)}")
+        parts.append(render("utter_address_receiver_phone", phone=mask_phone(phone)))
     if address:
-        parts.append(f"地址 {address}")
+        parts.append(render("utter_address_receiver_address", address=address))
     return "，".join(parts)
 
 
@@ -340,32 +344,27 @@ def ask_receiver_text(order: Order, draft: ReceiverDraft, first_time: bool) -> s
     lines = []
     if first_time:
         current = describe_receiver(order.get("receiver_name"), order.get("receiver_phone"), order.get("address"))
-        lines.append(f"{order_headline(order)}还没有发货，可以修改收货信息。")
+        lines.append(render("utter_address_can_change", headline=order_headline(order)))
         if current:
-            lines.append(f"当前：{current}。")
+            lines.append(render("utter_address_current", receiver=current))
     known = describe_receiver(draft.name, draft.phone, draft.address)
     if known:
-        lines.append(f"已记下新的{known}。")
+        lines.append(render("utter_address_noted", receiver=known))
     missing = draft.missing()
     if len(missing) == 3:
-        lines.append(
-            "请把新的收货人姓名、手机号和详细地址发给我，例如：王芳 13900001111 上海市浦东新区张江路100号3号楼502室。"
-            "收货人和手机号不变的话，发新地址并注明“收货人电话不变”即可。"
-        )
+        lines.append(render("utter_address_ask_all"))
     else:
-        lines.append(f"还需要新的{'、'.join(missing)}，请发给我。")
+        lines.append(render("utter_address_ask_missing", missing="、".join(missing)))
     return "\n".join(lines)
 
 
 def confirm_address_text(order: Order, draft: ReceiverDraft) -> str:
     """The confirmation question for the new receiver (phone masked)."""
-    return (
-        f"请确认把订单 {order['order_id']}（{items_summary(order)}）的收货信息改为：\n"
-        f"收货人：{draft.name}\n手机号：{mask_phone(draft.phone)}\n地址：{draft.address}\n确认修改吗？"
-    )
+    return render("utter_address_confirm", order_id=order["order_id"], items=items_summary(order), name=draft.name,
+                  phone=mask_phone(draft.phone), address=draft.address)
 
 
 def address_changed_text(order: Order) -> str:
     """The result of the change, read back from the CRM's order (phone masked)."""
     receiver = describe_receiver(order.get("receiver_name"), order.get("receiver_phone"), order.get("address"))
-    return f"已为您修改订单 {order['order_id']} 的收货信息：{receiver}。发货后将按新地址配送。"
+    return render("utter_address_changed", order_id=order["order_id"], receiver=receiver)

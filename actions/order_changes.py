@@ -5,7 +5,7 @@ the order's state (and what to do instead when it does not) → the new receiver
 only) → a confirmation → the CRM → the result with its facts. Only a signed-in customer changes an
 order, and only their own: an anonymous shopper (even one who proved an order with its phone tail,
 which lets them look at it) is asked to log in to the shop's app or site, or offered a human, and
-nothing is changed.
+nothing is changed. The words are responses in ``data/responses/order_changes.yml``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from actions.conversation import (
 )
 from actions.crm import CRMNotFound, CRMRequestError, CRMUnavailable, get_crm_client
 from actions.order_change_rules import (
-    SHIPPED_STATUSES,
     ReceiverDraft,
     address_changed_text,
     address_refusal,
@@ -52,11 +51,13 @@ from actions.order_change_rules import (
     open_orders,
     order_choice_button,
     parse_receiver,
+    refusal_offers_human,
     wants_another_order,
 )
 from actions.orders import NOT_YOUR_ORDER
 from actions.replies import CRM_UNAVAILABLE, human_buttons
 from actions.shopper import Shopper, shopper_from_tracker
+from bot.texts import render
 
 CANCEL_FLOW = "cancel_order"
 ADDRESS_FLOW = "change_address"
@@ -70,64 +71,38 @@ PHONE_SLOT = "new_receiver_phone"
 ADDRESS_SLOT = "new_address"
 RECEIVER_SLOTS = (NAME_SLOT, PHONE_SLOT, ADDRESS_SLOT)
 
-CHOOSE_OTHER = "好的，您说的是下面哪个订单？"
-NO_OTHER_ORDER = (
-    "除了这个订单，您没有其他未签收的订单。已签收的订单不能取消或修改地址，如需退货可以对我说“我要退货”。"
-)
-STOPPED_UNCONFIRMED = (
-    "好的。刚才的操作因为系统没有响应，结果还没能确认；您可以稍后问我“订单到哪了”查看订单的最新状态，"
-    "也可以点“转人工”核实。"
-)
-CHANGE_FAILED = "抱歉，这次没有办理成功，订单没有改动。您可以点“转人工”，由人工客服为您处理。"
-RECEIVER_REJECTED = "抱歉，新的收货信息没有通过校验（{reason}）。请重新发送收货人姓名、11 位手机号和详细地址。"
-
 Order = Dict[str, Any]
 Resolved = Tuple[Order, List[EventType], bool]
 
 
 @dataclass(frozen=True)
 class FlowTexts:
-    """What one order-change flow says at each step."""
+    """What one order-change flow says at each step: the responses ``utter_<flow>_<step>``.
 
-    login_required: str
-    choose: str
-    no_open_orders: str
-    stopped: str
-    unconfirmed: str
-    confirm_buttons: Tuple[Dict[str, str], ...]
+    Attributes:
+        flow: the flow's name in its responses (``cancel``, ``address``).
+    """
+
+    flow: str
+
+    def say(self, step: str, **values: Any) -> str:
+        """The flow's response for ``step`` filled with ``values``."""
+        return render(f"utter_{self.flow}_{step}", **values)
+
+    @property
+    def login_required(self) -> str:
+        """The request to sign in (a proven order may only be looked at)."""
+        return self.say("login_required")
+
+    @property
+    def confirm_buttons(self) -> Tuple[Dict[str, str], ...]:
+        """The confirmation question's buttons: yes, no."""
+        return ({"title": self.say("button_confirm"), "payload": "/affirm"},
+                {"title": self.say("button_deny"), "payload": "/deny"})
 
 
-CANCEL_TEXTS = FlowTexts(
-    login_required=(
-        "为了您的订单安全，取消订单需要登录后办理：请在商城 App 或网站登录后再来找我，我就能直接为您取消。"
-        "（用订单号和手机尾号核实只能查看订单，不能取消或修改。）您也可以点“转人工”，由人工客服为您处理。"
-    ),
-    choose="您有 {count} 个未签收的订单，想取消哪一个？",
-    no_open_orders=(
-        "您目前没有可以取消的订单：只有待付款、待发货的订单可以取消。已签收的订单如果不想要了，可以对我说“我要退货”。"
-    ),
-    stopped="好的，不取消了，订单没有任何改动。",
-    unconfirmed=(
-        "抱歉，订单系统暂时没有响应，订单 {order_id} 是否已取消还没能确认。"
-        "您可以稍后再回复“确认”重试（不会重复操作），也可以点“转人工”，由人工客服为您处理。"
-    ),
-    confirm_buttons=({"title": "确认取消", "payload": "/affirm"}, {"title": "不取消了", "payload": "/deny"}),
-)
-ADDRESS_TEXTS = FlowTexts(
-    login_required=(
-        "为了保护您的收货信息，修改收货地址需要登录后办理：请在商城 App 或网站登录后再来找我，我就能直接为您修改。"
-        "（用订单号和手机尾号核实只能查看订单，不能取消或修改。）您也可以点“转人工”，由人工客服为您处理。"
-    ),
-    choose="您有 {count} 个未签收的订单，想修改哪一个的收货地址？",
-    no_open_orders="您目前没有可以修改地址的订单：只有待付款、待发货的订单可以修改收货地址。",
-    stopped="好的，收货信息保持不变，订单没有任何改动。",
-    unconfirmed=(
-        "抱歉，订单系统暂时没有响应，订单 {order_id} 的收货信息是否已修改还没能确认。"
-        "您可以稍后再回复“确认”重试（不会重复修改），也可以点“转人工”，由人工客服为您处理。"
-    ),
-    confirm_buttons=({"title": "确认修改", "payload": "/affirm"}, {"title": "不改了", "payload": "/deny"}),
-)
-
+CANCEL_TEXTS = FlowTexts("cancel")
+ADDRESS_TEXTS = FlowTexts("address")
 
 def _reply(dispatcher: CollectingDispatcher, text: str, buttons: Optional[List[Dict[str, str]]] = None) -> None:
     dispatcher.utter_message(text=text, buttons=list(buttons or []))
@@ -205,9 +180,9 @@ class OrderChangeAction(Action, metaclass=ABCMeta):
 
     def _stop(self, dispatcher: CollectingDispatcher, step: str) -> List[EventType]:
         if step == CONFIRM_RETRY:
-            _reply(dispatcher, with_closing(STOPPED_UNCONFIRMED), human_buttons())
+            _reply(dispatcher, with_closing(render("utter_change_stopped_unconfirmed")), human_buttons())
         else:
-            _reply(dispatcher, with_closing(self.texts.stopped))
+            _reply(dispatcher, with_closing(self.texts.say("stopped")))
         return self._end()
 
     def _kind(self, intent: str) -> str:
@@ -225,11 +200,11 @@ class OrderChangeAction(Action, metaclass=ABCMeta):
         intent: str,
         text: Optional[str] = None,
     ) -> List[EventType]:
-        text = text or self.texts.choose.format(count=len(candidates))
+        text = text or self.texts.say("choose", count=len(candidates))
         buttons = [order_choice_button(order, self.flow) for order in candidates]
         if step == CHOOSE and self._kind(intent) == "answer":
             count = invalid_answers(tracker) + 1
-            dispatcher.utter_message(**invalid_answer_reply("抱歉，我没能确定是哪个订单。" + text, buttons, count))
+            dispatcher.utter_message(**invalid_answer_reply(render("utter_change_which_order") + text, buttons, count))
             return flow_events(self.flow, CHOOSE, count)
         prefix = RESUME_PREFIX + "\n" if step is not None and self._kind(intent) == "digression" else ""
         _reply(dispatcher, prefix + text, buttons)
@@ -258,9 +233,9 @@ class OrderChangeAction(Action, metaclass=ABCMeta):
             if self._kind(intent) == "answer" and wants_another_order(latest_text(tracker)):
                 others = [item for item in open_orders(await crm.list_orders(customer_id)) if item["order_id"] != current_id]
                 if not others:
-                    _reply(dispatcher, with_closing(NO_OTHER_ORDER))
+                    _reply(dispatcher, with_closing(render("utter_change_no_other_order")))
                     return self._end()
-                return self._choose(dispatcher, tracker, others, None, intent, CHOOSE_OTHER)
+                return self._choose(dispatcher, tracker, others, None, intent, render("utter_change_choose_other"))
             order = await _owned_order(shopper, str(current_id))
             if order is not None:
                 return order, [], False
@@ -269,11 +244,11 @@ class OrderChangeAction(Action, metaclass=ABCMeta):
             return candidates[0], [], True
         if candidates:
             return self._choose(dispatcher, tracker, candidates, step, intent)
-        _reply(dispatcher, with_closing(self.texts.no_open_orders))
+        _reply(dispatcher, with_closing(self.texts.say("no_open_orders")))
         return self._end()
 
     def _refuse(self, dispatcher: CollectingDispatcher, order: Order, text: str) -> List[EventType]:
-        buttons = human_buttons() if order.get("status") in SHIPPED_STATUSES or "转人工" in text else []
+        buttons = human_buttons() if refusal_offers_human(order) else []
         _reply(dispatcher, with_closing(text), buttons)
         return self._end()
 
@@ -285,14 +260,14 @@ class OrderChangeAction(Action, metaclass=ABCMeta):
         kind = self._kind(intent)
         if kind == "answer" and intent != "affirm":
             count = invalid_answers(tracker) + 1
-            dispatcher.utter_message(**invalid_answer_reply("请回复“确认”或“不用了”。\n" + text, buttons, count))
+            dispatcher.utter_message(**invalid_answer_reply(render("utter_change_confirm_or_not") + "\n" + text, buttons, count))
             return flow_events(self.flow, step, count)
         prefix = RESUME_PREFIX + "\n" if kind == "digression" else ""
         _reply(dispatcher, prefix + text, buttons)
         return flow_events(self.flow, step, invalid_answers(tracker))
 
     def _unconfirmed(self, dispatcher: CollectingDispatcher, order: Order) -> List[EventType]:
-        _reply(dispatcher, self.texts.unconfirmed.format(order_id=order["order_id"]), [dict(self.texts.confirm_buttons[0])] + human_buttons())
+        _reply(dispatcher, self.texts.say("unconfirmed", order_id=order["order_id"]), [dict(self.texts.confirm_buttons[0])] + human_buttons())
         return flow_events(self.flow, CONFIRM_RETRY)
 
 
@@ -334,7 +309,7 @@ class ActionCancelOrder(OrderChangeAction):
             return self._unconfirmed(dispatcher, order)
         except CRMRequestError as error:
             if error.status != 409:
-                _reply(dispatcher, with_closing(CHANGE_FAILED), human_buttons())
+                _reply(dispatcher, with_closing(render("utter_change_failed")), human_buttons())
                 return self._end()
             fresh = await crm.get_order(order["order_id"])
             if fresh.get("status") == "cancelled":
@@ -386,7 +361,7 @@ class ActionChangeAddress(OrderChangeAction):
             text = ask_receiver_text(order, draft, first_time=step not in (DETAILS, CONFIRM, CONFIRM_RETRY))
             if step == DETAILS and parsed.is_empty and kind == "answer":
                 count = invalid_answers(tracker) + 1
-                dispatcher.utter_message(**invalid_answer_reply("抱歉，我没能从中读出新的收货信息。\n" + text, [], count))
+                dispatcher.utter_message(**invalid_answer_reply(render("utter_address_not_read") + "\n" + text, [], count))
                 return flow_events(self.flow, DETAILS, count) + keep + self._draft_events(draft)
             prefix = RESUME_PREFIX + "\n" if step is not None and kind == "digression" else ""
             _reply(dispatcher, prefix + text)
@@ -411,10 +386,9 @@ class ActionChangeAddress(OrderChangeAction):
                 fresh = await crm.get_order(order["order_id"])
                 return self._refuse(dispatcher, fresh, address_refusal(fresh))
             if error.status in (400, 422):
-                reason = "手机号需为 11 位、地址至少 5 个字"
-                _reply(dispatcher, RECEIVER_REJECTED.format(reason=reason))
+                _reply(dispatcher, render("utter_address_rejected"))
                 return flow_events(self.flow, DETAILS) + self._draft_events(ReceiverDraft())
-            _reply(dispatcher, with_closing(CHANGE_FAILED), human_buttons())
+            _reply(dispatcher, with_closing(render("utter_change_failed")), human_buttons())
             return self._end()
         _reply(dispatcher, with_closing(address_changed_text(changed)))
         return self._end()

@@ -21,7 +21,7 @@ PRODUCT_DIRS = ("actions", "bot", "connectors", "desk", "crm", "shop", "wechat_s
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # Sentences still written in Python. The target is 40 (API error one-liners may stay); the
 # budget only goes down as replies move to data/responses, desk/ and connectors/ texts files.
-PYTHON_SENTENCE_BUDGET = 287
+PYTHON_SENTENCE_BUDGET = 207
 
 # Figures in response texts that are not policy facts (so they stay literal).
 NOT_POLICY = {
@@ -30,7 +30,8 @@ NOT_POLICY = {
     ("1", "分钟"),  # when to try again after an outage
     ("1", "点"),  # growth value is one point per yuan paid: its definition (crm/policy/tiers.yml)
 }
-FIGURE = re.compile(r"(?<![\d{])(\d[\d,.]*)\s*(?:–\s*\d+\s*)?(天|元|积分|点|个工作日|小时|分钟)")
+# A figure: digits with thousands commas and decimals (a list number's 「1. 点“转人工”」 is none).
+FIGURE = re.compile(r"(?<![\d{])(\d[\d,]*(?:\.\d+)?)\s*(?:–\s*\d+\s*)?(天|元|积分|点|个工作日|小时|分钟)")
 
 
 def _placeholders(text: str) -> set:
