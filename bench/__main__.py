@@ -382,12 +382,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if stock_reference is None and args.only != "stock":
         stock_reference = report.latest_stock_result(args.concurrency)
     targets = report.evaluate_targets(results, stock_reference)
+    fleet_comparison = report.fleet_comparison(results)
     document = {
         "timestamp": timestamp,
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "environment": environment(),
         "targets": targets,
-        "fleet_vs_one_instance": report.fleet_comparison(results),
+        "fleet_vs_one_instance": fleet_comparison,
         "results": results,
         "failures": failures,
         "skipped": skipped,
@@ -399,7 +400,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(report.render_table(report.table_rows(results)))
     print()
     print(report.render_targets(targets))
-    fleet = report.render_fleet(document["fleet_vs_one_instance"], results)
+    fleet = report.render_fleet(fleet_comparison)
     if fleet:
         print()
         print(fleet)

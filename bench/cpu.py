@@ -10,24 +10,32 @@ and prints, for the measured conversations (after unmeasured warm-up ones), the 
 turns per second of that run for information only.
 
 Compare versions with several alternating runs, on the same model file (``--model``).
+
+``--profile-crm FILE`` runs the CRM under cProfile, database threads included
+(:mod:`bench.crm_profile`; its CPU figure then includes the profiler's overhead), writes the
+statistics to FILE when the CRM stops and prints its costliest functions: where the CRM's time
+per lookup goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import logging
+import pstats
 import random
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 from bench.__main__ import load_customers
 from bench.load import LoadGenerator, Turn
 from bench.scenarios import CustomerRotation, ShopScript
 from bench.systems import MACHINE_BUSY, BenchError, OurStack, tree_cpu_seconds
-from bot import launcher
+from bot import launcher, roles
 
 
 def per_turn_ms(before: Dict[str, float], after: Dict[str, float], turns: int) -> Dict[str, float]:
@@ -72,6 +80,35 @@ async def measure(stack: OurStack, args: argparse.Namespace) -> int:
     return 0 if counts["errors"] == 0 else 1
 
 
+@contextlib.contextmanager
+def crm_under_cprofile(output: Path) -> Iterator[None]:
+    """Within the block, the CRM role starts as ``python -m bench.crm_profile OUTPUT serve ...`` (every thread profiled)."""
+    original = roles.launch
+
+    def launch(role: str, settings: object, model: Optional[Path] = None) -> roles.RoleLaunch:
+        how = original(role, settings, model)  # type: ignore[arg-type]
+        if role != "crm":
+            return how
+        python, _, _, *rest = how.command  # python -m crm serve ...
+        return dataclasses.replace(how, command=(python, "-m", "bench.crm_profile", str(output), *rest))
+
+    roles.launch = launch  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        roles.launch = original  # type: ignore[assignment]
+
+
+def print_profile(path: Path, top: int = 30) -> None:
+    """The functions with the most own time, then the most cumulative time, of a cProfile file."""
+    if not path.exists():
+        print(f"no profile at {path} (the CRM did not stop cleanly)", file=sys.stderr)
+        return
+    for key in ("tottime", "cumulative"):
+        print(f"\nCRM profile, top {top} by {key} ({path}):")
+        pstats.Stats(str(path)).strip_dirs().sort_stats(key).print_stats(top)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cpu", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="model to serve (default: the one for the current data)")
@@ -79,6 +116,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--warmup", type=int, default=40, help="unmeasured conversations first (default 40)")
     parser.add_argument("--concurrency", type=int, default=8, help="shoppers at once (default 8)")
     parser.add_argument("--seed", type=int, default=3, help="seed of the conversations (default 3)")
+    parser.add_argument("--profile-crm", type=Path, metavar="FILE",
+                        help="run the CRM under cProfile, write its statistics to FILE and print the top costs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     model = args.model.resolve() if args.model else launcher.model_path()
@@ -86,8 +125,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"no trained model at {model}: run `make train` or pass --model", file=sys.stderr)
         return 2
     stack = OurStack(model)
+    profile = args.profile_crm.resolve() if args.profile_crm else None
     try:
-        stack.start()
+        with crm_under_cprofile(profile) if profile else contextlib.nullcontext():
+            stack.start()
         return asyncio.run(measure(stack, args))
     except BenchError as error:
         print(f"bench.cpu: {error}", file=sys.stderr)
@@ -96,6 +137,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     finally:
         stack.stop()
+        if profile:
+            print_profile(profile)
 
 
 if __name__ == "__main__":

@@ -165,7 +165,7 @@ def fleet_comparison(results: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     }
 
 
-def render_fleet(comparison: Optional[Dict[str, Any]], results: Dict[str, Any]) -> str:
+def render_fleet(comparison: Optional[Dict[str, Any]]) -> str:
     """The fleet beside one instance, and how HAProxy spread the requests."""
     if comparison is None:
         return ""
@@ -178,7 +178,7 @@ def render_fleet(comparison: Optional[Dict[str, Any]], results: Dict[str, Any]) 
     servers = comparison["haproxy_servers"]
     if servers:
         spread = ", ".join(f"{name} {s['requests']} ({s['status']})" for name, s in sorted(servers.items()))
-        lines.append(f"fleet: HAProxy sent {spread} requests during the run")
+        lines.append(f"fleet: HAProxy sent {spread} requests during the run (warm-up included)")
     return "\n".join(lines)
 
 

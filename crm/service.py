@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from bot.shop_calendar import ShopCalendar, add_working_days
 from crm import serialize
@@ -28,6 +28,7 @@ from crm.models import (
     OrderItem,
     OrderUrge,
     PointsEntry,
+    Product,
     Redemption,
     Return,
     ReturnItem,
@@ -170,8 +171,18 @@ def _order_json(session: Session, ctx: Context, record: Order) -> Dict[str, Any]
     return serialize.order(record, ctx.tz, ctx.clock.today(), returned, answered)
 
 
+ORDER_FORM_LOADING = (
+    joinedload(Order.shipment),
+    selectinload(Order.items).joinedload(OrderItem.product).joinedload(Product.current_price),
+)
+"""How a read of the full order form loads what it shows: the shipment with the order, each line's
+product and current price with the lines (the models' default loads each in a query of its own).
+Not for locked reads: PostgreSQL refuses FOR UPDATE on the nullable side of an outer join."""
+
+
 def _order(session: Session, order_id: str, lock: bool = False) -> Order:
-    record = session.get(Order, order_id, with_for_update=lock or None)
+    options = () if lock else ORDER_FORM_LOADING
+    record = session.get(Order, order_id, with_for_update=lock or None, options=options)
     if record is None:
         raise not_found(f"订单 {order_id} 不存在")
     return record
@@ -182,18 +193,27 @@ def get_order(session: Session, ctx: Context, order_id: str) -> Dict[str, Any]:
     return _order_json(session, ctx, _order(session, order_id))
 
 
+def _page_total(session: Session, statement: Any, records: Sequence[Any], limit: int, offset: int) -> int:
+    """The total of a page's statement: counted only when the page does not tell it (full, or empty past the start)."""
+    if records and len(records) < limit:
+        return offset + len(records)
+    if not records and offset == 0:
+        return 0
+    return _count(session, statement)
+
+
 def list_customer_orders(
     session: Session, ctx: Context, customer_id: str, limit: int, offset: int, statuses: Optional[Sequence[str]] = None
 ) -> Dict[str, Any]:
     """A customer's orders, newest first, optionally filtered by status."""
-    _customer(session, customer_id)
     statement = select(Order).where(Order.customer_id == customer_id)
     if statuses:
         statement = statement.where(Order.status.in_(list(statuses)))
-    total = _count(session, statement)
-    records = list(
-        session.execute(statement.order_by(Order.placed_at.desc(), Order.order_id.desc()).limit(limit).offset(offset)).scalars()
-    )
+    page = statement.options(*ORDER_FORM_LOADING).order_by(Order.placed_at.desc(), Order.order_id.desc()).limit(limit).offset(offset)
+    records = list(session.execute(page).scalars())
+    if not records:  # an order's customer exists (foreign key): only an empty page may be of an unknown one
+        _customer(session, customer_id)
+    total = _page_total(session, statement, records, limit, offset)
     returned = _returned_quantities(session, [record.order_id for record in records])
     answered = _answered_scans(session, ctx, records)
     today = ctx.clock.today()

@@ -105,5 +105,5 @@ def test_the_fleet_is_compared_with_one_instance() -> None:
     comparison = report.fleet_comparison(results)
     assert comparison is not None
     assert comparison["ratios"] == {"requests_per_s": 0.9, "replies_per_s": 0.9, "p50_ms": 1.0, "p95_ms": 1.2}
-    assert "rasa1 10 (UP)" in report.render_fleet(comparison, results)
+    assert "rasa1 10 (UP)" in report.render_fleet(comparison)
     assert report.fleet_comparison({"ours": results["ours"]}) is None
