@@ -7,7 +7,9 @@ from datetime import date
 from typing import Any, Dict, Optional
 
 import pytest
+import yaml
 
+import bot.texts
 from actions import order_change_rules as rules
 from bot.shop_calendar import ShopCalendar, add_working_days
 
@@ -202,3 +204,30 @@ def test_phones_are_masked_in_every_reply() -> None:
     assert "手机号：139****1111" in texts[0]
     assert "当前：收货人 李娜，手机 139****4321，地址 北京市海淀区" in texts[1]
     assert "还需要新的收货人姓名、详细地址" in texts[1]
+
+
+def test_refusals_quote_the_return_windows_of_the_return_policy(tmp_path, monkeypatch) -> None:
+    policy = yaml.safe_load(bot.texts.RETURNS.read_text(encoding="utf-8"))
+    policy["windows"].update(no_reason_days=10, quality_days=30)
+    edited = tmp_path / "returns.yml"
+    edited.write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setattr(bot.texts, "RETURNS", edited)
+    bot.texts.fill_values.cache_clear()
+    try:
+        signed = rules.cancel_refusal(order("delivered", signed_at="2026-11-19T16:20:00+08:00"))
+        shipped = rules.cancel_refusal(order("in_transit", shipment=SHIPPED))
+    finally:
+        bot.texts.fill_values.cache_clear()
+    assert "签收后 10 天内可以申请无理由退货" in signed and "质量问题 30 天内可以退换" in signed
+    assert "签收后 10 天内申请无理由退货" in shipped and "7 天" not in shipped
+
+
+@pytest.mark.parametrize(
+    ("status", "human"),
+    [("awaiting_shipment", True), ("in_transit", True), ("out_for_delivery", True), ("delivered", False), ("completed", False),
+     ("cancelled", False)],
+)
+def test_a_refusal_offers_a_human_by_the_orders_state(status: str, human: bool) -> None:
+    assert rules.refusal_offers_human({"status": status}) is human
+    text = rules.cancel_refusal(order(status, shipment=SHIPPED if status in rules.SHIPPED_STATUSES else None))
+    assert ("转人工" in text) is human
