@@ -145,6 +145,7 @@ async def admit(
     turn_token: Optional[str] = None,
     express: Optional[HandoffRequest] = None,
     proven: bool = True,
+    owner: Optional[str] = None,
 ) -> Admission:
     """Bind a conversation to its owner (or check it), take its turn, queue an explicit 「转人工」.
 
@@ -160,6 +161,8 @@ async def admit(
             when the turn is taken.
         proven: for an anonymous sender, whether they presented the conversation's token; an
             unproven one is allowed only when the conversation is new.
+        owner: the owner value to bind or check instead of :func:`owner_of` ``customer_id`` (a
+            channel whose platform vouches for the sender, such as WeChat's ``~wechat``).
 
     Returns:
         What was done. Nothing is done for a sender who may not use the conversation.
@@ -169,7 +172,8 @@ async def admit(
     """
     allowed, created, turn_taken, queued = (int(value) for value in await script(redis, ADMIT)(
         keys=[owner_key(sender_id), stats_key, turn_key(sender_id), *express_keys(sender_id, customer_id)],
-        args=[owner_of(customer_id) if customer_id or proven else UNPROVEN_ANONYMOUS, ttl_s, STATS_TTL_S, turn_token or "", TURN_LOCK_TTL_MS,
+        args=[owner or (owner_of(customer_id) if customer_id or proven else UNPROVEN_ANONYMOUS), ttl_s, STATS_TTL_S,
+              turn_token or "", TURN_LOCK_TTL_MS,
               "1" if express is not None and turn_token else "0", *(express_args(express) if express is not None else [""] * 7)],
     ))
     return Admission(

@@ -461,7 +461,7 @@ class ShopperChannel(InputChannel):
         return metadata
 
     async def admit(self, sender_id: str, customer_id: Optional[str], text: Optional[str] = None,
-                    proven: bool = True) -> Admission:
+                    proven: bool = True, owner: Optional[str] = None) -> Admission:
         """Admit a message in one Redis round trip: binding, the conversation's turn, an explicit 「转人工」.
 
         At a peak every shopper's first step waits for the worker's event loop between the bot
@@ -477,6 +477,8 @@ class ShopperChannel(InputChannel):
             text: the shopper's message; None only binds (a web session opening).
             proven: for an anonymous shopper, whether the conversation's token came with the
                 message; without it only a new conversation is admitted.
+            owner: the owner to bind or check instead of the customer id or the anonymous marker
+                (:func:`connectors.binding.admit`).
 
         Returns:
             The binding, the turn's token when taken, the handoff queued when one was.
@@ -486,7 +488,8 @@ class ShopperChannel(InputChannel):
         """
         express = express_request(self.handoff_context(), sender_id, customer_id, self.name(), text) if text else None
         return await admit(self.redis(), sender_id, customer_id, self.ttl_s, self._stats_key(),
-                           turn_token=uuid.uuid4().hex if text is not None else None, express=express, proven=proven)
+                           turn_token=uuid.uuid4().hex if text is not None else None, express=express, proven=proven,
+                           owner=owner)
 
     def _stats_key(self) -> str:
         ctx = self.handoff_context()

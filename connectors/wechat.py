@@ -1,21 +1,14 @@
 """The ``wechat`` input channel: a WeChat official account (公众号) in safe mode (安全模式) or, for
 development only, plaintext mode (明文模式).
 
-Registered in ``credentials.yml`` as::
+Registered in ``credentials.yml`` as ``connectors.wechat.WeChatInput`` (token, appid, appsecret,
+encoding_aes_key, api_base: each optional, else WECHAT_TOKEN, WECHAT_APPID, WECHAT_APPSECRET,
+WECHAT_ENCODING_AES_KEY, WECHAT_API_BASE; docs/channels.md).
 
-    connectors.wechat.WeChatInput:
-      token: dev-wechat-token                 # optional, WECHAT_TOKEN (the account's server token)
-      appid: dev-wechat-appid                 # optional, WECHAT_APPID
-      appsecret: dev-wechat-appsecret         # optional, WECHAT_APPSECRET
-      encoding_aes_key: ...                   # optional, WECHAT_ENCODING_AES_KEY (43 characters)
-      api_base: https://api.weixin.qq.com     # optional, WECHAT_API_BASE (default: the simulator)
-
-With an EncodingAESKey the channel is in safe mode (:mod:`connectors.wechat_crypto`): a message must
-come with ``encrypt_type=aes`` and a ``msg_signature`` over its ``<Encrypt>``; it is decrypted, its
-app id checked, then handled exactly as a plaintext one, and the passive reply goes back encrypted
-(``<xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>``). A message without encryption, a
-wrong ``msg_signature`` or another account's app id is refused (403). Without the key (development
-and the simulator's default) messages are read in plaintext.
+With an EncodingAESKey the channel is in safe mode (:mod:`connectors.wechat_crypto`): a message
+must come encrypted with a ``msg_signature`` over its ``<Encrypt>`` and this account's app id (else
+403), and the passive reply goes back encrypted. Without the key (development, the simulator's
+default) messages are read in plaintext.
 
 Rasa mounts the routes under ``/webhooks/wechat``:
 
@@ -27,27 +20,25 @@ Rasa mounts the routes under ``/webhooks/wechat``:
 - ``POST /webhook?signature=&timestamp=&nonce=[&encrypt_type=aes&msg_signature=]``: messages
   (XML). Text goes to the bot (or, while a human handoff has the conversation, to the agent); the
   answer is a passive XML reply when it is ready within the reply budget (4 s; WeChat waits 5 s),
-  else ``success`` and the answer follows as customer-service messages (客服消息). WeChat's retries of one message (same ``MsgId``; events:
-  same sender, time and event) reach the bot once, unless the worker answering it died: its
-  in-progress lease then lapses within seconds and a retry is answered (a completed message never
-  is). Bad signature 403, bad XML or fields 400, body over 64 KB 413; never a 500.
+  else ``success`` and the answer follows as customer-service messages (客服消息). WeChat's retries
+  of one message reach the bot once (:mod:`connectors.wechat_leases`). Bad signature 403, bad XML
+  or fields 400, body over 64 KB 413; never a 500.
 - ``POST /bind {"openid", "customer_id", "timestamp", "signature"}``: the shop's account page
   binds an OpenID to a customer;
   ``signature = hex(HMAC-SHA256(key, "wechat-bind\\n{openid}\\n{customer_id}\\n{timestamp}"))``
   under the ``wechat-bind`` key derived from SHOP_IDENTITY_SECRET (``key = HMAC-SHA256(
   SHOP_IDENTITY_SECRET, "key|wechat-bind")``, :func:`bot.identity.purpose_key`), timestamp within
   5 minutes.
-- ``POST /unbind {"openid", "timestamp", "signature"}``: the same with ``wechat-unbind`` and an
-  empty customer id.
+- ``POST /unbind {"openid", "timestamp", "signature"}``: the same with ``wechat-unbind``, no customer.
 - ``GET /``: health check.
 
 A conversation id is ``wx-`` and a hash of the app id and OpenID (never the OpenID itself). Messages
 from an OpenID bound to a customer carry ``{"channel": "wechat", "verified": True, "customer_id"}``,
 others are anonymous. Bot buttons become numbered options (「回复数字选择」) and a number sent back
-becomes the button's payload. Messages pushed later (agent replies, notices, the rating question)
-reach the shopper through :class:`bot.push.PushDelivery` and the customer-service message API, with
-an access token shared by every process through Redis and renewed before it expires or when WeChat
-says it is no longer valid. OpenIDs, customer ids and message text never appear in the logs.
+becomes the button's payload. A text is admitted like every channel's message, in one Redis round
+trip (:meth:`WeChatInput.admitted`). Pushed messages (agent replies, notices, the rating question)
+go out through :class:`bot.push.PushDelivery` and the customer-service message API
+(:mod:`connectors.wechat_api`). OpenIDs, customer ids and message text never appear in the logs.
 """
 
 from __future__ import annotations
@@ -73,7 +64,7 @@ from bot.handoff.stats import note_conversation_started
 from bot.identity import is_valid_customer_id
 from bot.push import DeliveryFailed, register_conversation
 from bot.settings import Settings, load_settings
-from connectors.binding import owner_key
+from connectors.binding import Admission, owner_key
 from connectors.common import MESSAGES, REDIS_FAILURES, ShopperChannel, check_text, credential
 from connectors.payloads import neutralised
 from connectors.wechat_api import WeChatApi, WeChatApiError
@@ -435,8 +426,7 @@ class WeChatInput(ShopperChannel):
         completed = False
         try:
             try:
-                async with self.conversation_turn(sender):
-                    reply = await self.respond(sender, message, on_new_message)
+                reply = await self.respond(sender, message, on_new_message)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # every failure reaches the shopper as a polite text
@@ -495,23 +485,42 @@ class WeChatInput(ShopperChannel):
             return {"text": MESSAGES[refusal]}
 
         customer_id = await self.bound_customer(message.openid)
-        await self.open_conversation(sender, message.openid, customer_id)
-        turn = await self.handoff_turn(sender, text, customer_id)
-        if turn is not None:
-            return {"text": turn.notice}
-        chosen = await self.chosen_option(sender, text)
-        # a number picks one of the offered buttons; a typed /payload is read as words
-        text = chosen if chosen != text else neutralised(text)
+        admission = await self.admitted(sender, message.openid, customer_id, text)
+        async with self.conversation_turn(sender, held=admission.turn_token):
+            turn = await self.handoff_turn(sender, text, customer_id, admission=admission)
+            if turn is not None:
+                return {"text": turn.notice}
+            chosen = await self.chosen_option(sender, text)
+            # a number picks one of the offered buttons; a typed /payload is read as words
+            text = chosen if chosen != text else neutralised(text)
 
-        collector = CollectingOutputChannel()
-        metadata = await self.message_metadata(sender, text, customer_id)
-        await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata))
-        reply = combine_replies(collector.messages)
-        await self.store_options(sender, render(reply)[1] if reply else {})
-        if reply is None:
-            code = await self.silent_turn_code(sender)
-            return {"text": MESSAGES[code]} if code else None
-        return reply
+            collector = CollectingOutputChannel()
+            metadata = await self.message_metadata(sender, text, customer_id, admission)
+            await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata))
+            reply = combine_replies(collector.messages)
+            await self.store_options(sender, render(reply)[1] if reply else {})
+            if reply is None:
+                code = await self.silent_turn_code(sender)
+                return {"text": MESSAGES[code]} if code else None
+            return reply
+
+    async def admitted(self, sender: str, openid: str, customer_id: Optional[str], text: str) -> Admission:
+        """Admit a message through the channels' one round trip (:meth:`ShopperChannel.admit`), for
+        the OpenID's owner (the bound customer or ``~wechat``), and register it for pushed messages.
+
+        WeChat vouches for the OpenID, so the owner follows the binding: when the OpenID was bound or
+        unbound since the conversation began, the conversation passes to its new owner.
+
+        Raises:
+            redis.exceptions.RedisError, OSError, asyncio.TimeoutError: Redis could not answer.
+        """
+        owner = customer_id or WECHAT_OWNER
+        admission = await self.admit(sender, customer_id, text, owner=owner)
+        if not admission.binding.allowed:  # nothing was done: hand the conversation over, then admit
+            await self.redis().set(owner_key(sender), owner, ex=self.ttl_s)
+            admission = await self.admit(sender, customer_id, text, owner=owner)
+        await register_conversation(self.redis(), sender, self.name(), {"openid": openid}, ttl_s=self.ttl_s)
+        return admission
 
     def binding_key(self, openid: str) -> str:
         """Redis key of the customer an OpenID is bound to: ``wechat:openid:{openid}``."""
