@@ -21,7 +21,7 @@ RETURNS = ROOT / "actions" / "policy" / "returns.yml"
 AFTER_SALES = ROOT / "crm" / "policy" / "after_sales.yml"
 PRICE_PROTECTION = ROOT / "crm" / "policy" / "price_protection.yml"
 SERVICE = ROOT / "desk" / "policy" / "service.yml"
-DELIVERY = ROOT / "crm" / "policy" / "delivery.yml"
+SHIPPING = ROOT / "crm" / "policy" / "shipping.yml"
 INVOICES = ROOT / "crm" / "policy" / "invoices.yml"
 POINTS = ROOT / "crm" / "policy" / "points.yml"
 COUPONS = ROOT / "crm" / "policy" / "coupons.yml"
@@ -69,7 +69,7 @@ def policy_values() -> Dict[str, str]:
     hours = _read(SERVICE)["opening_hours"]["default"]
     values["opening_time"] = str(hours["open"])
     values["closing_time"] = str(hours["close"])
-    values.update(_delivery_values(_read(DELIVERY)))
+    values.update(_shipping_values(_read(SHIPPING)))
     invoices = _read(INVOICES)
     values["invoice_issue_hours"] = str(invoices["issue_hours_after_signing"])
     values["invoice_reissue_days"] = str(invoices["reissue_days_after_order"])
@@ -92,19 +92,19 @@ def _range(bounds: List[Any]) -> str:
     return f"{low}–{high}" if high != low else str(low)
 
 
-def _delivery_values(delivery: Dict[str, Any]) -> Dict[str, str]:
-    shipping = delivery["shipping"]
+def _shipping_values(policy: Dict[str, Any]) -> Dict[str, str]:
+    shipping = policy["shipping"]
     values = {
         "standard_shipping_fee": _yuan(int(shipping["standard_fee_fen"])),
         "remote_regions": "、".join(str(region) for region in shipping["remote_regions"]),
         "remote_free_shipping": _yuan(int(shipping["remote_free_threshold_fen"])),
         "remote_shipping_fee": _yuan(int(shipping["remote_fee_fen"])),
-        "same_day_cutoff": str(delivery["dispatch"]["same_day_cutoff"]),
-        "promotion_delay_days": _range(delivery["dispatch"]["promotion_delay_days"]),
-        "delivery_hours": "–".join(str(hour) for hour in delivery["delivery_hours"]),
-        "payment_timeout_minutes": str(delivery["orders"]["payment_timeout_minutes"]),
+        "same_day_cutoff": str(policy["dispatch"]["same_day_cutoff"]),
+        "promotion_delay_days": _range(policy["dispatch"]["promotion_delay_days"]),
+        "delivery_hours": "–".join(str(hour) for hour in policy["delivery_hours"]),
+        "payment_timeout_minutes": str(policy["orders"]["payment_timeout_minutes"]),
     }
-    for area, bounds in delivery["transit_days"].items():
+    for area, bounds in policy["transit_days"].items():
         values[f"transit_days_{area}"] = _range(bounds)
     return values
 

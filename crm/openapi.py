@@ -339,7 +339,7 @@ SCHEMAS: Dict[str, Schema] = {
         "description": "one service policy document as configured in crm/policy/<name>.yml (invoices: default_kind, "
         "issue_hours_after_signing, special_vat, reissue_days_after_order...; price_protection: window_days, excluded, "
         "refund_working_days...; after_sales: warranty and installation; coupon_rules: threshold_basis, "
-        "coupons_per_order...; delivery: shipping fees, dispatch, transit_days, payment timeout; points: earn_per_yuan, "
+        "coupons_per_order...; shipping: fees, dispatch, transit_days, payment timeout; points: earn_per_yuan, "
         "points_per_yuan, arrival_days_after_signing); day ranges are [earliest, latest]",
         "additionalProperties": True,
     },
@@ -519,7 +519,7 @@ PATHS: Dict[str, Dict[str, Schema]] = {
     "/api/policies/{name}": {
         "get": _op(
             "A service policy the assistant answers from: invoices, price_protection, after_sales (warranty, repair, "
-            "installation), coupon_rules, delivery or points",
+            "installation), coupon_rules, shipping or points",
             "the policy",
             "ServicePolicy",
             params=[POLICY_NAME],

@@ -19,7 +19,7 @@ import yaml  # type: ignore[import-untyped]
 POLICY_DIR = Path(__file__).resolve().parent
 TIERS_FILE = POLICY_DIR / "tiers.yml"
 COUPONS_FILE = POLICY_DIR / "coupons.yml"
-SERVICE_POLICIES = ("invoices", "price_protection", "after_sales", "coupon_rules", "delivery", "points")
+SERVICE_POLICIES = ("invoices", "price_protection", "after_sales", "coupon_rules", "shipping", "points")
 """The service policies served at ``GET /api/policies/{name}``, each in ``<name>.yml``."""
 
 
@@ -253,7 +253,7 @@ _SERVICE_SCHEMAS: Dict[str, Dict[str, Any]] = {
             "self_install_keeps_warranty": bool,
         },
     },
-    "delivery": {
+    "shipping": {
         "shipping": {"standard_fee_fen": int, "remote_regions": [str], "remote_free_threshold_fen": int, "remote_fee_fen": int},
         "dispatch": {"same_day_cutoff": str, "promotion_delay_days": RANGE},
         "transit_days": {str: RANGE},
@@ -313,7 +313,7 @@ def _checked(value: Any, schema: Any, where: str) -> Any:
 
 def parse_service_policy(name: str, document: Mapping[str, Any]) -> Dict[str, Any]:
     """Validate one service policy document (``invoices``, ``price_protection``, ``after_sales``,
-    ``coupon_rules``, ``delivery``, ``points``) and return it as plain JSON values.
+    ``coupon_rules``, ``shipping``, ``points``) and return it as plain JSON values.
 
     Raises:
         PolicyError: unknown policy name, unknown or missing keys, or a value of the wrong type.

@@ -19,9 +19,9 @@ ORDER_COUPONS: Tuple[Tuple[int, int], ...] = (
     (100000, 10000),
     (300000, 20000),
 )
-# Seeded orders pay shipping as a registered member's would (crm/policy/tiers.yml, delivery.yml).
+# Seeded orders pay shipping as a registered member's would (crm/policy/tiers.yml, shipping.yml).
 FREE_SHIPPING_FEN = load_tiers()[0].free_shipping_threshold_fen
-STANDARD_SHIPPING_FEN = int(load_service_policy("delivery")["shipping"]["standard_fee_fen"])
+STANDARD_SHIPPING_FEN = int(load_service_policy("shipping")["shipping"]["standard_fee_fen"])
 FAR_REGIONS = {
     frozenset({"north", "south"}),
     frozenset({"north", "west"}),

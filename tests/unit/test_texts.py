@@ -71,10 +71,10 @@ def test_free_shipping_comes_from_the_tiers_file():
 @pytest.mark.parametrize(
     ("policy_file", "edit", "response", "expected"),
     [
-        ("crm/policy/delivery.yml", ("shipping", "standard_fee_fen", 1000), "utter_faq/shipping_fee", "收运费 10 元"),
-        ("crm/policy/delivery.yml", ("shipping", "remote_fee_fen", 2500), "utter_faq/shipping_fee", "收运费 25 元"),
-        ("crm/policy/delivery.yml", ("orders", "payment_timeout_minutes", 15), "utter_faq/payment_methods", "15 分钟内完成付款"),
-        ("crm/policy/delivery.yml", ("dispatch", "same_day_cutoff", "17:00"), "utter_faq/delivery_time", "17:00 前付款"),
+        ("crm/policy/shipping.yml", ("shipping", "standard_fee_fen", 1000), "utter_faq/shipping_fee", "收运费 10 元"),
+        ("crm/policy/shipping.yml", ("shipping", "remote_fee_fen", 2500), "utter_faq/shipping_fee", "收运费 25 元"),
+        ("crm/policy/shipping.yml", ("orders", "payment_timeout_minutes", 15), "utter_faq/payment_methods", "15 分钟内完成付款"),
+        ("crm/policy/shipping.yml", ("dispatch", "same_day_cutoff", "17:00"), "utter_faq/delivery_time", "17:00 前付款"),
         ("crm/policy/invoices.yml", (None, "reissue_days_after_order", 365), "utter_faq/invoice", "365 天内都可以补开"),
         ("crm/policy/invoices.yml", (None, "issue_hours_after_signing", 48), "utter_faq/invoice", "48 小时内开具"),
         ("crm/policy/after_sales.yml", ("warranty", "response_minutes", 45), "utter_faq/warranty", "45 分钟内有专人处理"),
@@ -90,7 +90,7 @@ def test_a_policy_edit_changes_the_answer_that_quotes_it(tmp_path, monkeypatch, 
     (content[section] if section else content)[key] = value
     edited = tmp_path / Path(policy_file).name
     edited.write_text(yaml.safe_dump(content, allow_unicode=True), encoding="utf-8")
-    constant = {"delivery.yml": "DELIVERY", "invoices.yml": "INVOICES", "after_sales.yml": "AFTER_SALES",
+    constant = {"shipping.yml": "SHIPPING", "invoices.yml": "INVOICES", "after_sales.yml": "AFTER_SALES",
                 "points.yml": "POINTS"}[edited.name]
     monkeypatch.setattr(bot.texts, constant, edited)
     text = responses_on_disk()[response][0]["text"].format_map(policy_values())
