@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 import warnings
 from collections import Counter
@@ -183,6 +184,62 @@ async def metrics(fleet: Fleet) -> Dict[str, Any]:
             pages.append({"service": on.name if on else "crm", "status": status, "families": len(families),
                           "without_token": without_token, "passed": status == 200 and bool(families) and without_token == 401})
     return {"pages": pages, "passed": all(page["passed"] for page in pages)}
+
+
+async def _web_session(url: str, token: str, transports: Optional[List[str]]) -> Dict[str, Any]:
+    """One socket.io session through the load balancer, as rasa-webchat opens one: its sid, transport and bot replies."""
+    import socketio
+
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))  # a connection per request
+    client = socketio.AsyncClient(reconnection=False, http_session=http)
+    events: asyncio.Queue = asyncio.Queue()
+
+    @client.on("*")
+    async def record(event: str, *args: Any) -> None:
+        events.put_nowait((event, args[0] if len(args) == 1 else list(args)))
+
+    async def next_event(*names: str) -> Any:
+        while True:
+            event = await asyncio.wait_for(events.get(), 60)
+            if event[0] in names:
+                return event
+
+    try:
+        await client.connect(url, transports=transports, socketio_path="/socket.io", wait_timeout=30)
+        session_id = f"fleet-web-{secrets.token_hex(6)}"
+        custom = {"identity_token": token}
+        await client.emit("session_request", {"session_id": session_id, "customData": custom})
+        confirmed = await next_event("session_confirm", "error")
+        replies: List[Any] = []
+        if confirmed[0] == "session_confirm":
+            await client.emit("user_uttered", {"message": "你好", "session_id": session_id, "customData": custom})
+            while (event := await next_event("bot_uttered", "turn_done"))[0] != "turn_done":
+                replies.append(event[1])
+        return {"sid": client.eio.sid, "transport": client.transport(), "replies": replies}
+    finally:
+        await client.disconnect()
+        await http.close()
+
+
+async def web_sessions(fleet: Fleet, count: int = 6) -> Dict[str, Any]:
+    """Standard socket.io clients through HAProxy (long-polling only, and polling then websocket, as
+    rasa-webchat connects): every session gets its bot reply, and the sids name both Rasa servers."""
+    from bot.identity import identity_token_for
+
+    if not hasattr(aiohttp, "ClientWSTimeout"):  # python-engineio's client on Rasa 3.6's aiohttp
+        aiohttp.ClientWSTimeout = lambda ws_receive=None, ws_close=None: float(ws_close or 10.0)  # type: ignore[attr-defined]
+    url = f"http://{topology.LB}:{topology.RASA_PORT}"
+    token = identity_token_for(fleet.keys.shop_identity_secret, "C000001")
+    results: Dict[str, Any] = {}
+    for name, transports in (("polling", ["polling"]), ("polling_then_websocket", None)):
+        found = await asyncio.gather(*(_web_session(url, token, transports) for _ in range(count)), return_exceptions=True)
+        answered = [f for f in found if isinstance(f, dict) and any(
+            isinstance(r, dict) and r.get("text") and (r.get("metadata") or {}).get("from") == "bot" for r in f["replies"])]
+        results[name] = {"sessions": count, "answered": len(answered),
+                         "errors": [type(f).__name__ for f in found if isinstance(f, BaseException)],
+                         "instances": sorted({f["sid"].split(".", 1)[0] for f in answered})}
+    passed = all(r["answered"] == count for r in results.values()) and all(len(r["instances"]) == 2 for r in results.values())
+    return {**results, "passed": passed}
 
 
 # (b) shoppers under a fault -------------------------------------------------------------------------

@@ -170,6 +170,7 @@ async def run_checks(fleet: Fleet, plan: Plan, clock: Clock, results: Dict[str, 
 
     results["alternation"] = await bounded("one conversation alternately on rasa1 and rasa2", checks.alternation(fleet), clock)
     results["metrics"] = await bounded("/metrics on every service", checks.metrics(fleet), clock)
+    results["web_sessions"] = await bounded("socket.io sessions through HAProxy (polling, then websocket)", checks.web_sessions(fleet), clock)
     results["kill_action_server"] = await bounded(
         f"{plan.shoppers} shoppers x {plan.messages} messages, action server act1 killed",
         checks.bot_turns(fleet, "act", customers(1, plan.shoppers), plan.messages, kill(act1)), clock)
@@ -197,6 +198,11 @@ def rows(results: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
     yield "(a) one conversation on both Rasa servers", "passed" if alt.get("passed") else f"FAILED {alt.get('error', '')}"
     for turn in alt.get("turns", []):
         yield f"    {turn['server']}: {turn['said']}", f"{turn['status']} {'as expected' if turn['as_expected'] else 'UNEXPECTED'}"
+    web = results.get("web_sessions", {})
+    yield "web widget sessions through HAProxy", "passed" if web.get("passed") else f"FAILED {web.get('error', '')}"
+    for key in ("polling", "polling_then_websocket"):
+        part = web.get(key, {})
+        yield f"    {key}: answered / sessions; instances", f"{get(part, 'answered')} / {get(part, 'sessions')}; {get(part, 'instances')}"
     metrics = results.get("metrics", {})
     yield "/metrics on every service (token; 401 without)", "passed" if metrics.get("passed") else f"FAILED {metrics.get('error', '')}"
     for page in metrics.get("pages", []):
