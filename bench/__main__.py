@@ -65,7 +65,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import aiohttp
 
@@ -300,7 +300,7 @@ def install_signal_handlers() -> None:
         signal.signal(sig, interrupt)
 
 
-def environment() -> Dict[str, Any]:
+def environment(load_average_before: Tuple[float, float, float]) -> Dict[str, Any]:
     def git(*command: str) -> str:
         try:
             return subprocess.run(["git", *command], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -317,7 +317,8 @@ def environment() -> Dict[str, Any]:
         "git_commit": git("rev-parse", "HEAD"),
         "git_dirty": bool(git("status", "--porcelain")),
         "cpus": os.cpu_count(),
-        "load_average_before": os.getloadavg(),
+        "load_average_before": load_average_before,  # 1, 5 and 15 minutes, when the bench began
+        "load_average_after": os.getloadavg(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "rasa": version("rasa"),
@@ -331,6 +332,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     install_signal_handlers()
     begun = time.monotonic()
+    load_before = os.getloadavg()
     timestamp = time.strftime("%Y%m%d-%H%M%S")
     results: Dict[str, Any] = {}
     failures: Dict[str, str] = {}
@@ -386,7 +388,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     document = {
         "timestamp": timestamp,
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "environment": environment(),
+        "environment": environment(load_before),
         "targets": targets,
         "fleet_vs_one_instance": fleet_comparison,
         "results": results,
@@ -413,6 +415,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"{name}: NOT MEASURED, it could not be run: {message.splitlines()[0]}")
     for name, message in skipped.items():
         print(f"{name}: SKIPPED: {message}")
+    load_after = document["environment"]["load_average_after"]
+    print(f"load average (1, 5, 15 min): {' '.join(f'{v:.2f}' for v in load_before)} before, "
+          f"{' '.join(f'{v:.2f}' for v in load_after)} after")
     print(f"figures: {path.relative_to(PROJECT_ROOT)}  (whole run {time.monotonic() - begun:.0f} s)")
     return 2 if failures else 0
 

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import pstats
 import random
 import sys
@@ -69,12 +70,13 @@ async def measure(stack: OurStack, args: argparse.Namespace) -> int:
         scripts = [ShopScript(f"cpu{i}", rotation) for i in range(args.concurrency)]
         conversations = [scripts[i % len(scripts)].conversation(rng) for i in range(args.warmup + args.conversations)]
         await play(generator, stack.webhook_url, conversations[:args.warmup], args.concurrency)
-        before, started = tree_cpu_seconds(stack.cpu_roots()), time.monotonic()
+        before, started, load_before = tree_cpu_seconds(stack.cpu_roots()), time.monotonic(), os.getloadavg()
         counts = await play(generator, stack.webhook_url, conversations[args.warmup:], args.concurrency)
         after, wall = tree_cpu_seconds(stack.cpu_roots()), time.monotonic() - started
     turns = counts["turns"]
     print(f"{turns} turns ({counts['errors']} errors), {args.concurrency} shoppers: "
-          f"{turns / wall:.1f} turns/s (wall clock, for information only)")
+          f"{turns / wall:.1f} turns/s (wall clock, for information only); load average (1, 5, 15 min) "
+          f"{' '.join(f'{v:.2f}' for v in load_before)} before, {' '.join(f'{v:.2f}' for v in os.getloadavg())} after")
     for name, value in per_turn_ms(before, after, turns).items():
         print(f"  {name:<28} {value:7.2f} ms CPU per turn")
     return 0 if counts["errors"] == 0 else 1

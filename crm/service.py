@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from bot.shop_calendar import ShopCalendar, add_working_days
@@ -94,8 +94,8 @@ def _page(items: List[Dict[str, Any]], total: int, limit: int, offset: int) -> D
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-def _count(session: Session, statement: Any) -> int:
-    return int(session.execute(select(func.count()).select_from(statement.subquery())).scalar_one())
+def _count(session: Session, statement: Any, params: Optional[Dict[str, Any]] = None) -> int:
+    return int(session.execute(select(func.count()).select_from(statement.subquery()), params).scalar_one())
 
 
 def _ordered_page(
@@ -131,16 +131,24 @@ def get_customer(session: Session, ctx: Context, customer_id: str) -> Dict[str, 
 
 
 # -------------------------------------------------------------------------------- orders
+# Statements every order lookup runs, built once: SQLAlchemy then neither builds them nor computes
+# their cache key again on each request (the values are bound parameters).
+RETURNED_QUANTITIES = (
+    select(Return.order_id, ReturnItem.line_id, func.sum(ReturnItem.quantity))
+    .join(ReturnItem, ReturnItem.return_id == Return.return_id)
+    .where(Return.order_id.in_(bindparam("order_ids", expanding=True)), Return.status.notin_(sorted(INACTIVE_RETURN_STATUSES)))
+    .group_by(Return.order_id, ReturnItem.line_id)
+)
+CARRIER_URGES = select(OrderUrge).where(
+    OrderUrge.order_id.in_(bindparam("order_ids", expanding=True)), OrderUrge.target == "carrier", OrderUrge.created_at <= bindparam("now")
+)
+
+
 def _returned_quantities(session: Session, order_ids: Iterable[str]) -> Dict[str, Dict[int, int]]:
     ids = list(order_ids)
     if not ids:
         return {}
-    rows = session.execute(
-        select(Return.order_id, ReturnItem.line_id, func.sum(ReturnItem.quantity))
-        .join(ReturnItem, ReturnItem.return_id == Return.return_id)
-        .where(Return.order_id.in_(ids), Return.status.notin_(sorted(INACTIVE_RETURN_STATUSES)))
-        .group_by(Return.order_id, ReturnItem.line_id)
-    )
+    rows = session.execute(RETURNED_QUANTITIES, {"order_ids": ids})
     result: Dict[str, Dict[int, int]] = {}
     for order_id, line_id, quantity in rows:
         result.setdefault(order_id, {})[line_id] = int(quantity)
@@ -153,9 +161,7 @@ def _answered_scans(session: Session, ctx: Context, records: Sequence[Order]) ->
     if not shipped:
         return {}
     now = ctx.clock.now_utc()
-    urges = session.execute(
-        select(OrderUrge).where(OrderUrge.order_id.in_(sorted(shipped)), OrderUrge.target == "carrier", OrderUrge.created_at <= now)
-    ).scalars()
+    urges = session.execute(CARRIER_URGES, {"order_ids": sorted(shipped), "now": now}).scalars()
     scans: Dict[str, List[serialize.Scan]] = {}
     for urge in urges:
         location = serialize.latest_location(shipped[urge.order_id].shipment)
@@ -193,27 +199,38 @@ def get_order(session: Session, ctx: Context, order_id: str) -> Dict[str, Any]:
     return _order_json(session, ctx, _order(session, order_id))
 
 
-def _page_total(session: Session, statement: Any, records: Sequence[Any], limit: int, offset: int) -> int:
+def _page_total(session: Session, statement: Any, params: Dict[str, Any], records: Sequence[Any], limit: int, offset: int) -> int:
     """The total of a page's statement: counted only when the page does not tell it (full, or empty past the start)."""
     if records and len(records) < limit:
         return offset + len(records)
     if not records and offset == 0:
         return 0
-    return _count(session, statement)
+    return _count(session, statement, params)
+
+
+CUSTOMER_ORDERS = select(Order).where(Order.customer_id == bindparam("customer_id"))
+CUSTOMER_ORDERS_IN_STATUSES = CUSTOMER_ORDERS.where(Order.status.in_(bindparam("statuses", expanding=True)))
+CUSTOMER_ORDER_PAGES = {
+    filtered: statement.options(*ORDER_FORM_LOADING)
+    .order_by(Order.placed_at.desc(), Order.order_id.desc())
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+    for filtered, statement in ((False, CUSTOMER_ORDERS), (True, CUSTOMER_ORDERS_IN_STATUSES))
+}
+"""A page of a customer's orders, newest first, by whether it is filtered by status (built once, like RETURNED_QUANTITIES)."""
 
 
 def list_customer_orders(
     session: Session, ctx: Context, customer_id: str, limit: int, offset: int, statuses: Optional[Sequence[str]] = None
 ) -> Dict[str, Any]:
     """A customer's orders, newest first, optionally filtered by status."""
-    statement = select(Order).where(Order.customer_id == customer_id)
-    if statuses:
-        statement = statement.where(Order.status.in_(list(statuses)))
-    page = statement.options(*ORDER_FORM_LOADING).order_by(Order.placed_at.desc(), Order.order_id.desc()).limit(limit).offset(offset)
-    records = list(session.execute(page).scalars())
+    filtered = bool(statuses)
+    statement = CUSTOMER_ORDERS_IN_STATUSES if filtered else CUSTOMER_ORDERS
+    params: Dict[str, Any] = {"customer_id": customer_id, **({"statuses": list(statuses or ())} if filtered else {})}
+    records = list(session.execute(CUSTOMER_ORDER_PAGES[filtered], {**params, "limit": limit, "offset": offset}).scalars())
     if not records:  # an order's customer exists (foreign key): only an empty page may be of an unknown one
         _customer(session, customer_id)
-    total = _page_total(session, statement, records, limit, offset)
+    total = _page_total(session, statement, params, records, limit, offset)
     returned = _returned_quantities(session, [record.order_id for record in records])
     answered = _answered_scans(session, ctx, records)
     today = ctx.clock.today()
