@@ -385,10 +385,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         stock_reference = report.latest_stock_result(args.concurrency)
     targets = report.evaluate_targets(results, stock_reference)
     fleet_comparison = report.fleet_comparison(results)
+    machine = environment(load_before)
     document = {
         "timestamp": timestamp,
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "environment": environment(load_before),
+        "environment": machine,
         "targets": targets,
         "fleet_vs_one_instance": fleet_comparison,
         "results": results,
@@ -415,7 +416,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"{name}: NOT MEASURED, it could not be run: {message.splitlines()[0]}")
     for name, message in skipped.items():
         print(f"{name}: SKIPPED: {message}")
-    load_after = document["environment"]["load_average_after"]
+    load_after = machine["load_average_after"]
     print(f"load average (1, 5, 15 min): {' '.join(f'{v:.2f}' for v in load_before)} before, "
           f"{' '.join(f'{v:.2f}' for v in load_after)} after")
     print(f"figures: {path.relative_to(PROJECT_ROOT)}  (whole run {time.monotonic() - begun:.0f} s)")
