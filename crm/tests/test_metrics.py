@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crm.seed import DEMO_CUSTOMERS
 from crm.tests.support import CrmServer
-from tests.metrics_scrape import scrape
+from tests.support.metrics import scrape
 
 
 def test_a_request_moves_its_route_templates_counter_and_histogram(crm: CrmServer) -> None:

@@ -8,7 +8,8 @@ from typing import Callable, Iterator, List
 import pytest
 
 from bot.redis_server import RedisServer, free_port
-from desk.tests.helpers import DeskProcess, desk_process, sync_client
+from tests.support.desk import DeskProcess, desk_process
+from tests.support.handoff import sync_client
 
 
 @pytest.fixture(scope="session")

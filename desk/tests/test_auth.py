@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.settings import PROJECT_ROOT
 from desk.auth import AgentsFileError, hash_password, load_agents, parse_agents, verify_password
-from desk.tests.helpers import PROJECT_ROOT
 
 
 @pytest.mark.parametrize("scheme", ["scrypt", "pbkdf2_sha256"])

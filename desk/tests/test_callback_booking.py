@@ -19,8 +19,10 @@ from bot.handoff.callbacks import queued_to_callbacks
 from bot.handoff.context import HandoffContext
 from bot.handoff.recovery import SweepResult, sweep
 from bot.outbox import outbox_key
-from desk.tests.helpers import DeskProcess, request, run, sync_client, wait_for, write_policy
 from desk.tests.test_recovery import assigned
+from tests.support.desk import DeskProcess, write_policy
+from tests.support.handoff import request, run, sync_client
+from tests.support.waiting import wait_for
 
 TZ = ZoneInfo("Asia/Shanghai")
 ONE_PER_WINDOW = {"window_minutes": 60, "lead_minutes": 20, "capacity_per_window": 1, "unattended_after_s": 600}

@@ -16,8 +16,10 @@ from bot.handoff.context import HandoffContext
 from bot.handoff.models import CallbackTicket, HandoffRequest
 from bot.outbox import outbox_key
 from desk.tests import test_callback_tickets
-from desk.tests.helpers import DeskProcess, run, sync_client, wait_for, write_policy
 from desk.tests.test_callbacks import closed_hours
+from tests.support.desk import DeskProcess, write_policy
+from tests.support.handoff import run, sync_client
+from tests.support.waiting import wait_for
 
 StartDesk = Callable[..., DeskProcess]
 

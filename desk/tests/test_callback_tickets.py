@@ -11,7 +11,8 @@ import pytest
 from bot.handoff import callbacks, conversation, keys
 from bot.handoff.models import CallbackTicket
 from bot.outbox import outbox_key
-from desk.tests.helpers import DeskProcess, run, sync_client
+from tests.support.desk import DeskProcess
+from tests.support.handoff import run, sync_client
 
 StartDesk = Callable[..., DeskProcess]
 

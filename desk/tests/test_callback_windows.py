@@ -18,7 +18,8 @@ from bot.handoff.callbacks import queued_to_callbacks
 from bot.handoff.context import HandoffContext
 from bot.handoff.policy import load_policy
 from bot.outbox import outbox_key
-from desk.tests.helpers import request, run, sync_client, write_policy
+from tests.support.desk import write_policy
+from tests.support.handoff import request, run, sync_client
 
 TZ = ZoneInfo("Asia/Shanghai")
 

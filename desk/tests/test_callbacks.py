@@ -14,7 +14,9 @@ from bot.handoff import keys, queue
 from bot.handoff.callbacks import queued_to_callbacks
 from bot.handoff.context import HandoffContext
 from bot.outbox import outbox_key
-from desk.tests.helpers import DeskProcess, request, run, sync_client, wait_for, write_policy
+from tests.support.desk import DeskProcess, write_policy
+from tests.support.handoff import request, run, sync_client
+from tests.support.waiting import wait_for
 
 
 def closed_hours() -> dict:

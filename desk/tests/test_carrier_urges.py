@@ -25,7 +25,8 @@ from bot.push import PushDelivery, register_conversation
 from crm.tests.clock_support import MovableClock, MovedContext, crm_with_clock
 from crm.tests.support import API_KEY, CrmServer
 from crm.tests.test_carrier_answers import parse, shop_time, urge_with_outcome
-from desk.tests.helpers import POLICY_FILE, sync_client
+from tests.support.desk import POLICY_FILE
+from tests.support.handoff import sync_client
 
 SHOP = ZoneInfo("Asia/Shanghai")
 FOLLOW_UP = "如需人工客服进一步跟进，随时发“转人工”。"
@@ -209,7 +210,7 @@ def test_two_workers_at_once_tell_the_shopper_once(crm_clock, redis_url: str) ->
 
 # ------------------------------------------------------------------------------------ the desk
 def test_the_desk_tells_an_overdue_urge_and_an_agent_answers_it(redis_url: str, start_desk, tmp_path: Path) -> None:
-    from desk.tests.helpers import wait_for
+    from tests.support.waiting import wait_for
 
     with crm_with_clock("sqlite", tmp_path / "crm") as (crm, clock):
         # The CRM's clock runs three hours behind: an urge due in an hour by its clock was due two

@@ -11,7 +11,10 @@ from redis.asyncio import Redis
 
 from bot.handoff import keys, queue
 from bot.handoff.context import HandoffContext
-from desk.tests.helpers import DeskProcess, http, request, run, sync_client, wait_for
+from tests.support.desk import DeskProcess
+from tests.support.handoff import request, run, sync_client
+from tests.support.http import http
+from tests.support.waiting import wait_for
 
 AGENTS = [f"agent{n}" for n in range(1, 101)]
 

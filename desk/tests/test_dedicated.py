@@ -19,7 +19,9 @@ from bot.handoff.policy import PolicyError, dedicated_outcome, has_dedicated_age
 from bot.handoff.routing import Candidate, auto_assign
 from bot.outbox import outbox_key
 from bot.settings import PROJECT_ROOT
-from desk.tests.helpers import POLICY_FILE, DeskProcess, request, run, sync_client, wait_for, write_policy
+from tests.support.desk import POLICY_FILE, DeskProcess, write_policy
+from tests.support.handoff import request, run, sync_client
+from tests.support.waiting import wait_for
 
 CUSTOMER = "C000007"
 VIP_TEAM = [Candidate("agent1", "小王", ("presales", "vip")), Candidate("agent2", "小李", ("after_sales",))]

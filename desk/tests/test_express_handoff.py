@@ -17,7 +17,8 @@ from redis.asyncio import Redis
 from bot.handoff import agents, express, keys, queue
 from bot.handoff.context import HandoffContext
 from desk.intake import Intake, ensure_group
-from desk.tests.helpers import request, run, sync_client, write_policy
+from tests.support.desk import write_policy
+from tests.support.handoff import request, run, sync_client
 
 
 async def _intake(ctx: HandoffContext, redis_url: str) -> int:

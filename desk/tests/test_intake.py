@@ -15,8 +15,9 @@ from bot import logs
 from bot.handoff import keys, queue
 from bot.handoff.context import HandoffContext
 from desk.intake import DEAD_LETTERS, Intake, ensure_group
-from desk.tests.helpers import request, run, sync_client, write_policy
 from desk.tests.test_express_handoff import _intake as take_in
+from tests.support.desk import write_policy
+from tests.support.handoff import request, run, sync_client
 
 
 def test_requests_left_pending_by_a_crashed_desk_are_taken_over_once(redis_url: str, tmp_path: Path):

@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.handoff import keys
+from bot.settings import PROJECT_ROOT
 from desk.auth import (
     Agent,
     AgentsFileError,
@@ -27,7 +28,8 @@ from desk.auth import (
     parse_networks,
     verify_password,
 )
-from desk.tests.helpers import POLICY_FILE, PROJECT_ROOT, run
+from tests.support.desk import POLICY_FILE
+from tests.support.handoff import run
 
 AGENTS = {"agent1": Agent("agent1", "小王", hash_password("agent1-pass", "pbkdf2_sha256", cost=1000))}
 

@@ -11,8 +11,11 @@ from bot.handoff import keys, queue
 from bot.handoff.callbacks import create_callback
 from bot.handoff.models import CallbackTicket
 from bot.push import dead_letter_key
-from desk.tests.helpers import DeskProcess, http, request, run, sync_client, wait_for
-from tests.metrics_scrape import scrape
+from tests.support.desk import DeskProcess
+from tests.support.handoff import request, run, sync_client
+from tests.support.http import http
+from tests.support.metrics import scrape
+from tests.support.waiting import wait_for
 
 StartDesk = Callable[..., DeskProcess]
 TOKEN = "metrics-token-of-the-test-0123456789"

@@ -7,8 +7,9 @@ from typing import Callable, List
 
 import pytest
 
-from desk.tests.helpers import DeskProcess, http
-from desk.tests.nlu_inbox_helpers import seed_inbox
+from tests.support.desk import DeskProcess
+from tests.support.http import http
+from tests.support.nlu_inbox import seed_inbox
 
 StartDesk = Callable[..., DeskProcess]
 

@@ -17,7 +17,9 @@ from websockets.client import connect as ws_connect
 from bot.handoff import callbacks, conversation, keys, queue
 from bot.handoff.models import CallbackTicket
 from bot.outbox import Outbox
-from desk.tests.helpers import DeskProcess, request, run, sync_client, wait_for
+from tests.support.desk import DeskProcess
+from tests.support.handoff import request, run, sync_client
+from tests.support.waiting import wait_for
 
 SHOPPER_TEXT = "我的手机 138-1234-5678，新地址是北京市朝阳区建国路88号3单元502，订单880000010001 和运单 SF880000010001 别弄错"
 STORED_TEXT = "我的手机 138****5678，新地址是北京市朝阳区****，订单880000010001 和运单 SF880000010001 别弄错"

@@ -27,7 +27,7 @@ from bot.handoff.policy import (
     should_notify_position,
     sla_due,
 )
-from desk.tests.helpers import POLICY_FILE
+from tests.support.desk import POLICY_FILE
 
 TZ = ZoneInfo("Asia/Shanghai")
 POLICY = load_policy(POLICY_FILE)

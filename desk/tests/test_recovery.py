@@ -29,8 +29,10 @@ from bot.handoff.policy import (
 )
 from bot.handoff.recovery import SweepResult, sweep
 from bot.outbox import outbox_key
-from desk.tests.helpers import POLICY_FILE, DeskProcess, request, run, sync_client, wait_for, write_policy
 from desk.tests.test_callbacks import closed_hours
+from tests.support.desk import POLICY_FILE, DeskProcess, write_policy
+from tests.support.handoff import request, run, sync_client
+from tests.support.waiting import wait_for
 
 TZ = ZoneInfo("Asia/Shanghai")
 POLICY = load_policy(POLICY_FILE)

@@ -9,7 +9,8 @@ from bot.handoff import agents, keys, queue
 from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import OpResult, agent_message
 from bot.outbox import outbox_key
-from desk.tests.helpers import request, run, sync_client, write_policy
+from tests.support.desk import write_policy
+from tests.support.handoff import request, run, sync_client
 
 
 def test_a_retried_reply_is_written_once(redis_url: str, tmp_path: Path):

@@ -16,7 +16,10 @@ from urllib.parse import quote, urlparse
 from websockets.client import connect as ws_connect
 
 from bot.handoff import keys, queue
-from desk.tests.helpers import DeskProcess, http, request, run, sync_client, wait_for
+from tests.support.desk import DeskProcess
+from tests.support.handoff import request, run, sync_client
+from tests.support.http import http
+from tests.support.waiting import wait_for
 
 StartDesk = Callable[..., DeskProcess]
 

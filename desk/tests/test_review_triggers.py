@@ -18,7 +18,9 @@ from bot.handoff.complaints import is_complaint
 from bot.handoff.context import HandoffContext
 from bot.handoff.policy import complaint_is_about_agent, first_response_breached, load_policy
 from bot.outbox import outbox_key
-from desk.tests.helpers import POLICY_FILE, DeskProcess, request, run, sync_client, wait_for, write_policy
+from tests.support.desk import POLICY_FILE, DeskProcess, write_policy
+from tests.support.handoff import request, run, sync_client
+from tests.support.waiting import wait_for
 
 TZ_NAME = "Asia/Shanghai"
 

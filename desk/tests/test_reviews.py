@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.handoff import reviews
-from desk.tests.helpers import DeskProcess, run, sync_client
+from tests.support.desk import DeskProcess
+from tests.support.handoff import run, sync_client
 
 TZ = ZoneInfo("Asia/Shanghai")
 

@@ -12,7 +12,8 @@ from bot.handoff import agents, keys, queue
 from bot.handoff.context import HandoffContext
 from bot.handoff.policy import load_policy, team_for
 from bot.handoff.routing import Candidate, auto_assign
-from desk.tests.helpers import POLICY_FILE, request, run, sync_client, write_policy
+from tests.support.desk import POLICY_FILE, write_policy
+from tests.support.handoff import request, run, sync_client
 
 
 def test_team_follows_tier_reason_and_intent() -> None:

@@ -13,7 +13,9 @@ from bot.handoff import agents, dedicated, keys, queue
 from bot.handoff.context import HandoffContext
 from desk.access import claim_teams, may_claim
 from desk.auth import Agent, hash_password
-from desk.tests.helpers import DeskProcess, desk_process, request, run, sync_client, wait_for
+from tests.support.desk import DeskProcess, desk_process
+from tests.support.handoff import request, run, sync_client
+from tests.support.waiting import wait_for
 
 TEAMS = {"agent1": ["presales", "vip"], "agent2": ["after_sales"], "agent3": []}
 

@@ -10,8 +10,10 @@ from typing import Iterator, List
 import pytest
 
 from bot.handoff import keys, queue
-from desk.tests.helpers import DeskProcess, request, run, sync_client, wait_for
-from tests.actions.seeded_crm import seeded_crm
+from tests.support.crm import seeded_crm
+from tests.support.desk import DeskProcess
+from tests.support.handoff import request, run, sync_client
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,7 @@ from bot.handoff.context import close_clients
 from bot.identity import channel_identity, verified_order_slot_value
 from bot.redis_server import free_port
 from bot.settings import PROJECT_ROOT
-
-from .seeded_crm import seeded_crm
+from tests.support.crm import seeded_crm
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "trackers"
 

@@ -25,7 +25,8 @@ from bot.handoff.models import HandoffRequest
 from bot.handoff.policy import load_policy
 from bot.handoff.windows import book_window, window_key
 from bot.redis_server import free_port
-from desk.tests.helpers import sync_client, write_policy
+from tests.support.desk import write_policy
+from tests.support.handoff import sync_client
 
 from .conftest import signed_metadata
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from actions.handoff import ActionHandoff
 from bot.handoff import keys, reviews
-from desk.tests.helpers import sync_client, write_policy
+from tests.support.desk import write_policy
+from tests.support.handoff import sync_client
 
 from .test_handoff_actions import TZ, run, tracker, user
 

@@ -20,9 +20,9 @@ from actions.delivery_policy import default_policy, urge_answer_due
 from actions.loyalty_rules import points
 from actions.order_tracking import describe_order, full_track_button
 from actions.orders import ActionTrackOrder, now_in_shop, service_hours
+from tests.support.crm import seeded_crm
 
 from .conftest import fetch, load_tracker, proven_order, run_action
-from .seeded_crm import seeded_crm
 
 LATE_ORDER = "880000010001"
 HUMAN = {"title": "转人工", "payload": '/human_agent{"handoff_reason":"policy_undecided"}'}  # a late order: the agent decides

@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 
 from bot.settings import PROJECT_ROOT
-from desk.tests.helpers import DeskProcess, desk_process
+from tests.support.desk import DeskProcess, desk_process
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -10,8 +10,10 @@ import pytest
 
 from bot.handoff import carrier_urges
 from bot.outbox import outbox_key
-from desk.tests.helpers import DeskProcess, run, sync_client, wait_for
-from tests.browser.console import signed_in_page
+from tests.support.console import signed_in_page
+from tests.support.desk import DeskProcess
+from tests.support.handoff import run, sync_client
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 SHOP = dt.timezone(dt.timedelta(hours=8))

@@ -16,8 +16,10 @@ from bot.handoff import agents, conversation, keys, queue
 from bot.handoff.express import express_enqueue, refine
 from bot.handoff.models import HandoffRequest
 from bot.outbox import Outbox
-from desk.tests.helpers import DeskProcess, request, run, sync_client, wait_for
-from tests.browser.console import log_in, signed_in_page
+from tests.support.console import log_in, signed_in_page
+from tests.support.desk import DeskProcess
+from tests.support.handoff import request, run, sync_client
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

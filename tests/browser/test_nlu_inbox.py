@@ -10,9 +10,11 @@ from typing import Iterator
 import pytest
 
 from bot.nlu_inbox import INDEX, item_key
-from desk.tests.helpers import DeskProcess, desk_process, sync_client, wait_for
-from desk.tests.nlu_inbox_helpers import seed_inbox
-from tests.browser import console
+from tests.support import console
+from tests.support.desk import DeskProcess, desk_process
+from tests.support.handoff import sync_client
+from tests.support.nlu_inbox import seed_inbox
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

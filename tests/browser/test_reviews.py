@@ -9,8 +9,10 @@ from typing import Iterator
 import pytest
 
 from bot.handoff import reviews
-from desk.tests.helpers import DeskProcess, desk_process, run, sync_client, wait_for
-from tests.browser.console import signed_in_page
+from tests.support.console import signed_in_page
+from tests.support.desk import DeskProcess, desk_process
+from tests.support.handoff import run, sync_client
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

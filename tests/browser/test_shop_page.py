@@ -15,8 +15,9 @@ import redis
 from bot import launcher
 from bot.redis_server import RedisServer, free_port
 from bot.settings import load_settings
-from desk.tests.helpers import wait_for, write_policy
 from tests.integration.conftest import RunningStack, http_json, trained_model  # noqa: F401  (trained_model: a fixture)
+from tests.support.desk import write_policy
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

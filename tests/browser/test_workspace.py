@@ -9,9 +9,11 @@ from typing import Iterator
 import pytest
 
 from bot.handoff import keys, queue
-from desk.tests.helpers import DeskProcess, desk_process, request, run, sync_client, wait_for
-from tests.actions.seeded_crm import seeded_crm
-from tests.browser.console import signed_in_page
+from tests.support.console import signed_in_page
+from tests.support.crm import seeded_crm
+from tests.support.desk import DeskProcess, desk_process
+from tests.support.handoff import request, run, sync_client
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

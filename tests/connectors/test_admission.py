@@ -14,7 +14,8 @@ from bot.handoff import agents, keys
 from bot.handoff.context import HandoffContext
 from bot.handoff.express import express_request
 from connectors.binding import ANONYMOUS_OWNER, Admission, admit, owner_key, turn_key
-from desk.tests.helpers import run, write_policy
+from tests.support.desk import write_policy
+from tests.support.handoff import run
 
 TTL_S = 600
 

@@ -23,7 +23,6 @@ from bot.redis_server import free_port
 from bot.settings import load_settings
 from connectors.app import AppInput, handoff_key
 from connectors.binding import ANONYMOUS_OWNER, owner_key
-from desk.tests.helpers import write_policy
 from tests.connectors.conftest import (
     SECRET,
     STATIC_SIGNATURES,
@@ -36,6 +35,7 @@ from tests.connectors.conftest import (
     signed,
     statically_signed,
 )
+from tests.support.desk import write_policy
 
 ServeChannel = Callable[..., Any]
 

@@ -17,8 +17,8 @@ from bot.handoff import agents, callbacks, keys, texts, tickets
 from bot.handoff.context import context_from_settings
 from bot.handoff.models import CallbackTicket
 from bot.settings import Settings, load_settings
-from desk.tests.helpers import write_policy
 from tests.connectors.conftest import SECRET, send, signed
+from tests.support.desk import write_policy
 
 ServeChannel = Callable[..., Any]
 

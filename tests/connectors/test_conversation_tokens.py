@@ -24,7 +24,6 @@ from bot.identity import conversation_token, identity_token_for, sign_identity_t
 from bot.settings import Settings, load_settings
 from connectors.binding import ANONYMOUS_OWNER, owner_key, turn_key
 from connectors.common import MESSAGES
-from desk.tests.helpers import write_policy
 from tests.connectors.conftest import (
     SECRET,
     ChannelServer,
@@ -38,6 +37,7 @@ from tests.connectors.conftest import (
     signed,
     statically_signed,
 )
+from tests.support.desk import write_policy
 
 ServeChannel = Callable[..., ChannelServer]
 ServeWeb = Callable[..., WebServer]

@@ -16,7 +16,8 @@ from bot.handoff.context import HandoffContext
 from bot.handoff.conversation import agent_message, route_shopper_message, transcript
 from bot.handoff.policy import load_policy
 from bot.outbox import Outbox
-from desk.tests.helpers import request, write_policy
+from tests.support.desk import write_policy
+from tests.support.handoff import request
 
 T = TypeVar("T")
 WEB, APP, OTHER = "web-C000001-1", "app-C000001-1", "app-C000002-1"

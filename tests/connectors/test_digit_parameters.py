@@ -16,8 +16,8 @@ from sanic import Sanic
 from bot.redis_server import free_port
 from bot.settings import load_settings
 from connectors.wechat import WeChatInput
-from desk.tests.helpers import http
 from tests.connectors.conftest import SECRET, ChannelServer, ServedApp, StubBot, assert_error, fetch, send, signed
+from tests.support.http import http
 
 OTHER_DIGITS = ("²", "٣", "１", "1²", "𝟏")
 """``str.isdigit`` holds for each; ``int`` refuses some and reads others of another script."""

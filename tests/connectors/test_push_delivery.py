@@ -41,9 +41,11 @@ from bot.push import (
 )
 from bot.redis_server import free_port
 from bot.settings import load_settings
-from desk.tests.helpers import desk_process, request, wait_for, write_policy
 from tests.connectors.conftest import SECRET, ChannelServer, fetch, push, send, signed
-from tests.metrics_scrape import in_process
+from tests.support.desk import desk_process, write_policy
+from tests.support.handoff import request
+from tests.support.metrics import in_process
+from tests.support.waiting import wait_for
 
 T = TypeVar("T")
 Entry = Tuple[str, Dict[str, Any]]

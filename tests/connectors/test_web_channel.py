@@ -22,7 +22,6 @@ from bot.settings import load_settings
 from connectors.binding import owner_key
 from connectors.common import MESSAGES
 from connectors.web import REDIS_CHANNEL, WebInput
-from desk.tests.helpers import request, run, write_policy
 from tests.connectors.conftest import (
     SECRET,
     STATIC_SIGNATURES,
@@ -36,6 +35,8 @@ from tests.connectors.conftest import (
     statically_signed,
 )
 from tests.connectors.conftest import push_async as push
+from tests.support.desk import write_policy
+from tests.support.handoff import request, run
 
 
 def client(redis_url: str) -> redis.Redis:

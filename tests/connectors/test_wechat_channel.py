@@ -45,8 +45,11 @@ from connectors.binding import owner_key
 from connectors.common import MESSAGES, SENDER_PATTERN
 from connectors.wechat import LEASE_MS, TEXTS, WECHAT_OWNER, WeChatInput, binding_signature, conversation_id
 from connectors.wechat_crypto import InvalidAppId, InvalidCiphertext, InvalidSignature, MessageCrypto, WeChatCryptoError
-from desk.tests.helpers import http, request, run, wait_for, write_policy
 from tests.connectors.conftest import ServedApp
+from tests.support.desk import write_policy
+from tests.support.handoff import request, run
+from tests.support.http import http
+from tests.support.waiting import wait_for
 from wechat_sim.app import UNAVAILABLE
 from wechat_sim.tests.helpers import (
     APPID,

@@ -28,10 +28,10 @@ from bot.handoff import texts as handoff_texts
 from bot.settings import load_settings
 from connectors.common import MESSAGES, SENDER_PATTERN, check_text
 from connectors.payloads import neutralised
-from desk.tests.helpers import write_policy
 from tests.connectors.conftest import ServedApp, StubBot
 from tests.fuzz import strategies
 from tests.fuzz.strategies import SECRET
+from tests.support.desk import write_policy
 
 REQUEST_TIMEOUT_S = 15.0
 """An answer slower than this counts as a hang (the channel's own waits are shorter for one request at a time)."""

@@ -25,11 +25,11 @@ from bot.settings import load_settings
 from connectors.binding import turn_key
 from connectors.common import MESSAGES, check_text
 from connectors.payloads import neutralised
-from desk.tests.helpers import write_policy
 from tests.connectors.conftest import ServedApp, StubBot
 from tests.fuzz import strategies
 from tests.fuzz.channels import HUMAN_REQUESTS, ErrorLog, Tally
 from tests.fuzz.strategies import SECRET
+from tests.support.desk import write_policy
 
 WAIT_S = 10.0
 """Longest wait for the end of an answer; longer counts as a hang."""

@@ -21,7 +21,9 @@ from bot.identity import purpose_key
 from bot.redis_server import RedisServer, free_port
 from bot.settings import load_settings
 from bot.tracker_store import TrackerCipher
-from desk.tests.helpers import sync_client, wait_for, write_policy
+from tests.support.desk import write_policy
+from tests.support.handoff import sync_client
+from tests.support.waiting import wait_for
 
 from .conftest import RunningStack, http_json, texts
 

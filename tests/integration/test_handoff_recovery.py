@@ -16,7 +16,9 @@ from bot.handoff.context import HandoffContext
 from bot.outbox import outbox_key
 from bot.redis_server import RedisServer, free_port
 from desk.intake import ensure_group
-from desk.tests.helpers import desk_process, request, run, sync_client, wait_for
+from tests.support.desk import desk_process
+from tests.support.handoff import request, run, sync_client
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

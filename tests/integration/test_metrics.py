@@ -15,7 +15,7 @@ from bot import launcher, roles
 from bot.redis_server import RedisServer, free_port
 from bot.settings import PROJECT_ROOT, Settings, load_settings
 from tests.integration.conftest import RunningStack, http_json, new_sender
-from tests.metrics_scrape import Scrape, scrape
+from tests.support.metrics import Scrape, scrape
 
 DOMAIN = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
 TOKEN = "rasa-metrics-token-0123456789"

@@ -23,8 +23,9 @@ import yaml
 
 from bot import launcher
 from bot.settings import PROJECT_ROOT
-from desk.tests.helpers import http, wait_for
 from tests.integration.conftest import RunningStack, new_sender
+from tests.support.http import http
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,8 @@ from bot.launcher import wait_healthy
 from bot.logs import valid_correlation_id
 from bot.redis_server import free_port
 from bot.settings import PROJECT_ROOT
-from tests.actions.seeded_crm import seeded_crm
-from tests.metrics_scrape import scrape
+from tests.support.crm import seeded_crm
+from tests.support.metrics import scrape
 
 TOKEN = "test-action-token-0123456789"
 SECRET = "dev-shop-secret"

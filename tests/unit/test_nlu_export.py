@@ -16,8 +16,9 @@ from rasa.shared.nlu.training_data.loading import load_data
 
 from bot.nlu_export import Candidate, export, select, training_checks
 from bot.settings import PROJECT_ROOT
-from desk.tests.helpers import POLICY_FILE, run
-from desk.tests.nlu_inbox_helpers import seed_inbox
+from tests.support.desk import POLICY_FILE
+from tests.support.handoff import run
+from tests.support.nlu_inbox import seed_inbox
 
 TRAINING = """version: "3.1"
 nlu:

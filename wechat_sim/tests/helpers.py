@@ -24,7 +24,8 @@ from wechatpy.utils import WeChatSigner
 from bot.launcher import wait_healthy
 from bot.redis_server import free_port
 from bot.settings import PROJECT_ROOT
-from desk.tests.helpers import http, stop_gracefully
+from tests.support.desk import stop_gracefully
+from tests.support.http import http
 
 TOKEN = "sim-test-token"
 APPID = "wx-sim-test-app"

@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from desk.tests.helpers import http
+from tests.support.http import http
 from wechat_sim.app import UNAVAILABLE
 from wechat_sim.tests.helpers import (
     APPID,

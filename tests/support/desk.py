@@ -1,37 +1,23 @@
-"""Helpers for the desk's tests and the handoff integration tests: a desk process on a free port,
-an always-open policy, agents files, HTTP calls and handoff requests made as the bot makes them."""
+"""A desk of its own for a test: the service policy and agents files, the desk process."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, Iterable, Optional, Tuple, TypeVar
-from zoneinfo import ZoneInfo
+from typing import Any, Dict, Iterable, Optional, Tuple
 
-import redis as redis_sync
 import yaml
-from redis.asyncio import Redis
 
-from bot.handoff import keys
-from bot.handoff.context import HandoffContext
-from bot.handoff.models import HandoffRequest
-from bot.handoff.policy import load_policy
 from bot.launcher import wait_healthy
 from bot.redis_server import free_port
 from bot.settings import PROJECT_ROOT
 from desk.auth import hash_password
+from tests.support.http import http
 
 POLICY_FILE = PROJECT_ROOT / "desk" / "policy" / "service.yml"
-T = TypeVar("T")
 
 
 def write_policy(path: Path, **changes: Any) -> Path:
@@ -60,24 +46,6 @@ def write_agents(path: Path, usernames: Iterable[str]) -> Path:
     return path
 
 
-def http(method: str, url: str, body: Any = None, token: str = "", raw: Optional[bytes] = None, timeout: float = 15) -> Tuple[int, Any]:
-    """One HTTP request; returns (status, decoded JSON or text)."""
-    data = raw if raw is not None else (json.dumps(body, ensure_ascii=False).encode() if body is not None else None)
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            payload, status = response.read(), response.status
-    except urllib.error.HTTPError as error:
-        payload, status = error.read(), error.code
-    try:
-        return status, json.loads(payload or b"null")
-    except ValueError:
-        return status, payload.decode(errors="replace")
-
-
 def stop_gracefully(process: Optional[subprocess.Popen], timeout_s: float = 15) -> None:
     """SIGTERM a child service, SIGKILL it when it has not exited after ``timeout_s``."""
     if process and process.poll() is None:
@@ -90,6 +58,8 @@ def stop_gracefully(process: Optional[subprocess.Popen], timeout_s: float = 15) 
 
 
 @dataclass
+
+
 class DeskProcess:
     """A desk service run as a child process."""
 
@@ -144,55 +114,3 @@ def desk_process(tmp: Path, redis_url: str, agents: Iterable[str] = ("agent1", "
            "HANDOFF_POLICY_FILE": str(policy_file), "DESK_AGENTS_FILE": str(agents_file), "HANDOFF_REDELIVER_IDLE_MS": "500",
            "VAR_DIR": str(tmp), **(desk_env or {})}
     return DeskProcess(f"http://127.0.0.1:{port}", redis_url, policy_file, agents_file, env, tmp / "desk.log")
-
-
-def run(redis_url: str, policy_file: Path, work: Callable[[HandoffContext], Awaitable[T]]) -> T:
-    """Run a coroutine over a fresh handoff context (its own event loop and connections)."""
-
-    async def go() -> T:
-        client = Redis.from_url(redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
-        try:
-            return await work(HandoffContext(client, load_policy(policy_file), ZoneInfo("Asia/Shanghai"), redeliver_idle_ms=500))
-        finally:
-            await client.close()
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(go())
-    with ThreadPoolExecutor(max_workers=1) as pool:  # inside a running loop (e.g. Playwright's): use a thread
-        return pool.submit(asyncio.run, go()).result()
-
-
-def request(sender: str, customer_id: Optional[str] = "C000001", tier: Optional[str] = "L2", reason: str = "requested",
-            intents: Iterable[str] = ("track_order", "human_agent")) -> HandoffRequest:
-    """A handoff request as ``action_handoff`` builds it."""
-    summary = {
-        "who": {"name": "张*", "phone": "138****5678", "customer_id": customer_id or "", "verified": bool(customer_id),
-                "verification": "已验证（商城登录）" if customer_id else "未验证身份", "tier": tier or "", "tier_name": "铜牌会员"},
-        "wanted": ["查询物流", "要求人工客服"],
-        "orders": [],
-        "bot_told": [{"text": "您的订单 880000010001 运输中", "at": time.time()}],
-        "reason": {"code": reason, "label": reason},
-        "mood": "平稳",
-        "last_turns": [{"from": "shopper", "text": "转人工", "at": time.time()}],
-    }
-    return HandoffRequest(keys.new_handoff_id(), sender, customer_id, tier, "铜牌会员", reason, list(intents), summary,
-                          f"【转人工摘要】\n顾客：张*（138****5678），{tier}", time.time())
-
-
-def wait_for(check: Callable[[], T], timeout_s: float = 10, interval_s: float = 0.05) -> T:
-    """Poll until ``check`` returns something truthy; fail after the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        time.sleep(interval_s)
-
-
-def sync_client(redis_url: str) -> redis_sync.Redis:
-    """A synchronous client for assertions."""
-    return redis_sync.Redis.from_url(redis_url, decode_responses=True)

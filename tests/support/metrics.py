@@ -11,6 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 
 @dataclass
+
+
 class Scrape:
     """One answer of ``GET /metrics``: its status, body, and every sample by name and labels."""
 

@@ -16,6 +16,8 @@ from bot.settings import PROJECT_ROOT
 
 
 @contextlib.contextmanager
+
+
 def seeded_crm(var_dir: Path) -> Iterator[str]:
     """Seed a CRM database under ``var_dir``, serve it on a free port, yield its base URL."""
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "VAR_DIR": str(var_dir),

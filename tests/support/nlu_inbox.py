@@ -8,7 +8,7 @@ from typing import Iterable, List, Tuple
 
 from bot import nlu_inbox
 from bot.nlu_inbox import InboxConfig, Kept, Turn
-from desk.tests.helpers import run
+from tests.support.handoff import run
 
 Missed = Tuple[str, str, float, Tuple[str, ...]]
 """A message the bot missed: text, predicted intent, confidence, reasons."""
