@@ -124,16 +124,16 @@ class Settings:
     # A handoff request read by a desk but not acknowledged for this long is taken over, milliseconds.
     handoff_redeliver_idle_ms: int = 10000
 
+    # Bearer token of every service's Prometheus page (GET /metrics, bot/metrics.py); empty: the page
+    # answers loopback clients only (403 for everyone else).
+    metrics_token: str = ""
+
     # Conversations: how long an idle tracker is kept in Redis (privacy: PIPL retention), seconds.
     tracker_ttl_s: int = 30 * 24 * 3600
 
     # The NLU inbox (bot/nlu_inbox.py): how long a message the bot did not understand is kept for
     # review, days (0: nothing is kept); the top-intent confidence below which a message counts as
     # not understood; the most messages kept (the oldest go first).
-    # Bearer token of every service's Prometheus page (GET /metrics, bot/metrics.py); empty: the page
-    # answers loopback clients only (403 for everyone else).
-    metrics_token: str = ""
-
     nlu_inbox_retention_days: int = 30
     nlu_inbox_confidence: float = 0.6
     nlu_inbox_max_items: int = 5000
