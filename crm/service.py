@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, noload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.shop_calendar import ShopCalendar, add_working_days
 from crm import serialize
@@ -32,6 +33,8 @@ from crm.models import (
     Redemption,
     Return,
     ReturnItem,
+    Shipment,
+    ShipmentEvent,
 )
 from crm.points import Lots, replay
 from crm.policy import Tier
@@ -186,9 +189,43 @@ product and current price with the lines (the models' default loads each in a qu
 Not for locked reads: PostgreSQL refuses FOR UPDATE on the nullable side of an outer join."""
 
 
-def _order(session: Session, order_id: str, lock: bool = False) -> Order:
-    options = () if lock else ORDER_FORM_LOADING
-    record = session.get(Order, order_id, with_for_update=lock or None, options=options)
+ORDER_FORM_READ = (joinedload(Order.shipment).noload(Shipment.events), noload(Order.items))
+"""The order form's reads (one order, a page of orders): the shipment with the order, lines and scans
+by :func:`_load_order_forms` (SQLAlchemy's own loaders build their statements anew on every load)."""
+ORDER_LINES = (
+    select(OrderItem)
+    .options(joinedload(OrderItem.product).joinedload(Product.current_price))
+    .where(OrderItem.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(OrderItem.order_id, OrderItem.line_id)
+)
+SHIPMENT_SCANS = (
+    select(ShipmentEvent)
+    .where(ShipmentEvent.tracking_number.in_(bindparam("tracking_numbers", expanding=True)))
+    .order_by(ShipmentEvent.tracking_number, ShipmentEvent.time.desc(), ShipmentEvent.event_id.desc())
+)
+
+
+def _load_order_forms(session: Session, records: Sequence[Order]) -> None:
+    """Give orders read with :data:`ORDER_FORM_READ` their lines and their shipments' scans, in the models' order."""
+    if not records:
+        return
+    lines: Dict[str, List[OrderItem]] = {record.order_id: [] for record in records}
+    for item in session.execute(ORDER_LINES, {"order_ids": list(lines)}).scalars():
+        lines[item.order_id].append(item)
+    for record in records:
+        set_committed_value(record, "items", lines[record.order_id])
+    scans: Dict[str, List[ShipmentEvent]] = {record.shipment.tracking_number: [] for record in records if record.shipment is not None}
+    if scans:
+        for event in session.execute(SHIPMENT_SCANS, {"tracking_numbers": list(scans)}).scalars():
+            scans[event.tracking_number].append(event)
+    for record in records:
+        if record.shipment is not None:
+            set_committed_value(record.shipment, "events", scans[record.shipment.tracking_number])
+
+
+def _order(session: Session, order_id: str, lock: bool = False, options: Optional[Sequence[Any]] = None) -> Order:
+    loading = options if options is not None else () if lock else ORDER_FORM_LOADING
+    record = session.get(Order, order_id, with_for_update=lock or None, options=loading)
     if record is None:
         raise not_found(f"订单 {order_id} 不存在")
     return record
@@ -196,7 +233,9 @@ def _order(session: Session, order_id: str, lock: bool = False) -> Order:
 
 def get_order(session: Session, ctx: Context, order_id: str) -> Dict[str, Any]:
     """The full order form."""
-    return _order_json(session, ctx, _order(session, order_id))
+    record = _order(session, order_id, options=ORDER_FORM_READ)
+    _load_order_forms(session, [record])
+    return _order_json(session, ctx, record)
 
 
 def _page_total(session: Session, statement: Any, params: Dict[str, Any], records: Sequence[Any], limit: int, offset: int) -> int:
@@ -211,7 +250,7 @@ def _page_total(session: Session, statement: Any, params: Dict[str, Any], record
 CUSTOMER_ORDERS = select(Order).where(Order.customer_id == bindparam("customer_id"))
 CUSTOMER_ORDERS_IN_STATUSES = CUSTOMER_ORDERS.where(Order.status.in_(bindparam("statuses", expanding=True)))
 CUSTOMER_ORDER_PAGES = {
-    filtered: statement.options(*ORDER_FORM_LOADING)
+    filtered: statement.options(*ORDER_FORM_READ)
     .order_by(Order.placed_at.desc(), Order.order_id.desc())
     .limit(bindparam("limit"))
     .offset(bindparam("offset"))
@@ -230,6 +269,7 @@ def list_customer_orders(
     records = list(session.execute(CUSTOMER_ORDER_PAGES[filtered], {**params, "limit": limit, "offset": offset}).scalars())
     if not records:  # an order's customer exists (foreign key): only an empty page may be of an unknown one
         _customer(session, customer_id)
+    _load_order_forms(session, records)
     total = _page_total(session, statement, params, records, limit, offset)
     returned = _returned_quantities(session, [record.order_id for record in records])
     answered = _answered_scans(session, ctx, records)
