@@ -27,7 +27,7 @@ test: setup train
 
 lint: setup
 	@$(PY) -m ruff check bot actions connectors crm desk shop wechat_sim bench fleet tests
-	@$(PY) -m mypy bot actions connectors desk shop wechat_sim fleet
+	@$(PY) -m mypy bot handoff actions connectors desk shop wechat_sim fleet
 
 bench: setup train
 	@$(PY) -m bench

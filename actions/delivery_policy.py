@@ -3,7 +3,7 @@
 Two decisions: by when the carrier (or the warehouse, before shipping) answers an urge (催件), and
 how many points a late order is compensated with. The answer time counts only the minutes the
 service desk is open when the policy says so (opening hours from the human service policy,
-``desk/policy/service.yml``), and is rounded up so shoppers read a clean time. Compensation is
+``handoff/service.yml``), and is rounded up so shoppers read a clean time. Compensation is
 looked up by days late, then multiplied for the membership tiers the policy names; it is granted
 at most once per order, which :func:`compensation_key` makes the CRM enforce.
 """
@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional, Tuple
 
 import yaml
 
-from bot.handoff.policy import ServicePolicy, closing_time, next_opening
+from handoff.policy import ServicePolicy, closing_time, next_opening
 
 POLICY_FILE = Path(__file__).with_name("policy") / "delivery.yml"
 OPENING_HOURS_HORIZON_DAYS = 21

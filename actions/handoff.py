@@ -32,13 +32,14 @@ from actions.handoff_summary import (
     render_summary,
 )
 from actions.shopper import Shopper, shopper_from_tracker
-from bot.handoff import agents as presence
-from bot.handoff import keys, texts
-from bot.handoff.callbacks import create_callback
-from bot.handoff.context import REDIS_FAILURES, HandoffContext, redis_client
-from bot.handoff.express import opened_handoff, refine
-from bot.handoff.models import CallbackTicket, HandoffRequest
-from bot.handoff.policy import (
+from bot.settings import get_settings
+from handoff import agents as presence
+from handoff import keys, texts
+from handoff.callbacks import create_callback
+from handoff.context import REDIS_FAILURES, HandoffContext, redis_client
+from handoff.express import opened_handoff, refine
+from handoff.models import CallbackTicket, HandoffRequest
+from handoff.policy import (
     estimate_wait_s,
     is_after_sales,
     is_open,
@@ -48,11 +49,10 @@ from bot.handoff.policy import (
     priority_score,
     reason_label,
 )
-from bot.handoff.queue import enqueue, estimated_wait, queue_position
-from bot.handoff.reviews import complaint_after_service, open_low_rating_review
-from bot.handoff.stats import record_rating
-from bot.handoff.windows import book_window
-from bot.settings import get_settings
+from handoff.queue import enqueue, estimated_wait, queue_position
+from handoff.reviews import complaint_after_service, open_low_rating_review
+from handoff.stats import record_rating
+from handoff.windows import book_window
 
 logger = logging.getLogger(__name__)
 

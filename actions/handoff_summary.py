@@ -19,9 +19,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from actions import formatting
 from actions.order_tracking import is_late, items_summary, status_label
-from bot.handoff.complaints import is_angry
 from bot.pii import mask_name, mask_phone, mask_text
 from bot.texts import intent_labels
+from handoff.complaints import is_angry
 
 HANDOFF_ACTION = "action_handoff"
 FALLBACK_INTENT = "nlu_fallback"

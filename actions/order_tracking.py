@@ -14,9 +14,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from actions import formatting
 from actions.delivery_policy import Compensation
 from actions.loyalty_rules import points as points_text
-from bot.handoff import texts as handoff_texts
 from bot.texts import render
 from crm.vocab import ORDER_STATUS_LABELS
+from handoff import texts as handoff_texts
 
 STATUS_LABELS = ORDER_STATUS_LABELS
 """The CRM's own table (:data:`crm.vocab.ORDER_STATUS_LABELS`), not a copy; read a label through :func:`status_label`."""
@@ -205,7 +205,7 @@ class LateHandling:
         tier_name: the shopper's membership tier, e.g. 金牌会员 (for the rule's wording).
         failed: what could not be done (:data:`URGE`, :data:`COMPENSATION`): a human takes over.
         relayed: whether the urge's answer will be relayed into this conversation (its promise is
-            recorded as a carrier-urge ticket, :mod:`bot.handoff.carrier_urges`): the shopper is told so.
+            recorded as a carrier-urge ticket, :mod:`handoff.carrier_urges`): the shopper is told so.
     """
 
     urge: Optional[Order] = None

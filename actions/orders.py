@@ -35,12 +35,12 @@ from actions.order_tracking import (
 from actions.replies import CRM_UNAVAILABLE, human_buttons
 from actions.shopper import Shopper, shopper_from_tracker
 from actions.verification import verification_reply, verify_anonymous_order
-from bot.handoff import carrier_urges
-from bot.handoff.context import REDIS_FAILURES
-from bot.handoff.policy import PolicyError, ServicePolicy
-from bot.handoff.policy import load_policy as load_service_policy
 from bot.settings import get_settings
 from bot.texts import render
+from handoff import carrier_urges
+from handoff.context import REDIS_FAILURES
+from handoff.policy import PolicyError, ServicePolicy
+from handoff.policy import load_policy as load_service_policy
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ LATE_REASON = "policy_undecided"
 
 async def keep_urge_promise(urge: Order, sender: str, shopper: Shopper) -> bool:
     """Record the promise of the urge's answer as a carrier-urge ticket, so its answer (or an apology
-    at the due time) reaches this conversation (:mod:`bot.handoff.carrier_urges`); True when it is
+    at the due time) reaches this conversation (:mod:`handoff.carrier_urges`); True when it is
     recorded (now or before). Redis down: the shopper still has the answer time and the offer of a
     human, but is not told the answer comes here; the miss is logged."""
     try:

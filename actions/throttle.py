@@ -29,8 +29,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 import yaml
 from redis.asyncio import Redis
 
-from bot.handoff.context import REDIS_FAILURES, redis_client
 from bot.settings import get_settings
+from handoff.context import REDIS_FAILURES, redis_client
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ shopper), logs in the demo agents, then per round:
 
 1. ``--shoppers`` signed shoppers send 「转人工」 at the same moment through the app channel.
    Measured: from sending to the handoff's entry in the queue (the desk's ``queued_at``; the
-   channel queues an explicit 「转人工」 before the bot's turn, :mod:`bot.handoff.express`), to the
+   channel queues an explicit 「转人工」 before the bot's turn, :mod:`handoff.express`), to the
    bot's full summary in that entry (``refined_at``), and to the shopper's answer with position
    and ETA.
 2. The agents claim every conversation; then each agent replies to all of theirs at the same moment.
@@ -41,12 +41,12 @@ import redis as redis_sync
 import yaml
 
 from bot import launcher
-from bot.handoff import keys
 from bot.identity import identity_token_for
 from bot.redis_server import RedisServer, free_port
 from bot.settings import PROJECT_ROOT, load_settings
+from handoff import keys
 
-POLICY_FILE = PROJECT_ROOT / "desk" / "policy" / "service.yml"
+POLICY_FILE = PROJECT_ROOT / "handoff" / "service.yml"
 POLL_S = 0.02
 TARGET_ENTRY_MS = 200.0
 TARGET_REPLY_MS = 500.0

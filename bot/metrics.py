@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from sanic.request import Request
     from sanic.response import HTTPResponse
 
-    from bot.handoff.context import HandoffContext
+    from handoff.context import HandoffContext
 
 logger = logging.getLogger(__name__)
 
@@ -289,10 +289,10 @@ async def handoff_gauges(ctx: HandoffContext) -> List[Metric]:
 
     Redis failing to answer gives ``shop_desk_redis_up 0`` and no other gauge.
     """
-    from bot.handoff import agents, keys, queue, tickets
-    from bot.handoff.context import REDIS_FAILURES
-    from bot.handoff.policy import queued_since
     from bot.push import PUSH_CHANNELS, dead_letter_count
+    from handoff import agents, keys, queue, tickets
+    from handoff.context import REDIS_FAILURES
+    from handoff.policy import queued_since
 
     try:
         now = ctx.now()

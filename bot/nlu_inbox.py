@@ -44,10 +44,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import yaml
 from redis.asyncio import Redis
 
-from bot.handoff.context import REDIS_FAILURES, redis_client
 from bot.pii import mask_text
 from bot.settings import PROJECT_ROOT, Settings
 from bot.texts import intent_labels
+from handoff.context import REDIS_FAILURES, redis_client
 
 logger = logging.getLogger(__name__)
 

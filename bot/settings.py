@@ -110,7 +110,7 @@ class Settings:
 
     # Human handoff and the agent desk.
     # The human service policy: opening hours, SLA targets, capacity, priorities, callback windows.
-    handoff_policy_file: Path = PROJECT_ROOT / "desk" / "policy" / "service.yml"
+    handoff_policy_file: Path = PROJECT_ROOT / "handoff" / "service.yml"
     # The desk's agents with their scrypt password hashes (python -m desk hash-password).
     desk_agents_file: Path = PROJECT_ROOT / "desk" / "agents.yml"
     # How long a desk login lasts, seconds.

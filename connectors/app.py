@@ -13,7 +13,7 @@ Rasa mounts the routes under ``/webhooks/app``:
 - ``POST /webhook``: ``{"sender", "message", "message_id", "metadata": {"identity_token"}}`` → the bot's replies
   as a JSON list in Rasa's REST format; while a human handoff has the conversation, ``202`` with
   the queue position and ETA or the agent's name, the message kept for the agent
-  (:mod:`bot.handoff`) and never passed to the bot. The first answer of an anonymous conversation
+  (:mod:`handoff`) and never passed to the bot. The first answer of an anonymous conversation
   carries ``X-Conversation-Token``, which every later request for it sends back. ``message_id``
   (optional, the syntax of a sender id) makes a retry safe while an agent has the conversation: the
   same id is written into the agent's transcript once and answered ``202`` again. A request's

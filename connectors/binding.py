@@ -9,7 +9,7 @@ conversation.
 
 A message is admitted in one round trip (:func:`admit`): the binding, the count of a new
 conversation, the conversation's turn (``conversation:turn:{sender_id}``, one message answered at a
-time) and, for an explicit 「转人工」, the human queue (:mod:`bot.handoff.express`). At a sales peak
+time) and, for an explicit 「转人工」, the human queue (:mod:`handoff.express`). At a sales peak
 a channel's every round trip waits for the worker's event loop between other shoppers' bot turns;
 one round trip puts the shopper in the queue before any of those turns runs.
 """
@@ -21,10 +21,10 @@ from typing import Optional
 
 from redis.asyncio import Redis
 
-from bot.handoff.conversation import script
-from bot.handoff.express import EXPRESS_LUA, express_args, express_keys
-from bot.handoff.models import HandoffRequest
-from bot.handoff.scripts import STATS_TTL_S
+from handoff.conversation import script
+from handoff.express import EXPRESS_LUA, express_args, express_keys
+from handoff.models import HandoffRequest
+from handoff.scripts import STATS_TTL_S
 
 ANONYMOUS_OWNER = "~anonymous"
 """Owner marker of a conversation started by an anonymous shopper."""
@@ -157,7 +157,7 @@ async def admit(
         stats_key: the day's counters, where a new conversation is counted.
         turn_token: a fresh token to take the conversation's turn with (:func:`turn_key`, held
             :data:`TURN_LOCK_TTL_MS` at most); None takes no turn.
-        express: the request to queue (:func:`bot.handoff.express.express_request`); queued only
+        express: the request to queue (:func:`handoff.express.express_request`); queued only
             when the turn is taken.
         proven: for an anonymous sender, whether they presented the conversation's token; an
             unproven one is allowed only when the conversation is new.

@@ -3,7 +3,7 @@
 :class:`ShopperChannel` is the base of the ``app`` and ``web`` channels. It holds the channel's
 Redis client, verifies the shop-signed customer id, binds a conversation to its owner
 (:mod:`connectors.binding`), keeps a shopper's message for the human agent while a handoff has the
-conversation (:mod:`bot.handoff`), and knows the polite Chinese text of every refusal. The
+conversation (:mod:`handoff`), and knows the polite Chinese text of every refusal. The
 transport (HTTP answers, socket.io events) is the subclass's business.
 """
 
@@ -23,16 +23,6 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from bot import logs
-from bot.handoff import keys as handoff_keys
-from bot.handoff import texts as handoff_texts
-from bot.handoff import tickets as handoff_tickets
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import active_handoff, is_cancel_request, route_shopper_message
-from bot.handoff.express import express_enqueue, express_request, is_explicit_request
-from bot.handoff.express import metadata_for as express_metadata
-from bot.handoff.policy import load_policy
-from bot.handoff.queue import cancel as cancel_handoff
-from bot.handoff.queue import estimated_wait, queue_position
 from bot.identity import (
     channel_identity,
     conversation_token,
@@ -46,6 +36,16 @@ from bot.push import Deliver, PushDelivery
 from bot.settings import Settings, load_settings
 from connectors.binding import TURN_LOCK_TTL_MS, Admission, admit, turn_key
 from connectors.payloads import remember_offered, shopper_text
+from handoff import keys as handoff_keys
+from handoff import texts as handoff_texts
+from handoff import tickets as handoff_tickets
+from handoff.context import HandoffContext
+from handoff.conversation import active_handoff, is_cancel_request, route_shopper_message
+from handoff.express import express_enqueue, express_request, is_explicit_request
+from handoff.express import metadata_for as express_metadata
+from handoff.policy import load_policy
+from handoff.queue import cancel as cancel_handoff
+from handoff.queue import estimated_wait, queue_position
 
 logger = logging.getLogger(__name__)
 
@@ -99,15 +99,8 @@ MESSAGES: Dict[str, str] = {
 
 
 def handoff_key(sender_id: str) -> str:
-    """Redis key whose existence means a human agent has the conversation.
-
-    Args:
-        sender_id: the conversation id.
-
-    Returns:
-        ``handoff:active:{sender_id}``.
-    """
-    return f"handoff:active:{sender_id}"
+    """Redis key whose existence means a human agent has the conversation (:func:`handoff.keys.active`)."""
+    return handoff_keys.active(sender_id)
 
 
 def credential(credentials: Optional[Dict[str, Any]], key: str) -> Optional[Any]:
@@ -426,7 +419,7 @@ class ShopperChannel(InputChannel):
         """The metadata of a message for the bot, queueing an explicit 「转人工」 first.
 
         A message that asks for a human and nothing else is queued by the channel before the bot's
-        turn (:mod:`bot.handoff.express`), so at a peak the shopper's place does not wait for the
+        turn (:mod:`handoff.express`), so at a peak the shopper's place does not wait for the
         turns of everyone who wrote at the same moment; the bot's turn then completes the summary
         and tells the shopper their place and the wait. Most such messages are queued when they
         are admitted (:meth:`admit`); one that had to wait for the turn of the message before it
@@ -468,7 +461,7 @@ class ShopperChannel(InputChannel):
         turns of the others, so the channel asks Redis once (:func:`connectors.binding.admit`):
         bind or check the owner, counting a new conversation for the desk's stats; for a message,
         take the conversation's turn when no other message has it, and queue an explicit request
-        for a human (:func:`bot.handoff.express.express_request`) when the turn is this
+        for a human (:func:`handoff.express.express_request`) when the turn is this
         message's. A message whose turn is taken waits for it in :meth:`conversation_turn`.
 
         Args:
@@ -504,7 +497,7 @@ class ShopperChannel(InputChannel):
         was. A waiting shopper may leave the queue (“取消人工”) and talk to the bot again. A verified
         customer whose handoff is open in another conversation (another channel) joins it. A shopper
         who writes again in the conversation of an open callback ticket while agents are online is
-        queued with the ticket (:func:`bot.handoff.tickets.resume`) and told so.
+        queued with the ticket (:func:`handoff.tickets.resume`) and told so.
 
         Args:
             sender_id: the conversation id.

@@ -60,7 +60,6 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import metrics
-from bot.handoff.stats import note_conversation_started
 from bot.identity import is_valid_customer_id
 from bot.push import DeliveryFailed, register_conversation
 from bot.settings import Settings, load_settings
@@ -91,6 +90,7 @@ from connectors.wechat_protocol import (
     text_reply,
     wechat_signature,
 )
+from handoff.stats import note_conversation_started
 
 logger = logging.getLogger(__name__)
 

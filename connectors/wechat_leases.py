@@ -19,9 +19,9 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from redis.asyncio import Redis
 
-from bot.handoff.conversation import script
 from connectors.common import REDIS_FAILURES
 from connectors.wechat_api import WAIT_POLL_S
+from handoff.conversation import script
 
 logger = logging.getLogger(__name__)
 

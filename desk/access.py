@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Mapping, Tuple
 
-from bot.handoff.policy import ServicePolicy
 from desk.auth import Agent
+from handoff.policy import ServicePolicy
 
 CONVERSATION_EVENTS = frozenset({"message", "note", "joined"})
 """Live events that carry a conversation's content; the others only tell consoles to refresh."""

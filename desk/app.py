@@ -57,11 +57,6 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import metrics as prometheus
-from bot.handoff import agents as presence
-from bot.handoff import callbacks, conversation, keys, queue, stats, tickets
-from bot.handoff.context import REDIS_FAILURES, HandoffContext, close_clients, redis_client
-from bot.handoff.conversation import publish
-from bot.handoff.policy import ServicePolicy, load_policy, opening_hours_text
 from bot.push import dead_letter_count, dead_letters, parse_dead_letter_id, retry_dead_letter
 from bot.settings import Settings
 from desk import auth, views
@@ -69,6 +64,11 @@ from desk.access import claim_teams, may_claim, may_see, wrong_team
 from desk.intake import Intake
 from desk.live import CLOSE_SESSION_ENDED, SESSION_CLOSED, SESSION_ENDED, Hub, fingerprint, instance_name, periodic, relay_events, sweeper
 from desk.openapi import build_openapi
+from handoff import agents as presence
+from handoff import callbacks, conversation, keys, queue, stats, tickets
+from handoff.context import REDIS_FAILURES, HandoffContext, close_clients, redis_client
+from handoff.conversation import publish
+from handoff.policy import ServicePolicy, load_policy, opening_hours_text
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
         login_limits: the limits of login attempts.
 
     Raises:
-        bot.handoff.policy.PolicyError, desk.auth.AgentsFileError: a configuration file is invalid.
+        handoff.policy.PolicyError, desk.auth.AgentsFileError: a configuration file is invalid.
     """
     app = Sanic(name, request_class=DeskRequest)
     app.config.REQUEST_MAX_SIZE = MAX_BODY

@@ -29,8 +29,8 @@ from typing import Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional
 import yaml
 from redis.asyncio import Redis
 
-from bot.handoff import keys
-from bot.handoff.conversation import script
+from handoff import keys
+from handoff.conversation import script
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 PBKDF2_ITERATIONS = 240_000

@@ -17,14 +17,14 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from bot import logs
-from bot.handoff import keys
-from bot.handoff.context import REDIS_FAILURES, HandoffContext
-from bot.handoff.models import HandoffRequest
-from bot.handoff.queue import REFINED, materialize
+from handoff import keys
+from handoff.context import REDIS_FAILURES, HandoffContext
+from handoff.models import HandoffRequest
+from handoff.queue import REFINED, materialize
 
 logger = logging.getLogger(__name__)
 
-DEAD_LETTERS = "handoff:requests:dead"
+DEAD_LETTERS = keys.DEAD_REQUESTS_STREAM
 """Stream where unreadable requests are kept for a human to look at."""
 
 Entry = Tuple[str, dict]

@@ -21,17 +21,17 @@ from typing import Any, Callable, Dict, Optional
 
 from redis.asyncio import Redis
 
-from bot.handoff import keys
-from bot.handoff.agents import availability
-from bot.handoff.callbacks import queued_to_callbacks
-from bot.handoff.carrier_urges import UrgeReader, poll_due
-from bot.handoff.context import REDIS_FAILURES, HandoffContext
-from bot.handoff.policy import is_open
-from bot.handoff.queue import refresh_positions
-from bot.handoff.recovery import sweep
-from bot.handoff.reviews import open_sla_reviews
 from desk.access import CONVERSATION_EVENTS, may_see
 from desk.auth import Agent
+from handoff import keys
+from handoff.agents import availability
+from handoff.callbacks import queued_to_callbacks
+from handoff.carrier_urges import UrgeReader, poll_due
+from handoff.context import REDIS_FAILURES, HandoffContext
+from handoff.policy import is_open
+from handoff.queue import refresh_positions
+from handoff.recovery import sweep
+from handoff.reviews import open_sla_reviews
 
 logger = logging.getLogger(__name__)
 
@@ -184,9 +184,9 @@ async def periodic(ctx: HandoffContext, me: str, stop: asyncio.Event, tick_s: fl
 async def sweeper(ctx: HandoffContext, stop: asyncio.Event, interval_s: Optional[float] = None) -> None:
     """On every desk instance, every ``recovery.sweep_interval_s``: return the conversations of
     agents gone offline to the queue (or to callbacks) and turn unclaimed waits into callbacks
-    (:func:`bot.handoff.recovery.sweep`; each step is atomic, so desks sweeping at once never
+    (:func:`handoff.recovery.sweep`; each step is atomic, so desks sweeping at once never
     change a conversation twice), and open a supervisor review for each open handoff past its
-    first-response target (:func:`bot.handoff.reviews.open_sla_reviews`). A Redis outage is ridden
+    first-response target (:func:`handoff.reviews.open_sla_reviews`). A Redis outage is ridden
     out: the next sweep picks up."""
     while not stop.is_set():
         try:
@@ -205,7 +205,7 @@ async def sweeper(ctx: HandoffContext, stop: asyncio.Event, interval_s: Optional
 async def carrier_urge_worker(ctx: HandoffContext, crm: UrgeReader, stop: asyncio.Event, interval_s: float = URGE_TICK_S) -> None:
     """On every desk instance, every ``interval_s``: ask the CRM about the carrier-urge tickets whose
     poll time has come and tell the shoppers the carrier's answer, or, past the due time without one,
-    apologise and leave the ticket overdue for an agent (:func:`bot.handoff.carrier_urges.poll_due`;
+    apologise and leave the ticket overdue for an agent (:func:`handoff.carrier_urges.poll_due`;
     each ticket is claimed in one Lua step and told in another, so desks polling at once tell a
     shopper once). A Redis outage is ridden out; a CRM outage is retried per ticket."""
     from actions.crm import CRMError  # the CRM client the desk's workspace already uses

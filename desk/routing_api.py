@@ -1,4 +1,4 @@
-"""Dedicated agents on the desk (:mod:`bot.handoff.dedicated`).
+"""Dedicated agents on the desk (:mod:`handoff.dedicated`).
 
 Routes (registered by :func:`desk.app.create_app` through :func:`register`):
 
@@ -20,13 +20,13 @@ from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.handoff import agents as presence
-from bot.handoff import dedicated
-from bot.handoff.context import HandoffContext
 from crm.vocab import CUSTOMER_ID_RE
 from desk import auth
 from desk.app import ApiError, _body, _json
 from desk.workspace import desk_text
+from handoff import agents as presence
+from handoff import dedicated
+from handoff.context import HandoffContext
 
 Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 

@@ -6,7 +6,7 @@ Routes (registered by :func:`desk.app.create_app` through :func:`register`):
   (``live_handoff``, empty before) and the exchange in that conversation (masked transcript).
 - ``POST /api/callbacks/{callback_id}/messages {"text", "client_id"}``: the agent's message reaches
   the shopper on every channel the conversation lives on, through the agent-reply path. The first
-  message opens a live handoff held by the agent (:mod:`bot.handoff.tickets`), or claims the one
+  message opens a live handoff held by the agent (:mod:`handoff.tickets`), or claims the one
   waiting in the queue since the shopper came back to the conversation; the shopper's answer
   then reaches that agent with the ticket's summary. 201 with the handoff id and the transcript
   entry. Refusals: 400 ``invalid_callback`` (not a ticket id), ``invalid_text``,
@@ -16,9 +16,9 @@ Routes (registered by :func:`desk.app.create_app` through :func:`register`):
 
 Completing the ticket stays ``POST /api/callbacks/{callback_id}/complete {"code", "note"}``; the
 ticket's live handoff, when the completing agent holds it, ends there the normal way with that code
-(the outcome and the rating prompt reach the shopper: :func:`bot.handoff.callbacks.end_live`).
+(the outcome and the rating prompt reach the shopper: :func:`handoff.callbacks.end_live`).
 
-Carrier-urge tickets (:mod:`bot.handoff.carrier_urges`): the bot's promise that a carrier answers an
+Carrier-urge tickets (:mod:`handoff.carrier_urges`): the bot's promise that a carrier answers an
 urge by a time. ``GET /api/carrier-urges`` lists the unsettled ones by due time (overdue flagged;
 ``include_done=1`` adds the settled ones), ``GET /api/carrier-urges/{ticket_id}`` shows one, and
 ``POST /api/carrier-urges/{ticket_id}/answer {"text"}`` sends an agent's answer to the shopper's
@@ -35,12 +35,12 @@ from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.handoff import carrier_urges, keys, reviews, tickets
-from bot.handoff.context import HandoffContext
 from desk import auth, views
 from desk.app import MAX_TEXT, ApiError, _body, _json, _refusal, _text
 from desk.live import carrier_urge_worker
 from desk.workspace import desk_text
+from handoff import carrier_urges, keys, reviews, tickets
+from handoff.context import HandoffContext
 
 Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 

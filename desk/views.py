@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
-from bot.handoff.policy import ServicePolicy
+from handoff.policy import ServicePolicy
 
 RECORD_FIELDS = (
     "handoff_id", "sender", "status", "customer_id", "tier", "tier_name", "priority", "reason", "reason_label",

@@ -17,7 +17,7 @@ Routes (registered by :func:`desk.app.create_app` through :func:`register`):
 An action needs the conversation to be held by the acting agent (409 ``not_assigned``, 403
 ``not_yours``) and a verified customer (409 ``no_customer``). Each is checked by the same policy
 functions the bot uses (:mod:`actions.return_policy`, :mod:`actions.delivery_policy`,
-:mod:`actions.order_tracking`, :func:`bot.handoff.windows.book_window`: a callback takes the first window with room); returns and
+:mod:`actions.order_tracking`, :func:`handoff.windows.book_window`: a callback takes the first window with room); returns and
 compensations are written to the CRM with an idempotency key (a compensation with the bot's own
 key, :func:`actions.delivery_policy.compensation_key`: one grant per order whoever grants it), and
 the result reaches the shopper as the agent's message through the agent-reply path, whose client
@@ -53,15 +53,15 @@ from actions.order_tracking import days_overdue, is_late, items_summary, latest_
 from actions.return_policy import Decision, crm_shipping_payer, decide, explain, needs_package_check, payer_text, quote_refund
 from actions.return_policy import default_policy as return_policy
 from bot import pii
-from bot.handoff import callbacks, conversation, keys, queue, texts, windows
-from bot.handoff.context import REDIS_FAILURES, HandoffContext
-from bot.handoff.models import CallbackTicket
-from bot.handoff.routing import Candidate, auto_assign
 from bot.settings import PROJECT_ROOT
 from crm.vocab import CUSTOMER_ID_RE, ORDER_ID_RE
 from desk import auth
 from desk.access import may_see_customer
 from desk.app import MAX_TEXT, ApiError, _body, _json, _path_sender
+from handoff import callbacks, conversation, keys, queue, texts, windows
+from handoff.context import REDIS_FAILURES, HandoffContext
+from handoff.models import CallbackTicket
+from handoff.routing import Candidate, auto_assign
 
 logger = logging.getLogger(__name__)
 
@@ -529,7 +529,7 @@ def register(app: Sanic, authed: Callable[[Handler], Handler]) -> None:
 
 
 def register_auto_assign(app: Sanic) -> None:
-    """Run auto-assignment (:mod:`bot.handoff.routing`) every second while the policy switches it on."""
+    """Run auto-assignment (:mod:`handoff.routing`) every second while the policy switches it on."""
     candidates = [Candidate(a.username, a.display_name, a.teams) for a in app.ctx.agents.values() if not a.supervisor]
 
     async def loop() -> None:

@@ -1,10 +1,10 @@
 """An explicit request for a human is always read as ``human_agent``.
 
 The channels queue a message that says nothing but 「转人工」 before the bot's turn
-(:mod:`bot.handoff.express`); the bot's turn must then run the handoff, whatever the statistical
+(:mod:`handoff.express`); the bot's turn must then run the handoff, whatever the statistical
 classifier thinks of a wording it has not seen (「你好，请转人工，谢谢」 can fall below the fallback
 threshold). This component, placed after ``FallbackClassifier``, applies the channel's own test
-(:func:`bot.handoff.express.is_explicit_request`) to what the shopper typed and, when it holds, makes
+(:func:`handoff.express.is_explicit_request`) to what the shopper typed and, when it holds, makes
 ``human_agent`` the intent with confidence 1. Every other message keeps the classifier's reading.
 """
 
@@ -19,8 +19,8 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.handoff.express import EXPRESS_INTENT, is_explicit_request
 from bot.nlu.components import ORIGINAL_TEXT
+from handoff.express import EXPRESS_INTENT, is_explicit_request
 
 
 def read_as_explicit_request(message: Message) -> bool:

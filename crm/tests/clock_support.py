@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Iterator, Optional, Tuple
 from unittest import mock
 
-from bot.handoff.context import HandoffContext
 from crm.clock import OFFSET_FILE_ENV
 from crm.tests.support import (
     CrmServer,
@@ -24,6 +23,7 @@ from crm.tests.support import (
     start_server,
     stop_server,
 )
+from handoff.context import HandoffContext
 
 
 @dataclass

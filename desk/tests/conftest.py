@@ -7,31 +7,12 @@ from typing import Callable, Iterator, List
 
 import pytest
 
-from bot.redis_server import RedisServer, free_port
 from tests.support.desk import DeskProcess, desk_process
-from tests.support.handoff import sync_client
-
-
-@pytest.fixture(scope="session")
-def desk_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A real redis-server with append-only persistence for the desk's tests."""
-    server = RedisServer(free_port(), Path(tmp_path_factory.mktemp("desk-redis")))
-    server.start()
-    yield server
-    server.stop()
+from tests.support.redis import redis_server, redis_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture()
-def redis_url(desk_redis: RedisServer) -> Iterator[str]:
-    """The test Redis, emptied after each test."""
-    yield desk_redis.url
-    client = sync_client(desk_redis.url)
-    client.flushdb()
-    client.close()
-
-
-@pytest.fixture()
-def start_desk(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., DeskProcess]]:
+def start_desk(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., DeskProcess]]:  # noqa: F811
     """Start desks over the test Redis; every desk started is stopped after the test."""
     started: List[DeskProcess] = []
 

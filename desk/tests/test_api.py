@@ -10,9 +10,9 @@ from typing import Any, Callable, Dict, List
 import pytest
 from websockets.client import connect as ws_connect
 
-from bot.handoff import conversation, keys, queue
-from bot.handoff.models import CallbackTicket
 from bot.outbox import Outbox
+from handoff import conversation, keys, queue
+from handoff.models import CallbackTicket
 from tests.support.desk import DeskProcess
 from tests.support.handoff import request, run, sync_client
 from tests.support.http import http
@@ -252,7 +252,7 @@ def test_bad_input_is_a_json_4xx(supervised_desk: DeskProcess, path: str, body, 
 
 def test_callbacks_by_due_time_with_overdue_flag(supervised_desk: DeskProcess):
     desk = supervised_desk
-    from bot.handoff.callbacks import create_callback
+    from handoff.callbacks import create_callback
 
     now = __import__("time").time()
 
@@ -281,7 +281,7 @@ def test_callbacks_by_due_time_with_overdue_flag(supervised_desk: DeskProcess):
 
 def test_metrics_after_a_rated_handoff(supervised_desk: DeskProcess):
     desk = supervised_desk
-    from bot.handoff.stats import note_conversation_started, record_rating
+    from handoff.stats import note_conversation_started, record_rating
 
     for _ in range(4):
         run(desk.redis_url, desk.policy_file, note_conversation_started)

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Callable, List, Tuple
 from zoneinfo import ZoneInfo
 
-from bot.handoff import agents, keys, queue, texts, windows
-from bot.handoff.callbacks import queued_to_callbacks
-from bot.handoff.context import HandoffContext
-from bot.handoff.recovery import SweepResult, sweep
 from bot.outbox import outbox_key
 from desk.tests.test_recovery import assigned
+from handoff import agents, keys, queue, texts, windows
+from handoff.callbacks import queued_to_callbacks
+from handoff.context import HandoffContext
+from handoff.recovery import SweepResult, sweep
 from tests.support.desk import DeskProcess, write_policy
 from tests.support.handoff import request, run, sync_client
 from tests.support.waiting import wait_for

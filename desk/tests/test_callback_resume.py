@@ -11,12 +11,12 @@ from typing import Callable, List, Optional
 
 import pytest
 
-from bot.handoff import agents, callbacks, keys, queue, texts, tickets
-from bot.handoff.context import HandoffContext
-from bot.handoff.models import CallbackTicket, HandoffRequest
 from bot.outbox import outbox_key
 from desk.tests import test_callback_tickets
 from desk.tests.test_callbacks import closed_hours
+from handoff import agents, callbacks, keys, queue, texts, tickets
+from handoff.context import HandoffContext
+from handoff.models import CallbackTicket, HandoffRequest
 from tests.support.desk import DeskProcess, write_policy
 from tests.support.handoff import run, sync_client
 from tests.support.waiting import wait_for

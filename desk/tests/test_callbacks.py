@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from bot.handoff import keys, queue
-from bot.handoff.callbacks import queued_to_callbacks
-from bot.handoff.context import HandoffContext
 from bot.outbox import outbox_key
+from handoff import keys, queue
+from handoff.callbacks import queued_to_callbacks
+from handoff.context import HandoffContext
 from tests.support.desk import DeskProcess, write_policy
 from tests.support.handoff import request, run, sync_client
 from tests.support.waiting import wait_for

@@ -16,15 +16,15 @@ import pytest
 from redis.asyncio import Redis
 
 from actions.crm import CRMClient, CRMError
-from bot.handoff import carrier_urges, tickets
-from bot.handoff.context import HandoffContext
-from bot.handoff.policy import load_policy
-from bot.handoff.texts import clock as clock_text
 from bot.outbox import outbox_key
 from bot.push import PushDelivery, register_conversation
 from crm.tests.clock_support import MovableClock, MovedContext, crm_with_clock
 from crm.tests.support import API_KEY, CrmServer
 from crm.tests.test_carrier_answers import parse, shop_time, urge_with_outcome
+from handoff import carrier_urges, tickets
+from handoff.context import HandoffContext
+from handoff.policy import load_policy
+from handoff.texts import clock as clock_text
 from tests.support.desk import POLICY_FILE
 from tests.support.handoff import sync_client
 

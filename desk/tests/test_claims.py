@@ -9,8 +9,8 @@ from typing import Callable, List, Tuple
 
 from redis.asyncio import Redis
 
-from bot.handoff import keys, queue
-from bot.handoff.context import HandoffContext
+from handoff import keys, queue
+from handoff.context import HandoffContext
 from tests.support.desk import DeskProcess
 from tests.support.handoff import request, run, sync_client
 from tests.support.http import http

@@ -13,12 +13,12 @@ from typing import Callable, List
 import pytest
 import yaml
 
-from bot.handoff import agents, dedicated, keys, queue
-from bot.handoff.context import HandoffContext
-from bot.handoff.policy import PolicyError, dedicated_outcome, has_dedicated_agent, load_policy, parse_policy
-from bot.handoff.routing import Candidate, auto_assign
 from bot.outbox import outbox_key
 from bot.settings import PROJECT_ROOT
+from handoff import agents, dedicated, keys, queue
+from handoff.context import HandoffContext
+from handoff.policy import PolicyError, dedicated_outcome, has_dedicated_agent, load_policy, parse_policy
+from handoff.routing import Candidate, auto_assign
 from tests.support.desk import POLICY_FILE, DeskProcess, write_policy
 from tests.support.handoff import request, run, sync_client
 from tests.support.waiting import wait_for

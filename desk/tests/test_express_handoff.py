@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
-from bot.handoff import agents, express, keys, queue
-from bot.handoff.context import HandoffContext
 from desk.intake import Intake, ensure_group
+from handoff import agents, express, keys, queue
+from handoff.context import HandoffContext
 from tests.support.desk import write_policy
 from tests.support.handoff import request, run, sync_client
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from bot import logs
-from bot.handoff import keys, queue
-from bot.handoff.context import HandoffContext
 from desk.intake import DEAD_LETTERS, Intake, ensure_group
 from desk.tests.test_express_handoff import _intake as take_in
+from handoff import keys, queue
+from handoff.context import HandoffContext
 from tests.support.desk import write_policy
 from tests.support.handoff import request, run, sync_client
 

@@ -11,7 +11,6 @@ from typing import Any, Callable, Coroutine, Dict, List
 import pytest
 from redis.asyncio import Redis
 
-from bot.handoff import keys
 from bot.settings import PROJECT_ROOT
 from desk.auth import (
     Agent,
@@ -28,6 +27,7 @@ from desk.auth import (
     parse_networks,
     verify_password,
 )
+from handoff import keys
 from tests.support.desk import POLICY_FILE
 from tests.support.handoff import run
 

@@ -7,10 +7,10 @@ import functools
 import time
 from typing import Callable
 
-from bot.handoff import keys, queue
-from bot.handoff.callbacks import create_callback
-from bot.handoff.models import CallbackTicket
 from bot.push import dead_letter_key
+from handoff import keys, queue
+from handoff.callbacks import create_callback
+from handoff.models import CallbackTicket
 from tests.support.desk import DeskProcess
 from tests.support.handoff import request, run, sync_client
 from tests.support.http import http

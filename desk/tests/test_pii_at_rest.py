@@ -14,9 +14,9 @@ from typing import Any, Callable, Dict, List
 
 from websockets.client import connect as ws_connect
 
-from bot.handoff import callbacks, conversation, keys, queue
-from bot.handoff.models import CallbackTicket
 from bot.outbox import Outbox
+from handoff import callbacks, conversation, keys, queue
+from handoff.models import CallbackTicket
 from tests.support.desk import DeskProcess
 from tests.support.handoff import request, run, sync_client
 from tests.support.waiting import wait_for

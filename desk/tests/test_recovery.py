@@ -15,10 +15,12 @@ import pytest
 import yaml
 from redis.asyncio import ConnectionPool, Redis
 
-from bot.handoff import agents, keys, queue, texts
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import agent_message, transcript
-from bot.handoff.policy import (
+from bot.outbox import outbox_key
+from desk.tests.test_callbacks import closed_hours
+from handoff import agents, keys, queue, texts
+from handoff.context import HandoffContext
+from handoff.conversation import agent_message, transcript
+from handoff.policy import (
     PolicyError,
     load_policy,
     offline_recovery,
@@ -27,9 +29,7 @@ from bot.handoff.policy import (
     queued_since,
     unclaimed_overdue,
 )
-from bot.handoff.recovery import SweepResult, sweep
-from bot.outbox import outbox_key
-from desk.tests.test_callbacks import closed_hours
+from handoff.recovery import SweepResult, sweep
 from tests.support.desk import POLICY_FILE, DeskProcess, write_policy
 from tests.support.handoff import request, run, sync_client
 from tests.support.waiting import wait_for

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlparse
 
 from websockets.client import connect as ws_connect
 
-from bot.handoff import keys, queue
+from handoff import keys, queue
 from tests.support.desk import DeskProcess
 from tests.support.handoff import request, run, sync_client
 from tests.support.http import http

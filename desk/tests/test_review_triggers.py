@@ -13,11 +13,11 @@ from typing import Callable, List
 
 import pytest
 
-from bot.handoff import agents, conversation, keys, queue, reviews
-from bot.handoff.complaints import is_complaint
-from bot.handoff.context import HandoffContext
-from bot.handoff.policy import complaint_is_about_agent, first_response_breached, load_policy
 from bot.outbox import outbox_key
+from handoff import agents, conversation, keys, queue, reviews
+from handoff.complaints import is_complaint
+from handoff.context import HandoffContext
+from handoff.policy import complaint_is_about_agent, first_response_breached, load_policy
 from tests.support.desk import POLICY_FILE, DeskProcess, write_policy
 from tests.support.handoff import request, run, sync_client
 from tests.support.waiting import wait_for

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.handoff import reviews
+from handoff import reviews
 from tests.support.desk import DeskProcess
 from tests.support.handoff import run, sync_client
 

@@ -9,10 +9,10 @@ from typing import Iterator
 import pytest
 import yaml
 
-from bot.handoff import agents, dedicated, keys, queue
-from bot.handoff.context import HandoffContext
 from desk.access import claim_teams, may_claim
 from desk.auth import Agent, hash_password
+from handoff import agents, dedicated, keys, queue
+from handoff.context import HandoffContext
 from tests.support.desk import DeskProcess, desk_process
 from tests.support.handoff import request, run, sync_client
 from tests.support.waiting import wait_for

@@ -9,7 +9,7 @@ from typing import Iterator, List
 
 import pytest
 
-from bot.handoff import keys, queue
+from handoff import keys, queue
 from tests.support.crm import seeded_crm
 from tests.support.desk import DeskProcess
 from tests.support.handoff import request, run, sync_client

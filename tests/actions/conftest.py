@@ -13,10 +13,10 @@ from rasa_sdk import Tracker
 from actions.crm import CRMClient, RetryPolicy, set_crm_client
 from actions.shopper import identity_secret
 from actions.throttle import VerificationThrottle, set_throttle
-from bot.handoff.context import close_clients
 from bot.identity import channel_identity, verified_order_slot_value
 from bot.redis_server import free_port
 from bot.settings import PROJECT_ROOT
+from handoff.context import close_clients
 from tests.support.crm import seeded_crm
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "trackers"
@@ -44,10 +44,10 @@ def promises_in_test_redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> N
     from zoneinfo import ZoneInfo
 
     import actions.orders
-    from bot.handoff.context import HandoffContext, redis_client
-    from bot.handoff.policy import load_policy
+    from handoff.context import HandoffContext, redis_client
+    from handoff.policy import load_policy
 
-    policy = load_policy(PROJECT_ROOT / "desk" / "policy" / "service.yml")
+    policy = load_policy(PROJECT_ROOT / "handoff" / "service.yml")
     monkeypatch.setattr(actions.orders, "handoff_context", lambda: HandoffContext(redis_client(redis_url), policy, ZoneInfo("Asia/Shanghai")))
 
 

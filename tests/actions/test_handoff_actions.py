@@ -18,13 +18,13 @@ from redis.asyncio import Redis
 from actions.crm import get_crm_client
 from actions.handoff import HANDOFF_FAILED, ActionHandoff, ActionNluFallback, ActionRecordRating, set_handoff_context
 from actions.replies import human_buttons
-from bot.handoff import agents, keys, texts
-from bot.handoff.context import HandoffContext
-from bot.handoff.express import express_enqueue, metadata_for
-from bot.handoff.models import HandoffRequest
-from bot.handoff.policy import load_policy
-from bot.handoff.windows import book_window, window_key
 from bot.redis_server import free_port
+from handoff import agents, keys, texts
+from handoff.context import HandoffContext
+from handoff.express import express_enqueue, metadata_for
+from handoff.models import HandoffRequest
+from handoff.policy import load_policy
+from handoff.windows import book_window, window_key
 from tests.support.desk import write_policy
 from tests.support.handoff import sync_client
 
@@ -242,7 +242,7 @@ def test_a_contested_policy_verdict_reaches_the_agent_as_undecided(crm, redis_ur
 
 
 def test_a_low_rating_opens_a_supervisor_review_and_says_by_when(crm, redis_url: str, tmp_path: Path):
-    from bot.handoff import reviews
+    from handoff import reviews
 
     policy = write_policy(tmp_path / "open.yml", reviews={"due_workdays": 3})
     handoff_id = "h" + "2" * 24

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from actions.handoff import ActionHandoff
-from bot.handoff import keys, reviews
+from handoff import keys, reviews
 from tests.support.desk import write_policy
 from tests.support.handoff import sync_client
 

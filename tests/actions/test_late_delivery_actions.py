@@ -127,12 +127,12 @@ def test_without_the_promise_recorded_the_answer_is_not_promised_here(crm_at, mo
     from zoneinfo import ZoneInfo
 
     import actions.orders
-    from bot.handoff.context import HandoffContext, redis_client
-    from bot.handoff.policy import load_policy
     from bot.redis_server import free_port
     from bot.settings import PROJECT_ROOT
+    from handoff.context import HandoffContext, redis_client
+    from handoff.policy import load_policy
 
-    policy = load_policy(PROJECT_ROOT / "desk" / "policy" / "service.yml")
+    policy = load_policy(PROJECT_ROOT / "handoff" / "service.yml")
     dead = f"redis://127.0.0.1:{free_port()}/0"
     monkeypatch.setattr(actions.orders, "handoff_context", lambda: HandoffContext(redis_client(dead), policy, ZoneInfo("Asia/Shanghai")))
     _, messages = run_action(ActionTrackOrder(), load_tracker("signed_track_order"))

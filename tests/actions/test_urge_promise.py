@@ -17,14 +17,14 @@ import redis
 
 from actions.crm import CRMClient, CRMError, set_crm_client
 from actions.orders import ActionTrackOrder
-from bot.handoff import carrier_urges
-from bot.handoff.context import redis_client
-from bot.handoff.policy import load_policy
-from bot.handoff.texts import clock as clock_text
 from bot.outbox import outbox_key
 from bot.settings import PROJECT_ROOT
 from crm.tests.clock_support import MovableClock, MovedContext, crm_with_clock
 from crm.tests.support import API_KEY, CrmServer
+from handoff import carrier_urges
+from handoff.context import redis_client
+from handoff.policy import load_policy
+from handoff.texts import clock as clock_text
 
 from .conftest import load_tracker, run_action, sender_of
 
@@ -76,7 +76,7 @@ def test_tracking_a_late_order_records_the_promise_and_its_answer_reaches_the_co
     clock.advance_past(dt.datetime.fromisoformat(urge["answer_due_at"]))
 
     async def poll() -> carrier_urges.PollResult:
-        ctx = MovedContext(redis_client(redis_url), load_policy(PROJECT_ROOT / "desk" / "policy" / "service.yml"), SHOP, clock=clock)
+        ctx = MovedContext(redis_client(redis_url), load_policy(PROJECT_ROOT / "handoff" / "service.yml"), SHOP, clock=clock)
         client = CRMClient(crm.base_url, API_KEY, timeout_s=5.0)
         try:
             return await carrier_urges.poll_due(ctx, client, (CRMError,))

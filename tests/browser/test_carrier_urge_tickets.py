@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from bot.handoff import carrier_urges
 from bot.outbox import outbox_key
+from handoff import carrier_urges
 from tests.support.console import signed_in_page
 from tests.support.desk import DeskProcess
 from tests.support.handoff import run, sync_client

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from actions.handoff_summary import ShopperFacts, build_summary, render_summary
-from bot.handoff import agents, conversation, keys, queue
-from bot.handoff.express import express_enqueue, refine
-from bot.handoff.models import HandoffRequest
 from bot.outbox import Outbox
+from handoff import agents, conversation, keys, queue
+from handoff.express import express_enqueue, refine
+from handoff.models import HandoffRequest
 from tests.support.console import log_in, signed_in_page
 from tests.support.desk import DeskProcess
 from tests.support.handoff import request, run, sync_client

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from bot.handoff import reviews
+from handoff import reviews
 from tests.support.console import signed_in_page
 from tests.support.desk import DeskProcess, desk_process
 from tests.support.handoff import run, sync_client

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from bot.handoff import callbacks, conversation, keys
-from bot.handoff.models import CallbackTicket
 from bot.outbox import outbox_key
+from handoff import callbacks, conversation, keys
+from handoff.models import CallbackTicket
 from tests.support.console import signed_in_page
 from tests.support.desk import DeskProcess
 from tests.support.handoff import run, sync_client

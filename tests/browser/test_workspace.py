@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from bot.handoff import keys, queue
+from handoff import keys, queue
 from tests.support.console import signed_in_page
 from tests.support.crm import seeded_crm
 from tests.support.desk import DeskProcess, desk_process

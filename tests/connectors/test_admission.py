@@ -10,10 +10,10 @@ import uuid
 from pathlib import Path
 from typing import Any, Dict, List
 
-from bot.handoff import agents, keys
-from bot.handoff.context import HandoffContext
-from bot.handoff.express import express_request
 from connectors.binding import ANONYMOUS_OWNER, Admission, admit, owner_key, turn_key
+from handoff import agents, keys
+from handoff.context import HandoffContext
+from handoff.express import express_request
 from tests.support.desk import write_policy
 from tests.support.handoff import run
 

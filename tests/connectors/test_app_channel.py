@@ -16,13 +16,13 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from bot.handoff import agents
-from bot.handoff.context import context_from_settings
 from bot.identity import conversation_token, sign_callback, sign_customer_id
 from bot.redis_server import free_port
 from bot.settings import load_settings
 from connectors.app import AppInput, handoff_key
 from connectors.binding import ANONYMOUS_OWNER, owner_key
+from handoff import agents
+from handoff.context import context_from_settings
 from tests.connectors.conftest import (
     SECRET,
     STATIC_SIGNATURES,

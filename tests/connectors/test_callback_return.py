@@ -13,10 +13,10 @@ from typing import Any, Callable, Dict
 import redis
 from redis.asyncio import Redis
 
-from bot.handoff import agents, callbacks, keys, texts, tickets
-from bot.handoff.context import context_from_settings
-from bot.handoff.models import CallbackTicket
 from bot.settings import Settings, load_settings
+from handoff import agents, callbacks, keys, texts, tickets
+from handoff.context import context_from_settings
+from handoff.models import CallbackTicket
 from tests.connectors.conftest import SECRET, send, signed
 from tests.support.desk import write_policy
 

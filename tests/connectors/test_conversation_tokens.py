@@ -17,13 +17,13 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from bot.handoff import agents
-from bot.handoff.context import context_from_settings
-from bot.handoff.keys import REQUESTS_STREAM
 from bot.identity import conversation_token, identity_token_for, sign_identity_token
 from bot.settings import Settings, load_settings
 from connectors.binding import ANONYMOUS_OWNER, owner_key, turn_key
 from connectors.common import MESSAGES
+from handoff import agents
+from handoff.context import context_from_settings
+from handoff.keys import REQUESTS_STREAM
 from tests.connectors.conftest import (
     SECRET,
     ChannelServer,

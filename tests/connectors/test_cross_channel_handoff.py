@@ -1,6 +1,6 @@
 """One conversation across channels: a verified shopper whose handoff is open on the website and
 who writes from the app continues the same handoff, with the same agent and transcript, and the
-agent's replies reach both conversations (bot.handoff against the session's real redis-server)."""
+agent's replies reach both conversations (handoff against the session's real redis-server)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
-from bot.handoff import keys, queue
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import agent_message, route_shopper_message, transcript
-from bot.handoff.policy import load_policy
 from bot.outbox import Outbox
+from handoff import keys, queue
+from handoff.context import HandoffContext
+from handoff.conversation import agent_message, route_shopper_message, transcript
+from handoff.policy import load_policy
 from tests.support.desk import write_policy
 from tests.support.handoff import request
 

@@ -21,10 +21,6 @@ import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
-from bot.handoff import queue
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import agent_message
-from bot.handoff.policy import load_policy
 from bot.outbox import NOTICE_STREAM, Outbox
 from bot.push import (
     MAX_DELIVERY_ATTEMPTS,
@@ -41,6 +37,10 @@ from bot.push import (
 )
 from bot.redis_server import free_port
 from bot.settings import load_settings
+from handoff import queue
+from handoff.context import HandoffContext
+from handoff.conversation import agent_message
+from handoff.policy import load_policy
 from tests.connectors.conftest import SECRET, ChannelServer, fetch, push, send, signed
 from tests.support.desk import desk_process, write_policy
 from tests.support.handoff import request

@@ -13,15 +13,15 @@ import redis
 import socketio
 from sanic import Sanic
 
-from bot.handoff import conversation, queue
-from bot.handoff.context import HandoffContext
-from bot.handoff.models import HandoffRequest
 from bot.identity import sign_customer_id
 from bot.redis_server import free_port
 from bot.settings import load_settings
 from connectors.binding import owner_key
 from connectors.common import MESSAGES
 from connectors.web import REDIS_CHANNEL, WebInput
+from handoff import conversation, queue
+from handoff.context import HandoffContext
+from handoff.models import HandoffRequest
 from tests.connectors.conftest import (
     SECRET,
     STATIC_SIGNATURES,

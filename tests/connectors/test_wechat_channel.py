@@ -32,10 +32,6 @@ from rasa.core.channels.channel import UserMessage, register
 from sanic import Sanic
 from wechatpy.crypto import WeChatCrypto
 
-from bot.handoff import queue
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import agent_message, transcript
-from bot.handoff.texts import cancelled, rating_buttons
 from bot.identity import verify_channel_identity
 from bot.logs import valid_correlation_id
 from bot.outbox import Outbox
@@ -45,6 +41,10 @@ from connectors.binding import owner_key
 from connectors.common import MESSAGES, SENDER_PATTERN
 from connectors.wechat import LEASE_MS, TEXTS, WECHAT_OWNER, WeChatInput, binding_signature, conversation_id
 from connectors.wechat_crypto import InvalidAppId, InvalidCiphertext, InvalidSignature, MessageCrypto, WeChatCryptoError
+from handoff import queue
+from handoff.context import HandoffContext
+from handoff.conversation import agent_message, transcript
+from handoff.texts import cancelled, rating_buttons
 from tests.connectors.conftest import ServedApp
 from tests.support.desk import write_policy
 from tests.support.handoff import request, run

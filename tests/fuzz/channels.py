@@ -23,11 +23,11 @@ import redis
 from hypothesis import strategies as st
 from sanic import Sanic
 
-from bot.handoff import keys as handoff_keys
-from bot.handoff import texts as handoff_texts
 from bot.settings import load_settings
 from connectors.common import MESSAGES, SENDER_PATTERN, check_text
 from connectors.payloads import neutralised
+from handoff import keys as handoff_keys
+from handoff import texts as handoff_texts
 from tests.connectors.conftest import ServedApp, StubBot
 from tests.fuzz import strategies
 from tests.fuzz.strategies import SECRET

@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from rasa.core.channels.channel import register
 from sanic import Sanic
 
-from bot.handoff import keys as handoff_keys
 from bot.settings import load_settings
 from connectors.binding import turn_key
 from connectors.common import MESSAGES, check_text
 from connectors.payloads import neutralised
+from handoff import keys as handoff_keys
 from tests.connectors.conftest import ServedApp, StubBot
 from tests.fuzz import strategies
 from tests.fuzz.channels import HUMAN_REQUESTS, ErrorLog, Tally

@@ -1,6 +1,6 @@
 """Every message the channels queue for a human before the bot's turn is read by the bot as ``human_agent``.
 
-The channel's test (:func:`bot.handoff.express.is_explicit_request`) and the trained model must
+The channel's test (:func:`handoff.express.is_explicit_request`) and the trained model must
 agree, or a shopper already in the human queue would get a bot answer to 「转人工」.
 """
 

@@ -16,11 +16,11 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 
 from bot import launcher
-from bot.handoff import keys
 from bot.identity import purpose_key
 from bot.redis_server import RedisServer, free_port
 from bot.settings import load_settings
 from bot.tracker_store import TrackerCipher
+from handoff import keys
 from tests.support.desk import write_policy
 from tests.support.handoff import sync_client
 from tests.support.waiting import wait_for

@@ -11,11 +11,11 @@ import pytest
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bot.handoff import conversation, keys, queue
-from bot.handoff.context import HandoffContext
 from bot.outbox import outbox_key
 from bot.redis_server import RedisServer, free_port
 from desk.intake import ensure_group
+from handoff import conversation, keys, queue
+from handoff.context import HandoffContext
 from tests.support.desk import desk_process
 from tests.support.handoff import request, run, sync_client
 from tests.support.waiting import wait_for

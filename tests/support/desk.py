@@ -17,7 +17,7 @@ from bot.settings import PROJECT_ROOT
 from desk.auth import hash_password
 from tests.support.http import http
 
-POLICY_FILE = PROJECT_ROOT / "desk" / "policy" / "service.yml"
+POLICY_FILE = PROJECT_ROOT / "handoff" / "service.yml"
 
 
 def write_policy(path: Path, **changes: Any) -> Path:

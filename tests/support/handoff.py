@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 import redis as redis_sync
 from redis.asyncio import Redis
 
-from bot.handoff import keys
-from bot.handoff.context import HandoffContext
-from bot.handoff.models import HandoffRequest
-from bot.handoff.policy import load_policy
+from handoff import keys
+from handoff.context import HandoffContext
+from handoff.models import HandoffRequest
+from handoff.policy import load_policy
 
 T = TypeVar("T")
 

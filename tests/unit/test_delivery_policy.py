@@ -16,12 +16,12 @@ from actions.delivery_policy import (
     policy_from_dict,
     urge_answer_due,
 )
-from bot.handoff.policy import DayHours, ServicePolicy, load_policy
 from bot.settings import PROJECT_ROOT
+from handoff.policy import DayHours, ServicePolicy, load_policy
 
 TZ = ZoneInfo("Asia/Shanghai")
 POLICY = default_policy()
-DESK = load_policy(PROJECT_ROOT / "desk" / "policy" / "service.yml")
+DESK = load_policy(PROJECT_ROOT / "handoff" / "service.yml")
 # 08:00–23:00 every day, closed on Sunday 2026-11-29.
 HOURS = ServicePolicy(hours=(DayHours(8 * 60, 23 * 60),) * 7, closed_dates=frozenset({date(2026, 11, 29)}))
 

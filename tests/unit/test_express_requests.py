@@ -8,11 +8,11 @@ import pytest
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.handoff import keys
-from bot.handoff.express import is_explicit_request, metadata_for, opened_handoff, preliminary_summary
-from bot.handoff.models import HandoffRequest
 from bot.nlu.components import ORIGINAL_TEXT
 from bot.nlu.explicit_handoff import read_as_explicit_request
+from handoff import keys
+from handoff.express import is_explicit_request, metadata_for, opened_handoff, preliminary_summary
+from handoff.models import HandoffRequest
 
 EXPLICIT = [
     "转人工",

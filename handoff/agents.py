@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
-from bot.handoff import keys
-from bot.handoff.context import HandoffContext
-from bot.handoff.policy import capacity_for, mean_handle_s
+from handoff import keys
+from handoff.context import HandoffContext
+from handoff.policy import capacity_for, mean_handle_s
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ async def heartbeat(ctx: HandoffContext, agent: str) -> None:
 
 async def go_offline(ctx: HandoffContext, agent: str) -> None:
     """Mark an agent offline at once (logout); their conversations return to the queue after
-    ``recovery.agent_offline_requeue_s`` unless they come back (:mod:`bot.handoff.recovery`)."""
+    ``recovery.agent_offline_requeue_s`` unless they come back (:mod:`handoff.recovery`)."""
     async with ctx.redis.pipeline(transaction=True) as pipe:
         pipe.delete(keys.presence(agent))
         pipe.set(keys.presence_until(agent), repr(ctx.now()), ex=keys.PRESENCE_MEMORY_S)

@@ -22,11 +22,11 @@ import re
 import unicodedata
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from bot.handoff import keys
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import publish, script
-from bot.handoff.models import HandoffRequest
-from bot.handoff.policy import is_open, reason_label
+from handoff import keys
+from handoff.context import HandoffContext
+from handoff.conversation import publish, script
+from handoff.models import HandoffRequest
+from handoff.policy import is_open, reason_label
 
 METADATA_KEY = "handoff"
 """Key of the message metadata naming the handoff the channel opened: ``{"id", "enqueued_at"}``."""

@@ -27,7 +27,7 @@ def _texts() -> Dict[str, str]:
 
 
 def say(name: str, /, **values: Any) -> str:
-    """The notice ``name`` of ``bot/handoff/texts.yml`` filled with ``values`` (read once per process)."""
+    """The notice ``name`` of ``handoff/texts.yml`` filled with ``values`` (read once per process)."""
     return _texts()[name].format_map(values)
 
 

@@ -8,10 +8,10 @@ from collections import Counter
 
 from redis.asyncio import Redis
 
-from bot.handoff import agents, keys, queue
-from bot.handoff.context import HandoffContext
-from bot.handoff.policy import load_policy, team_for
-from bot.handoff.routing import Candidate, auto_assign
+from handoff import agents, keys, queue
+from handoff.context import HandoffContext
+from handoff.policy import load_policy, team_for
+from handoff.routing import Candidate, auto_assign
 from tests.support.desk import POLICY_FILE, write_policy
 from tests.support.handoff import request, run, sync_client
 

@@ -20,7 +20,7 @@ class HandoffRequest:
     """A shopper's conversation handed to the human queue, as the bot enqueues it.
 
     Attributes:
-        handoff_id: unique id (:func:`bot.handoff.keys.new_handoff_id`).
+        handoff_id: unique id (:func:`handoff.keys.new_handoff_id`).
         sender: the conversation id.
         customer_id: the verified customer id, None for an anonymous shopper.
         tier: membership tier code (L1–L5), None when unknown.
@@ -33,7 +33,7 @@ class HandoffRequest:
         channel: the input channel (``app``, ``web``, ``wechat``).
         position_told: the queue position the shopper was told.
         refines: the request completes a handoff already queued under the same id (the channel
-            queued an explicit request for a human first, :mod:`bot.handoff.express`): the desk
+            queued an explicit request for a human first, :mod:`handoff.express`): the desk
             updates that entry's summary, tier, reason and priority instead of creating one.
         correlation_id: the turn that asked for the handoff (:mod:`bot.logs`; by default the one
             bound where the request is made, '' for none), under which the desk logs taking it in.
@@ -100,7 +100,7 @@ class CallbackTicket:
     """A promised callback: an agent contacts the shopper within the window.
 
     Attributes:
-        callback_id: unique id (:func:`bot.handoff.keys.new_callback_id`).
+        callback_id: unique id (:func:`handoff.keys.new_callback_id`).
         sender: the conversation id (the agent may also answer there).
         customer_id: the verified customer id, None for an anonymous shopper.
         phone_masked: the phone to call, masked. The full number is deliberately not kept here, not

@@ -13,11 +13,14 @@ import uuid
 REQUESTS_STREAM = "handoff:requests"
 """Stream of handoff requests written by the bot; the desk reads it with a consumer group."""
 
+DEAD_REQUESTS_STREAM = "handoff:requests:dead"
+"""Handoff requests the desk's intake could not take in (kept for an operator)."""
+
 CONSUMER_GROUP = "desk"
 """Consumer group of the desk instances on :data:`REQUESTS_STREAM`."""
 
 QUEUE = "handoff:queue"
-"""Sorted set of waiting handoff ids, scored by :func:`bot.handoff.policy.priority_score`."""
+"""Sorted set of waiting handoff ids, scored by :func:`handoff.policy.priority_score`."""
 
 EVENTS_CHANNEL = "handoff:events"
 """Pub/sub channel of live events (JSON) that the desk forwards to agents' websockets."""

@@ -2,7 +2,7 @@
 
 Shared by the bot's handoff (:mod:`actions.handoff_summary`: the reason ``angry``, the mood of the
 summary) and the human handoff, which opens a supervisor review when a shopper complains while an
-agent serves them or right after (:func:`bot.handoff.reviews.complaint_during_service`).
+agent serves them or right after (:func:`handoff.reviews.complaint_during_service`).
 """
 
 from __future__ import annotations

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
-from bot.handoff import agents, keys, queue
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import OpResult, agent_message
 from bot.outbox import outbox_key
+from handoff import agents, keys, queue
+from handoff.context import HandoffContext
+from handoff.conversation import OpResult, agent_message
 from tests.support.desk import write_policy
 from tests.support.handoff import request, run, sync_client
 

@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 
-from bot.handoff import keys, queue, texts, windows
-from bot.handoff.callbacks import queued_to_callbacks
-from bot.handoff.context import HandoffContext
-from bot.handoff.policy import load_policy
 from bot.outbox import outbox_key
+from handoff import keys, queue, texts, windows
+from handoff.callbacks import queued_to_callbacks
+from handoff.context import HandoffContext
+from handoff.policy import load_policy
 from tests.support.desk import write_policy
 from tests.support.handoff import request, run, sync_client
 

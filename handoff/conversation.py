@@ -20,10 +20,10 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from bot import pii
-from bot.handoff import keys, scripts
-from bot.handoff.complaints import is_complaint
-from bot.handoff.context import REDIS_FAILURES, HandoffContext
 from bot.outbox import outbox_key
+from handoff import keys, scripts
+from handoff.complaints import is_complaint
+from handoff.context import REDIS_FAILURES, HandoffContext
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ async def route_shopper_message(ctx: HandoffContext, sender: str, text: str, cus
 
     The transcript keeps the message masked (:func:`bot.pii.mask_text`) and the desks are shown
     the same masked text. A complaint about the agent who has the conversation
-    (:func:`bot.handoff.complaints.is_complaint`) opens a supervisor review and tells the shopper.
+    (:func:`handoff.complaints.is_complaint`) opens a supervisor review and tells the shopper.
 
     Args:
         ctx: the handoff context.
@@ -137,7 +137,7 @@ async def route_shopper_message(ctx: HandoffContext, sender: str, text: str, cus
     await publish(ctx, "message", sender=sender, handoff_id=handoff_id,
                   entry={"id": entry_id, "from": "shopper", "text": stored, "at": now})
     if status == "assigned" and is_complaint(text):
-        from bot.handoff.reviews import complaint_during_service  # reviews reads this module
+        from handoff.reviews import complaint_during_service  # reviews reads this module
 
         await complaint_during_service(ctx, handoff_id, sender, agent, agent_name, text)
     return RoutedMessage(handoff_id, entry_id, status, agent, agent_name, joined == "1")

@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Sequence, Tuple
 
-from bot.handoff import keys, scripts, texts
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import publish, script, system_notice
-from bot.handoff.policy import capacity_for
+from handoff import keys, scripts, texts
+from handoff.context import HandoffContext
+from handoff.conversation import publish, script, system_notice
+from handoff.policy import capacity_for
 
 AUTO_ASSIGN = """
 -- KEYS: record, queue, (agent load: chosen here), day stats, recent waits, known agents
@@ -65,7 +65,7 @@ async def auto_assign(ctx: HandoffContext, agents: Sequence[Candidate]) -> List[
     Returns:
         (handoff id, agent) of each assignment made.
     """
-    from bot.handoff.queue import waiting
+    from handoff.queue import waiting
 
     made: List[Tuple[str, str]] = []
     for record in await waiting(ctx):

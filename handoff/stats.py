@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Dict, List, Optional, Sequence
 
-from bot.handoff import agents as agent_presence
-from bot.handoff import keys, scripts
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import script
+from handoff import agents as agent_presence
+from handoff import keys, scripts
+from handoff.context import HandoffContext
+from handoff.conversation import script
 
 RECOVERY_COUNTERS = ("requeued_agent_offline", "callbacks_agent_offline", "callbacks_unclaimed")
-"""Day counters of the recovery sweep (:mod:`bot.handoff.recovery`): conversations returned to the
+"""Day counters of the recovery sweep (:mod:`handoff.recovery`): conversations returned to the
 queue because their agent went offline, and those turned into callbacks (agent offline with nobody
 to take over or out of hours; nobody claimed them in time)."""
 

@@ -2,7 +2,7 @@
 a concrete time, kept until the shopper has the answer.
 
 When the bot tells a shopper "顺丰速运将在今天 16:30 前回复最新进度，回复会直接发到这个对话里告诉您"
-(:func:`actions.orders.utter_order`, the words ``urge_promised_*`` of ``bot/handoff/texts.yml``) it
+(:func:`actions.orders.utter_order`, the words ``urge_promised_*`` of ``handoff/texts.yml``) it
 records a ticket of kind ``carrier_urge`` (:func:`promise`): the conversation, the order, the CRM's
 urge id and its ``answer_due_at``. Every desk instance runs :func:`poll_due` (:func:`desk.live.carrier_urge_worker`):
 each ticket whose poll time has come is claimed in one Lua step (a lease with a token), so two
@@ -14,7 +14,7 @@ the ``answer`` of :mod:`crm.carrier`):
   notices) and the ticket is done;
 - not answered and the due time has passed: the shopper gets an apology and the next step (an agent
   follows up), and the ticket becomes *overdue*: it stays open, counted in
-  :func:`bot.handoff.tickets.overdue_counts` (``GET /api/tickets/overdue``, ``overdue_tickets`` in the
+  :func:`handoff.tickets.overdue_counts` (``GET /api/tickets/overdue``, ``overdue_tickets`` in the
   metrics) until an agent answers it (:func:`answer`, ``POST /api/carrier-urges/{id}/answer``);
 - otherwise the ticket is polled again every :data:`POLL_INTERVAL_S` and at the due time.
 
@@ -35,10 +35,10 @@ from datetime import datetime
 from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple, Type
 
 from bot import pii, texts
-from bot.handoff.context import REDIS_FAILURES, HandoffContext
-from bot.handoff.conversation import OpResult, outbox_message, publish, script
-from bot.handoff.texts import clock
 from bot.outbox import lua_notice, outbox_key
+from handoff.context import REDIS_FAILURES, HandoffContext
+from handoff.conversation import OpResult, outbox_message, publish, script
+from handoff.texts import clock
 
 logger = logging.getLogger(__name__)
 

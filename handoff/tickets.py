@@ -3,16 +3,16 @@ conversation, a shopper who comes back is queued with it, and completing it ends
 
 The first message an agent writes on an open callback ticket turns the ticket into a live handoff
 held by that agent: the handoff is queued and claimed through the same steps as any handoff
-(:func:`bot.handoff.queue.enqueue`, :func:`~bot.handoff.queue.materialize`,
-:func:`~bot.handoff.queue.claim`) and the message goes out through the agent-reply path
-(:func:`bot.handoff.conversation.agent_message`), which writes it to the transcript and to the
+(:func:`handoff.queue.enqueue`, :func:`~handoff.queue.materialize`,
+:func:`~handoff.queue.claim`) and the message goes out through the agent-reply path
+(:func:`handoff.conversation.agent_message`), which writes it to the transcript and to the
 outbox of every channel the conversation lives on. From then on the shopper's answer, from any
-of those channels, reaches that agent's conversation (:func:`~bot.handoff.conversation.route_shopper_message`),
+of those channels, reaches that agent's conversation (:func:`~handoff.conversation.route_shopper_message`),
 with the ticket's summary as its context.
 
 A shopper who writes again in the conversation of an open ticket, while the service is open and an
 agent is online, is queued for an agent with the ticket (:func:`resume`): the normal admission of
-the channels (:data:`bot.handoff.express.EXPRESS_ENQUEUE`: an agent online and the conversation free,
+the channels (:data:`handoff.express.EXPRESS_ENQUEUE`: an agent online and the conversation free,
 checked and queued in one step), the ticket's summary headed by its number and window, a transcript
 line for the agent, and the message itself in that transcript. That happens once per ticket, and
 not after an agent's answer opened its conversation: a shopper who cancels the queue (「取消人工」),
@@ -21,7 +21,7 @@ callback. An explicit 「转人工」 the channel queues itself gets the ticket 
 (:func:`attach`). An agent answering the ticket while that handoff waits claims it.
 
 The ticket stays open, with the live handoff's id, until an agent completes it with a resolution
-code; then a live handoff held by that agent ends the normal way (:func:`bot.handoff.callbacks.end_live`).
+code; then a live handoff held by that agent ends the normal way (:func:`handoff.callbacks.end_live`).
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
-from bot.handoff import callbacks, carrier_urges, conversation, keys, queue, reviews, texts
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import OpResult, RoutedMessage, script
-from bot.handoff.express import EXPRESS_ENQUEUE, express_args, express_keys
-from bot.handoff.models import HandoffRequest
-from bot.handoff.policy import is_open
+from handoff import callbacks, carrier_urges, conversation, keys, queue, reviews, texts
+from handoff.context import HandoffContext
+from handoff.conversation import OpResult, RoutedMessage, script
+from handoff.express import EXPRESS_ENQUEUE, express_args, express_keys
+from handoff.models import HandoffRequest
+from handoff.policy import is_open
 
 LIVE_FIELD = callbacks.LIVE_FIELD
 """The ticket's field naming its live handoff (opened by an agent's answer or by the shopper's return)."""
@@ -43,7 +43,7 @@ RESUMED_FIELD = "resumed_handoff"
 
 
 async def ticket(ctx: HandoffContext, callback_id: str) -> Optional[Dict[str, Any]]:
-    """The decoded ticket (:func:`bot.handoff.callbacks.decode_ticket`), None when unknown."""
+    """The decoded ticket (:func:`handoff.callbacks.decode_ticket`), None when unknown."""
     raw = await ctx.redis.hgetall(keys.callback(callback_id))
     return callbacks.decode_ticket(raw, ctx.now()) if raw else None
 

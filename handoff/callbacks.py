@@ -9,19 +9,19 @@ from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
 from bot import pii
-from bot.handoff import keys, scripts, texts, windows
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import OpResult, outbox_message, publish, script
-from bot.handoff.models import CallbackTicket
-from bot.handoff.policy import queued_since
 from bot.outbox import outbox_key
+from handoff import keys, scripts, texts, windows
+from handoff.context import HandoffContext
+from handoff.conversation import OpResult, outbox_message, publish, script
+from handoff.models import CallbackTicket
+from handoff.policy import queued_since
 
 logger = logging.getLogger(__name__)
 
 
 LIVE_FIELD = "live_handoff"
 """The ticket's field naming the live handoff of its conversation: the one an agent opened by
-answering it, or the one the shopper's return queued (:mod:`bot.handoff.tickets`)."""
+answering it, or the one the shopper's return queued (:mod:`handoff.tickets`)."""
 
 
 def by_sender(sender: str) -> str:
@@ -30,7 +30,7 @@ def by_sender(sender: str) -> str:
 
 
 async def remember(ctx: HandoffContext, sender: str, callback_id: str) -> None:
-    """Note a new ticket as its conversation's latest, so the shopper's return finds it (:func:`bot.handoff.tickets.resume`)."""
+    """Note a new ticket as its conversation's latest, so the shopper's return finds it (:func:`handoff.tickets.resume`)."""
     await ctx.redis.set(by_sender(sender), callback_id, ex=ctx.outbox_ttl_s)
 
 
@@ -108,7 +108,7 @@ async def complete_callback(ctx: HandoffContext, callback_id: str, agent: str, c
 
 
 async def end_live(ctx: HandoffContext, callback_id: str, agent: str, code: str) -> bool:
-    """End a completed ticket's live handoff the normal way (:func:`bot.handoff.queue.resolve`) when
+    """End a completed ticket's live handoff the normal way (:func:`handoff.queue.resolve`) when
     this agent holds it and it still has the conversation.
 
     A live handoff another agent holds stays theirs (they end it, with their own code), and one still
@@ -118,7 +118,7 @@ async def end_live(ctx: HandoffContext, callback_id: str, agent: str, code: str)
     Returns:
         True when the live handoff ended.
     """
-    from bot.handoff.queue import resolve  # the queue reads this module
+    from handoff.queue import resolve  # the queue reads this module
 
     raw = await ctx.redis.hmget(keys.callback(callback_id), ["sender", LIVE_FIELD])
     sender, live = raw[0] or "", raw[1] or ""
@@ -172,7 +172,7 @@ async def queued_to_callbacks(ctx: HandoffContext, waited_s: float = 0.0, why: O
     Returns:
         How many handoffs were converted.
     """
-    from bot.handoff.queue import waiting
+    from handoff.queue import waiting
 
     why = why or ("unattended" if waited_s > 0 else "closed")
     notice, note, counter = CONVERSIONS[why]

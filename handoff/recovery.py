@@ -4,7 +4,7 @@
   (no heartbeat: the console was closed, the network or the desk died) goes back to the queue with its
   original priority, and the shopper is told their place and a concrete ETA; out of opening hours, or
   when no other agent is online, it becomes a callback ticket in the first window with room
-  (:func:`bot.handoff.windows.book_window`) and the shopper is told that window.
+  (:func:`handoff.windows.book_window`) and the shopper is told that window.
 - A waiting handoff nobody claimed within ``recovery.unclaimed_callback_s`` of entering the queue (or
   returning to it) becomes a callback ticket with the window told to the shopper.
 
@@ -22,14 +22,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
-from bot.handoff import agents as agent_presence
-from bot.handoff import keys, scripts, texts, windows
-from bot.handoff.callbacks import queued_to_callbacks, remember, ticket_for
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import outbox_message, publish, script
-from bot.handoff.policy import is_open, offline_recovery, offline_since
-from bot.handoff.queue import decode_record, estimated_wait
 from bot.outbox import outbox_key
+from handoff import agents as agent_presence
+from handoff import keys, scripts, texts, windows
+from handoff.callbacks import queued_to_callbacks, remember, ticket_for
+from handoff.context import HandoffContext
+from handoff.conversation import outbox_message, publish, script
+from handoff.policy import is_open, offline_recovery, offline_since
+from handoff.queue import decode_record, estimated_wait
 
 logger = logging.getLogger(__name__)
 

@@ -9,18 +9,18 @@
   applies the bot's refinement) is offered to the dedicated agent alone for ``dedicated_agent.offer_s``
   when they are online with a free slot (auto-assignment gives it to them); otherwise it waits in the
   queue of ``dedicated_agent.team`` and the shopper is told, by name, that their dedicated agent is
-  offline or busy and which team serves them instead (``bot/handoff/texts.yml``).
+  offline or busy and which team serves them instead (``handoff/texts.yml``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from bot.handoff import agents as agent_presence
-from bot.handoff import keys, texts
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import publish, script, system_notice
-from bot.handoff.policy import dedicated_outcome, dedicated_team, has_dedicated_agent
+from handoff import agents as agent_presence
+from handoff import keys, texts
+from handoff.context import HandoffContext
+from handoff.conversation import publish, script, system_notice
+from handoff.policy import dedicated_outcome, dedicated_team, has_dedicated_agent
 
 ROUTE = """
 -- KEYS: record, dedicated agent of the customer. ARGV: agent, now, outcome, offer until

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from bot.handoff.policy import ServicePolicy, load_policy
 from bot.settings import Settings, load_settings
+from handoff.policy import ServicePolicy, load_policy
 
 REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 """Exceptions that mean Redis could not answer."""

@@ -4,12 +4,12 @@ an agent serves them (:func:`complaint_during_service`, the channel's path of th
 or within ``reviews.complaint_after_s`` after the agent ended the conversation
 (:func:`complaint_after_service`, the bot's handoff) each open one, once per handoff and kind (a
 complaint during and after the same handoff is one review). The shopper is told its number and by
-when a supervisor contacts them (``bot/handoff/texts.yml``).
+when a supervisor contacts them (``handoff/texts.yml``).
 
 A review is a hash ``handoff:review:<id>`` and an entry of the open set by due time; supervisors
 list them on the desk and close them with a note (:mod:`desk.tickets_api`). The shopper is told
 what happens and by when (``utter_review_opened_low_rating`` of ``data/responses/tickets.yml``,
-the days from ``reviews.due_workdays`` of ``desk/policy/service.yml``).
+the days from ``reviews.due_workdays`` of ``handoff/service.yml``).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional
 
 from bot import pii, texts
-from bot.handoff import keys
-from bot.handoff import texts as handoff_texts
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import OpResult, publish, script, system_notice
-from bot.handoff.policy import complaint_is_about_agent, first_response_breached
+from handoff import keys
+from handoff import texts as handoff_texts
+from handoff.context import HandoffContext
+from handoff.conversation import OpResult, publish, script, system_notice
+from handoff.policy import complaint_is_about_agent, first_response_breached
 
 REVIEWS_OPEN = "handoff:reviews:open"
 """Sorted set of open review ids by due time."""
@@ -157,7 +157,7 @@ async def _tell(ctx: HandoffContext, opened: Dict[str, Any], kind: str, handoff_
 
 async def _open_handoffs(ctx: HandoffContext) -> List[Dict[str, Any]]:
     """The waiting and the assigned handoffs (the queue and every known agent's load)."""
-    from bot.handoff.queue import records  # the queue module imports this package's conversation module too
+    from handoff.queue import records  # the queue module imports this package's conversation module too
 
     ids = set(await ctx.redis.zrange(keys.QUEUE, 0, -1))
     agents = sorted(await ctx.redis.smembers(keys.AGENTS))

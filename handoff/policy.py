@@ -1,6 +1,6 @@
 """The human service policy as data, and the pure functions that apply it.
 
-The policy lives in one YAML file (``desk/policy/service.yml`` by default, ``HANDOFF_POLICY_FILE``
+The policy lives in one YAML file (``handoff/service.yml`` by default, ``HANDOFF_POLICY_FILE``
 to change it): opening hours, SLA targets, capacity, presence, queue priorities, sticky routing,
 ETA parameters, callback windows, reason labels, resolution codes and canned replies. Every
 function here is pure: it takes the policy and the current time and returns a decision, so the
@@ -87,9 +87,9 @@ class ServicePolicy:
     callback_window_minutes: int = 60
     callback_lead_minutes: int = 20
     callback_capacity: int = 0
-    """Callbacks one window holds (0: no limit); a full window offers the next (:mod:`bot.handoff.windows`)."""
+    """Callbacks one window holds (0: no limit); a full window offers the next (:mod:`handoff.windows`)."""
     review_due_workdays: int = 2
-    """Working days within which a supervisor contacts a shopper whose case is under review (:mod:`bot.handoff.reviews`)."""
+    """Working days within which a supervisor contacts a shopper whose case is under review (:mod:`handoff.reviews`)."""
     review_complaint_after_s: int = 1800
     """A complaint this long after an agent ended the conversation is still about that agent (it opens a review)."""
     unattended_after_s: int = 600
@@ -103,7 +103,7 @@ class ServicePolicy:
     default_team: str = ""
     auto_assign: bool = False
     dedicated_tiers: FrozenSet[str] = frozenset()
-    """Tiers whose shoppers have a dedicated agent (一对一专属客服, :mod:`bot.handoff.dedicated`)."""
+    """Tiers whose shoppers have a dedicated agent (一对一专属客服, :mod:`handoff.dedicated`)."""
     dedicated_team: str = ""
     """The team that serves them when their dedicated agent is away (its queue, the team's agents)."""
     dedicated_offer_s: int = 120

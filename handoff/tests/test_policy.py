@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from bot.handoff.policy import (
+from handoff.policy import (
     PolicyError,
     callback_window,
     capacity_for,

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bot import pii
-from bot.handoff import agents as agent_presence
-from bot.handoff import dedicated, keys, scripts, texts
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import OpResult, active_handoff, outbox_message, publish, script, system_notice
-from bot.handoff.models import HandoffRequest, flat
-from bot.handoff.policy import (
+from bot.outbox import NOTICE_MAXLEN, NOTICE_STREAM, outbox_key
+from handoff import agents as agent_presence
+from handoff import dedicated, keys, scripts, texts
+from handoff.context import HandoffContext
+from handoff.conversation import OpResult, active_handoff, outbox_message, publish, script, system_notice
+from handoff.models import HandoffRequest, flat
+from handoff.policy import (
     capacity_for,
     estimate_wait_s,
     is_after_sales,
@@ -38,7 +39,6 @@ from bot.handoff.policy import (
     sla_due,
     team_for,
 )
-from bot.outbox import NOTICE_MAXLEN, NOTICE_STREAM, outbox_key
 
 logger = logging.getLogger(__name__)
 

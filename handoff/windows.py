@@ -1,16 +1,16 @@
 """Callback windows with a capacity: a full window offers the next one.
 
-:func:`candidate_windows` is pure: the successive windows :func:`bot.handoff.policy.callback_window`
+:func:`candidate_windows` is pure: the successive windows :func:`handoff.policy.callback_window`
 gives from a moment, each starting where the previous ended (inside opening hours).
 :func:`book_window` takes a place in the first of them with room, atomically in Redis (one Lua
 script checks and adds), so concurrent bookings never put more than ``callback.capacity_per_window``
-tickets (``desk/policy/service.yml``) in one window. It looks up to :data:`HORIZON_DAYS` ahead and
+tickets (``handoff/service.yml``) in one window. It looks up to :data:`HORIZON_DAYS` ahead and
 answers None when no window opens or every one is full. A ticket id books once: booking it again
 answers the window it already has.
 
 Every callback is booked here: the bot's offer (:mod:`actions.handoff`), waiting handoffs turned
-into callbacks (:func:`bot.handoff.callbacks.queued_to_callbacks`), the recovery of an offline
-agent's conversations (:mod:`bot.handoff.recovery`) and the agent workspace's action
+into callbacks (:func:`handoff.callbacks.queued_to_callbacks`), the recovery of an offline
+agent's conversations (:mod:`handoff.recovery`) and the agent workspace's action
 (:mod:`desk.workspace`); each tells the shopper the window booked and gives the place back
 (:func:`release`) when its ticket is not created after all.
 """
@@ -20,9 +20,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 from typing import List, Optional, Tuple
 
-from bot.handoff.context import HandoffContext
-from bot.handoff.conversation import script
-from bot.handoff.policy import ServicePolicy, callback_window
+from handoff.context import HandoffContext
+from handoff.conversation import script
+from handoff.policy import ServicePolicy, callback_window
 
 Window = Tuple[datetime, datetime]
 
@@ -30,7 +30,7 @@ LOOKAHEAD = 48
 """How many successive windows one booking step tries (two days of hourly windows); the next step goes on from the last."""
 
 HORIZON_DAYS = 21
-"""How far ahead a window may lie (what :func:`bot.handoff.policy.callback_window` looks through)."""
+"""How far ahead a window may lie (what :func:`handoff.policy.callback_window` looks through)."""
 
 WINDOW_TTL_S = (HORIZON_DAYS + 1) * 86400
 """How long a window's bookings are kept (the windows lie at most three weeks ahead)."""
