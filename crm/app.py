@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import logs, metrics
 from bot.settings import Settings, load_settings
-from crm import price_protection, service, validation
+from crm import late_delivery, price_protection, service, validation
 from crm.clock import Clock, offset_file_from_env
 from crm.db import Database, database_url_for
 from crm.errors import ApiError, invalid, not_found
@@ -222,27 +222,27 @@ def _register_routes(app: Sanic) -> None:
     async def urge(request: Request, order_id: str) -> HTTPResponse:
         oid = validation.order_id(order_id)
         due = validation.datetime_field(validation.optional_json_object(request.body), "answer_due_at")
-        result, created = await _runner(request).write(service.urge_order, oid, due)
+        result, created = await _runner(request).write(late_delivery.urge_order, oid, due)
         return respond(result, 201 if created else 200)
 
     @app.get("/api/orders/<order_id>/urges")
     async def urges(request: Request, order_id: str) -> HTTPResponse:
         oid = validation.order_id(order_id)
         limit, offset = validation.pagination(request.args)
-        return respond(await _runner(request).read(service.list_order_urges, oid, limit, offset))
+        return respond(await _runner(request).read(late_delivery.list_order_urges, oid, limit, offset))
 
     @app.post("/api/orders/<order_id>/late-compensation")
     async def grant_late_compensation(request: Request, order_id: str) -> HTTPResponse:
         oid = validation.order_id(order_id)
         key = validation.idempotency_key(request.headers)
         points = validation.int_field(validation.json_object(request.body), "points", minimum=1, maximum=MAX_COMPENSATION_POINTS)
-        result, created = await _runner(request).write(service.grant_late_compensation, oid, points, key)
+        result, created = await _runner(request).write(late_delivery.grant_late_compensation, oid, points, key)
         return respond(result, 201 if created else 200)
 
     @app.get("/api/orders/<order_id>/late-compensation")
     async def late_compensation(request: Request, order_id: str) -> HTTPResponse:
         oid = validation.order_id(order_id)
-        return respond(await _runner(request).read(service.get_late_compensation, oid))
+        return respond(await _runner(request).read(late_delivery.get_late_compensation, oid))
 
     @app.post("/api/orders/<order_id>/price-protection")
     async def claim_price_protection(request: Request, order_id: str) -> HTTPResponse:
