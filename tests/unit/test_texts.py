@@ -17,7 +17,7 @@ from bot.nlg import ShopNaturalLanguageGenerator, responses_on_disk
 from bot.texts import fill_values, policy_values
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT_DIRS = ("actions", "bot", "connectors", "desk", "crm", "shop", "wechat_sim", "fleet")
+PRODUCT_DIRS = ("actions", "bot", "handoff", "connectors", "desk", "crm", "shop", "wechat_sim", "fleet")
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # Sentences still written in Python. The target is 40 (API error one-liners may stay); the
 # budget only goes down as replies move to data/responses, desk/ and connectors/ texts files.
