@@ -15,9 +15,11 @@ import re
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, AsyncIterator, Dict, Optional, Tuple
 
 import aiohttp
+import yaml
 from rasa.core.channels.channel import InputChannel
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
@@ -74,28 +76,13 @@ PUSH_START_MAX_BACKOFF_S = 30.0
 
 _RELEASE_TURN = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
+TEXTS_FILE = Path(__file__).with_name("texts.yml")
+
 MESSAGES: Dict[str, str] = {
-    "invalid_json": "抱歉，消息格式有误，请刷新页面后重试。",
-    "invalid_sender": "抱歉，会话标识无效，请刷新页面后重新开始对话。",
-    "invalid_message": "抱歉，我们没有收到您的消息内容，请重新输入。",
-    "invalid_message_id": "抱歉，消息编号格式有误，请刷新页面后重试。",
-    "empty_message": "请输入您想咨询的内容哦～",
-    "message_too_long": f"您的消息有点长啦（超过{MAX_MESSAGE_CHARS}字），麻烦分成几条发送，谢谢您的理解！",
-    "payload_too_large": "抱歉，这条消息太大了，麻烦精简后分几次发送，谢谢您的理解！",
-    "invalid_metadata": "抱歉，登录信息格式有误，请重新登录后再试。",
-    "invalid_identity": "抱歉，您的登录状态已过期或无效，请重新登录商城后再试。",
-    "invalid_callback_url": "抱歉，消息推送地址无效，请联系商城技术支持。",
-    "conversation_forbidden": "抱歉，这个会话不属于当前账号，请刷新页面开始新的对话。",
-    "conversation_not_found": "抱歉，没有找到这个会话，请刷新页面重新开始对话。",
-    "invalid_cursor": "抱歉，消息位置参数有误，请刷新页面后重试。",
-    "invalid_limit": "抱歉，请求的消息数量有误，请刷新页面后重试。",
-    "bot_unavailable": "抱歉，客服助手暂时有点忙，请稍等一分钟后再试。给您带来不便，敬请谅解！",
-    "action_server_unreachable": ("抱歉，系统暂时出了点问题，您的请求没有处理成功。请一分钟后再试，或发送“转人工”联系人工客服。"),
-    "no_reply": "抱歉，刚才没能处理好您的请求。请一分钟后再试，或发送“转人工”联系人工客服。",
-    "no_session": "抱歉，会话还没有建立好，请刷新页面后重试。",
-    "unknown_event": "抱歉，暂不支持这种操作，请直接输入您的问题。",
+    str(code): str(text).format(max_chars=MAX_MESSAGE_CHARS)
+    for code, text in yaml.safe_load(TEXTS_FILE.read_text(encoding="utf-8"))["errors"].items()
 }
-"""Polite Chinese text shown to the shopper for each error code."""
+"""Polite Chinese text shown to the shopper for each error code (``errors`` of ``connectors/texts.yml``)."""
 
 
 def handoff_key(sender_id: str) -> str:
