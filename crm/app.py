@@ -28,6 +28,7 @@ from crm.db import Database, database_url_for
 from crm.errors import ApiError, invalid, not_found
 from crm.openapi import build_openapi
 from crm.policy import load_service_policies, load_tiers
+from crm.texts import text
 from crm.vocab import MOBILE_RE, ORDER_STATUSES, PHONE_LAST4_RE, RETURN_REASONS, RETURN_SHIPPING_PAYERS
 
 LOGGER = logging.getLogger("crm")
@@ -108,11 +109,11 @@ def _return_request(body: Dict[str, Any]) -> service.ReturnRequest:
 
 def _address_change(body: Dict[str, Any]) -> service.AddressChange:
     name = validation.string_field(body, "receiver_name", max_length=32)
-    phone = validation.string_field(body, "receiver_phone", max_length=11, pattern=MOBILE_RE, hint="（11位手机号）")
+    phone = validation.string_field(body, "receiver_phone", max_length=11, pattern=MOBILE_RE, hint=text("validation.mobile_hint"))
     address = validation.string_field(body, "address", max_length=200)
     assert name and phone and address
     if len(address) < 5:
-        raise invalid("字段 address 太短，请填写完整的收货地址")
+        raise invalid(text("validation.short_address"))
     return service.AddressChange(name, phone, address)
 
 
@@ -124,7 +125,7 @@ def _register_routes(app: Sanic) -> None:
         if await runner.ping():
             return respond({"status": "ok", "database": backend})
         return respond(
-            {"status": "unavailable", "database": backend, "error": {"code": "internal", "message": "数据库不可用"}}, 503
+            {"status": "unavailable", "database": backend, "error": {"code": "internal", "message": text("http.database_unavailable")}}, 503
         )
 
     @app.get("/openapi.json")
@@ -136,7 +137,7 @@ def _register_routes(app: Sanic) -> None:
         limit, offset = validation.pagination(request.args)
         phone = validation.optional_string(request.args, "phone")
         if phone is not None and not MOBILE_RE.match(phone):
-            raise invalid("参数 phone 必须是11位手机号")
+            raise invalid(text("validation.bad_phone"))
         return respond(await _runner(request).read(service.list_customers, limit, offset, phone))
 
     @app.get("/api/customers/<customer_id>")
@@ -189,7 +190,7 @@ def _register_routes(app: Sanic) -> None:
     async def service_policy(request: Request, name: str) -> HTTPResponse:
         policies = request.app.ctx.policies
         if name not in policies:
-            raise not_found(f"没有名为 {name} 的服务政策")
+            raise not_found(text("http.no_such_policy", name=name))
         return respond(policies[name])
 
     @app.get("/api/orders/<order_id>")
@@ -203,7 +204,7 @@ def _register_routes(app: Sanic) -> None:
         body = validation.json_object(request.body)
         last4 = body.get("phone_last4")
         if not isinstance(last4, str) or not PHONE_LAST4_RE.match(last4):
-            raise invalid("字段 phone_last4 必须是4位数字字符串")
+            raise invalid(text("validation.bad_phone_last4"))
         return respond(await _runner(request).read(service.verify_order, oid, last4))
 
     @app.post("/api/orders/<order_id>/cancel")
@@ -285,7 +286,7 @@ def _register_error_handling(app: Sanic, api_key: str) -> None:
         if request.path == "/api" or request.path.startswith("/api/"):
             given = request.headers.get("x-api-key", "").encode("utf-8", "replace")
             if not hmac.compare_digest(given, expected_key):
-                return error_response(ApiError("unauthorized", "缺少或错误的 X-API-Key 请求头"))
+                return error_response(ApiError("unauthorized", text("http.bad_api_key")))
         return None
 
     @app.exception(Exception)
@@ -293,13 +294,13 @@ def _register_error_handling(app: Sanic, api_key: str) -> None:
         if isinstance(exception, ApiError):
             return error_response(exception)
         if isinstance(exception, NotFound):
-            return error_response(ApiError("not_found", f"接口不存在：{request.method} {request.path}"))
+            return error_response(ApiError("not_found", text("http.no_such_route", method=request.method, path=request.path)))
         if isinstance(exception, MethodNotSupported):
-            return error_response(ApiError("not_allowed", f"接口不支持 {request.method} 方法", 405))
+            return error_response(ApiError("not_allowed", text("http.method_not_allowed", method=request.method), 405))
         if isinstance(exception, SanicException) and 400 <= (exception.status_code or 500) < 500:
-            return error_response(ApiError("invalid_argument", str(exception) or "请求无效", exception.status_code))
+            return error_response(ApiError("invalid_argument", str(exception) or text("http.bad_request"), exception.status_code))
         LOGGER.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(ApiError("internal", "服务器内部错误，请稍后再试", 500))
+        return error_response(ApiError("internal", text("http.internal"), 500))
 
 
 def create_app(settings: Optional[Settings] = None) -> Sanic:

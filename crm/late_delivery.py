@@ -27,6 +27,7 @@ from crm.service import (
     _order,
     _ordered_page,
 )
+from crm.texts import text
 from crm.vocab import (
     IN_FLIGHT_STATUSES,
     ORDER_STATUS_LABELS,
@@ -59,7 +60,7 @@ def urge_order(session: Session, ctx: Context, order_id: str, answer_due_at: Opt
     record = _order(session, order_id, lock=True)
     if record.status not in IN_FLIGHT_STATUSES:
         label = ORDER_STATUS_LABELS.get(record.status, record.status)
-        raise not_allowed(f"订单当前状态为「{label}」，只有待发货或配送途中的订单可以催件")
+        raise not_allowed(text("late_delivery.not_urgeable", label=label))
     now = ctx.clock.now_utc()
     existing = _open_urge(session, order_id, now)
     location = serialize.latest_location(record.shipment)
@@ -67,7 +68,7 @@ def urge_order(session: Session, ctx: Context, order_id: str, answer_due_at: Opt
         return serialize.urge(existing, ctx.tz, now, location), False
     due = to_utc_naive(answer_due_at, ctx.tz) if answer_due_at is not None else now + DEFAULT_URGE_ANSWER
     if not now < due <= now + MAX_URGE_ANSWER:
-        raise unprocessable("answer_due_at 必须晚于当前时间，且不超过 7 天")
+        raise unprocessable(text("late_delivery.bad_answer_due_at"))
     shipment = record.shipment
     urge = OrderUrge(
         order_id=record.order_id,
@@ -106,7 +107,7 @@ def get_late_compensation(session: Session, ctx: Context, order_id: str) -> Dict
     _order(session, order_id)
     record = session.get(LateCompensation, order_id)
     if record is None:
-        raise not_found(f"订单 {order_id} 没有延误补偿记录")
+        raise not_found(text("late_delivery.no_compensation", order_id=order_id))
     return serialize.late_compensation(record, ctx.tz)
 
 
@@ -123,15 +124,15 @@ def grant_late_compensation(session: Session, ctx: Context, order_id: str, point
     by_key = session.execute(select(LateCompensation).where(LateCompensation.idempotency_key == idempotency_key)).scalar_one_or_none()
     if by_key is not None:
         if by_key.order_id != order_id or by_key.points != points:
-            raise conflict("该 Idempotency-Key 已用于另一笔不同的延误补偿")
+            raise conflict(text("late_delivery.key_reused"))
         return serialize.late_compensation(by_key, ctx.tz), False
     granted = session.get(LateCompensation, order_id)
     if granted is not None:
-        raise conflict(f"订单 {order_id} 的延误补偿（{granted.points} 积分）已经发放过，每个订单只补偿一次")
+        raise conflict(text("late_delivery.already_compensated", order_id=order_id, points=granted.points))
     today = ctx.clock.today()
     late = days_late(record, today, ctx.tz)
     if late <= 0:
-        raise not_allowed(f"订单 {order_id} 没有超过承诺送达日期，不符合延误补偿条件")
+        raise not_allowed(text("late_delivery.not_late", order_id=order_id))
     _customer(session, record.customer_id, lock=True)
     _expire_points(session, ctx, record.customer_id)
     now = ctx.clock.now_utc()

@@ -12,11 +12,8 @@ a 409 ``not_allowed`` whose ``reason`` says why (``not_paid``, ``window_passed``
 from __future__ import annotations
 
 import datetime as dt
-from functools import cache
-from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import yaml  # type: ignore[import-untyped]
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,16 +22,13 @@ from crm.clock import iso_date, iso_datetime
 from crm.errors import ApiError, conflict
 from crm.models import PriceProtectionClaim, PriceProtectionLine
 from crm.service import Context, _new_id, _order, _order_json
+from crm.texts import texts as crm_texts
 from crm.vocab import PAYMENT_METHOD_LABELS
 
-TEXTS_FILE = Path(__file__).resolve().parent / "price_protection_texts.yml"
 
-
-@cache
 def texts() -> Dict[str, Any]:
-    """The API's messages (``crm/price_protection_texts.yml``), read once."""
-    with TEXTS_FILE.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    """The API's messages (the ``price_protection`` section of ``crm/texts.yml``)."""
+    return crm_texts()["price_protection"]
 
 
 def claim_json(record: PriceProtectionClaim, tz: dt.tzinfo, policy: Mapping[str, Any]) -> Dict[str, Any]:

@@ -9,6 +9,7 @@ from crm.carrier import answer_for, answer_json
 from crm.clock import iso_date, iso_datetime, local_date
 from crm.models import Coupon, Customer, LateCompensation, Order, OrderUrge, PointsEntry, Product, Redemption, Return, Shipment
 from crm.policy import Tier, next_tier, tier_by_code
+from crm.texts import labels, text
 from crm.vocab import (
     ADDRESS_EDITABLE_STATUSES,
     CANCELLABLE_STATUSES,
@@ -216,7 +217,7 @@ def redemption(record: Redemption, tz: dt.tzinfo) -> Dict[str, Any]:
     }
 
 
-URGE_TARGET_LABELS = {"carrier": "承运商", "warehouse": "仓库"}
+URGE_TARGET_LABELS = labels("urge_target")
 
 
 def urge(record: OrderUrge, tz: dt.tzinfo, now: dt.datetime, location: str = "") -> Dict[str, Any]:
@@ -242,7 +243,7 @@ def urge(record: OrderUrge, tz: dt.tzinfo, now: dt.datetime, location: str = "")
 
 def late_compensation_reason(order_id: str, days_late: int) -> str:
     """The points-ledger reason of a late-delivery compensation."""
-    return f"订单延误补偿（订单 {order_id}，超出承诺送达日 {days_late} 天）"
+    return text("points_reasons.late_compensation", order_id=order_id, days_late=days_late)
 
 
 def late_compensation(record: LateCompensation, tz: dt.tzinfo) -> Dict[str, Any]:

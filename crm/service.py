@@ -37,6 +37,7 @@ from crm.models import (
 )
 from crm.points import Lots, replay
 from crm.policy import Tier
+from crm.texts import text
 from crm.vocab import (
     ADDRESS_EDITABLE_STATUSES,
     CANCELLABLE_STATUSES,
@@ -110,7 +111,7 @@ def _ordered_page(
 def _customer(session: Session, customer_id: str, lock: bool = False) -> Customer:
     record = session.get(Customer, customer_id, with_for_update=lock or None)
     if record is None:
-        raise not_found(f"客户 {customer_id} 不存在")
+        raise not_found(text("service.no_such_customer", customer_id=customer_id))
     return record
 
 
@@ -223,7 +224,7 @@ def _order(session: Session, order_id: str, lock: bool = False, options: Optiona
     loading = options if options is not None else () if lock else ORDER_FORM_LOADING
     record = session.get(Order, order_id, with_for_update=lock or None, options=loading)
     if record is None:
-        raise not_found(f"订单 {order_id} 不存在")
+        raise not_found(text("service.no_such_order", order_id=order_id))
     return record
 
 
@@ -299,8 +300,8 @@ def cancel_order(session: Session, ctx: Context, order_id: str) -> Dict[str, Any
     if record.status not in CANCELLABLE_STATUSES:
         label = ORDER_STATUS_LABELS.get(record.status, record.status)
         if record.status == "cancelled":
-            raise not_allowed("该订单已取消，无需重复操作")
-        raise not_allowed(f"订单当前状态为「{label}」，只有待付款或待发货的订单可以取消；已发货的订单可在签收后申请退货")
+            raise not_allowed(text("service.already_cancelled"))
+        raise not_allowed(text("service.not_cancellable", label=label))
     now = ctx.clock.now_utc()
     if record.payment_method == "points" and record.paid_at is not None and record.paid_fen > 0:
         _customer(session, record.customer_id, lock=True)
@@ -308,7 +309,7 @@ def cancel_order(session: Session, ctx: Context, order_id: str) -> Dict[str, Any
             session,
             record.customer_id,
             record.paid_fen,
-            f"订单取消退回积分（订单 {record.order_id}）",
+            text("points_reasons.order_cancelled", order_id=record.order_id),
             now,
             points_expiry(ctx.clock.today()),
             record.order_id,
@@ -324,7 +325,7 @@ def change_address(session: Session, ctx: Context, order_id: str, change: Addres
     record = _order(session, order_id, lock=True)
     if record.status not in ADDRESS_EDITABLE_STATUSES:
         label = ORDER_STATUS_LABELS.get(record.status, record.status)
-        raise not_allowed(f"订单当前状态为「{label}」，只有发货前的订单可以修改收货地址")
+        raise not_allowed(text("service.address_not_editable", label=label))
     record.receiver_name = change.receiver_name
     record.receiver_phone = change.receiver_phone
     record.address = change.address
@@ -349,7 +350,7 @@ def get_return(session: Session, ctx: Context, return_id: str) -> Dict[str, Any]
     """One return."""
     record = session.get(Return, return_id)
     if record is None:
-        raise not_found(f"退货单 {return_id} 不存在")
+        raise not_found(text("service.no_such_return", return_id=return_id))
     return _return_json(session, ctx, record)
 
 
@@ -387,7 +388,7 @@ def find_return_by_key(session: Session, ctx: Context, request: ReturnRequest) -
     if record is None:
         return None
     if not _same_return(record, request):
-        raise conflict("该 idempotency_key 已用于另一笔不同的退货申请")
+        raise conflict(text("service.return_key_reused"))
     return _return_json(session, ctx, record)
 
 
@@ -413,23 +414,25 @@ def create_return(session: Session, ctx: Context, request: ReturnRequest) -> Tup
         return existing, False
     if record.status not in RETURNABLE_ORDER_STATUSES:
         label = ORDER_STATUS_LABELS.get(record.status, record.status)
-        raise not_allowed(f"订单当前状态为「{label}」，签收后才能申请退货")
+        raise not_allowed(text("service.not_returnable", label=label))
     items = {item.line_id: item for item in record.items}
     returned = _returned_quantities(session, [record.order_id]).get(record.order_id, {})
     for line_id, quantity in request.lines:
         item = items.get(line_id)
         if item is None:
-            raise unprocessable(f"订单 {record.order_id} 中没有第 {line_id} 行商品")
+            raise unprocessable(text("service.no_such_line", order_id=record.order_id, line_id=line_id))
         available = item.quantity - returned.get(line_id, 0)
         if quantity > available:
-            raise unprocessable(f"「{item.product_name}」最多还可退 {max(0, available)} 件")
+            raise unprocessable(text("service.too_many_returned", product_name=item.product_name, available=max(0, available)))
     committed = session.execute(
         select(func.coalesce(func.sum(Return.refund_fen), 0)).where(
             Return.order_id == record.order_id, Return.status.notin_(sorted(INACTIVE_RETURN_STATUSES))
         )
     ).scalar_one()
     if request.refund_fen > record.paid_fen - int(committed):
-        raise unprocessable(f"退款金额 {request.refund_fen} 分超过订单剩余可退金额 {record.paid_fen - int(committed)} 分")
+        raise unprocessable(
+            text("service.refund_too_high", refund_fen=request.refund_fen, remaining_fen=record.paid_fen - int(committed))
+        )
     now = ctx.clock.now_utc()
     expected = request.refund_expected_by or expected_refund_date(ctx.clock.today(), record.payment_method)
     created = Return(
@@ -498,7 +501,7 @@ def _expire_points(session: Session, ctx: Context, customer_id: str) -> Lots:
             continue
         lots.consume(amount)
         boundary = to_utc_naive(dt.datetime.combine(expiry + dt.timedelta(days=1), dt.time()), ctx.tz)
-        _add_points(session, customer_id, -amount, f"积分到期清零（{expiry.year}年{expiry.month}月{expiry.day}日到期）", boundary)
+        _add_points(session, customer_id, -amount, text("points_reasons.expired", year=expiry.year, month=expiry.month, day=expiry.day), boundary)
     if expiries:
         session.flush()
     return lots
@@ -549,7 +552,7 @@ def find_redemption_by_key(
     if record is None:
         return None
     if record.customer_id != customer_id or record.coupon_id != coupon_id:
-        raise conflict("该 idempotency_key 已用于另一笔不同的积分兑换")
+        raise conflict(text("service.redemption_key_reused"))
     return serialize.redemption(record, ctx.tz)
 
 
@@ -565,7 +568,7 @@ def redeem(session: Session, ctx: Context, customer_id: str, coupon_id: str, ide
         return existing, False
     coupon = session.get(Coupon, coupon_id)
     if coupon is None:
-        raise not_found(f"优惠券 {coupon_id} 不存在")
+        raise not_found(text("service.no_such_coupon", coupon_id=coupon_id))
     _expire_points(session, ctx, customer_id)
     now = ctx.clock.now_utc()
     spent = session.execute(
@@ -576,10 +579,10 @@ def redeem(session: Session, ctx: Context, customer_id: str, coupon_id: str, ide
     )
     if spent.rowcount != 1:
         balance = session.execute(select(Customer.points_balance).where(Customer.customer_id == customer_id)).scalar_one()
-        raise not_allowed(f"积分不足：兑换「{coupon.title}」需要 {coupon.points_cost} 积分，当前可用 {balance} 积分")
+        raise not_allowed(text("service.not_enough_points", title=coupon.title, cost=coupon.points_cost, balance=balance))
     balance = session.execute(select(Customer.points_balance).where(Customer.customer_id == customer_id)).scalar_one()
     session.add(
-        PointsEntry(customer_id=customer_id, delta=-coupon.points_cost, reason=f"兑换优惠券：{coupon.title}", created_at=now)
+        PointsEntry(customer_id=customer_id, delta=-coupon.points_cost, reason=text("points_reasons.redeemed", title=coupon.title), created_at=now)
     )
     record = Redemption(
         redemption_id=_new_id(session, Redemption, "PR", 10),

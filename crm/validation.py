@@ -8,6 +8,7 @@ import re
 from typing import Any, Dict, List, Mapping, Optional, Pattern, Sequence, Tuple
 
 from crm.errors import invalid
+from crm.texts import text
 from crm.vocab import CUSTOMER_ID_RE, ORDER_ID_RE, RETURN_ID_RE
 
 DEFAULT_LIMIT = 20
@@ -18,23 +19,23 @@ _UNSIGNED_RE = re.compile(r"^\d{1,9}\Z")
 
 def _check(value: str, pattern: Pattern[str], what: str, example: str) -> str:
     if not pattern.match(value):
-        raise invalid(f"{what}格式不正确：{value[:40]!r}（应形如 {example}）")
+        raise invalid(text("validation.bad_id", what=text(f"validation.{what}"), value=value[:40], example=example))
     return value
 
 
 def customer_id(value: str) -> str:
     """Validate a customer id such as ``C000001``."""
-    return _check(value, CUSTOMER_ID_RE, "客户编号", "C000001")
+    return _check(value, CUSTOMER_ID_RE, "customer_id", "C000001")
 
 
 def order_id(value: str) -> str:
     """Validate a 12-digit order id."""
-    return _check(value, ORDER_ID_RE, "订单号", "123456789012")
+    return _check(value, ORDER_ID_RE, "order_id", "123456789012")
 
 
 def return_id(value: str) -> str:
     """Validate a return id such as ``R1234567890``."""
-    return _check(value, RETURN_ID_RE, "退货单号", "R1234567890")
+    return _check(value, RETURN_ID_RE, "return_id", "R1234567890")
 
 
 def _single(args: Mapping[str, Sequence[str]], name: str) -> Optional[str]:
@@ -43,7 +44,7 @@ def _single(args: Mapping[str, Sequence[str]], name: str) -> Optional[str]:
     if not values:
         return None
     if len(values) > 1:
-        raise invalid(f"参数 {name} 只能出现一次")
+        raise invalid(text("validation.repeated_argument", name=name))
     return values[0]
 
 
@@ -54,11 +55,11 @@ def pagination(args: Mapping[str, Sequence[str]]) -> Tuple[int, int]:
     limit, offset = DEFAULT_LIMIT, 0
     if raw_limit is not None:
         if not _UNSIGNED_RE.match(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
-            raise invalid(f"limit 必须是 1 到 {MAX_LIMIT} 之间的整数")
+            raise invalid(text("validation.bad_limit", maximum=MAX_LIMIT))
         limit = int(raw_limit)
     if raw_offset is not None:
         if not _UNSIGNED_RE.match(raw_offset):
-            raise invalid("offset 必须是不小于 0 的整数")
+            raise invalid(text("validation.bad_offset"))
         offset = int(raw_offset)
     return limit, offset
 
@@ -71,7 +72,7 @@ def choices(args: Mapping[str, Sequence[str]], name: str, allowed: Sequence[str]
     values = [part.strip() for part in raw.split(",") if part.strip()]
     unknown = [value for value in values if value not in allowed]
     if not values or unknown:
-        raise invalid(f"参数 {name} 的取值无效：{raw[:60]!r}，可选值：{', '.join(allowed)}")
+        raise invalid(text("validation.bad_choice", name=name, value=raw[:60], allowed=", ".join(allowed)))
     return values
 
 
@@ -83,13 +84,13 @@ def optional_string(args: Mapping[str, Sequence[str]], name: str) -> Optional[st
 def json_object(body: bytes) -> Dict[str, Any]:
     """Parse a request body that must be a JSON object."""
     if not body:
-        raise invalid("请求体不能为空，需要 JSON 对象")
+        raise invalid(text("validation.empty_body"))
     try:
         value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise invalid("请求体不是合法的 JSON") from None
+        raise invalid(text("validation.not_json")) from None
     if not isinstance(value, dict):
-        raise invalid("请求体必须是 JSON 对象")
+        raise invalid(text("validation.not_object"))
     return value
 
 
@@ -112,12 +113,12 @@ def string_field(
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise invalid(f"字段 {name} 必须是非空字符串{hint}")
+        raise invalid(text("validation.blank_string", name=name, hint=hint))
     value = value.strip()
     if len(value) > max_length:
-        raise invalid(f"字段 {name} 不能超过 {max_length} 个字符")
+        raise invalid(text("validation.too_long", name=name, max_length=max_length))
     if pattern is not None and not pattern.match(value):
-        raise invalid(f"字段 {name} 格式不正确{hint}")
+        raise invalid(text("validation.bad_format", name=name, hint=hint))
     return value
 
 
@@ -125,7 +126,7 @@ def int_field(body: Mapping[str, Any], name: str, *, minimum: int = 0, maximum: 
     """Read an integer field (booleans and floats are rejected)."""
     value = body.get(name)
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise invalid(f"字段 {name} 必须是 {minimum} 到 {maximum} 之间的整数")
+        raise invalid(text("validation.bad_integer", name=name, minimum=minimum, maximum=maximum))
     return value
 
 
@@ -133,7 +134,7 @@ def enum_field(body: Mapping[str, Any], name: str, allowed: Sequence[str]) -> st
     """Read a string field restricted to ``allowed`` codes."""
     value = body.get(name)
     if not isinstance(value, str) or value not in allowed:
-        raise invalid(f"字段 {name} 必须是以下之一：{', '.join(allowed)}")
+        raise invalid(text("validation.bad_enum", name=name, allowed=", ".join(allowed)))
     return value
 
 
@@ -143,11 +144,11 @@ def date_field(body: Mapping[str, Any], name: str, required: bool = False) -> Op
     if value is None and not required:
         return None
     if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}\Z", value):
-        raise invalid(f"字段 {name} 必须是 YYYY-MM-DD 格式的日期")
+        raise invalid(text("validation.bad_date_format", name=name))
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise invalid(f"字段 {name} 不是有效日期：{value}") from None
+        raise invalid(text("validation.bad_date", name=name, value=value)) from None
 
 
 def datetime_field(body: Mapping[str, Any], name: str) -> Optional[dt.datetime]:
@@ -155,7 +156,7 @@ def datetime_field(body: Mapping[str, Any], name: str) -> Optional[dt.datetime]:
     value = body.get(name)
     if value is None:
         return None
-    message = f"字段 {name} 必须是带时区的 ISO 8601 时间，例如 2026-11-23T16:30:00+08:00"
+    message = text("validation.bad_datetime", name=name)
     if not isinstance(value, str) or len(value) > 40:
         raise invalid(message)
     try:
@@ -171,7 +172,7 @@ def idempotency_key(headers: Mapping[str, str]) -> str:
     """Read the required ``Idempotency-Key`` header (1–128 visible characters)."""
     value = (headers.get("idempotency-key") or "").strip()
     if not value or len(value) > MAX_KEY_LENGTH or not value.isprintable():
-        raise invalid(f"缺少或无效的 Idempotency-Key 请求头（1 到 {MAX_KEY_LENGTH} 个字符）")
+        raise invalid(text("validation.bad_idempotency_key", maximum=MAX_KEY_LENGTH))
     return value
 
 
@@ -179,16 +180,16 @@ def return_lines(body: Mapping[str, Any]) -> List[Tuple[int, int]]:
     """Read ``items``: a non-empty list of ``{"line_id": int, "quantity": int}`` without repeats."""
     items = body.get("items")
     if not isinstance(items, list) or not items or len(items) > 100:
-        raise invalid("字段 items 必须是非空数组，每项包含 line_id 和 quantity")
+        raise invalid(text("validation.bad_items"))
     lines: List[Tuple[int, int]] = []
     for entry in items:
         if not isinstance(entry, dict):
-            raise invalid("items 的每一项必须是包含 line_id 和 quantity 的对象")
+            raise invalid(text("validation.bad_item"))
         lines.append(
             (int_field(entry, "line_id", minimum=1, maximum=10**6), int_field(entry, "quantity", minimum=1, maximum=10**6))
         )
     if len({line for line, _ in lines}) != len(lines):
-        raise invalid("items 中的 line_id 不能重复")
+        raise invalid(text("validation.repeated_item"))
     return sorted(lines)
 
 
@@ -198,8 +199,8 @@ def line_ids(body: Mapping[str, Any]) -> Optional[List[int]]:
     if values is None:
         return None
     if not isinstance(values, list) or not values or len(values) > 100:
-        raise invalid("字段 line_ids 必须是非空数组（订单行号，最多 100 个）")
+        raise invalid(text("validation.bad_line_ids"))
     lines = [int_field({"line_id": value}, "line_id", minimum=1, maximum=10**6) for value in values]
     if len(set(lines)) != len(lines):
-        raise invalid("line_ids 中的行号不能重复")
+        raise invalid(text("validation.repeated_line_id"))
     return sorted(lines)
