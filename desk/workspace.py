@@ -3,9 +3,10 @@
 Routes (registered by :func:`desk.app.create_app` through :func:`register`):
 
 - ``GET /api/customers/{customer_id}/overview``: the customer's tier and points, orders with status,
-  shipment and what the policy allows for each (return per item, late-delivery compensation,
-  resending the latest tracking), returns and refunds, and earlier conversations across channels
-  (the desk's handoff records and masked transcripts), with personal data masked as the role
+  shipment, its price-protection claims (价保: difference, refund window, when filed, ``overdue``
+  once the window ended with the refund still open) and what the policy allows for each (return per
+  item, late-delivery compensation, resending the latest tracking), returns and refunds, and
+  earlier conversations across channels (the desk's handoff records and masked transcripts), with personal data masked as the role
   allows (``desk/workspace.yml``, rules of :mod:`bot.pii`). Who may see which customer:
   :func:`desk.access.may_see_customer` (403 ``not_your_customer``).
 - ``POST /api/conversations/{sender}/actions/return {"order_id", "lines": [{"line_id", "quantity"}],
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Coroutine, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Coroutine, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 from sanic import Sanic
@@ -156,7 +157,7 @@ def _reason_decisions(order: Mapping[str, Any], item: Mapping[str, Any], today: 
 
 
 def order_view(order: Mapping[str, Any], today: date, tier: Optional[str], compensated: Optional[Mapping[str, Any]],
-               rules: Mapping[str, str]) -> Json:
+               rules: Mapping[str, str], claims: Sequence[Mapping[str, Any]] = ()) -> Json:
     """One order as the workspace shows it, with the actions the policy allows on it."""
     shipment = order.get("shipment") or {}
     events = shipment.get("events") or []
@@ -190,6 +191,7 @@ def order_view(order: Mapping[str, Any], today: date, tier: Optional[str], compe
         "late": late,
         "days_late": late_days,
         "items": items,
+        "price_protection": [claim_view(c, today) for c in claims],
         "actions": {
             "return": any(i["returnable"] for i in items),
             "late_compensation": bool(compensation) and compensated is None,
@@ -206,6 +208,41 @@ def return_view(ret: Mapping[str, Any]) -> Json:
     return {name: ret.get(name) for name in ("return_id", "order_id", "status", "status_label", "reason_label", "refund_method_label",
                                                "refund_expected_by", "refunded_at", "created_at")} | {
         "items": items, "refund": formatting.money(int(ret.get("refund_fen") or 0))}
+
+
+OPEN_CLAIM_STATUSES = ("refunding",)
+"""Price-protection claim statuses whose refund has not arrived yet (a passed window is overdue)."""
+
+
+def _crm_date(value: Any) -> Optional[date]:
+    try:
+        return formatting.parse_date(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def claim_view(claim: Mapping[str, Any], today: date) -> Json:
+    """One price-protection claim (价保) of an order: the difference, where it goes, the refund window the
+    shopper was promised and when it was filed; ``overdue`` when the window ended and the refund is still open."""
+    latest = _crm_date(claim.get("refund_expected_by")) or today
+    earliest = min(_crm_date(claim.get("refund_expected_from")) or latest, latest)
+    window = (desk_text("claim_window_one_day", latest=formatting.day(latest, today)) if earliest == latest
+              else desk_text("claim_window", earliest=formatting.day(earliest, today), latest=formatting.day(latest, today)))
+    try:
+        filed = formatting.moment(formatting.parse_datetime(str(claim.get("created_at"))))
+    except ValueError:
+        filed = ""
+    refund = formatting.money(claim["refund_fen"] if isinstance(claim.get("refund_fen"), int) else 0)
+    overdue_days = (today - latest).days if claim.get("status") in OPEN_CLAIM_STATUSES else 0
+    return {
+        "claim_id": claim.get("claim_id"), "status": claim.get("status"), "status_label": claim.get("status_label"),
+        "refund": refund, "refund_method_label": claim.get("refund_method_label"),
+        "refund_expected_from": earliest.isoformat(), "refund_expected_by": latest.isoformat(), "created_at": claim.get("created_at"),
+        "window": window, "overdue": overdue_days > 0,
+        "overdue_text": desk_text("claim_overdue", days=overdue_days) if overdue_days > 0 else "",
+        "text": desk_text("claim_line", claim_id=claim.get("claim_id"), status=claim.get("status_label") or claim.get("status"),
+                          refund=refund, method=claim.get("refund_method_label") or "", filed=filed),
+    }
 
 
 # Conversations of a customer --------------------------------------------------------------------
@@ -264,7 +301,7 @@ def _order_id(body: Mapping[str, Any]) -> str:
 def _request_id(body: Mapping[str, Any]) -> str:
     value = body.get("request_id") or ""
     if not isinstance(value, str) or (value and not keys.CLIENT_ID.fullmatch(value)):
-        raise ApiError(400, "invalid_request_id", "操作编号无效，请刷新页面后重试。")
+        raise refuse(400, "invalid_request_id")
     return value
 
 
@@ -336,11 +373,13 @@ def register(app: Sanic, authed: Callable[[Handler], Handler]) -> None:
         returns = await crm.list_customer_returns(customer_id, limit=MAX_RETURNS)
         points = await crm.get_points(customer_id)
         granted = {o["order_id"]: await crm.get_late_compensation(o["order_id"]) for o in orders if is_late(o, today)}
+        claims = await asyncio.gather(*(crm.list_price_protection(o["order_id"]) for o in orders))
         return _json({
             "customer": customer_view(customer, rules),
             "masking": dict(rules),
             "points": {"balance": points.get("balance", customer.get("points_balance")), "expiring": points.get("expiring") or []},
-            "orders": [order_view(o, today, customer.get("tier"), granted.get(o["order_id"]), rules) for o in orders],
+            "orders": [order_view(o, today, customer.get("tier"), granted.get(o["order_id"]), rules, found)
+                       for o, found in zip(orders, claims, strict=True)],
             "returns": [return_view(r) for r in returns],
             "conversations": await customer_conversations(handoff(), customer_id, names),
             "today": today.isoformat(),
@@ -352,13 +391,13 @@ def register(app: Sanic, authed: Callable[[Handler], Handler]) -> None:
         handoff_id = await conversation.active_handoff(ctx, sender)
         found = await queue.records(ctx, [handoff_id]) if handoff_id else []
         if not found:
-            raise ApiError(404, "not_found", "没有找到这个会话的人工服务记录。")
+            raise ApiError(404, "not_found", desk_text("no_handoff_record"))
         record = found[0]
         if record.get("status") != "assigned":
             raise refuse(409, "not_holding")
         if record.get("agent") != agent.username:
             owner = str(record.get("agent") or "")
-            raise ApiError(403, "not_yours", "该会话由其他客服负责，您不能操作。", agent=owner, agent_name=names.get(owner, owner))
+            raise ApiError(403, "not_yours", desk_text("not_yours"), agent=owner, agent_name=names.get(owner, owner))
         if not record.get("customer_id"):
             raise refuse(409, "no_customer")
         return Held(sender, str(record["handoff_id"]), str(record["customer_id"]), record)
@@ -403,7 +442,7 @@ def register(app: Sanic, authed: Callable[[Handler], Handler]) -> None:
             raise ApiError(400, "invalid_reason", desk_text("invalid_reason"), allowed=list(policy.reason_labels))
         opened = body.get("opened")
         if opened is not None and not isinstance(opened, bool):
-            raise ApiError(400, "invalid_opened", "请说明商品是否已拆封。")
+            raise refuse(400, "invalid_opened")
         conv = await held(agent, sender)
         order = await owned_order(conv, order_id)
         key = action_key("return", conv.handoff_id, order_id, reason, request_id, *(f"{line}x{qty}" for line, qty in lines))

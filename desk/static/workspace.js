@@ -67,11 +67,14 @@ function orderCard(order) {
     buttons.append(el("button", { type: "button", className: "ws-tracking", onclick: () => workspaceAct("resend-tracking", { order_id: order.order_id }, status) }, "重发最新物流"));
   }
   const ship = order.shipment;
+  // Price-protection claims (价保): what the shopper was promised and by when; the texts come from desk/workspace.yml.
+  const claims = (order.price_protection || []).map((c) => el("li", { className: c.overdue ? "ws-claim overdue" : "ws-claim", dataset: { claim: c.claim_id } },
+    `${c.text} · ${c.window}`, c.overdue ? el("span", { className: "badge danger" }, c.overdue_text) : null));
   return el("li", { className: "ws-order", dataset: { order: order.order_id } },
     el("div", {}, el("strong", {}, order.order_id), ` ${order.status_label}`, order.late ? el("span", { className: "badge danger" }, `延误${order.days_late}天`) : null),
     el("div", { className: "meta" }, `${order.summary} · ${order.paid} · ${order.payment_method_label || ""}`),
     ship ? el("div", { className: "meta" }, `${ship.carrier_name} ${ship.tracking_number}${ship.latest ? " · " + ship.latest : ""}`) : null,
-    items, buttons, status);
+    items, claims.length ? el("ul", { className: "ws-claims" }, ...claims) : null, buttons, status);
 }
 
 function renderWorkspace(data) {

@@ -3,12 +3,18 @@ and the actions an agent takes for the shopper (checked by the bot's policy, wri
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import date
 from pathlib import Path
 from typing import Iterator, List
 
 import pytest
 
+from actions import formatting
+from actions.crm import CRMClient
+from bot.settings import get_settings
+from desk.workspace import claim_view
 from handoff import keys, queue
 from tests.support.crm import seeded_crm
 from tests.support.desk import DeskProcess
@@ -124,3 +130,47 @@ def test_compensation_tracking_and_callback(desk: DeskProcess) -> None:
     texts = outbox_texts(desk, "app:ws4")
     assert any("1000 积分" in t for t in texts) and any("预约回访" in t for t in texts)
 
+
+
+def file_price_protection(crm_url: str, order_id: str, key: str) -> dict:
+    """A price-protection claim filed in the CRM as the bot files it (the same key gives the same claim)."""
+
+    async def file() -> dict:
+        client = CRMClient(crm_url, get_settings().crm_api_key)
+        try:
+            return (await client.claim_price_protection(order_id, key)).record
+        finally:
+            await client.close()
+
+    return asyncio.run(file())
+
+
+def test_overview_shows_the_price_protection_claims_of_each_order(desk: DeskProcess, crm_url: str) -> None:
+    claimed(desk, "app:ws5", "C000001")
+    filed = file_price_protection(crm_url, "880000010001", "ws-test-price-protection-1")
+    assert file_price_protection(crm_url, "880000010001", "ws-test-price-protection-1")["claim_id"] == filed["claim_id"]
+    status, body = desk.call("GET", "/api/customers/C000001/overview", "agent1")
+    assert status == 200, body
+    orders = {o["order_id"]: o for o in body["orders"]}
+    claims = orders["880000010001"]["price_protection"]
+    assert [c["claim_id"] for c in claims] == [filed["claim_id"]]
+    claim = claims[0]
+    assert claim["refund"] == formatting.money(filed["refund_fen"]) and filed["refund_fen"] > 0
+    assert (claim["refund_expected_from"], claim["refund_expected_by"]) == (filed["refund_expected_from"], filed["refund_expected_by"])
+    today = date.fromisoformat(body["today"])
+    assert formatting.day(date.fromisoformat(filed["refund_expected_by"]), today) in claim["window"] and "到账" in claim["window"]
+    assert filed["claim_id"] in claim["text"] and claim["refund"] in claim["text"] and "申请" in claim["text"]
+    assert claim["created_at"] == filed["created_at"] and not claim["overdue"]
+    assert orders["880000010002"]["price_protection"] == []
+
+
+def test_a_claim_whose_refund_window_ended_is_overdue() -> None:
+    claim = {"claim_id": "PP0000000001", "status": "refunding", "status_label": "差价退款中", "refund_fen": 20000,
+             "refund_method_label": "微信支付", "refund_expected_from": "2026-12-01", "refund_expected_by": "2026-12-03",
+             "created_at": "2026-11-30T10:00:00+08:00"}
+    late = claim_view(claim, date(2026, 12, 5))
+    assert late["overdue"] and "2 天" in late["overdue_text"] and "12月1日" in late["window"] and "12月3日" in late["window"]
+    assert not claim_view(claim, date(2026, 12, 3))["overdue"]
+    assert not claim_view({**claim, "status": "refunded"}, date(2026, 12, 5))["overdue"]
+    broken = claim_view({"claim_id": "PP1", "refund_fen": "9", "refund_expected_by": "soon", "created_at": "?"}, date(2026, 12, 5))
+    assert broken["refund"] == "¥0.00" and not broken["overdue"]
