@@ -1,13 +1,17 @@
 """The agent workspace in a real browser: an agent opens a conversation, sees the customer's orders beside
-the transcript and starts a return the policy allows; the shopper is told in the chat."""
+the transcript (with a price-protection claim and its refund window) and starts a return the policy allows;
+the shopper is told in the chat."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from bot.settings import get_settings
 from handoff import keys, queue
 from tests.support.console import signed_in_page
 from tests.support.crm import seeded_crm
@@ -36,6 +40,12 @@ def test_agent_sees_orders_and_starts_a_return(browser, crm_desk: DeskProcess) -
     client = sync_client(crm_desk.redis_url)
     wait_for(lambda: client.zscore(keys.QUEUE, handoff.handoff_id) is not None)
 
+    filing = urllib.request.Request(f"{crm_desk.env['CRM_URL']}/api/orders/880000010001/price-protection", data=b"{}", method="POST",
+                                    headers={"X-API-Key": get_settings().crm_api_key, "Idempotency-Key": "browser-workspace-pp-1",
+                                             "Content-Type": "application/json"})
+    with urllib.request.urlopen(filing, timeout=10) as answer:
+        claim = json.load(answer)
+
     page, errors = signed_in_page(browser, crm_desk.url, "agent1")
     page.wait_for_selector(f".queue-item[data-sender='{sender}']").query_selector(".claim-button").click()
     page.wait_for_selector("#reply-form:not([hidden])")
@@ -44,6 +54,8 @@ def test_agent_sees_orders_and_starts_a_return(browser, crm_desk: DeskProcess) -
     assert "已签收" in order.inner_text()
     page.wait_for_selector(".ws-order[data-order='880000010001'] .ws-compensate")
     assert "金牌会员" in page.inner_text("#workspace")
+    shown = page.wait_for_selector(f".ws-order[data-order='880000010001'] .ws-claim[data-claim='{claim['claim_id']}']").inner_text()
+    assert "到账" in shown and "申请" in shown and "到账期已过" not in shown
     order.query_selector(".ws-return").click()
     page.select_option(".ws-order[data-order='880000010002'] .ws-reason", "wrong_size")
     page.click(".ws-order[data-order='880000010002'] .ws-return-go")
