@@ -1,281 +1,41 @@
-"""Static vocabulary of the demo data set: products, names, cities and carriers' sites."""
+"""Static vocabulary of the demo data set (products, names, cities and carriers' sites), read once from
+``crm/seed/data.yml`` into the shapes the generator draws from (tuples keep the file's order)."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import yaml  # type: ignore[import-untyped]
+
+DATA_FILE = Path(__file__).resolve().parent / "seed" / "data.yml"
+
+with DATA_FILE.open(encoding="utf-8") as _handle:
+    DATA: Dict[str, Any] = yaml.safe_load(_handle)
 
 # (sku, name, brand, category, price in yuan)
-PRODUCTS: List[Tuple[str, str, str, str, int]] = [
-    ("SH001", "耐克 Air Zoom 跑鞋", "耐克", "shoes", 899),
-    ("SH002", "阿迪达斯 Ultraboost 跑鞋", "阿迪达斯", "shoes", 1299),
-    ("SH003", "李宁 䨻 篮球鞋", "李宁", "shoes", 699),
-    ("SH004", "安踏 C202 竞速跑鞋", "安踏", "shoes", 499),
-    ("SH005", "斯凯奇 休闲健步鞋", "斯凯奇", "shoes", 429),
-    ("SH006", "新百伦 574 复古运动鞋", "新百伦", "shoes", 659),
-    ("SH007", "特步 160X 竞速跑鞋", "特步", "shoes", 899),
-    ("SH008", "回力 经典帆布鞋", "回力", "shoes", 99),
-    ("AP001", "优衣库 摇粒绒外套", "优衣库", "apparel", 199),
-    ("AP002", "波司登 中长款羽绒服", "波司登", "apparel", 1299),
-    ("AP003", "海澜之家 商务长袖衬衫", "海澜之家", "apparel", 198),
-    ("AP004", "太平鸟 碎花连衣裙", "太平鸟", "apparel", 459),
-    ("AP005", "李宁 运动连帽卫衣", "李宁", "apparel", 329),
-    ("AP006", "森马 直筒牛仔裤", "森马", "apparel", 179),
-    ("AP007", "安踏 速干运动T恤", "安踏", "apparel", 89),
-    ("AP008", "北面 防水冲锋衣", "北面", "apparel", 1598),
-    ("EL001", "华为 Mate 60 Pro 手机 12GB+512GB", "华为", "electronics", 6999),
-    ("EL002", "小米 14 手机 16GB+512GB", "小米", "electronics", 4599),
-    ("EL003", "苹果 iPhone 15 128GB", "苹果", "electronics", 5999),
-    ("EL004", "苹果 MacBook Air 13 英寸 M3", "苹果", "electronics", 8999),
-    ("EL005", "联想 拯救者 Y9000P 游戏本", "联想", "electronics", 9999),
-    ("EL006", "华为 FreeBuds Pro 3 无线耳机", "华为", "electronics", 1499),
-    ("EL007", "索尼 WH-1000XM5 降噪耳机", "索尼", "electronics", 2499),
-    ("EL008", "小米 手环 8", "小米", "electronics", 249),
-    ("EL009", "大疆 Osmo Pocket 3 云台相机", "大疆", "electronics", 3499),
-    ("EL010", "戴森 V12 无绳吸尘器", "戴森", "electronics", 4490),
-    ("EL011", "美的 1.5匹 变频空调", "美的", "electronics", 2999),
-    ("EL012", "海尔 470升 十字对开门冰箱", "海尔", "electronics", 3299),
-    ("EL013", "小米 Redmi Pad 平板电脑", "小米", "electronics", 1299),
-    ("EL014", "罗技 M650 无线鼠标", "罗技", "electronics", 199),
-    ("EL015", "索尼 65英寸 4K 液晶电视", "索尼", "electronics", 7999),
-    ("FF001", "阳澄湖大闸蟹 礼盒装 8只", "阳澄湖", "fresh_food", 398),
-    ("FF002", "智利车厘子 JJ级 2斤装", "鲜果坊", "fresh_food", 129),
-    ("FF003", "佳沛 新西兰阳光金奇异果 12个", "佳沛", "fresh_food", 89),
-    ("FF004", "内蒙古 羔羊肉卷 1kg", "草原鲜", "fresh_food", 79),
-    ("FF005", "挪威 冰鲜三文鱼 500g", "海鲜家", "fresh_food", 159),
-    ("FF006", "褚橙 冰糖橙 5斤装", "褚橙", "fresh_food", 88),
-    ("FF007", "赣南脐橙 10斤装", "赣南", "fresh_food", 59),
-    ("DG001", "腾讯视频 VIP 会员年卡", "腾讯视频", "digital_goods", 178),
-    ("DG002", "爱奇艺 黄金会员年卡", "爱奇艺", "digital_goods", 168),
-    ("DG003", "QQ音乐 豪华绿钻年卡", "QQ音乐", "digital_goods", 158),
-    ("DG004", "网易云音乐 黑胶VIP年卡", "网易云音乐", "digital_goods", 138),
-    ("DG005", "微软 Office 家庭和学生版 激活码", "微软", "digital_goods", 398),
-    ("GC001", "商城 E卡 500元面值", "商城", "gift_card", 500),
-    ("GC002", "星巴克 星礼卡 100元", "星巴克", "gift_card", 100),
-    ("GC003", "商城 E卡 1000元面值", "商城", "gift_card", 1000),
-    ("PC001", "兰蔻 小黑瓶精华肌底液 50ml", "兰蔻", "personal_care", 1080),
-    ("PC002", "雅诗兰黛 特润修护精华 50ml", "雅诗兰黛", "personal_care", 990),
-    ("PC003", "飞利浦 声波电动牙刷", "飞利浦", "personal_care", 499),
-    ("PC004", "欧莱雅 男士控油洁面乳", "欧莱雅", "personal_care", 69),
-    ("PC005", "海飞丝 去屑洗发水 750ml", "海飞丝", "personal_care", 59),
-    ("PC006", "资生堂 安热沙防晒霜 60ml", "资生堂", "personal_care", 299),
-    ("PC007", "舒肤佳 沐浴露 1L", "舒肤佳", "personal_care", 45),
-    ("UW001", "内外 无钢圈文胸", "内外", "underwear", 299),
-    ("UW002", "优衣库 AIRism 内裤 3条装", "优衣库", "underwear", 79),
-    ("UW003", "蕉内 男士平角内裤 3条装", "蕉内", "underwear", 99),
-    ("UW004", "猫人 保暖内衣套装", "猫人", "underwear", 199),
-    ("CU001", "定制 刻字保温杯", "膳魔师", "customized", 129),
-    ("CU002", "定制 照片书 30页", "时光印记", "customized", 199),
-    ("CU003", "定制 刻字钢笔", "英雄", "customized", 259),
-    ("CU004", "定制 印字文化衫", "印象坊", "customized", 89),
-    ("HM001", "无印良品 水洗棉四件套", "无印良品", "home", 599),
-    ("HM002", "苏泊尔 IH 电饭煲 4L", "苏泊尔", "home", 399),
-    ("HM003", "九阳 破壁豆浆机", "九阳", "home", 499),
-    ("HM004", "宜家 HEKTAR 落地灯", "宜家", "home", 199),
-    ("HM005", "罗莱 白鹅绒羽绒被", "罗莱", "home", 1299),
-    ("HM006", "小米 空气净化器 4 Pro", "小米", "home", 899),
-    ("HM007", "乐扣乐扣 玻璃保鲜盒 6件套", "乐扣乐扣", "home", 129),
-    ("HM008", "双立人 刀具 5件套", "双立人", "home", 699),
-    ("HM009", "飞利浦 护眼台灯", "飞利浦", "home", 299),
-    ("BK001", "三体（全三册）", "重庆出版社", "books", 93),
-    ("BK002", "活着", "作家出版社", "books", 28),
-    ("BK003", "人类简史：从动物到上帝", "中信出版社", "books", 68),
-    ("BK004", "平凡的世界（全三册）", "北京十月文艺出版社", "books", 108),
-    ("BK005", "百年孤独", "南海出版公司", "books", 55),
-    ("BK006", "明朝那些事儿（全七册）", "北京联合出版公司", "books", 199),
-    ("BK007", "红楼梦（全二册）", "人民文学出版社", "books", 59),
-    ("BK008", "Python编程：从入门到实践", "人民邮电出版社", "books", 89),
-    ("BK009", "小王子", "天津人民出版社", "books", 29),
-]
-
-NOT_RETURNABLE_REASONS: Dict[str, str] = {
-    "fresh_food": "生鲜商品不支持七天无理由退货，如有质量问题可申请售后",
-    "customized": "定制商品不支持七天无理由退货，如有质量问题可申请售后",
-    "digital_goods": "数字商品一经发放不支持七天无理由退货",
-    "gift_card": "礼品卡售出后不支持七天无理由退货",
-    "personal_care": "个护美妆商品拆封后不支持七天无理由退货，未拆封可退",
-    "underwear": "贴身衣物拆封后不支持七天无理由退货，未拆封可退",
-}
-
+PRODUCTS: List[Tuple[str, str, str, str, int]] = [tuple(product) for product in DATA["products"]]  # type: ignore[misc]
+NOT_RETURNABLE_REASONS: Dict[str, str] = dict(DATA["not_returnable_reasons"])
 # How often each category appears in orders (relative weights).
-CATEGORY_WEIGHTS: Dict[str, int] = {
-    "shoes": 12,
-    "apparel": 16,
-    "electronics": 10,
-    "fresh_food": 10,
-    "digital_goods": 4,
-    "gift_card": 3,
-    "personal_care": 10,
-    "underwear": 6,
-    "customized": 3,
-    "home": 12,
-    "books": 14,
-}
-
-SURNAMES = (
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕"
-    "丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严"
-)
-GIVEN_NAME_CHARS = (
-    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红建文辉力斌宇浩凯鹏飞欣怡佳琪子涵梓轩"
-    "雨萱思远晨曦梦瑶俊杰婷婷志强海燕晓东慧敏嘉怡浩然一鸣诗雨若曦天佑博文雅琴国庆春梅秋菊冬雪"
-)
-MOBILE_PREFIXES = (
-    "130",
-    "131",
-    "132",
-    "135",
-    "136",
-    "137",
-    "138",
-    "139",
-    "150",
-    "151",
-    "152",
-    "155",
-    "157",
-    "158",
-    "159",
-    "166",
-    "176",
-    "177",
-    "180",
-    "181",
-    "186",
-    "187",
-    "188",
-    "189",
-    "191",
-    "198",
-    "199",
-)
-
+CATEGORY_WEIGHTS: Dict[str, int] = dict(DATA["category_weights"])
+SURNAMES: str = DATA["surnames"]
+GIVEN_NAME_CHARS: str = DATA["given_name_chars"]
+MOBILE_PREFIXES: Tuple[str, ...] = tuple(DATA["mobile_prefixes"])
 # city: (province prefix, region, [(district, [streets], delivery site)], transit hub)
 CITIES: Dict[str, Tuple[str, str, List[Tuple[str, List[str], str]], str]] = {
-    "上海市": (
-        "",
-        "east",
-        [
-            ("浦东新区", ["张江路", "世纪大道", "东方路", "川沙路"], "上海浦东张江营业部"),
-            ("徐汇区", ["漕溪北路", "天钥桥路", "宜山路"], "上海徐汇漕河泾营业部"),
-            ("闵行区", ["七莘路", "莘庄路", "沪闵路"], "上海闵行莘庄营业部"),
-        ],
-        "上海浦东转运中心",
-    ),
-    "北京市": (
-        "",
-        "north",
-        [
-            ("朝阳区", ["建国路", "望京街", "酒仙桥路"], "北京朝阳望京营业部"),
-            ("海淀区", ["中关村大街", "学院路", "西三旗路"], "北京海淀中关村营业部"),
-            ("丰台区", ["丰台路", "南三环西路"], "北京丰台科技园营业部"),
-        ],
-        "北京顺义转运中心",
-    ),
-    "广州市": (
-        "广东省",
-        "south",
-        [
-            ("天河区", ["天河路", "体育西路", "黄埔大道"], "广州天河体育中心营业部"),
-            ("海珠区", ["新港西路", "江南大道"], "广州海珠客村营业部"),
-        ],
-        "广州白云转运中心",
-    ),
-    "深圳市": (
-        "广东省",
-        "south",
-        [
-            ("南山区", ["科技园南路", "深南大道", "南海大道"], "深圳南山科技园营业部"),
-            ("福田区", ["福华路", "彩田路"], "深圳福田中心区营业部"),
-        ],
-        "深圳宝安转运中心",
-    ),
-    "杭州市": (
-        "浙江省",
-        "east",
-        [
-            ("西湖区", ["文三路", "天目山路", "古墩路"], "杭州西湖文三路营业部"),
-            ("滨江区", ["江南大道", "网商路"], "杭州滨江高新营业部"),
-        ],
-        "杭州萧山转运中心",
-    ),
-    "南京市": (
-        "江苏省",
-        "east",
-        [
-            ("鼓楼区", ["中山北路", "湖南路"], "南京鼓楼湖南路营业部"),
-            ("江宁区", ["双龙大道", "天元中路"], "南京江宁百家湖营业部"),
-        ],
-        "南京江宁转运中心",
-    ),
-    "苏州市": (
-        "江苏省",
-        "east",
-        [
-            ("工业园区", ["星湖街", "金鸡湖大道"], "苏州园区湖东营业部"),
-        ],
-        "苏州吴中转运中心",
-    ),
-    "成都市": (
-        "四川省",
-        "west",
-        [
-            ("武侯区", ["天府大道", "科华北路"], "成都武侯高新营业部"),
-            ("锦江区", ["春熙路", "东大街"], "成都锦江春熙路营业部"),
-        ],
-        "成都双流转运中心",
-    ),
-    "重庆市": (
-        "",
-        "west",
-        [
-            ("渝北区", ["金开大道", "新南路"], "重庆渝北两江营业部"),
-            ("九龙坡区", ["杨家坪正街", "石桥铺路"], "重庆九龙坡杨家坪营业部"),
-        ],
-        "重庆沙坪坝转运中心",
-    ),
-    "武汉市": (
-        "湖北省",
-        "central",
-        [
-            ("洪山区", ["珞喻路", "光谷大道"], "武汉洪山光谷营业部"),
-            ("江汉区", ["解放大道", "新华路"], "武汉江汉新华路营业部"),
-        ],
-        "武汉东西湖转运中心",
-    ),
-    "西安市": (
-        "陕西省",
-        "west",
-        [
-            ("雁塔区", ["小寨东路", "科技路"], "西安雁塔小寨营业部"),
-        ],
-        "西安灞桥转运中心",
-    ),
-    "天津市": (
-        "",
-        "north",
-        [
-            ("南开区", ["卫津路", "鞍山西道"], "天津南开鞍山道营业部"),
-        ],
-        "天津北辰转运中心",
-    ),
-    "长沙市": (
-        "湖南省",
-        "central",
-        [
-            ("岳麓区", ["麓山南路", "桐梓坡路"], "长沙岳麓麓谷营业部"),
-        ],
-        "长沙望城转运中心",
-    ),
+    city: (
+        entry["province"],
+        entry["region"],
+        [(district["name"], list(district["streets"]), district["site"]) for district in entry["districts"]],
+        entry["hub"],
+    )
+    for city, entry in DATA["cities"].items()
 }
-
 # Fulfilment warehouses: (city, warehouse name, region)
-WAREHOUSES: List[Tuple[str, str, str]] = [
-    ("上海市", "上海嘉定亚洲一号仓", "east"),
-    ("北京市", "北京大兴亚洲一号仓", "north"),
-    ("广州市", "广州黄埔亚洲一号仓", "south"),
-    ("武汉市", "武汉阳逻亚洲一号仓", "central"),
-    ("成都市", "成都新都亚洲一号仓", "west"),
-]
-
-COURIER_SURNAMES = "王李张刘陈杨黄赵周吴"
-RESIDENCES = ("花园", "小区", "公寓", "家园", "苑", "大厦")
+WAREHOUSES: List[Tuple[str, str, str]] = [tuple(warehouse) for warehouse in DATA["warehouses"]]  # type: ignore[misc]
+COURIER_SURNAMES: str = DATA["courier_surnames"]
+COMMUNITY_PREFIXES: Tuple[str, ...] = tuple(DATA["community_prefixes"])
+RESIDENCES: Tuple[str, ...] = tuple(DATA["residences"])
+SIGNERS: Tuple[str, ...] = tuple(DATA["signers"])
+SCANS: Dict[str, str] = dict(DATA["scans"])
+RETURN_NOTES: Dict[str, str] = dict(DATA["return_notes"])

@@ -9,30 +9,21 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from crm.policy import CouponSpec, load_coupons, load_tiers
 from crm.seed.demo_customers import DEMO_CUSTOMERS
 from crm.seed.drafts import CustomerDraft, Stamp
-from crm.seed_data import CATEGORY_WEIGHTS, CITIES, GIVEN_NAME_CHARS, MOBILE_PREFIXES, PRODUCTS, RESIDENCES, SURNAMES
+from crm.seed_data import (
+    CATEGORY_WEIGHTS,
+    CITIES,
+    COMMUNITY_PREFIXES,
+    GIVEN_NAME_CHARS,
+    MOBILE_PREFIXES,
+    PRODUCTS,
+    RESIDENCES,
+    SURNAMES,
+)
 from crm.vocab import TRACKING_DIGITS
 
 SEED = 20240618
 DEFAULT_CUSTOMERS = 400
 CUTOFF_TIME = dt.time(8, 0)
-COMMUNITY_PREFIXES = (
-    "阳光",
-    "金色",
-    "翠湖",
-    "锦绣",
-    "华府",
-    "世纪",
-    "枫林",
-    "绿城",
-    "万科",
-    "碧水",
-    "书香",
-    "海棠",
-    "紫荆",
-    "滨江",
-    "和平",
-    "幸福",
-)
 
 
 class GeneratorBase:

@@ -9,6 +9,7 @@ from bot.shop_calendar import add_working_days
 from crm.seed.demo_customers import DEMO_TIER_TARGETS, DemoCustomer
 from crm.seed.drafts import CustomerDraft, OrderDraft, Stamp, Timeline
 from crm.seed.returns import REFUND_WORKING_DAYS, ReturnMaker
+from crm.seed_data import RETURN_NOTES
 from crm.vocab import TRACKING_DIGITS
 
 
@@ -144,7 +145,7 @@ class DemoMaker(ReturnMaker):
                     "approved",
                     created,
                     self._days_ago(1, 9, 30),
-                    note=f"已安排快递员于{t.month}月{t.day}日 14:00-18:00 上门取件",
+                    note=RETURN_NOTES["pickup"].format(month=t.month, day=t.day),
                     expected=add_working_days(t + d(days=2), REFUND_WORKING_DAYS["wallet"]),
                     return_id="R8800000501",
                 )
@@ -169,7 +170,7 @@ class DemoMaker(ReturnMaker):
                     self._days_ago(10, 9, 15),
                     self._days_ago(3, 11, 2),
                     refunded_at=self._days_ago(3, 11, 2),
-                    note="质量问题（内胆涂层脱落），运费由商家承担",
+                    note=RETURN_NOTES["quality_refund"],
                     expected=add_working_days(t - d(days=6), REFUND_WORKING_DAYS["bank_card"]),
                     return_id="R8800000601",
                 )

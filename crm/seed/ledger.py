@@ -11,6 +11,7 @@ from crm.points import Lots
 from crm.policy import load_service_policy
 from crm.seed.base import GeneratorBase
 from crm.seed.drafts import CustomerDraft, Stamp
+from crm.texts import text
 
 REGISTRATION_BONUS = 100
 _POINTS = load_service_policy("points")
@@ -32,7 +33,7 @@ class PointsLedger(GeneratorBase):
             sequence += 1
             heapq.heappush(queue, (stamp, sequence, kind, payload))
 
-        push(customer.created_at, "earn", (REGISTRATION_BONUS, "新会员注册赠送积分", None))
+        push(customer.created_at, "earn", (REGISTRATION_BONUS, text("points_reasons.registration"), None))
         refunded_fen: Dict[str, int] = {}  # per order, refunds before its points arrived
         earned: Set[str] = set()
         for order in customer.orders:
@@ -54,7 +55,7 @@ class PointsLedger(GeneratorBase):
         if customer.customer_id == "C000001" and self.today.month != 12:
             first = self.today.replace(day=1)
             stamp = self._at(first, 10) if self._at(first, 10) <= self.cutoff else self._at(self.today, 0, 5)
-            push(stamp, "earn", (800, "会员日活动赠送积分（当月底到期）", last_day_of_month(self.today)))
+            push(stamp, "earn", (800, text("points_reasons.member_day"), last_day_of_month(self.today)))
 
         lots = Lots()
         scheduled: set = set()
@@ -91,13 +92,13 @@ class PointsLedger(GeneratorBase):
                 points = max(0, payload.paid_fen - refunded_fen.get(payload.order_id, 0)) * EARN_PER_YUAN // 100
                 earned.add(payload.order_id)
                 if points > 0:
-                    earn(stamp, points, f"购物获得积分（订单 {payload.order_id}）", None, payload.order_id)
+                    earn(stamp, points, text("points_reasons.purchase", order_id=payload.order_id), None, payload.order_id)
             elif kind == "pay":
                 if lots.balance >= payload.paid_fen:
                     lots.consume(payload.paid_fen)
-                    line(stamp, -payload.paid_fen, f"积分支付（订单 {payload.order_id}）", order_id=payload.order_id)
+                    line(stamp, -payload.paid_fen, text("points_reasons.paid_with_points", order_id=payload.order_id), order_id=payload.order_id)
                     if payload.status == "cancelled" and payload.cancelled_at is not None:
-                        reason = f"订单取消退回积分（订单 {payload.order_id}）"
+                        reason = text("points_reasons.order_cancelled", order_id=payload.order_id)
                         push(payload.cancelled_at, "earn", (payload.paid_fen, reason, None))
                 else:
                     payload.payment_method = "balance"
@@ -106,19 +107,19 @@ class PointsLedger(GeneratorBase):
             elif kind == "refund":
                 order = payload.order
                 if order.payment_method == "points":
-                    earn(stamp, payload.refund_fen, f"退款退回积分（退货单 {payload.return_id}）", None, order.order_id)
+                    earn(stamp, payload.refund_fen, text("points_reasons.refund_returned", return_id=payload.return_id), None, order.order_id)
                 elif order.order_id not in earned:  # refunded before its points arrived: fewer will
                     refunded_fen[order.order_id] = refunded_fen.get(order.order_id, 0) + payload.refund_fen
                 else:
                     points = min(payload.refund_fen * EARN_PER_YUAN // 100, lots.balance)
                     if points > 0:
                         lots.consume(points)
-                        line(stamp, -points, f"退款扣回积分（退货单 {payload.return_id}）", order_id=order.order_id)
+                        line(stamp, -points, text("points_reasons.refund_clawback", return_id=payload.return_id), order_id=order.order_id)
             elif kind == "redeem":
                 coupon = payload
                 if lots.balance >= coupon.points_cost:
                     lots.consume(coupon.points_cost)
-                    line(stamp, -coupon.points_cost, f"兑换优惠券：{coupon.title}")
+                    line(stamp, -coupon.points_cost, text("points_reasons.redeemed", title=coupon.title))
                     redemption_id = self._unique(lambda: "PR" + self._digits(10))
                     self.redemptions.append(
                         {
@@ -136,5 +137,5 @@ class PointsLedger(GeneratorBase):
                 expired = lots.expired_before(payload + dt.timedelta(days=1))
                 if expired > 0:
                     lots.consume(expired)
-                    line(stamp, -expired, f"积分到期清零（{payload.year}年{payload.month}月{payload.day}日到期）")
+                    line(stamp, -expired, text("points_reasons.expired", year=payload.year, month=payload.month, day=payload.day))
         customer.points_balance = lots.balance

@@ -8,7 +8,7 @@ from typing import List, Optional, Tuple
 from crm.policy import load_service_policy, load_tiers
 from crm.seed.base import GeneratorBase
 from crm.seed.drafts import CustomerDraft, Item, OrderDraft, Stamp, Timeline
-from crm.seed_data import CITIES, COURIER_SURNAMES, MOBILE_PREFIXES, WAREHOUSES
+from crm.seed_data import CITIES, COURIER_SURNAMES, MOBILE_PREFIXES, SCANS, SIGNERS, WAREHOUSES
 from crm.vocab import CARRIER_NAMES
 
 ORDER_COUPONS: Tuple[Tuple[int, int], ...] = (
@@ -109,33 +109,33 @@ class OrderMaker(GeneratorBase):
         def after(hours: float, fraction: float) -> Stamp:
             return ship_at + min(dt.timedelta(hours=hours), span * fraction)
 
-        events = [(ship_at, warehouse[1], f"您的订单已出库，{carrier_name}快递员已揽收", "shipped")]
+        events = [(ship_at, warehouse[1], SCANS["shipped"].format(carrier=carrier_name), "shipped")]
         if origin_hub != dest_hub:
-            events.append((after(3, 0.1), origin_hub, f"快件已到达【{origin_hub}】", "in_transit"))
-            events.append((after(5, 0.2), origin_hub, f"快件已从【{origin_hub}】发出，下一站【{dest_hub}】", "in_transit"))
+            events.append((after(3, 0.1), origin_hub, SCANS["arrived"].format(hub=origin_hub), "in_transit"))
+            events.append((after(5, 0.2), origin_hub, SCANS["departed"].format(hub=origin_hub, next=dest_hub), "in_transit"))
         if delayed:
             events.append(
                 (
                     ship_at + span * 0.4,
                     origin_hub if origin_hub != dest_hub else dest_hub,
-                    "受天气及运力影响，快件运输延误，预计延迟1-2天送达，给您带来不便深表歉意",
+                    SCANS["delayed"],
                     "in_transit",
                 )
             )
-        events.append((before(14, 0.45), dest_hub, f"快件已到达【{dest_hub}】", "in_transit"))
-        events.append((before(8, 0.3), dest_hub, f"快件已从【{dest_hub}】发出，下一站【{site}】", "in_transit"))
+        events.append((before(14, 0.45), dest_hub, SCANS["arrived"].format(hub=dest_hub), "in_transit"))
+        events.append((before(8, 0.3), dest_hub, SCANS["departed"].format(hub=dest_hub, next=site), "in_transit"))
         arrived = before(5, 0.15)
-        events.append((arrived, site, f"快件已到达【{site}】，正在安排派送", "in_transit"))
-        courier = f"{self.rng.choice(COURIER_SURNAMES)}师傅"
+        events.append((arrived, site, SCANS["at_site"].format(site=site), "in_transit"))
+        courier = SCANS["courier"].format(surname=self.rng.choice(COURIER_SURNAMES))
         courier_phone = f"{self.rng.choice(MOBILE_PREFIXES)}****{self._digits(4)}"
         dispatch = before(self.rng.uniform(1.0, 4.0), 0.08)
         dispatch = max(dispatch, min(self._at(sign_at.date(), 7, 30), sign_at - dt.timedelta(minutes=10)))
         dispatch = max(dispatch, arrived + dt.timedelta(minutes=1))
         events.append(
-            (dispatch, site, f"快递员{courier}（电话 {courier_phone}）正在为您派件，请保持电话畅通", "out_for_delivery")
+            (dispatch, site, SCANS["out_for_delivery"].format(courier=courier, phone=courier_phone), "out_for_delivery")
         )
-        signer = self.rng.choice(("本人", "本人", "本人", "家人", "公司前台", "门卫"))
-        events.append((sign_at, site, f"您的快件已签收，签收人：{signer}。感谢使用{carrier_name}，期待再次为您服务", "delivered"))
+        signer = self.rng.choice(SIGNERS)
+        events.append((sign_at, site, SCANS["delivered"].format(signer=signer, carrier=carrier_name), "delivered"))
         return [(stamp.replace(microsecond=0), location, text, stage) for stamp, location, text, stage in events]
 
     def _settle(

@@ -8,7 +8,7 @@ from typing import List, Optional, Tuple
 from bot.shop_calendar import add_working_days
 from crm.seed.drafts import CustomerDraft, OrderDraft, ReturnDraft, Stamp
 from crm.seed.orders import OrderMaker
-from crm.seed_data import NOT_RETURNABLE_REASONS
+from crm.seed_data import NOT_RETURNABLE_REASONS, RETURN_NOTES
 from crm.vocab import SHOP_AT_FAULT_REASONS
 
 REFUND_WORKING_DAYS = {"balance": 0, "points": 0, "wallet": 3, "bank_card": 7}
@@ -42,10 +42,10 @@ class ReturnMaker(OrderMaker):
         )
         if outcome < 0.06:
             stages.append(("rejected", created + dt.timedelta(hours=self.rng.randint(3, 20))))
-            note = "经审核，商品已使用且影响二次销售，不符合退货条件"
+            note = RETURN_NOTES["rejected"]
         elif outcome < 0.12:
             stages.append(("cancelled", created + dt.timedelta(hours=self.rng.randint(1, 30))))
-            note = "用户主动撤销退货申请"
+            note = RETURN_NOTES["cancelled"]
         else:
             approved = created + dt.timedelta(minutes=self.rng.randint(20, 12 * 60))
             picked = approved + dt.timedelta(hours=self.rng.randint(12, 30))
