@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import parse_qs
 
+import yaml  # type: ignore[import-untyped]
 from sanic import Sanic, response
 from sanic.exceptions import SanicException
 from sanic.request import Request
@@ -35,10 +36,15 @@ from bot.settings import Settings
 SHOP_DIR = Path(__file__).resolve().parent
 STATIC_DIR = SHOP_DIR / "static"
 PAGE_TEMPLATE = SHOP_DIR / "page.html"
+TEXTS_FILE = SHOP_DIR / "texts.yml"
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 COOKIE = "shop_customer"
 ANONYMOUS = "anonymous"
 MAX_BODY = 4 * 1024
+
+with TEXTS_FILE.open(encoding="utf-8") as _handle:
+    TEXTS: Dict[str, Any] = yaml.safe_load(_handle)
+"""What the page says (``shop/texts.yml``)."""
 
 
 @dataclass(frozen=True)
@@ -50,17 +56,7 @@ class DemoCustomer:
     case: str
 
 
-DEMO_CUSTOMERS: Tuple[DemoCustomer, ...] = (
-    DemoCustomer("C000001", "张伟", "金牌会员 · 一单延误中、一单刚签收"),
-    DemoCustomer("C000002", "李娜", "铜牌会员 · 两单在途"),
-    DemoCustomer("C000003", "王芳", "银牌会员 · 40 天前签收"),
-    DemoCustomer("C000004", "刘洋", "注册会员 · 昨天签收（含生鲜）"),
-    DemoCustomer("C000005", "陈静", "铜牌会员 · 退货进行中"),
-    DemoCustomer("C000006", "杨磊", "银牌会员 · 退款已到账"),
-    DemoCustomer("C000007", "赵敏", "钻石会员 · 今天派送中"),
-    DemoCustomer("C000008", "周婷", "注册会员 · 待付款订单"),
-    DemoCustomer("C000009", "吴刚", "注册会员 · 还没有订单"),
-)
+DEMO_CUSTOMERS: Tuple[DemoCustomer, ...] = tuple(DemoCustomer(**entry) for entry in TEXTS["demo_customers"])
 """The shoppers the login picker offers (the anonymous shopper besides)."""
 
 _BY_ID = {customer.customer_id: customer for customer in DEMO_CUSTOMERS}
@@ -91,7 +87,7 @@ def identity(settings: Settings, customer_id: Optional[str]) -> Dict[str, Any]:
     """What the page tells the widget about the shopper: the id and an identity token made here, never the secret."""
     customer = _BY_ID.get(customer_id or "")
     if customer is None:
-        return {"customer_id": None, "identity_token": None, "name": "游客"}
+        return {"customer_id": None, "identity_token": None, "name": TEXTS["guest_name"]}
     token = identity_token_for(settings.shop_identity_secret, customer.customer_id, ttl_s=IDENTITY_TOKEN_TTL_S)
     return {"customer_id": customer.customer_id, "identity_token": token, "name": customer.name}
 
@@ -100,7 +96,7 @@ def render_page(template: str, settings: Settings, request: Request, customer_id
     """The product page for a shopper."""
     shopper = identity(settings, customer_id)
     config = {**shopper, "socket_url": socket_origin(settings, request), "socket_path": "/socket.io"}
-    options = [f'<option value="{ANONYMOUS}"{" selected" if shopper["customer_id"] is None else ""}>游客（未登录）</option>']
+    options = [f'<option value="{ANONYMOUS}"{" selected" if shopper["customer_id"] is None else ""}>{html.escape(TEXTS["guest_option"])}</option>']
     for customer in DEMO_CUSTOMERS:
         selected = " selected" if customer.customer_id == shopper["customer_id"] else ""
         options.append(f'<option value="{customer.customer_id}"{selected}>'
@@ -170,7 +166,8 @@ def create_app(settings: Settings, name: str = "shop") -> Sanic:
     @app.exception(SanicException)
     async def sanic_error(request: Request, error: SanicException) -> HTTPResponse:
         status = getattr(error, "status_code", 500) or 500
-        return _error(status, "not_found" if status == 404 else "bad_request", "抱歉，页面不存在。" if status == 404 else "请求有误。")
+        code = "not_found" if status == 404 else "bad_request"
+        return _error(status, code, TEXTS["errors"][code])
 
     @app.get("/health")
     async def health(request: Request) -> HTTPResponse:
@@ -187,9 +184,9 @@ def create_app(settings: Settings, name: str = "shop") -> Sanic:
         try:
             customer_id, as_json = _login_choice(request)
         except ValueError:
-            return _error(400, "invalid_request", "登录请求格式有误，请从页面上的登录框选择顾客。")
+            return _error(400, "invalid_request", TEXTS["errors"]["invalid_login"])
         if customer_id is not None and customer_id not in _BY_ID:
-            return _error(400, "unknown_customer", "没有这位演示顾客，请从列表中选择。")
+            return _error(400, "unknown_customer", TEXTS["errors"]["unknown_customer"])
         if as_json:
             shopper = identity(settings, customer_id)
             answer = _json({"customer_id": shopper["customer_id"], "name": shopper["name"]})
@@ -210,7 +207,7 @@ def create_app(settings: Settings, name: str = "shop") -> Sanic:
     async def static(request: Request, path: str) -> HTTPResponse:
         content = static_files.get(path)
         if content is None:
-            return _error(404, "not_found", "抱歉，页面不存在。")
+            return _error(404, "not_found", TEXTS["errors"]["not_found"])
         return response.raw(content, content_type=STATIC_TYPES[Path(path).suffix],
                             headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
