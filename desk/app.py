@@ -64,6 +64,7 @@ from desk.access import claim_teams, may_claim, may_see, wrong_team
 from desk.intake import Intake
 from desk.live import CLOSE_SESSION_ENDED, SESSION_CLOSED, SESSION_ENDED, Hub, fingerprint, instance_name, periodic, relay_events, sweeper
 from desk.openapi import build_openapi
+from desk.texts import say
 from handoff import agents as presence
 from handoff import callbacks, conversation, keys, queue, stats, tickets
 from handoff.context import REDIS_FAILURES, HandoffContext, close_clients, redis_client
@@ -76,6 +77,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".svg": "image/svg+xml"}
 MAX_TEXT = 2000
+MAX_DAYS = 90
+"""Most days ``GET /api/metrics`` covers."""
 MAX_DEAD_LETTERS = 500
 """Most dead letters one ``GET /api/push/dead-letters`` lists."""
 MAX_BODY = 64 * 1024
@@ -125,25 +128,25 @@ def _body(request: Request) -> Dict[str, Any]:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(400, "invalid_json", "请求内容不是有效的 JSON。") from error
+        raise ApiError(400, "invalid_json", say("invalid_json")) from error
     if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "请求内容应为 JSON 对象。")
+        raise ApiError(400, "invalid_json", say("json_not_object"))
     return data
 
 
 def _text(body: Mapping[str, Any], field: str = "text") -> str:
     value = body.get(field)
     if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, "invalid_text", "请输入要发送的内容。")
+        raise ApiError(400, "invalid_text", say("invalid_text"))
     value = value.strip()
     if len(value) > MAX_TEXT:
-        raise ApiError(413, "text_too_long", f"内容超过 {MAX_TEXT} 字，请分几条发送。")
+        raise ApiError(413, "text_too_long", say("text_too_long", max_chars=MAX_TEXT))
     return value
 
 
 def _sender(sender: str) -> str:
     if not keys.SENDER.fullmatch(sender):
-        raise ApiError(400, "invalid_sender", "会话标识无效。")
+        raise ApiError(400, "invalid_sender", say("invalid_sender"))
     return sender
 
 
@@ -154,27 +157,28 @@ def _path_sender(segment: str) -> str:
 
 
 REFUSALS = {
-    "not_found": (404, "没有找到这个会话的人工服务记录。"),
-    "taken": (409, "该会话已被其他客服接入。"),
-    "offered_to_other": (409, "该顾客正优先分配给上次服务他的客服，请稍后再试。"),
-    "at_capacity": (409, "您当前接待的会话已达上限，请先结束一个会话。"),
-    "not_assigned": (409, "该会话当前不在人工服务中。"),
-    "not_yours": (403, "该会话由其他客服负责，您不能操作。"),
-    "same_agent": (400, "不能转给自己。"),
-    "offline": (409, "对方客服当前不在线。"),
-    "done": (409, "该回访工单已处理。"),
-    "invalid_client_id": (400, "消息编号无效，请刷新页面后重试。"),
+    "not_found": (404, "not_found_conversation"),
+    "taken": (409, "taken"),
+    "offered_to_other": (409, "offered_to_other"),
+    "at_capacity": (409, "at_capacity"),
+    "not_assigned": (409, "not_assigned"),
+    "not_yours": (403, "not_yours"),
+    "same_agent": (400, "same_agent"),
+    "offline": (409, "offline"),
+    "done": (409, "done"),
+    "invalid_client_id": (400, "invalid_client_id"),
 }
+"""Refusals of the handoff's operations by its status: the HTTP status and the text of desk/texts.yml."""
 
 
 def _refusal(status: str, detail: str = "", names: Optional[Mapping[str, str]] = None) -> ApiError:
-    code, message = REFUSALS.get(status, (409, "操作未能完成，请刷新后重试。"))
+    code, text = REFUSALS.get(status, (409, "refused"))
     extra: Dict[str, Any] = {}
     if detail and status in ("taken", "offered_to_other", "not_yours", "offline", "done"):
         extra["agent"] = detail
         if names and detail in names:
             extra["agent_name"] = names[detail]
-    return ApiError(code, "already_claimed" if status == "taken" else status, message, **extra)
+    return ApiError(code, "already_claimed" if status == "taken" else status, say(text), **extra)
 
 
 Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
@@ -258,19 +262,18 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     @app.exception(*REDIS_FAILURES)
     async def redis_down(request: Request, error: Exception) -> HTTPResponse:
         logger.error("desk.redis_unavailable path=%s error=%s", request.path, type(error).__name__)
-        return _error(503, "unavailable", "服务暂时不可用（队列存储无法连接），请稍后几秒重试。")
+        return _error(503, "unavailable", say("unavailable"))
 
     @app.exception(SanicException)
     async def sanic_error(request: Request, error: SanicException) -> HTTPResponse:
         status = int(getattr(error, "status_code", 500) or 500)
-        messages = {404: "没有这个地址。", 405: "不支持这个请求方法。", 413: "请求内容太大。"}
-        return _error(status, {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(status, "bad_request"),
-                      messages.get(status, "请求有误。"))
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(status, "bad_request")
+        return _error(status, code, say("not_found_path" if status == 404 else code))
 
     @app.exception(Exception)
     async def unexpected(request: Request, error: Exception) -> HTTPResponse:
         logger.exception("desk.unexpected path=%s", request.path)
-        return _error(500, "internal", "系统出错了，请刷新后重试；问题持续请联系技术支持。")
+        return _error(500, "internal", say("internal"))
 
     async def current_agent(request: Request) -> auth.Agent:
         header = request.headers.get("authorization", "")
@@ -278,13 +281,13 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
         username = await auth.session_agent(handoff().redis, token) if token else None
         agent = agents.get(username or "")
         if agent is None:
-            raise ApiError(401, "unauthorized", "请先登录。")
+            raise ApiError(401, "unauthorized", say("unauthorized"))
         request.ctx.token = token
         return agent
 
-    def supervisors_only(agent: auth.Agent, message: str = "只有主管可以查看数据看板和报表。") -> None:
+    def supervisors_only(agent: auth.Agent, text: str = "forbidden_metrics") -> None:
         if not agent.supervisor:
-            raise ApiError(403, "forbidden", message)
+            raise ApiError(403, "forbidden", say(text))
 
     def agent_json(agent: auth.Agent) -> Dict[str, Any]:
         return {"username": agent.username, "display_name": agent.display_name, "role": agent.role}
@@ -302,7 +305,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     def static(name: str) -> HTTPResponse:
         content = static_files.get(name)
         if content is None:
-            raise ApiError(404, "not_found", "没有这个地址。")
+            raise ApiError(404, "not_found", say("not_found_path"))
         return response.raw(content, content_type=STATIC_TYPES[Path(name).suffix])
 
     @app.get("/")
@@ -341,21 +344,21 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
         body = _body(request)
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or not username or not password or len(password) > 256:
-            raise ApiError(400, "invalid_credentials_format", "请输入用户名和密码。")
+            raise ApiError(400, "invalid_credentials_format", say("invalid_credentials_format"))
         username = username.strip()[: auth.USERNAME_MAX]
         redis = handoff().redis
         client = auth.client_address(request.ip, request.headers.get("x-forwarded-for"), trusted_proxies)
         result = await gate.login(redis, username, password, client)
         if result.status == "throttled":
             logger.warning("desk.login.throttled scope=%s client=%s", result.scope, client)
-            raise ApiError(429, "too_many_attempts", f"登录尝试次数过多，请 {math.ceil(result.retry_after_s / 60)} 分钟后再试。",
+            raise ApiError(429, "too_many_attempts", say("too_many_attempts", minutes=math.ceil(result.retry_after_s / 60)),
                            retry_after_s=result.retry_after_s)
         if result.status == "busy":
-            raise ApiError(503, "login_busy", "登录的人较多，请稍后几秒重试。")
+            raise ApiError(503, "login_busy", say("login_busy"))
         agent = result.agent
         if agent is None:
             logger.info("desk.login.refused client=%s", client)
-            raise ApiError(401, "invalid_credentials", "用户名或密码不正确。")
+            raise ApiError(401, "invalid_credentials", say("invalid_credentials"))
         token = await auth.open_session(redis, agent.username, settings.desk_session_ttl_s)
         await presence.heartbeat(handoff(), agent.username)
         logger.info("desk.login agent=%s role=%s", agent.username, agent.role)
@@ -441,11 +444,11 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
         handoff_id = await conversation.current_handoff(ctx, sender)
         found = await queue.records(ctx, [handoff_id]) if handoff_id else []
         if not found:
-            raise ApiError(404, "not_found", "没有找到这个会话的人工服务记录。")
+            raise ApiError(404, "not_found", say("not_found_conversation"))
         record = found[0]
         if not may_see(agent, record):
             owner = str(record.get("agent") or "")
-            raise ApiError(403, "not_yours", "该会话由其他客服负责，您不能查看或操作。", agent=owner, agent_name=names.get(owner, owner))
+            raise ApiError(403, "not_yours", say("not_yours_to_see"), agent=owner, agent_name=names.get(owner, owner))
         return record
 
     @app.get("/api/conversations/<sender:str>")
@@ -518,7 +521,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
         body = _body(request)
         target = agents.get(str(body.get("to") or ""))
         if target is None:
-            raise ApiError(400, "unknown_agent", "请选择要转给的客服。")
+            raise ApiError(400, "unknown_agent", say("unknown_agent"))
         result = await queue.transfer(handoff(), sender, agent.username, agent.display_name, target.username, target.display_name)
         if not result.ok:
             raise _refusal(result.status, result.detail, names)
@@ -530,7 +533,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
         sender = _path_sender(sender)
         code = _body(request).get("code")
         if not isinstance(code, str) or code not in policy.resolution_codes:
-            raise ApiError(400, "invalid_code", "请选择处理结果。", allowed=list(policy.resolution_codes))
+            raise ApiError(400, "invalid_code", say("invalid_code"), allowed=list(policy.resolution_codes))
         result = await queue.resolve(handoff(), sender, agent.username, agent.display_name, code)
         if not result.ok:
             raise _refusal(result.status, result.detail, names)
@@ -550,14 +553,14 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     @authed
     async def callback_complete(request: Request, agent: auth.Agent, callback_id: str) -> HTTPResponse:
         if not keys.CALLBACK_ID.fullmatch(callback_id):
-            raise ApiError(400, "invalid_callback", "回访工单号无效。")
+            raise ApiError(400, "invalid_callback", say("invalid_callback"))
         body = _body(request)
         code = body.get("code")
         if not isinstance(code, str) or code not in policy.resolution_codes:
-            raise ApiError(400, "invalid_code", "请选择处理结果。", allowed=list(policy.resolution_codes))
+            raise ApiError(400, "invalid_code", say("invalid_code"), allowed=list(policy.resolution_codes))
         note = body.get("note") or ""
         if not isinstance(note, str) or len(note) > MAX_TEXT:
-            raise ApiError(400, "invalid_note", "备注格式有误。")
+            raise ApiError(400, "invalid_note", say("invalid_note"))
         result = await callbacks.complete_callback(handoff(), callback_id, agent.username, code, note.strip())
         if not result.ok:
             raise _refusal(result.status, result.detail, names)
@@ -568,8 +571,8 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     async def metrics(request: Request, agent: auth.Agent) -> HTTPResponse:
         supervisors_only(agent)
         raw = request.args.get("days", "7")
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 2) or not 1 <= int(raw) <= 90:
-            raise ApiError(400, "invalid_days", "days 应为 1 到 90 的整数。")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 2) or not 1 <= int(raw) <= MAX_DAYS:
+            raise ApiError(400, "invalid_days", say("invalid_days", max_days=MAX_DAYS))
         figures = await stats.metrics(handoff(), int(raw))
         figures["push_dead_letters"] = await dead_letter_count(handoff().redis)
         figures["overdue_tickets"] = await tickets.overdue_counts(handoff())
@@ -577,15 +580,13 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
 
     # Pushed messages no channel could deliver --------------------------------------------------------
 
-    dead_letters_only = "只有主管可以查看和重发推送失败的消息。"
-
     @app.get("/api/push/dead-letters")
     @authed
     async def dead_letter_list(request: Request, agent: auth.Agent) -> HTTPResponse:
-        supervisors_only(agent, dead_letters_only)
+        supervisors_only(agent, "forbidden_dead_letters")
         raw = request.args.get("limit", "100")
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= MAX_DEAD_LETTERS:
-            raise ApiError(400, "invalid_limit", f"limit 应为 1 到 {MAX_DEAD_LETTERS} 的整数。")
+            raise ApiError(400, "invalid_limit", say("invalid_limit", max_limit=MAX_DEAD_LETTERS))
         redis = handoff().redis
         letters = await dead_letters(redis, count=int(raw))
         return _json({"dead_letters": [letter.as_json() for letter in letters], "count": await dead_letter_count(redis)})
@@ -593,13 +594,13 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     @app.post("/api/push/dead-letters/<dead_letter_id:str>/retry")
     @authed
     async def dead_letter_retry(request: Request, agent: auth.Agent, dead_letter_id: str) -> HTTPResponse:
-        supervisors_only(agent, dead_letters_only)
+        supervisors_only(agent, "forbidden_dead_letters")
         dead_letter_id = unquote(dead_letter_id)  # as sent: a client may percent-encode its ":"
         if parse_dead_letter_id(dead_letter_id) is None:
-            raise ApiError(400, "invalid_dead_letter", "推送失败记录编号无效。")
+            raise ApiError(400, "invalid_dead_letter", say("invalid_dead_letter"))
         sender = await retry_dead_letter(handoff().redis, dead_letter_id)
         if sender is None:
-            raise ApiError(404, "not_found", "没有这条推送失败记录（可能已经重发）。")
+            raise ApiError(404, "not_found", say("dead_letter_not_found"))
         logger.info("desk.dead_letter.retried id=%s sender=%s agent=%s", dead_letter_id, sender, agent.username)
         return _json({"status": "requeued", "id": dead_letter_id, "sender": sender})
 
@@ -641,7 +642,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
             username = None
         agent = agents.get(username or "")
         if agent is None:
-            await ws.send(json.dumps({"type": "error", "code": "unauthorized", "message": "请先登录。"}, ensure_ascii=False))
+            await ws.send(json.dumps({"type": "error", "code": "unauthorized", "message": say("unauthorized")}, ensure_ascii=False))
             await ws.close(code=CLOSE_SESSION_ENDED, reason="unauthorized")
             return
         await presence.heartbeat(handoff(), agent.username)
@@ -669,7 +670,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
             code, reason, notice = CLOSE_SESSION_ENDED, "session_expired", SESSION_ENDED
         except REDIS_FAILURES:
             code, reason = 1011, "unavailable"
-            notice = json.dumps({"type": "error", "code": "unavailable", "message": "服务暂时不可用，请稍后重试。"}, ensure_ascii=False)
+            notice = json.dumps({"type": "error", "code": "unavailable", "message": say("unavailable_live")}, ensure_ascii=False)
         app.ctx.hub.remove(ws)
         logger.info("desk.ws.closed agent=%s reason=%s", agent.username, reason)
         await ws.send(notice)
@@ -701,6 +702,6 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
                                       "error": {"code": error.code, "message": error.message}}, ensure_ascii=False))
         except REDIS_FAILURES:
             await ws.send(json.dumps({"type": "reply_result", "request_id": request_id, "ok": False,
-                                      "error": {"code": "unavailable", "message": "服务暂时不可用，请稍后重试。"}}, ensure_ascii=False))
+                                      "error": {"code": "unavailable", "message": say("unavailable_live")}}, ensure_ascii=False))
 
     return app

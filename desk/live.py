@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 
 from desk.access import CONVERSATION_EVENTS, may_see
 from desk.auth import Agent
+from desk.texts import say
 from handoff import keys
 from handoff.agents import availability
 from handoff.callbacks import queued_to_callbacks
@@ -43,7 +44,7 @@ SESSION_CLOSED = "session_closed"
 """Event published at logout (with the session's fingerprint, never its token); not forwarded."""
 CLOSE_SESSION_ENDED = 4401
 """Websocket close code when the session is gone (logout) or expired."""
-SESSION_ENDED = json.dumps({"type": "session_ended", "code": "session_expired", "message": "登录已失效，请重新登录。"}, ensure_ascii=False)
+SESSION_ENDED = json.dumps({"type": "session_ended", "code": "session_expired", "message": say("session_ended")}, ensure_ascii=False)
 
 
 def fingerprint(token: str) -> str:

@@ -25,6 +25,7 @@ from bot import nlu_inbox
 from desk import auth
 from desk.access import may_review_nlu
 from desk.app import ApiError, _body, _json
+from desk.texts import say
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +33,16 @@ Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 MAX_LIMIT = 500
 MAX_INTENT_CHARS = 100
 STATUSES = ("all", "unlabelled", "labelled")
-FORBIDDEN = "只有主管可以查看和标注机器人没能理解的语句。"
 
 
 def _supervisor(agent: auth.Agent) -> None:
     if not may_review_nlu(agent):
-        raise ApiError(403, "forbidden", FORBIDDEN)
+        raise ApiError(403, "forbidden", say("forbidden_nlu_inbox"))
 
 
 def _limit(raw: str) -> int:
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_limit", f"limit 应为 1 到 {MAX_LIMIT} 的整数。")
+        raise ApiError(400, "invalid_limit", say("invalid_limit", max_limit=MAX_LIMIT))
     return int(raw)
 
 
@@ -66,7 +66,7 @@ def register(app: Sanic, authed: Callable[[Handler], Handler], choices: Optional
         _supervisor(agent)
         status = request.args.get("status", "all")
         if status not in STATUSES:
-            raise ApiError(400, "invalid_status", "status 应为 all、unlabelled 或 labelled。")
+            raise ApiError(400, "invalid_status", say("invalid_status"))
         limit = _limit(request.args.get("limit", "100"))
         page = await nlu_inbox.list_items(app.ctx.handoff.redis, status, limit, retention_s())
         config = nlu_inbox.InboxConfig.from_settings(app.ctx.settings)
@@ -78,18 +78,18 @@ def register(app: Sanic, authed: Callable[[Handler], Handler], choices: Optional
     async def inbox_label(request: Request, agent: auth.Agent, item_id: str) -> HTTPResponse:
         _supervisor(agent)
         if not nlu_inbox.ITEM_ID.fullmatch(item_id):
-            raise ApiError(400, "invalid_item", "语句编号无效。")
+            raise ApiError(400, "invalid_item", say("invalid_item"))
         intent = _body(request).get("intent")
         if not isinstance(intent, str) or not intent.strip() or len(intent) > MAX_INTENT_CHARS:
-            raise ApiError(400, "invalid_intent", "请选择这句话的正确意图。")
+            raise ApiError(400, "invalid_intent", say("invalid_intent"))
         intent = intent.strip()
         if intent not in intents:
-            raise ApiError(400, "unknown_intent", "没有这个意图，请从列表中选择。")
+            raise ApiError(400, "unknown_intent", say("unknown_intent"))
         redis = app.ctx.handoff.redis
         outcome = await nlu_inbox.label_item(redis, item_id, intent, agent.username)
         item = await nlu_inbox.get_item(redis, item_id, retention_s()) if outcome != "not_found" else None
         if item is None:
-            raise ApiError(404, "not_found", "没有找到这条语句（可能已超过保留期限）。")
+            raise ApiError(404, "not_found", say("inbox_item_not_found"))
         if outcome == "labelled":
             logger.info("desk.nlu_inbox.labelled id=%s intent=%s agent=%s", item_id, intent, agent.username)
         return _json({"status": outcome, "item": item})

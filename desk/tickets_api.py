@@ -38,6 +38,7 @@ from sanic.response import HTTPResponse
 from desk import auth, views
 from desk.app import MAX_TEXT, ApiError, _body, _json, _refusal, _text
 from desk.live import carrier_urge_worker
+from desk.texts import say
 from desk.workspace import desk_text
 from handoff import carrier_urges, keys, reviews, tickets
 from handoff.context import HandoffContext
@@ -45,25 +46,26 @@ from handoff.context import HandoffContext
 Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 
 REFUSALS = {
-    "in_conversation": (409, "顾客正在另一个人工会话中，请在该会话里回复。"),
-    "busy": (409, "该回访工单正在被接入，请稍后刷新。"),
-    "not_found": (404, "没有找到这个回访工单。"),
-    "review_not_found": (404, "没有找到这个复盘事项。"),
-    "review_done": (409, "该复盘事项已关闭。"),
+    "in_conversation": (409, "in_conversation"),
+    "busy": (409, "busy"),
+    "not_found": (404, "callback_not_found"),
+    "review_not_found": (404, "review_not_found"),
+    "review_done": (409, "review_done"),
 }
+"""Refusals of callback tickets and reviews: status and the text of desk/texts.yml."""
 URGE_REFUSALS = {"urge_not_found": (404, "unknown_urge_ticket"), "urge_done": (409, "urge_ticket_done")}
 """Refusals of carrier-urge tickets: status and the text of desk/workspace.yml."""
 
 
 def _ticket_id(callback_id: str) -> str:
     if not keys.CALLBACK_ID.fullmatch(callback_id):
-        raise ApiError(400, "invalid_callback", "回访工单号无效。")
+        raise ApiError(400, "invalid_callback", say("invalid_callback"))
     return callback_id
 
 
 def _review_id(review_id: str) -> str:
     if not reviews.REVIEW_ID.fullmatch(review_id):
-        raise ApiError(400, "invalid_review", "复盘事项编号无效。")
+        raise ApiError(400, "invalid_review", say("invalid_review"))
     return review_id
 
 
@@ -76,9 +78,9 @@ def _urge_ticket_id(ticket_id: str) -> str:
 def _note(body: Dict[str, Any]) -> str:
     note = body.get("note")
     if not isinstance(note, str) or not note.strip():
-        raise ApiError(400, "invalid_note", "请填写复盘结论。")
+        raise ApiError(400, "invalid_note", say("review_note_missing"))
     if len(note) > MAX_TEXT:
-        raise ApiError(413, "text_too_long", f"内容超过 {MAX_TEXT} 字。")
+        raise ApiError(413, "text_too_long", say("note_too_long", max_chars=MAX_TEXT))
     return note.strip()
 
 
@@ -92,8 +94,8 @@ def _client_id(body: Dict[str, Any]) -> str:
 def refusal(status: str, detail: str, names: Dict[str, str]) -> ApiError:
     """The API error of a refused ticket operation."""
     if status in REFUSALS:
-        code, message = REFUSALS[status]
-        return ApiError(code, status, message)
+        code, text = REFUSALS[status]
+        return ApiError(code, status, say(text))
     if status in URGE_REFUSALS:
         code, text = URGE_REFUSALS[status]
         return ApiError(code, status.removeprefix("urge_"), desk_text(text))
@@ -138,7 +140,7 @@ def register(app: Sanic, authed: Callable[[Handler], Handler]) -> None:
 
     def supervisor(agent: auth.Agent) -> None:
         if agent.role != "supervisor":
-            raise ApiError(403, "supervisors_only", "只有主管可以查看和处理复盘事项。")
+            raise ApiError(403, "supervisors_only", say("forbidden_reviews"))
 
     @app.get("/api/reviews")
     @authed
