@@ -64,10 +64,8 @@ FLOW_FAILURES_SLOT = "flow_invalid_answers"
 CRM_BUDGET_S = 2.5
 """Longest the handoff waits for the CRM's answers before summarising without them."""
 
-HANDOFF_FAILED = "抱歉，人工客服系统暂时连接不上，您的转人工请求没有提交成功。请 1 分钟后再发一次“转人工”，给您添麻烦了。"
-ALREADY_WAITING = "您已经在人工客服队列中了，{ahead}，{eta}。您可以继续留言，客服都会看到。"
-ASK_RATING = "请问您给这次服务打几分呢？1 到 5 分，5 分为非常满意。"
-RATING_UNAVAILABLE = "抱歉，评价暂时没能保存成功，请 1 分钟后再点一次评分。感谢您的耐心！"
+HANDOFF_FAILED = texts.say("handoff_failed")
+"""The answer when the handoff could not be submitted (``handoff/texts.yml``)."""
 
 _contexts: Dict[int, Tuple[asyncio.AbstractEventLoop, HandoffContext]] = {}
 def handoff_context() -> HandoffContext:
@@ -224,8 +222,7 @@ async def _enqueue(
     if not created:
         position = await queue_position(ctx, existing)
         wait_s = await estimated_wait(ctx, position) or ctx.policy.min_wait_s
-        ahead = "您是下一位" if position <= 1 else f"您前面还有 {position - 1} 位顾客"
-        dispatcher.utter_message(text=ALREADY_WAITING.format(ahead=ahead, eta=texts.eta_phrase(wait_s, local_now)))
+        dispatcher.utter_message(text=texts.already_waiting(position, wait_s, local_now))
         return
     logger.info("handoff.enqueued sender=%s handoff=%s reason=%s position=%d", tracker.sender_id, request.handoff_id, reason, position)
     dispatcher.utter_message(text=texts.queue_notice(position, wait_s, local_now, is_priority_tier(ctx.policy, tier), tier_name))
@@ -292,13 +289,13 @@ class ActionRecordRating(Action):
         """Read the rating from the button's entity or the shopper's words and record it."""
         score = parse_rating([next(tracker.get_latest_entity_values("rating"), None), _latest_text(tracker)])
         if score is None:
-            dispatcher.utter_message(text=ASK_RATING, buttons=texts.rating_buttons())
+            dispatcher.utter_message(text=texts.say("ask_rating"), buttons=texts.rating_buttons())
             return []
         try:
             handoff_id = await record_rating(handoff_context(), tracker.sender_id, score)
         except REDIS_FAILURES as error:
             logger.error("handoff.rating.failed sender=%s error=%s", tracker.sender_id, type(error).__name__)
-            dispatcher.utter_message(text=RATING_UNAVAILABLE)
+            dispatcher.utter_message(text=texts.say("rating_unavailable"))
             return []
         logger.info("handoff.rating sender=%s handoff=%s score=%d", tracker.sender_id, handoff_id or "-", score)
         if handoff_id and score <= 2:

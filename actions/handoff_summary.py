@@ -21,6 +21,7 @@ from actions import formatting
 from actions.order_tracking import is_late, items_summary, status_label
 from bot.pii import mask_name, mask_phone, mask_text
 from bot.texts import intent_labels
+from handoff import texts
 from handoff.complaints import is_angry
 
 HANDOFF_ACTION = "action_handoff"
@@ -298,43 +299,49 @@ def _clock(epoch: float, tz: tzinfo) -> str:
 
 
 def render_summary(summary: Mapping[str, Any], tz: tzinfo) -> str:
-    """The summary as the agent reads it first, in Chinese."""
+    """The summary as the agent reads it first, in Chinese (worded in ``handoff/texts.yml``)."""
+    say = texts.say
     who = summary.get("who") or {}
-    parts = [who.get("name") or "匿名顾客"]
+    parts = [who.get("name") or say("summary_anonymous")]
     if who.get("phone"):
-        parts[0] += f"（{who['phone']}）"
+        parts[0] += say("summary_phone", phone=who["phone"])
     if who.get("tier"):
         parts.append(f"{who['tier']} {who.get('tier_name', '')}".strip())
-    parts.append(str(who.get("verification") or "未验证身份"))
+    parts.append(str(who.get("verification") or say("summary_unverified")))
     if who.get("customer_id"):
-        parts.append(f"客户号 {who['customer_id']}")
-    lines = ["【转人工摘要】", "顾客：" + "，".join(parts)]
+        parts.append(say("summary_customer_id", customer_id=who["customer_id"]))
+    lines = [say("summary_title"), say("summary_shopper", parts="，".join(parts))]
     reason = summary.get("reason") or {}
-    mood = summary.get("mood")
-    lines.append(f"转人工原因：{reason.get('label', '')}" + ("（顾客情绪激动，请先安抚）" if mood == "情绪激动" else ""))
+    mood = say("summary_reason_angry") if summary.get("mood") == "情绪激动" else ""
+    lines.append(say("summary_reason", label=reason.get("label", ""), mood=mood))
     wanted_labels = summary.get("wanted") or []
-    lines.append("顾客诉求：" + (" → ".join(wanted_labels) if wanted_labels else "未明确"))
+    lines.append(say("summary_wanted", wanted=" → ".join(wanted_labels) if wanted_labels else say("summary_wanted_unclear")))
     orders = summary.get("orders") or []
     if orders:
-        lines.append("涉及订单：")
+        lines.append(say("summary_orders"))
         for order in orders:
             promised = order.get("promised_date")
             when = ""
             if promised:
-                promised_day = formatting.parse_date(str(promised))
-                when = f"，承诺 {promised_day.month}月{promised_day.day}日 送达" + ("，已超时" if order.get("late") else "")
-            shipping = f"，{order['carrier']} {order['tracking_number']}" if order.get("tracking_number") else ""
-            lines.append(f"  · {order['order_id']} {order['status_label']}{when}；{order['items']}；实付 {order['paid']}{shipping}")
+                day = formatting.parse_date(str(promised))
+                late = say("summary_order_late") if order.get("late") else ""
+                when = say("summary_order_promised", month=day.month, day=day.day, late=late)
+            shipping = ""
+            if order.get("tracking_number"):
+                shipping = say("summary_order_shipping", carrier=order["carrier"], tracking_number=order["tracking_number"])
+            lines.append(say("summary_order", order_id=order["order_id"], status=order["status_label"], when=when, items=order["items"],
+                             paid=order["paid"], shipping=shipping))
     elif summary.get("crm_unavailable"):
-        lines.append("涉及订单：订单系统暂时无法查询，请在 CRM 中核实")
+        lines.append(say("summary_orders_unavailable"))
     told = summary.get("bot_told") or []
     if told:
-        lines.append("机器人已告知：")
-        lines.extend(f"  · （{_clock(t['at'], tz)}）{t['text']}" for t in told)
+        lines.append(say("summary_bot_told"))
+        lines.extend(say("summary_bot_told_line", time=_clock(t["at"], tz), text=t["text"]) for t in told)
     turns = summary.get("last_turns") or []
     if turns:
-        lines.append("最近对话：")
-        lines.extend(f"  {'顾客' if t['from'] == 'shopper' else '机器人'} {_clock(t['at'], tz)}：{t['text']}" for t in turns)
+        lines.append(say("summary_last_turns"))
+        lines.extend(say("summary_turn_shopper" if t["from"] == "shopper" else "summary_turn_bot", time=_clock(t["at"], tz), text=t["text"])
+                     for t in turns)
     return "\n".join(lines)
 
 
