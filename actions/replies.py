@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
+from bot.texts import render
+
 HUMAN_BUTTON = {"title": "转人工", "payload": "/human_agent"}
 
-CRM_UNAVAILABLE = (
-    "抱歉，订单系统暂时没有响应，我这次没能查到结果。"
-    "您可以 1 分钟后再问我一次，也可以点“转人工”，由人工客服为您查询。"
-)
+CRM_UNAVAILABLE = render("utter_crm_unavailable")
+"""The answer when the CRM did not answer a lookup (``data/responses/orders.yml``)."""
 
 
 def human_buttons(reason: Optional[str] = None) -> List[Dict[str, str]]:
