@@ -18,17 +18,14 @@ API (JSON; every route but ``/api/login``, ``/health``, ``/openapi.json`` and ``
 - ``POST /api/conversations/{sender}/transfer {"to"}``: hand over to another online agent
 - ``POST /api/conversations/{sender}/resolve {"code"}``: end; the bot takes over and asks for a rating
 - ``GET /api/canned``; ``GET /api/callbacks``; ``POST /api/callbacks/{id}/complete {"code", "note"}``
-- ``GET /api/metrics?days=7`` (supervisors only, 403 ``forbidden`` for agents; ``push_dead_letters``
-  counts the pushed messages no channel could deliver); ``GET /health``; websocket ``/api/ws``;
-  pages ``/`` and ``/charts`` (the supervisors' charts of ``/api/metrics``)
+- ``GET /health``; websocket ``/api/ws``; pages ``/`` and ``/charts`` (the supervisors' charts of
+  ``/api/metrics``)
 - ``GET /metrics``: the handoff queue, its waits, agents online, open and overdue tickets and dead
   letters as Prometheus gauges read from Redis at each scrape (:func:`bot.metrics.handoff_gauges`),
   behind ``METRICS_TOKEN`` or loopback only
-- ``GET /api/push/dead-letters?limit=100`` (supervisors only): the most recent dead letters of the
-  channels' push delivery (:mod:`bot.push`); ``POST /api/push/dead-letters/{id}/retry``: announce
-  that conversation again, so its channel delivers what it has not delivered (the dead letter is
-  removed)
-
+- ``GET /api/metrics?days=7``, ``GET /api/push/dead-letters?limit=100`` and ``POST
+  /api/push/dead-letters/{id}/retry`` (supervisors only, 403 ``forbidden`` for agents): the handoff
+  figures and the pushed messages no channel could deliver (:mod:`desk.reports_api`)
 - ``GET /api/nlu/inbox``, ``POST /api/nlu/inbox/{id}/label {"intent"}`` (supervisors only): the
   messages the bot did not understand and their labels (:mod:`desk.nlu_inbox`)
 - ``GET /api/customers/{customer_id}/overview`` and ``POST /api/conversations/{sender}/actions/{return,
@@ -57,7 +54,6 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import metrics as prometheus
-from bot.push import dead_letter_count, dead_letters, parse_dead_letter_id, retry_dead_letter
 from bot.settings import Settings
 from desk import auth, views
 from desk.access import claim_teams, may_claim, may_see, wrong_team
@@ -66,7 +62,7 @@ from desk.live import CLOSE_SESSION_ENDED, SESSION_CLOSED, SESSION_ENDED, Hub, f
 from desk.openapi import build_openapi
 from desk.texts import say
 from handoff import agents as presence
-from handoff import callbacks, conversation, keys, queue, stats, tickets
+from handoff import callbacks, conversation, keys, queue
 from handoff.context import REDIS_FAILURES, HandoffContext, close_clients, redis_client
 from handoff.conversation import publish
 from handoff.policy import ServicePolicy, load_policy, opening_hours_text
@@ -77,10 +73,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".svg": "image/svg+xml"}
 MAX_TEXT = 2000
-MAX_DAYS = 90
-"""Most days ``GET /api/metrics`` covers."""
-MAX_DEAD_LETTERS = 500
-"""Most dead letters one ``GET /api/push/dead-letters`` lists."""
 MAX_BODY = 64 * 1024
 WS_AUTH_TIMEOUT_S = 10.0
 WS_RECHECK_S = 15.0
@@ -284,10 +276,6 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
             raise ApiError(401, "unauthorized", say("unauthorized"))
         request.ctx.token = token
         return agent
-
-    def supervisors_only(agent: auth.Agent, text: str = "forbidden_metrics") -> None:
-        if not agent.supervisor:
-            raise ApiError(403, "forbidden", say(text))
 
     def agent_json(agent: auth.Agent) -> Dict[str, Any]:
         return {"username": agent.username, "display_name": agent.display_name, "role": agent.role}
@@ -540,7 +528,7 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
         logger.info("desk.resolved sender=%s handoff=%s agent=%s code=%s", sender, result.handoff_id, agent.username, code)
         return _json({"status": "resolved", "handoff_id": result.handoff_id, "code": code, **(result.data or {})})
 
-    # Callbacks and metrics -----------------------------------------------------------------------
+    # Callbacks -----------------------------------------------------------------------------------
 
     @app.get("/api/callbacks")
     @authed
@@ -566,44 +554,6 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
             raise _refusal(result.status, result.detail, names)
         return _json({"status": "done", "callback_id": callback_id})
 
-    @app.get("/api/metrics")
-    @authed
-    async def metrics(request: Request, agent: auth.Agent) -> HTTPResponse:
-        supervisors_only(agent)
-        raw = request.args.get("days", "7")
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 2) or not 1 <= int(raw) <= MAX_DAYS:
-            raise ApiError(400, "invalid_days", say("invalid_days", max_days=MAX_DAYS))
-        figures = await stats.metrics(handoff(), int(raw))
-        figures["push_dead_letters"] = await dead_letter_count(handoff().redis)
-        figures["overdue_tickets"] = await tickets.overdue_counts(handoff())
-        return _json(figures)
-
-    # Pushed messages no channel could deliver --------------------------------------------------------
-
-    @app.get("/api/push/dead-letters")
-    @authed
-    async def dead_letter_list(request: Request, agent: auth.Agent) -> HTTPResponse:
-        supervisors_only(agent, "forbidden_dead_letters")
-        raw = request.args.get("limit", "100")
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= MAX_DEAD_LETTERS:
-            raise ApiError(400, "invalid_limit", say("invalid_limit", max_limit=MAX_DEAD_LETTERS))
-        redis = handoff().redis
-        letters = await dead_letters(redis, count=int(raw))
-        return _json({"dead_letters": [letter.as_json() for letter in letters], "count": await dead_letter_count(redis)})
-
-    @app.post("/api/push/dead-letters/<dead_letter_id:str>/retry")
-    @authed
-    async def dead_letter_retry(request: Request, agent: auth.Agent, dead_letter_id: str) -> HTTPResponse:
-        supervisors_only(agent, "forbidden_dead_letters")
-        dead_letter_id = unquote(dead_letter_id)  # as sent: a client may percent-encode its ":"
-        if parse_dead_letter_id(dead_letter_id) is None:
-            raise ApiError(400, "invalid_dead_letter", say("invalid_dead_letter"))
-        sender = await retry_dead_letter(handoff().redis, dead_letter_id)
-        if sender is None:
-            raise ApiError(404, "not_found", say("dead_letter_not_found"))
-        logger.info("desk.dead_letter.retried id=%s sender=%s agent=%s", dead_letter_id, sender, agent.username)
-        return _json({"status": "requeued", "id": dead_letter_id, "sender": sender})
-
     # The NLU inbox (supervisors) ---------------------------------------------------------------
 
     from desk import nlu_inbox  # here, not at the top: it uses this module's errors and JSON helpers
@@ -615,10 +565,11 @@ def create_app(settings: Settings, name: str = "desk", trusted_proxies: Sequence
     workspace.register(app, authed)
     workspace.register_auto_assign(app)
 
-    from desk import routing_api, tickets_api  # callback tickets answered in the shopper's conversation, dedicated agents (same reason)
+    from desk import reports_api, routing_api, tickets_api  # callback tickets, dedicated agents, supervisors' reports (same reason)
 
     tickets_api.register(app, authed)
     routing_api.register(app, authed)
+    reports_api.register(app, authed)
 
     # OpenAPI ------------------------------------------------------------------------------------
 

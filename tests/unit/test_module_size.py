@@ -10,9 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 700
 # Modules still over the limit, each capped at its line count when it was listed. Lower a cap when the
 # module shrinks; remove the entry once the module is split under the limit. Never raise a cap.
-OVER_LIMIT: Dict[str, int] = {
-    "desk/app.py": 707,
-}
+OVER_LIMIT: Dict[str, int] = {}
 # Folders that hold no product code: the virtualenv, run-time and generated files, caches.
 SKIPPED_FOLDERS = {".venv", "var", "models", "results", "node_modules", "__pycache__"}
 
