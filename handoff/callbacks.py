@@ -134,11 +134,12 @@ async def end_live(ctx: HandoffContext, callback_id: str, agent: str, code: str)
 
 
 CONVERSIONS = {
-    "closed": (texts.closed_while_waiting, "服务时间结束", ""),
-    "unattended": (texts.unattended_while_waiting, "无客服在线", ""),
-    "unclaimed": (texts.unclaimed_while_waiting, "排队超过 {minutes} 分钟无人接入", "callbacks_unclaimed"),
+    "closed": (texts.closed_while_waiting, "transcript_why_closed", ""),
+    "unattended": (texts.unattended_while_waiting, "transcript_why_unattended", ""),
+    "unclaimed": (texts.unclaimed_while_waiting, "transcript_why_unclaimed", "callbacks_unclaimed"),
 }
-"""Why waiting handoffs become callbacks: the shopper's notice, the agents' transcript line, the day counter."""
+"""Why waiting handoffs become callbacks: the shopper's notice, the agents' transcript reason (a text of
+``handoff/texts.yml``), the day counter."""
 
 
 def ticket_for(record: Dict[str, Any], window: Tuple[datetime, datetime], now: float, callback_id: str = "") -> CallbackTicket:
@@ -195,8 +196,8 @@ async def queued_to_callbacks(ctx: HandoffContext, waited_s: float = 0.0, why: O
                   outbox_key(sender), keys.transcript(handoff_id), keys.day_stats(ctx.day(now))],
             args=[handoff_id, repr(now), ticket.callback_id, repr(ticket.window_end), json.dumps(ticket.fields(), ensure_ascii=False),
                   message, ctx.outbox_maxlen, ctx.outbox_ttl_s,
-                  f"{note.format(minutes=texts.minutes(waited_s))}，已转为回访工单 {ticket.callback_id}"
-                  f"（回访时间 {texts.window(*window, ctx.local(now))}）",
+                  texts.say("transcript_callback_converted", why=texts.say(note, minutes=texts.minutes(waited_s)),
+                            callback_id=ticket.callback_id, window=texts.window(*window, ctx.local(now))),
                   scripts.STATS_TTL_S, repr(float(waited_s)), counter],
         )
         if not int(done):

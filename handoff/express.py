@@ -22,7 +22,7 @@ import re
 import unicodedata
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from handoff import keys
+from handoff import keys, texts
 from handoff.context import HandoffContext
 from handoff.conversation import publish, script
 from handoff.models import HandoffRequest
@@ -93,12 +93,12 @@ def preliminary_summary(customer_id: Optional[str], text: str, at: float, label:
         "crm_unavailable": False,
         "preliminary": True,
     }
-    who = "客户号 " + customer_id if customer_id else "匿名顾客"
+    who = texts.say("summary_customer_id", customer_id=customer_id) if customer_id else texts.say("summary_anonymous")
     summary_text = "\n".join([
-        "【转人工摘要】（完整摘要正在生成，几秒内自动更新）",
-        f"顾客：{who}，{summary['who']['verification']}",
-        f"转人工原因：{label}",
-        f"顾客原话：{text}",
+        texts.say("summary_express_title"),
+        texts.say("summary_shopper", parts=f"{who}，{summary['who']['verification']}"),
+        texts.say("summary_reason", label=label, mood=""),
+        texts.say("summary_express_said", text=text),
     ])
     return summary, summary_text
 

@@ -288,7 +288,8 @@ async def resolve(ctx: HandoffContext, sender: str, agent: str, agent_name: str,
               keys.rating_pending(sender), keys.transcript(handoff_id), outbox_key(sender), keys.day_stats(ctx.day(now)), keys.RECENT_HANDLES,
               keys.notes(handoff_id), keys.history(sender), keys.latest(sender)],
         args=[agent, repr(now), code, handoff_id, ctx.policy.sticky_memory_days * 86400, RATING_PENDING_TTL_S,
-              f"{agent_name}（{agent}）结束会话：{outcome}", json.dumps(messages, ensure_ascii=False), ctx.outbox_maxlen, ctx.outbox_ttl_s,
+              texts.say("transcript_resolved", agent=agent_name, username=agent, outcome=outcome), json.dumps(messages, ensure_ascii=False),
+              ctx.outbox_maxlen, ctx.outbox_ttl_s,
               keys.RECENT_LIMIT, scripts.STATS_TTL_S],
     )
     status, detail = (str(part) for part in reply)

@@ -80,7 +80,7 @@ async def recover_assigned(ctx: HandoffContext, handoff_id: str, agent: str, ope
     if mode == "requeue":
         position = int(await ctx.redis.zcount(keys.QUEUE, "-inf", f"({record.get('score') or now}")) + 1
         notice = texts.requeued_agent_offline(name, position, await estimated_wait(ctx, position), local)
-        note = f"客服{name}（{agent}）离线已超过 {away} 分钟，会话按原优先级回到队列（第 {position} 位），等待其他客服接入"
+        note = texts.say("transcript_agent_offline_requeued", agent=name, username=agent, away=away, position=position)
     else:
         window = await windows.book_window(ctx, callback_id, local)
         if window is None:  # no window opens, or every one is full for three weeks
@@ -88,9 +88,9 @@ async def recover_assigned(ctx: HandoffContext, handoff_id: str, agent: str, ope
         ticket = ticket_for(record, window, now, callback_id)
         callback_id, due, fields = ticket.callback_id, repr(ticket.window_end), json.dumps(ticket.fields(), ensure_ascii=False)
         notice = texts.callback_agent_offline(name, *window, local, closed_now=not open_now)
-        why = "已过服务时间" if not open_now else "无其他客服在线"
-        note = (f"客服{name}（{agent}）离线已超过 {away} 分钟，{why}，已转为回访工单 {callback_id}"
-                f"（回访时间 {texts.window(*window, local)}）")
+        why = texts.say("transcript_offline_closed" if not open_now else "transcript_offline_nobody")
+        note = texts.say("transcript_agent_offline_callback", agent=name, username=agent, away=away, why=why, callback_id=callback_id,
+                         window=texts.window(*window, local))
     status, detail = (
         str(part)
         for part in await script(ctx.redis, scripts.RECOVER_ASSIGNED)(
