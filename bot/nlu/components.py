@@ -13,15 +13,10 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlu import training_speedups
 from bot.nlu.normalize import normalize, remap_span
 from bot.nlu.patterns import extract_identifiers
 
 ORIGINAL_TEXT = "original_text"
-
-# The normaliser is the pipeline's first component: importing it is the first thing a training of
-# the project's model does with our code.
-training_speedups.install()
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)

@@ -90,9 +90,11 @@ def test_an_exported_label_changes_the_next_models_answer(running_stack: Running
     item, label = miss_label_export(running_stack, tmp_path / "data")
     models = tmp_path / "models"
     started = time.monotonic()
-    subprocess.run([launcher.rasa_bin(), "train", "nlu", "--config", "config.yml", "--nlu", str(tmp_path / "data"), "--domain",
-                    "domain.yml", "--out", str(models), "--fixed-model-name", "reviewed"],
-                   cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RASA_TELEMETRY_ENABLED": "false"},
+    # trained as the launcher trains (the training patches, the training cache off)
+    subprocess.run([sys.executable, "-m", "bot.rasa_patches", "train", "nlu", "--config", "config.yml", "--nlu", str(tmp_path / "data"),
+                    "--domain", "domain.yml", "--out", str(models), "--fixed-model-name", "reviewed"],
+                   cwd=PROJECT_ROOT, env=launcher.train_environment({**os.environ, "PYTHONPATH": str(PROJECT_ROOT),
+                                                                     "RASA_TELEMETRY_ENABLED": "false"}),
                    check=True, capture_output=True, timeout=3600)
     print(f"rasa train nlu with the reviewed example: {time.monotonic() - started:.0f} s")
 
