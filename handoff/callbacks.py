@@ -24,9 +24,7 @@ LIVE_FIELD = "live_handoff"
 answering it, or the one the shopper's return queued (:mod:`handoff.tickets`)."""
 
 
-def by_sender(sender: str) -> str:
-    """The conversation's latest callback ticket id (a hint: the ticket itself says whether it is open and whose)."""
-    return f"handoff:callback:by_sender:{sender}"
+by_sender = keys.callback_by_sender
 
 
 async def remember(ctx: HandoffContext, sender: str, callback_id: str) -> None:

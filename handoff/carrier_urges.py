@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple, Type
 
 from bot import pii, texts
 from bot.outbox import lua_notice, outbox_key
+from handoff import keys
 from handoff.context import REDIS_FAILURES, HandoffContext
 from handoff.conversation import OpResult, outbox_message, publish, script
 from handoff.texts import clock
@@ -43,12 +44,9 @@ from handoff.texts import clock
 logger = logging.getLogger(__name__)
 
 KIND = "carrier_urge"
-WAITING = "handoff:carrier_urges:waiting"
-"""Sorted set of tickets still waiting for the carrier's answer, by the time to poll the CRM next."""
-OPEN = "handoff:carrier_urges:open"
-"""Sorted set of tickets not yet settled (waiting or overdue), by due time."""
-DONE = "handoff:carrier_urges:done"
-"""Sorted set of settled tickets (answered by the carrier or by an agent), by the time they were."""
+WAITING = keys.CARRIER_URGES_WAITING
+OPEN = keys.CARRIER_URGES_OPEN
+DONE = keys.CARRIER_URGES_DONE
 TICKET_ID = re.compile(r"u[0-9a-f]{24}")
 RETENTION_S = 90 * 86400
 POLL_INTERVAL_S = 600.0
@@ -140,9 +138,7 @@ class UrgeReader(Protocol):
     async def list_order_urges(self, order_id: str, limit: int = 20, offset: int = 0) -> List[Dict[str, Any]]: ...
 
 
-def ticket_key(ticket_id: str) -> str:
-    """Hash of one carrier-urge ticket."""
-    return f"handoff:carrier_urge:{ticket_id}"
+ticket_key = keys.carrier_urge
 
 
 def ticket_id_for(urge: Mapping[str, Any], sender: str) -> str:

@@ -205,3 +205,48 @@ def login_attempts_user(username: str) -> str:
 def customer_key(customer_id: str | None, sender: str) -> str:
     """Whom sticky routing remembers: the verified customer, else the conversation."""
     return f"customer:{customer_id}" if customer_id else f"conversation:{sender}"
+
+
+# Callback tickets' windows and lookups (handoff/callbacks.py, handoff/windows.py).
+
+def callback_by_sender(sender: str) -> str:
+    """The conversation's latest callback ticket id (a hint: the ticket itself says whether it is open and whose)."""
+    return f"handoff:callback:by_sender:{sender}"
+
+
+def callback_window(start_epoch_s: int) -> str:
+    """The set of callback tickets booked in the window starting at ``start_epoch_s``."""
+    return f"handoff:callback:window:{start_epoch_s}"
+
+
+def callback_booking(callback_id: str) -> str:
+    """The window a callback ticket holds (``start end`` in epoch seconds)."""
+    return f"handoff:callback:booking:{callback_id}"
+
+
+# Carrier-urge tickets (handoff/carrier_urges.py).
+
+CARRIER_URGES_WAITING = "handoff:carrier_urges:waiting"
+"""Sorted set of tickets still waiting for the carrier's answer, by the time to poll the CRM next."""
+CARRIER_URGES_OPEN = "handoff:carrier_urges:open"
+"""Sorted set of tickets not yet settled (waiting or overdue), by due time."""
+CARRIER_URGES_DONE = "handoff:carrier_urges:done"
+"""Sorted set of settled tickets (answered by the carrier or by an agent), by the time they were."""
+
+
+def carrier_urge(ticket_id: str) -> str:
+    """Hash of one carrier-urge ticket."""
+    return f"handoff:carrier_urge:{ticket_id}"
+
+
+# Supervisor reviews (handoff/reviews.py).
+
+REVIEWS_OPEN = "handoff:reviews:open"
+"""Sorted set of open review ids by due time."""
+REVIEWS_DONE = "handoff:reviews:done"
+"""Sorted set of closed review ids by closing time."""
+
+
+def review(review_id: str) -> str:
+    """Hash of one review item."""
+    return f"handoff:review:{review_id}"

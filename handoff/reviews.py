@@ -29,10 +29,8 @@ from handoff.context import HandoffContext
 from handoff.conversation import OpResult, publish, script, system_notice
 from handoff.policy import complaint_is_about_agent, first_response_breached
 
-REVIEWS_OPEN = "handoff:reviews:open"
-"""Sorted set of open review ids by due time."""
-REVIEWS_DONE = "handoff:reviews:done"
-"""Sorted set of closed review ids by closing time."""
+REVIEWS_OPEN = keys.REVIEWS_OPEN
+REVIEWS_DONE = keys.REVIEWS_DONE
 REVIEW_ID = re.compile(r"r[0-9a-f]{24}")
 RETENTION_S = 90 * 86400
 KINDS = ("low_rating", "sla_breach", "complaint")
@@ -58,9 +56,7 @@ return {'ok', ''}
 """
 
 
-def review_key(review_id: str) -> str:
-    """Hash of one review item."""
-    return f"handoff:review:{review_id}"
+review_key = keys.review
 
 
 def review_id_for(kind: str, handoff_id: str) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 from typing import List, Optional, Tuple
 
+from handoff import keys
 from handoff.context import HandoffContext
 from handoff.conversation import script
 from handoff.policy import ServicePolicy, callback_window
@@ -78,13 +79,11 @@ def first_with_room(windows: List[Window], booked: List[int], capacity: int) -> 
 
 
 def window_key(start: datetime) -> str:
-    """The set of tickets booked in the window starting at ``start``."""
-    return f"handoff:callback:window:{int(start.timestamp())}"
+    """The set of tickets booked in the window starting at ``start`` (:func:`handoff.keys.callback_window`)."""
+    return keys.callback_window(int(start.timestamp()))
 
 
-def booking_key(callback_id: str) -> str:
-    """The window a ticket holds (``start end`` in epoch seconds)."""
-    return f"handoff:callback:booking:{callback_id}"
+booking_key = keys.callback_booking
 
 
 def _span(window: Window) -> str:

@@ -30,6 +30,7 @@ def test_a_retried_reply_is_written_once(redis_url: str, tmp_path: Path):
 
     first, retry, other, plain, invalid = run(redis_url, policy, scenario)
     assert first.ok and retry.ok and other.ok and plain.ok
+    assert first.data is not None and retry.data is not None and other.data is not None
     assert (retry.data["entry"]["id"], retry.data["cursor"]) == (first.data["entry"]["id"], first.data["cursor"])
     assert (first.data["duplicate"], retry.data["duplicate"], other.data["duplicate"]) == (False, True, False)
     assert invalid.status == "invalid_client_id"

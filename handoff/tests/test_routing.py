@@ -18,10 +18,10 @@ from tests.support.handoff import request, run, sync_client
 
 def test_team_follows_tier_reason_and_intent() -> None:
     policy = load_policy(POLICY_FILE)
-    assert team_for(policy, "L5", "requested", ["product_question"]).name == "VIP"
-    assert team_for(policy, "L2", "complaint", []).name == "售后"
-    assert team_for(policy, "L1", "requested", ["return_request"]).name == "售后"
-    assert team_for(policy, "L1", "requested", ["product_question"]).name == "售前"
+    assert (team := team_for(policy, "L5", "requested", ["product_question"])) is not None and team.name == "VIP"
+    assert (team := team_for(policy, "L2", "complaint", [])) is not None and team.name == "售后"
+    assert (team := team_for(policy, "L1", "requested", ["return_request"])) is not None and team.name == "售后"
+    assert (team := team_for(policy, "L1", "requested", ["product_question"])) is not None and team.name == "售前"
 
 
 def test_concurrent_auto_assignment_respects_teams_and_capacity(redis_url: str, tmp_path) -> None:
