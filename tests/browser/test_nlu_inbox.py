@@ -78,7 +78,7 @@ def test_a_supervisor_labels_a_missed_message(browser, supervised_desk: DeskProc
 
     page.select_option("#inbox-filter", "labelled")
     page.wait_for_selector(f".inbox-item.labelled[data-id='{second}']")
-    assert page.locator(".inbox-item").count() == 1
+    wait_for(lambda: page.locator(".inbox-item").count() == 1)  # the list re-renders after the filter's answer
     page.select_option("#inbox-filter", "unlabelled")
     page.wait_for_selector(f".inbox-item[data-id='{first}']")
     wait_for(lambda: page.locator(".inbox-item").count() == 1)
