@@ -7,8 +7,20 @@ tails, addresses, names). :class:`EncryptedRedisTrackerStore` stores each one as
 
 under ``purpose_key(SHOP_IDENTITY_SECRET, "tracker")`` (:func:`bot.identity.purpose_key`), with the
 conversation id as associated data, so a value copied to another conversation's key does not
-open. Everything else is Rasa's own ``RedisTrackerStore``: the keys, the expiry, the merge with
-the stored tracker on save (and the project's faster merge, :mod:`bot.rasa_patches.tracker_merge`).
+open. The keys, the expiry and the merge with the stored tracker on save are Rasa's
+``RedisTrackerStore``'s (with the project's faster merge, :mod:`bot.rasa_patches.tracker_merge`);
+how they reach Redis is not:
+
+* every turn's read and write go through an asyncio client (one pool per worker's event loop,
+  explicit timeouts), never a blocking call on the server's event loop;
+* a save writes only if the stored value is still the one its merge started from (one Lua step
+  comparing SHA-1 digests); if another writer got in between, it merges again with what is stored
+  now (Rasa's own store reads, merges and writes in three separate steps);
+* Rasa's save reads the stored tracker back and merges it on every save; here, when the tracker
+  being saved is the very object this worker read (or last wrote), holds every event read and
+  only later ones after them, Rasa's merge would return it unchanged, so the save skips reading,
+  decrypting and replaying the stored tracker and only checks, in that same Lua step, that it is
+  still the value read.
 
 Reading:
 
@@ -45,8 +57,11 @@ import hmac
 import logging
 import os
 import sys
-from typing import Any, Dict, List, Optional, Union
-from urllib.parse import quote
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 import redis
 from cryptography.exceptions import InvalidTag
@@ -54,12 +69,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import RedisTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.trackers import DialogueStateTracker, get_trackers_for_conversation_sessions
+from redis.asyncio import Redis
 
 from bot import metrics
 from bot.identity import purpose_key
 from bot.nlu_inbox import InboxConfig, TrackerCapture
+from bot.redis_endpoint import flag, optional, redis_url
 from bot.redis_server import out_of_memory
+from handoff.context import redis_client
+from handoff.conversation import script
 
 logger = logging.getLogger(__name__)
 
@@ -135,27 +154,81 @@ def _associated_data(sender_id: str) -> bytes:
     return f"tracker|{sender_id}".encode()
 
 
-def _flag(value: Any) -> bool:
-    """A boolean option as YAML or an environment variable gives it (``""``, ``"false"``: false)."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+REDIS_TIMEOUT_S = 5.0
+"""Connect and command timeout of the tracker store's Redis client."""
+
+SAVE_ATTEMPTS = 5
+"""How often a save merges again when another writer changed the tracker in between."""
+
+LOADED_TRACKERS = 10_000
+"""Conversations per worker whose last read or written value is remembered (a digest and a weak reference)."""
+
+COMPARE_AND_SET = """
+-- KEYS[1] tracker key; ARGV[1] sha1 of the value the merge started from ('' for none),
+-- ARGV[2] new value, ARGV[3] expiry ms (0: none). {1} written; {0, current value} or {0} otherwise.
+local current = redis.call('GET', KEYS[1])
+local seen = ''
+if current then seen = redis.sha1hex(current) end
+if seen ~= ARGV[1] then
+  if current then return {0, current} end
+  return {0}
+end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+return {1}
+"""
 
 
-def _optional(value: Any) -> Optional[Any]:
-    """None for an option left empty (``${VAR}`` of an empty variable)."""
-    return None if value is None or (isinstance(value, str) and not value.strip()) else value
+class TrackerWriteConflict(redis.exceptions.RedisError):
+    """Other writers changed a conversation's tracker during every attempt of a save."""
+
+    def __init__(self, sender_id: str) -> None:
+        super().__init__(f"tracker of {sender_id} changed during {SAVE_ATTEMPTS} attempts to save it")
 
 
-def _redis_url(host: str, port: int, db: int, username: Optional[str], password: Optional[str], use_ssl: bool,
-               ssl_ca_certs: Optional[str]) -> str:
-    """The URL of the tracker store's own Redis (for the NLU inbox's asyncio client)."""
-    credentials = ""
-    if username or password:
-        credentials = f"{quote(username or '', safe='')}:{quote(password or '', safe='')}@"
-    query = f"?ssl_ca_certs={quote(ssl_ca_certs, safe='')}" if use_ssl and ssl_ca_certs else ""
-    address = f"[{host}]" if ":" in host else host
-    return f"{'rediss' if use_ssl else 'redis'}://{credentials}{address}:{port}/{db}{query}"
+def _digest(stored: Optional[bytes]) -> str:
+    """What ``redis.sha1hex`` gives for a stored value; '' for none."""
+    return hashlib.sha1(stored).hexdigest() if stored is not None else ""
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A conversation's stored value as this worker last read or wrote it, and the tracker that holds it.
+
+    ``extended_by(tracker)`` is true when saving ``tracker`` needs no merge: it is that very tracker
+    object, its first ``count`` events are still the ones read, and every event added since is
+    later than all of them (so none equals a stored one). Rasa's merge then returns ``tracker``
+    itself; the save only has to check that the stored value is still the one read.
+    """
+
+    digest: str
+    tracker: Optional[Callable[[], Optional[DialogueStateTracker]]]
+    count: int
+    last_event_id: int
+    latest_timestamp: float
+
+    @classmethod
+    def of(cls, digest: str, tracker: Optional[DialogueStateTracker]) -> _Loaded:
+        if tracker is None:  # nothing stored: any new tracker extends it
+            return cls(digest, None, 0, 0, float("-inf"))
+        events = tracker.events
+        stamps = [event.timestamp for event in events]
+        in_order = all(a <= b for a, b in pairwise(stamps))
+        return cls(digest, weakref.ref(tracker) if in_order else (lambda: None), len(events),
+                   id(events[-1]) if events else 0, max(stamps, default=float("-inf")))
+
+    def extended_by(self, tracker: DialogueStateTracker) -> bool:
+        if self.tracker is None:
+            return self.digest == ""
+        if self.tracker() is not tracker:
+            return False
+        events = tracker.events
+        if len(events) < self.count or (self.count and id(events[self.count - 1]) != self.last_event_id):
+            return False
+        return all(events[index].timestamp > self.latest_timestamp for index in range(self.count, len(events)))
 
 
 class EncryptedRedisTrackerStore(RedisTrackerStore):
@@ -189,33 +262,34 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
         accept_plaintext: Union[bool, str] = True,
         **kwargs: Any,
     ) -> None:
-        expiry = _optional(record_exp)
+        expiry = optional(record_exp)
         super().__init__(
             domain,
             host=host,
             port=int(port),
             db=int(db),
-            username=_optional(username),
-            password=_optional(password),
+            username=optional(username),
+            password=optional(password),
             event_broker=event_broker,
             record_exp=int(float(expiry)) if expiry is not None else None,
             key_prefix=key_prefix,
-            use_ssl=_flag(use_ssl),
-            ssl_keyfile=_optional(ssl_keyfile),
-            ssl_certfile=_optional(ssl_certfile),
-            ssl_ca_certs=_optional(ssl_ca_certs),
+            use_ssl=flag(use_ssl),
+            ssl_keyfile=optional(ssl_keyfile),
+            ssl_certfile=optional(ssl_certfile),
+            ssl_ca_certs=optional(ssl_ca_certs),
             **kwargs,
         )
         from bot.settings import load_settings
 
         settings = load_settings()
-        if not _optional(identity_secret):
+        if not optional(identity_secret):
             identity_secret = settings.shop_identity_secret
         assert identity_secret is not None
         self.cipher = TrackerCipher.from_secret(identity_secret)
-        self.accept_plaintext = _flag(accept_plaintext)
-        inbox_redis = _redis_url(host, int(port), int(db), _optional(username), _optional(password), _flag(use_ssl), _optional(ssl_ca_certs))
-        self.inbox = TrackerCapture(inbox_redis, InboxConfig.from_settings(settings))
+        self.accept_plaintext = flag(accept_plaintext)
+        self.redis_url = redis_url(host, port, db, username, password, use_ssl, ssl_ca_certs)
+        self.inbox = TrackerCapture(self.redis_url, InboxConfig.from_settings(settings))
+        self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
 
     def serialise_tracker(self, tracker: DialogueStateTracker) -> str:  # type: ignore[override]
         """Rasa's JSON of the tracker, sealed for its conversation."""
@@ -238,39 +312,104 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
         except Exception as error:  # not a tracker: as unreadable as a tampered one
             raise UnreadableTracker(f"not a tracker ({type(error).__name__})") from error
 
+    def _client(self) -> Redis:
+        return redis_client(self.redis_url, REDIS_TIMEOUT_S, decode_responses=False)
+
     async def _retrieve(self, sender_id: str, fetch_all_sessions: bool) -> Optional[DialogueStateTracker]:
-        """Rasa's retrieval; None (a new conversation) for a value that does not open."""
+        """The stored tracker (all sessions, or the latest one); None for none or a value that does not open."""
+        stored = await self._client().get(self.key_prefix + sender_id)
+        if stored is None:
+            self._remember(sender_id, None, None)
+            return None
         try:
-            return await super()._retrieve(sender_id, fetch_all_sessions)
+            tracker = self.deserialise_tracker(sender_id, stored)
         except UnreadableTracker as error:
+            self._loaded.pop(sender_id, None)
             self._log_unreadable(sender_id, error)
             return None
+        assert tracker is not None
+        if not fetch_all_sessions:
+            sessions = get_trackers_for_conversation_sessions(tracker)
+            if len(sessions) > 1:
+                self._loaded.pop(sender_id, None)  # a save must merge the earlier sessions back in
+                return sessions[-1]
+        self._remember(sender_id, stored, tracker)
+        return tracker
+
+    async def keys(self) -> Iterable[str]:
+        """The Redis keys of the stored trackers (as Rasa's store gives them)."""
+        client = self._client()
+        return [key.decode() async for key in client.scan_iter(match=self.key_prefix + "*", count=500)]
 
     async def save(self, tracker: DialogueStateTracker, timeout: Optional[float] = None) -> None:
-        """Rasa's save (merged with the stored tracker), encrypted; an unreadable stored value is replaced.
+        """Store the tracker, merged with the stored one as Rasa merges them, encrypted.
+
+        The value is written only if it is still the one the merge started from (one Lua step);
+        when another writer got in between, the merge is made again with what is stored now. A
+        stored value that does not open is replaced.
 
         Raises:
             redis.exceptions.RedisError: Redis refused or could not answer (logged as
                 ``tracker.save_failed``; ``OutOfMemoryError`` when its memory limit is reached).
+            TrackerWriteConflict: other writers changed the tracker on every attempt.
         """
+        await self.stream_events(tracker)
+        expiry = timeout or self.record_exp
+        key = self.key_prefix + tracker.sender_id
+        client = self._client()
         try:
-            try:
-                await super().save(tracker, timeout)
-            except UnreadableTracker as error:
-                self._log_unreadable(tracker.sender_id, error)
-                self.red.delete(self.key_prefix + tracker.sender_id)
-                await super().save(tracker, timeout)
+            loaded = self._loaded.get(tracker.sender_id)
+            if loaded is not None and loaded.extended_by(tracker):
+                expected, merged = loaded.digest, tracker
+            else:
+                stored = await client.get(key)
+                expected, merged = _digest(stored), self._merged(tracker, stored)
+            for _attempt in range(SAVE_ATTEMPTS):
+                value = self.serialise_tracker(merged)
+                args = [expected, value, int(float(expiry) * 1000) if expiry else 0]
+                outcome = await script(client, COMPARE_AND_SET)(keys=[key], args=args)
+                if int(outcome[0]) == 1:
+                    break
+                current = outcome[1] if len(outcome) > 1 else None
+                expected, merged = _digest(current), self._merged(tracker, current)
+            else:
+                raise TrackerWriteConflict(tracker.sender_id)
         except redis.exceptions.RedisError as error:
             if out_of_memory(error):
                 logger.error("tracker.save_failed sender=%s error=OutOfMemoryError: Redis reached its memory limit "
                              "(maxmemory; REDIS_MAXMEMORY_MB for the embedded server) and refuses writes", tracker.sender_id)
+                if not isinstance(error, redis.exceptions.OutOfMemoryError):  # refused inside the Lua step
+                    raise redis.exceptions.OutOfMemoryError(str(error)) from error
             else:
                 logger.error("tracker.save_failed sender=%s error=%s", tracker.sender_id, type(error).__name__)
             raise
+        self._remember(tracker.sender_id, value.encode("ascii"), merged if merged is tracker else None)
         latest = tracker.latest_message
         metrics.note_intent(latest.intent.get("name") if latest is not None else None, self.domain.intents)
         names = [slot.value for name, slot in tracker.slots.items() if name.endswith("_name") and isinstance(slot.value, str)]
         await self.inbox.after_save(tracker.sender_id, tracker.events, names)
+
+    def _merged(self, tracker: DialogueStateTracker, stored: Optional[bytes]) -> DialogueStateTracker:
+        """Rasa's merge of ``tracker`` with a stored value; ``tracker`` itself for none or one that does not open."""
+        if stored is None:
+            return tracker
+        try:
+            prior = self.deserialise_tracker(tracker.sender_id, stored)
+        except UnreadableTracker as error:
+            self._log_unreadable(tracker.sender_id, error)
+            return tracker
+        assert prior is not None
+        return self._merge_trackers(prior, tracker)
+
+    def _remember(self, sender_id: str, stored: Optional[bytes], tracker: Optional[DialogueStateTracker]) -> None:
+        """Note what is stored for a conversation and which tracker object holds exactly it."""
+        if stored is not None and tracker is None:
+            self._loaded.pop(sender_id, None)
+            return
+        self._loaded[sender_id] = _Loaded.of(_digest(stored), tracker)
+        self._loaded.move_to_end(sender_id)
+        while len(self._loaded) > LOADED_TRACKERS:
+            self._loaded.popitem(last=False)
 
     @staticmethod
     def _log_unreadable(sender_id: str, error: UnreadableTracker) -> None:

@@ -23,10 +23,10 @@ from handoff.policy import ServicePolicy, load_policy
 REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 """Exceptions that mean Redis could not answer."""
 
-_pools: Dict[Tuple[str, int, float], Tuple[asyncio.AbstractEventLoop, Redis]] = {}
+_pools: Dict[Tuple[str, int, float, bool], Tuple[asyncio.AbstractEventLoop, Redis]] = {}
 
 
-def redis_client(url: str, timeout_s: float = 1.0, max_connections: int = 50) -> Redis:
+def redis_client(url: str, timeout_s: float = 1.0, max_connections: int = 50, decode_responses: bool = True) -> Redis:
     """A pooled asyncio client for ``url`` in the running event loop.
 
     Args:
@@ -34,19 +34,20 @@ def redis_client(url: str, timeout_s: float = 1.0, max_connections: int = 50) ->
         timeout_s: connect and per-command socket timeout.
         max_connections: size of the pool; a caller waits up to twice ``timeout_s`` (at least a
             second) for a free connection.
+        decode_responses: answers as ``str`` (the default) or as the stored bytes.
 
     Returns:
-        A client sharing one pool per (url, loop).
+        A client sharing one pool per (url, loop, timeout, decoding).
     """
     loop = asyncio.get_running_loop()
-    key = (url, id(loop), timeout_s)
+    key = (url, id(loop), timeout_s, decode_responses)
     cached = _pools.get(key)
     if cached is not None and cached[0] is loop:
         return cached[1]
     pool = BlockingConnectionPool.from_url(
         url,
         timeout=max(1, int(timeout_s * 2)),
-        decode_responses=True,
+        decode_responses=decode_responses,
         socket_connect_timeout=timeout_s,
         socket_timeout=timeout_s,
         max_connections=max_connections,

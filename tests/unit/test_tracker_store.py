@@ -321,3 +321,74 @@ def test_full_redis_refuses_the_save_with_a_clear_error(tmp_path: Path, domain: 
     finally:
         server.stop()
 
+
+
+# ------------------------------------------------------------- how a save reaches Redis
+def count_deserialisations(monkeypatch: pytest.MonkeyPatch, store: EncryptedRedisTrackerStore) -> List[str]:
+    calls: List[str] = []
+    original = store.deserialise_tracker
+
+    def counting(sender_id: str, stored: Any) -> Any:
+        calls.append(sender_id)
+        return original(sender_id, stored)
+
+    monkeypatch.setattr(store, "deserialise_tracker", counting)
+    return calls
+
+
+def test_saving_the_tracker_read_this_turn_skips_reading_it_back_and_stores_what_rasa_would(
+        store: EncryptedRedisTrackerStore, redis_url: str, domain: Domain, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = RedisTrackerStore(domain, host="127.0.0.1", port=int(redis_url.rsplit(":", 1)[1].split("/")[0]), db=5)
+    asyncio.run(store.save(shopper_tracker("fast-1", domain)))
+    asyncio.run(plain.save(shopper_tracker("fast-1", domain)))
+    calls = count_deserialisations(monkeypatch, store)
+
+    async def turn(tracker_store: Any) -> None:
+        tracker = await tracker_store.retrieve_full_tracker("fast-1")
+        tracker.update(UserUttered("我的快递到哪了", {"name": "track_order", "confidence": 0.8}))
+        tracker.update(BotUttered("您的订单运输中"))
+        await tracker_store.save(tracker)
+        tracker.update(ActionExecuted("action_listen"))
+        await tracker_store.save(tracker)  # a second save of the same turn: the value it wrote is still there
+
+    asyncio.run(turn(store))
+    assert calls == ["fast-1"]  # the read only: neither save read the stored tracker back
+    asyncio.run(turn(plain))  # Rasa's own store, same turn
+    ours = [{k: v for k, v in e.items() if k != "timestamp"} for e in as_dicts(asyncio.run(store.retrieve_full_tracker("fast-1")))]
+    rasa = [{k: v for k, v in e.items() if k != "timestamp"} for e in as_dicts(asyncio.run(plain.retrieve_full_tracker("fast-1")))]
+    assert ours == rasa and len(ours) == len(shopper_tracker("fast-1", domain).events) + 3
+    assert_no_pii(raw_client(redis_url).get("tracker:tracker:fast-1"))
+
+
+def test_a_write_in_between_is_merged_not_overwritten(store: EncryptedRedisTrackerStore, redis_server: RedisServer,
+                                                      redis_url: str, domain: Domain) -> None:
+    other = EncryptedRedisTrackerStore(domain, host="127.0.0.1", port=redis_server.port, key_prefix="tracker", identity_secret=SECRET)
+    asyncio.run(store.save(shopper_tracker("race-1", domain)))
+
+    async def scenario() -> None:
+        mine = await store.retrieve_full_tracker("race-1")
+        theirs = await other.retrieve_full_tracker("race-1")  # e.g. another server, without the lock
+        theirs.update(BotUttered("客服小美已接入", timestamp=3.0))
+        await other.save(theirs)
+        mine.update(UserUttered("好的", {"name": "affirm", "confidence": 0.9}, timestamp=3.1))
+        await store.save(mine)
+
+    asyncio.run(scenario())
+    texts = [e.get("text") for e in as_dicts(asyncio.run(store.retrieve_full_tracker("race-1")))]
+    assert texts[-2:] == ["客服小美已接入", "好的"]
+
+
+def test_a_tracker_with_events_older_than_the_stored_ones_takes_rasas_merge(store: EncryptedRedisTrackerStore, redis_url: str,
+                                                                           domain: Domain, monkeypatch: pytest.MonkeyPatch) -> None:
+    asyncio.run(store.save(shopper_tracker("old-1", domain)))
+    calls = count_deserialisations(monkeypatch, store)
+
+    async def scenario() -> None:
+        tracker = await store.retrieve_full_tracker("old-1")
+        tracker.update(BotUttered("补发的一条", timestamp=0.5))  # earlier than the stored events
+        await store.save(tracker)
+
+    asyncio.run(scenario())
+    assert calls == ["old-1", "old-1"]  # read, then read back for the merge
+    stored = as_dicts(asyncio.run(store.retrieve_full_tracker("old-1")))
+    assert stored[:-1] == as_dicts(shopper_tracker("old-1", domain)) and stored[-1]["text"] == "补发的一条"
