@@ -54,22 +54,26 @@ import base64
 import binascii
 import hashlib
 import hmac
+import itertools
+import json
 import logging
 import os
 import sys
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from itertools import pairwise
-from typing import Any, Callable, Dict, Iterable, List, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import redis
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import RedisTrackerStore
+from rasa.shared.core.constants import ACTION_SESSION_START_NAME
+from rasa.shared.core.conversation import Dialogue
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.trackers import DialogueStateTracker, get_trackers_for_conversation_sessions
+from rasa.shared.core.events import ActionExecuted, Event, deserialise_events
+from rasa.shared.core.trackers import DialogueStateTracker
 from redis.asyncio import Redis
 
 from bot import metrics
@@ -194,41 +198,58 @@ def _digest(stored: Optional[bytes]) -> str:
     return hashlib.sha1(stored).hexdigest() if stored is not None else ""
 
 
+def _latest_session_start(events: Sequence[Dict[str, Any]]) -> int:
+    """Index of the latest ``action_session_start`` of stored event dicts (where Rasa splits sessions), 0 for none."""
+    for index in range(len(events) - 1, 0, -1):
+        event = events[index]
+        if event.get("event") == ActionExecuted.type_name and event.get("name") == ACTION_SESSION_START_NAME:
+            return index
+    return 0
+
+
 @dataclass(frozen=True)
 class _Loaded:
     """A conversation's stored value as this worker last read or wrote it, and the tracker that holds it.
 
-    ``extended_by(tracker)`` is true when saving ``tracker`` needs no merge: it is that very tracker
-    object, its first ``count`` events are still the ones read, and every event added since is
-    later than all of them (so none equals a stored one). Rasa's merge then returns ``tracker``
-    itself; the save only has to check that the stored value is still the one read.
+    The stored events are ``prefix`` (the earlier sessions a last-session read leaves out, empty
+    otherwise) followed by the first ``count`` events of ``tracker``. :meth:`events_to_store`
+    gives the events Rasa's merge would store for that same tracker object when its first
+    ``count`` events are still the ones read and every event added since is later than all stored
+    ones and unlike the others added: the prefix followed by the tracker's events.
     """
 
     digest: str
     tracker: Optional[Callable[[], Optional[DialogueStateTracker]]]
+    prefix: Tuple[Event, ...]
     count: int
     last_event_id: int
     latest_timestamp: float
 
     @classmethod
-    def of(cls, digest: str, tracker: Optional[DialogueStateTracker]) -> _Loaded:
+    def of(cls, digest: str, tracker: Optional[DialogueStateTracker], prefix: Sequence[Event] = ()) -> _Loaded:
         if tracker is None:  # nothing stored: any new tracker extends it
-            return cls(digest, None, 0, 0, float("-inf"))
+            return cls(digest, None, (), 0, 0, float("-inf"))
         events = tracker.events
-        stamps = [event.timestamp for event in events]
-        in_order = all(a <= b for a, b in pairwise(stamps))
-        return cls(digest, weakref.ref(tracker) if in_order else (lambda: None), len(events),
-                   id(events[-1]) if events else 0, max(stamps, default=float("-inf")))
+        latest = max((event.timestamp for event in itertools.chain(prefix, events)), default=float("-inf"))
+        return cls(digest, weakref.ref(tracker), tuple(prefix), len(events), id(events[-1]) if events else 0, latest)
 
-    def extended_by(self, tracker: DialogueStateTracker) -> bool:
+    def events_to_store(self, tracker: DialogueStateTracker) -> Optional[List[Dict[str, Any]]]:
+        """The event dicts to store for ``tracker`` without reading the stored value; None: merge it."""
         if self.tracker is None:
-            return self.digest == ""
-        if self.tracker() is not tracker:
-            return False
+            return [event.as_dict() for event in tracker.events] if self.digest == "" else None
         events = tracker.events
-        if len(events) < self.count or (self.count and id(events[self.count - 1]) != self.last_event_id):
-            return False
-        return all(events[index].timestamp > self.latest_timestamp for index in range(self.count, len(events)))
+        if self.tracker() is not tracker or len(events) < self.count:
+            return None
+        if self.count and id(events[self.count - 1]) != self.last_event_id:
+            return None
+        added = list(itertools.islice(events, self.count, None))
+        if any(event.timestamp <= self.latest_timestamp for event in added):
+            return None
+        dicts = [event.as_dict() for event in itertools.chain(self.prefix, events)]
+        new = dicts[len(dicts) - len(added):]
+        if any(one == other for index, one in enumerate(new) for other in new[index + 1:]):
+            return None  # Rasa's merge would keep only one of two equal events
+        return dicts
 
 
 class EncryptedRedisTrackerStore(RedisTrackerStore):
@@ -316,25 +337,52 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
         return redis_client(self.redis_url, REDIS_TIMEOUT_S, decode_responses=False)
 
     async def _retrieve(self, sender_id: str, fetch_all_sessions: bool) -> Optional[DialogueStateTracker]:
-        """The stored tracker (all sessions, or the latest one); None for none or a value that does not open."""
+        """The stored tracker (all sessions, or the latest one); None for none or a value that does not open.
+
+        The latest session is built from its own events only (Rasa's store replays the whole
+        conversation and then every session again); the result is the same tracker.
+        """
         stored = await self._client().get(self.key_prefix + sender_id)
         if stored is None:
             self._remember(sender_id, None, None)
             return None
         try:
-            tracker = self.deserialise_tracker(sender_id, stored)
+            events = self._stored_events(sender_id, stored)
         except UnreadableTracker as error:
             self._loaded.pop(sender_id, None)
             self._log_unreadable(sender_id, error)
             return None
-        assert tracker is not None
-        if not fetch_all_sessions:
-            sessions = get_trackers_for_conversation_sessions(tracker)
-            if len(sessions) > 1:
-                self._loaded.pop(sender_id, None)  # a save must merge the earlier sessions back in
-                return sessions[-1]
-        self._remember(sender_id, stored, tracker)
-        return tracker
+        start = 0 if fetch_all_sessions else _latest_session_start(events)
+        if start == 0:  # the whole conversation, as Rasa's store reads it
+            tracker = self.init_tracker(sender_id)
+            tracker.recreate_from_dialogue(Dialogue(sender_id, deserialise_events(events)))
+            self._remember(sender_id, stored, tracker)
+            return tracker
+        # the latest session, as Rasa's get_trackers_for_conversation_sessions builds it
+        session = DialogueStateTracker.from_events(sender_id, deserialise_events(events[start:]), self.domain.slots,
+                                                   max_event_history=self.max_event_history)
+        self._remember(sender_id, stored, session, deserialise_events(events[:start]))
+        return session
+
+    def _stored_events(self, sender_id: str, stored: bytes) -> List[Dict[str, Any]]:
+        """The event dicts of a stored value (sealed, or plaintext from before encryption).
+
+        Raises:
+            UnreadableTracker: the value does not open or does not hold a tracker.
+        """
+        if self.cipher.is_sealed(stored):
+            plaintext: Union[str, bytes] = self.cipher.open(sender_id, stored)
+        elif self.accept_plaintext:
+            plaintext = stored
+        else:
+            raise UnreadableTracker("plaintext")
+        try:
+            events = json.loads(plaintext).get("events", [])
+            if not isinstance(events, list) or not all(isinstance(event, dict) for event in events):
+                raise ValueError("events is not a list of objects")
+            return events
+        except Exception as error:  # not a tracker: as unreadable as a tampered one
+            raise UnreadableTracker(f"not a tracker ({type(error).__name__})") from error
 
     async def keys(self) -> Iterable[str]:
         """The Redis keys of the stored trackers (as Rasa's store gives them)."""
@@ -359,19 +407,24 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
         client = self._client()
         try:
             loaded = self._loaded.get(tracker.sender_id)
-            if loaded is not None and loaded.extended_by(tracker):
+            dicts = loaded.events_to_store(tracker) if loaded is not None else None
+            if dicts is not None:
+                assert loaded is not None
                 expected, merged = loaded.digest, tracker
+                value = self.cipher.seal(tracker.sender_id, json.dumps({"events": dicts, "name": tracker.sender_id}))
+                prefix: Sequence[Event] = loaded.prefix
             else:
                 stored = await client.get(key)
                 expected, merged = _digest(stored), self._merged(tracker, stored)
+                value, prefix = self.serialise_tracker(merged), ()
             for _attempt in range(SAVE_ATTEMPTS):
-                value = self.serialise_tracker(merged)
                 args = [expected, value, int(float(expiry) * 1000) if expiry else 0]
                 outcome = await script(client, COMPARE_AND_SET)(keys=[key], args=args)
                 if int(outcome[0]) == 1:
                     break
                 current = outcome[1] if len(outcome) > 1 else None
                 expected, merged = _digest(current), self._merged(tracker, current)
+                value, prefix = self.serialise_tracker(merged), ()
             else:
                 raise TrackerWriteConflict(tracker.sender_id)
         except redis.exceptions.RedisError as error:
@@ -383,7 +436,7 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
             else:
                 logger.error("tracker.save_failed sender=%s error=%s", tracker.sender_id, type(error).__name__)
             raise
-        self._remember(tracker.sender_id, value.encode("ascii"), merged if merged is tracker else None)
+        self._remember(tracker.sender_id, value.encode("ascii"), merged if merged is tracker else None, prefix)
         latest = tracker.latest_message
         metrics.note_intent(latest.intent.get("name") if latest is not None else None, self.domain.intents)
         names = [slot.value for name, slot in tracker.slots.items() if name.endswith("_name") and isinstance(slot.value, str)]
@@ -401,12 +454,13 @@ class EncryptedRedisTrackerStore(RedisTrackerStore):
         assert prior is not None
         return self._merge_trackers(prior, tracker)
 
-    def _remember(self, sender_id: str, stored: Optional[bytes], tracker: Optional[DialogueStateTracker]) -> None:
-        """Note what is stored for a conversation and which tracker object holds exactly it."""
+    def _remember(self, sender_id: str, stored: Optional[bytes], tracker: Optional[DialogueStateTracker],
+                  prefix: Sequence[Event] = ()) -> None:
+        """Note what is stored for a conversation: ``prefix`` and then the events of ``tracker``."""
         if stored is not None and tracker is None:
             self._loaded.pop(sender_id, None)
             return
-        self._loaded[sender_id] = _Loaded.of(_digest(stored), tracker)
+        self._loaded[sender_id] = _Loaded.of(_digest(stored), tracker, prefix)
         self._loaded.move_to_end(sender_id)
         while len(self._loaded) > LOADED_TRACKERS:
             self._loaded.popitem(last=False)

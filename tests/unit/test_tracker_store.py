@@ -324,15 +324,16 @@ def test_full_redis_refuses_the_save_with_a_clear_error(tmp_path: Path, domain: 
 
 
 # ------------------------------------------------------------- how a save reaches Redis
-def count_deserialisations(monkeypatch: pytest.MonkeyPatch, store: EncryptedRedisTrackerStore) -> List[str]:
+def count_merges(monkeypatch: pytest.MonkeyPatch, store: EncryptedRedisTrackerStore) -> List[str]:
+    """Conversation ids of the saves that read the stored tracker back to merge it."""
     calls: List[str] = []
-    original = store.deserialise_tracker
+    original = store._merged
 
-    def counting(sender_id: str, stored: Any) -> Any:
-        calls.append(sender_id)
-        return original(sender_id, stored)
+    def counting(tracker: DialogueStateTracker, stored: Any) -> DialogueStateTracker:
+        calls.append(tracker.sender_id)
+        return original(tracker, stored)
 
-    monkeypatch.setattr(store, "deserialise_tracker", counting)
+    monkeypatch.setattr(store, "_merged", counting)
     return calls
 
 
@@ -341,10 +342,10 @@ def test_saving_the_tracker_read_this_turn_skips_reading_it_back_and_stores_what
     plain = RedisTrackerStore(domain, host="127.0.0.1", port=int(redis_url.rsplit(":", 1)[1].split("/")[0]), db=5)
     asyncio.run(store.save(shopper_tracker("fast-1", domain)))
     asyncio.run(plain.save(shopper_tracker("fast-1", domain)))
-    calls = count_deserialisations(monkeypatch, store)
+    calls = count_merges(monkeypatch, store)
 
     async def turn(tracker_store: Any) -> None:
-        tracker = await tracker_store.retrieve_full_tracker("fast-1")
+        tracker = await tracker_store.retrieve("fast-1")  # the latest session: the metadata slot is left out
         tracker.update(UserUttered("我的快递到哪了", {"name": "track_order", "confidence": 0.8}))
         tracker.update(BotUttered("您的订单运输中"))
         await tracker_store.save(tracker)
@@ -352,7 +353,7 @@ def test_saving_the_tracker_read_this_turn_skips_reading_it_back_and_stores_what
         await tracker_store.save(tracker)  # a second save of the same turn: the value it wrote is still there
 
     asyncio.run(turn(store))
-    assert calls == ["fast-1"]  # the read only: neither save read the stored tracker back
+    assert calls == []  # neither save read the stored tracker back
     asyncio.run(turn(plain))  # Rasa's own store, same turn
     ours = [{k: v for k, v in e.items() if k != "timestamp"} for e in as_dicts(asyncio.run(store.retrieve_full_tracker("fast-1")))]
     rasa = [{k: v for k, v in e.items() if k != "timestamp"} for e in as_dicts(asyncio.run(plain.retrieve_full_tracker("fast-1")))]
@@ -381,7 +382,7 @@ def test_a_write_in_between_is_merged_not_overwritten(store: EncryptedRedisTrack
 def test_a_tracker_with_events_older_than_the_stored_ones_takes_rasas_merge(store: EncryptedRedisTrackerStore, redis_url: str,
                                                                            domain: Domain, monkeypatch: pytest.MonkeyPatch) -> None:
     asyncio.run(store.save(shopper_tracker("old-1", domain)))
-    calls = count_deserialisations(monkeypatch, store)
+    calls = count_merges(monkeypatch, store)
 
     async def scenario() -> None:
         tracker = await store.retrieve_full_tracker("old-1")
@@ -389,6 +390,22 @@ def test_a_tracker_with_events_older_than_the_stored_ones_takes_rasas_merge(stor
         await store.save(tracker)
 
     asyncio.run(scenario())
-    assert calls == ["old-1", "old-1"]  # read, then read back for the merge
+    assert calls == ["old-1"]  # read back for Rasa's merge
     stored = as_dicts(asyncio.run(store.retrieve_full_tracker("old-1")))
     assert stored[:-1] == as_dicts(shopper_tracker("old-1", domain)) and stored[-1]["text"] == "补发的一条"
+
+
+def test_the_latest_session_reads_as_rasas_store_reads_it(store: EncryptedRedisTrackerStore, domain: Domain) -> None:
+    tracker = shopper_tracker("session-1", domain)
+    tracker.update(ActionExecuted("action_session_start", timestamp=5.0))  # a second session begins
+    tracker.update(SessionStarted(timestamp=5.1))
+    tracker.update(SlotSet("order_id", "SO20240501001", timestamp=5.2))
+    tracker.update(ActionExecuted("action_listen", timestamp=5.3))
+    asyncio.run(store.save(tracker))
+    ours = asyncio.run(store.retrieve("session-1"))
+    with rasa_patches.stock():
+        rasa = asyncio.run(RedisTrackerStore._retrieve(store, "session-1", fetch_all_sessions=False))
+    assert ours is not None and rasa is not None
+    assert as_dicts(ours) == as_dicts(rasa) and as_dicts(ours)[0]["name"] == "action_session_start"
+    assert ours.current_state() == rasa.current_state()
+    assert {name: slot.value for name, slot in ours.slots.items()} == {name: slot.value for name, slot in rasa.slots.items()}
