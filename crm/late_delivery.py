@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Dict, Optional, Tuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from crm import serialize
@@ -18,6 +18,8 @@ from crm.models import (
     LateCompensation,
     Order,
     OrderUrge,
+    Shipment,
+    ShipmentEvent,
 )
 from crm.service import (
     Context,
@@ -26,6 +28,7 @@ from crm.service import (
     _expire_points,
     _order,
     _ordered_page,
+    _require_order,
 )
 from crm.texts import text
 from crm.vocab import (
@@ -84,9 +87,24 @@ def urge_order(session: Session, ctx: Context, order_id: str, answer_due_at: Opt
     return serialize.urge(urge, ctx.tz, now, location), True
 
 
+LATEST_LOCATION = (
+    select(Order.order_id, ShipmentEvent.location)
+    .select_from(Order)
+    .outerjoin(Shipment, Shipment.order_id == Order.order_id)
+    .outerjoin(ShipmentEvent, ShipmentEvent.tracking_number == Shipment.tracking_number)
+    .where(Order.order_id == bindparam("order_id"))
+    .order_by(ShipmentEvent.time.desc(), ShipmentEvent.event_id.desc())
+    .limit(1)
+)
+"""An order and where its parcel was last scanned (null without a shipment or a scan)."""
+
+
 def list_order_urges(session: Session, ctx: Context, order_id: str, limit: int, offset: int) -> Dict[str, Any]:
     """The urges of one order, newest first, each with the carrier's answer by now (:mod:`crm.carrier`)."""
-    location = serialize.latest_location(_order(session, order_id).shipment)
+    found = session.connection().execute(LATEST_LOCATION, {"order_id": order_id}).first()
+    if found is None:
+        raise not_found(text("service.no_such_order", order_id=order_id))
+    location = found.location or ""
     statement = select(OrderUrge).where(OrderUrge.order_id == order_id)
     order_by = (OrderUrge.created_at.desc(), OrderUrge.urge_id.desc())
     now = ctx.clock.now_utc()
@@ -104,7 +122,7 @@ def days_late(record: Order, today: dt.date, tz: dt.tzinfo) -> int:
 
 def get_late_compensation(session: Session, ctx: Context, order_id: str) -> Dict[str, Any]:
     """The late-delivery compensation of an order (404 when none was granted)."""
-    _order(session, order_id)
+    _require_order(session, order_id)
     record = session.get(LateCompensation, order_id)
     if record is None:
         raise not_found(text("late_delivery.no_compensation", order_id=order_id))

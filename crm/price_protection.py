@@ -21,7 +21,7 @@ from bot.price_protection import Assessment, assess, refund_timing
 from crm.clock import iso_date, iso_datetime
 from crm.errors import ApiError, conflict
 from crm.models import PriceProtectionClaim, PriceProtectionLine
-from crm.service import Context, _new_id, _order, _order_json
+from crm.service import Context, _new_id, _order, _order_json, _require_order
 from crm.texts import texts as crm_texts
 from crm.vocab import PAYMENT_METHOD_LABELS
 
@@ -145,7 +145,7 @@ def claim(session: Session, ctx: Context, order_id: str, line_ids: Optional[Sequ
 
 def list_claims(session: Session, ctx: Context, order_id: str, policy: Mapping[str, Any]) -> Dict[str, Any]:
     """The claims of one order, newest first."""
-    _order(session, order_id)
+    _require_order(session, order_id)
     records = session.execute(
         select(PriceProtectionClaim).where(PriceProtectionClaim.order_id == order_id)
         .order_by(PriceProtectionClaim.created_at.desc(), PriceProtectionClaim.claim_id.desc())

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from crm.carrier import answer_for, answer_json
-from crm.clock import iso_date, iso_datetime, local_date
-from crm.models import Coupon, Customer, LateCompensation, Order, OrderUrge, PointsEntry, Product, Redemption, Return, Shipment
+from crm.clock import iso_date, iso_datetime
+from crm.models import Coupon, Customer, LateCompensation, Order, OrderUrge, PointsEntry, Redemption, Return, Shipment
+from crm.order_forms import late
 from crm.policy import Tier, next_tier, tier_by_code
 from crm.texts import labels, text
 from crm.vocab import (
-    ADDRESS_EDITABLE_STATUSES,
-    CANCELLABLE_STATUSES,
     CARRIER_NAMES,
-    CATEGORY_LABELS,
-    IN_FLIGHT_STATUSES,
-    ORDER_STATUS_LABELS,
     PAYMENT_METHOD_LABELS,
     RETURN_REASON_LABELS,
     RETURN_STATUS_LABELS,
@@ -49,101 +45,13 @@ def customer(record: Customer, tiers: Sequence[Tier], tz: dt.tzinfo) -> Dict[str
 
 
 def is_late(record: Order, today: dt.date, tz: dt.tzinfo) -> bool:
-    """An order is late when it has not been signed for by its promised date."""
-    if record.promised_date is None or record.status in ("pending_payment", "cancelled"):
-        return False
-    if record.signed_at is not None:
-        return local_date(record.signed_at, tz) > record.promised_date
-    return today > record.promised_date
-
-
-Scan = Tuple[dt.datetime, str, str]
-"""A scan not stored with the shipment (the carrier's answer to an urge): naive UTC time, location, description."""
+    """An order is late when it has not been signed for by its promised date (:func:`crm.order_forms.late`)."""
+    return late(record.status, record.promised_date, record.signed_at, today, tz)
 
 
 def latest_location(record: Optional[Shipment]) -> str:
     """Where the parcel was last scanned (empty without a shipment or a scan)."""
     return record.events[0].location if record is not None and record.events else ""
-
-
-def shipment(record: Optional[Shipment], tz: dt.tzinfo, answered: Sequence[Scan] = ()) -> Optional[Dict[str, Any]]:
-    """Carrier, tracking number and scans, newest first (with ``answered``: the carriers' answering scans)."""
-    if record is None:
-        return None
-    stored = [(event.time, event.event_id, event.location, event.description) for event in record.events]
-    scans = sorted([*stored, *((time, 0, location, text) for time, location, text in answered)], key=lambda s: (s[0], s[1]), reverse=True)
-    return {
-        "carrier": record.carrier,
-        "carrier_name": CARRIER_NAMES.get(record.carrier, record.carrier),
-        "tracking_number": record.tracking_number,
-        "shipped_at": iso_datetime(record.shipped_at, tz),
-        "events": [{"time": iso_datetime(time, tz), "location": location, "description": text} for time, _, location, text in scans],
-    }
-
-
-def order(record: Order, tz: dt.tzinfo, today: dt.date, returned: Mapping[int, int], answered: Sequence[Scan] = ()) -> Dict[str, Any]:
-    """The full order form.
-
-    Args:
-        record: the order with items and shipment loaded.
-        tz: shop timezone.
-        today: current shop date (for ``is_late``).
-        returned: quantities per line already in active returns.
-        answered: scans the carrier answered urges with, by now (:func:`crm.carrier.answer_for`).
-    """
-    return {
-        "order_id": record.order_id,
-        "customer_id": record.customer_id,
-        "status": record.status,
-        "status_label": ORDER_STATUS_LABELS.get(record.status, record.status),
-        "in_flight": record.status in IN_FLIGHT_STATUSES,
-        "cancellable": record.status in CANCELLABLE_STATUSES,
-        "address_editable": record.status in ADDRESS_EDITABLE_STATUSES,
-        "placed_at": iso_datetime(record.placed_at, tz),
-        "paid_at": iso_datetime(record.paid_at, tz),
-        "promised_date": iso_date(record.promised_date),
-        "signed_at": iso_datetime(record.signed_at, tz),
-        "completed_at": iso_datetime(record.completed_at, tz),
-        "cancelled_at": iso_datetime(record.cancelled_at, tz),
-        "is_late": is_late(record, today, tz),
-        "payment_method": record.payment_method,
-        "payment_method_label": PAYMENT_METHOD_LABELS.get(record.payment_method, record.payment_method),
-        "has_shipping_insurance": record.has_shipping_insurance,
-        "receiver_name": record.receiver_name,
-        "receiver_phone": record.receiver_phone,
-        "address": record.address,
-        "subtotal_fen": record.subtotal_fen,
-        "coupon_discount_fen": record.coupon_discount_fen,
-        "shipping_fee_fen": record.shipping_fee_fen,
-        "paid_fen": record.paid_fen,
-        "items": [
-            {
-                "line_id": item.line_id,
-                "sku": item.sku,
-                "product_name": item.product_name,
-                "brand": item.product.brand if item.product else None,
-                "category": item.category,
-                "category_name": CATEGORY_LABELS.get(item.category, item.category),
-                "quantity": item.quantity,
-                "unit_price_fen": item.unit_price_fen,
-                "paid_fen": item.paid_fen,
-                "no_reason_returnable": bool(item.product.no_reason_returnable) if item.product else False,
-                "not_returnable_reason": item.product.not_returnable_reason if item.product else None,
-                "returned_quantity": returned.get(item.line_id, 0),
-                **current_price(item.product),
-            }
-            for item in record.items
-        ],
-        "shipment": shipment(record.shipment, tz, answered),
-    }
-
-
-def current_price(product: Optional[Product]) -> Dict[str, Any]:
-    """What the item of an order line sells at now (its catalogue price unless a price change says otherwise)."""
-    change = product.current_price if product is not None else None
-    if change is not None:
-        return {"current_price_fen": change.price_fen, "current_price_kind": change.kind}
-    return {"current_price_fen": product.price_fen if product is not None else None, "current_price_kind": None}
 
 
 def return_(record: Return, tz: dt.tzinfo, lines: Mapping[int, Any]) -> Dict[str, Any]:

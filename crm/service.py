@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm import Session, joinedload, noload, selectinload
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from bot.shop_calendar import ShopCalendar, add_working_days
-from crm import serialize
-from crm.carrier import DEFAULT_LOCATION, answer_for
+from crm import order_forms, serialize
 from crm.clock import Clock, points_expiry, to_utc_naive
 from crm.errors import conflict, not_allowed, not_found, unprocessable
 from crm.models import (
@@ -26,14 +24,11 @@ from crm.models import (
     Customer,
     Order,
     OrderItem,
-    OrderUrge,
     PointsEntry,
     Product,
     Redemption,
     Return,
     ReturnItem,
-    Shipment,
-    ShipmentEvent,
 )
 from crm.points import Lots, replay
 from crm.policy import Tier
@@ -131,17 +126,14 @@ def get_customer(session: Session, ctx: Context, customer_id: str) -> Dict[str, 
 
 
 # -------------------------------------------------------------------------------- orders
-# Statements every order lookup runs, built once: SQLAlchemy then neither builds them nor computes
-# their cache key again on each request (the values are bound parameters).
 RETURNED_QUANTITIES = (
     select(Return.order_id, ReturnItem.line_id, func.sum(ReturnItem.quantity))
     .join(ReturnItem, ReturnItem.return_id == Return.return_id)
     .where(Return.order_id.in_(bindparam("order_ids", expanding=True)), Return.status.notin_(sorted(INACTIVE_RETURN_STATUSES)))
     .group_by(Return.order_id, ReturnItem.line_id)
 )
-CARRIER_URGES = select(OrderUrge).where(
-    OrderUrge.order_id.in_(bindparam("order_ids", expanding=True)), OrderUrge.target == "carrier", OrderUrge.created_at <= bindparam("now")
-)
+"""Quantities per order line in active returns (built once: SQLAlchemy then neither builds it nor
+computes its cache key again on each request; the values are bound parameters)."""
 
 
 def _returned_quantities(session: Session, order_ids: Iterable[str]) -> Dict[str, Dict[int, int]]:
@@ -155,125 +147,77 @@ def _returned_quantities(session: Session, order_ids: Iterable[str]) -> Dict[str
     return result
 
 
-def _answered_scans(session: Session, ctx: Context, records: Sequence[Order]) -> Dict[str, List[serialize.Scan]]:
-    """The scans carriers have answered urges of these orders with, by now (:mod:`crm.carrier`)."""
-    shipped = {record.order_id: record for record in records if record.shipment is not None}
-    if not shipped:
-        return {}
-    now = ctx.clock.now_utc()
-    urges = session.execute(CARRIER_URGES, {"order_ids": sorted(shipped), "now": now}).scalars()
-    scans: Dict[str, List[serialize.Scan]] = {}
-    for urge in urges:
-        location = serialize.latest_location(shipped[urge.order_id].shipment)
-        answer = answer_for(urge, location)
-        if answer.outcome == "scan" and answer.visible(now) and answer.answered_at is not None:
-            scans.setdefault(urge.order_id, []).append((answer.answered_at, location or DEFAULT_LOCATION, answer.scan))
-    return scans
-
-
 def _order_json(session: Session, ctx: Context, record: Order) -> Dict[str, Any]:
-    returned = _returned_quantities(session, [record.order_id]).get(record.order_id, {})
-    answered = _answered_scans(session, ctx, [record]).get(record.order_id, [])
-    return serialize.order(record, ctx.tz, ctx.clock.today(), returned, answered)
+    """The order form of ``record`` as the database holds it now (flush changes first)."""
+    connection = session.connection()
+    row = order_forms.order_row(connection, record.order_id)
+    assert row is not None
+    return order_forms.render(connection, ctx, [row])[0]
 
 
 ORDER_FORM_LOADING = (
     joinedload(Order.shipment),
     selectinload(Order.items).joinedload(OrderItem.product).joinedload(Product.current_price),
 )
-"""How a read of the full order form loads what it shows: the shipment with the order, each line's
-product and current price with the lines (the models' default loads each in a query of its own).
-Not for locked reads: PostgreSQL refuses FOR UPDATE on the nullable side of an outer join."""
+"""How an unlocked read of an order record loads its shipment, lines, products and current prices
+(the models' default loads each in a query of its own). Not for locked reads: PostgreSQL refuses
+FOR UPDATE on the nullable side of an outer join."""
+ORDER_EXISTS = select(Order.order_id).where(Order.order_id == bindparam("order_id"))
 
 
-ORDER_FORM_READ = (joinedload(Order.shipment).noload(Shipment.events), noload(Order.items))
-"""The order form's reads (one order, a page of orders): the shipment with the order, lines and scans
-by :func:`_load_order_forms` (SQLAlchemy's own loaders build their statements anew on every load)."""
-ORDER_LINES = (
-    select(OrderItem)
-    .options(joinedload(OrderItem.product).joinedload(Product.current_price))
-    .where(OrderItem.order_id.in_(bindparam("order_ids", expanding=True)))
-    .order_by(OrderItem.order_id, OrderItem.line_id)
-)
-SHIPMENT_SCANS = (
-    select(ShipmentEvent)
-    .where(ShipmentEvent.tracking_number.in_(bindparam("tracking_numbers", expanding=True)))
-    .order_by(ShipmentEvent.tracking_number, ShipmentEvent.time.desc(), ShipmentEvent.event_id.desc())
-)
-
-
-def _load_order_forms(session: Session, records: Sequence[Order]) -> None:
-    """Give orders read with :data:`ORDER_FORM_READ` their lines and their shipments' scans, in the models' order."""
-    if not records:
-        return
-    lines: Dict[str, List[OrderItem]] = {record.order_id: [] for record in records}
-    for item in session.execute(ORDER_LINES, {"order_ids": list(lines)}).scalars():
-        lines[item.order_id].append(item)
-    for record in records:
-        set_committed_value(record, "items", lines[record.order_id])
-    scans: Dict[str, List[ShipmentEvent]] = {record.shipment.tracking_number: [] for record in records if record.shipment is not None}
-    if scans:
-        for event in session.execute(SHIPMENT_SCANS, {"tracking_numbers": list(scans)}).scalars():
-            scans[event.tracking_number].append(event)
-    for record in records:
-        if record.shipment is not None:
-            set_committed_value(record.shipment, "events", scans[record.shipment.tracking_number])
-
-
-def _order(session: Session, order_id: str, lock: bool = False, options: Optional[Sequence[Any]] = None) -> Order:
-    loading = options if options is not None else () if lock else ORDER_FORM_LOADING
-    record = session.get(Order, order_id, with_for_update=lock or None, options=loading)
+def _order(session: Session, order_id: str, lock: bool = False) -> Order:
+    record = session.get(Order, order_id, with_for_update=lock or None, options=() if lock else ORDER_FORM_LOADING)
     if record is None:
         raise not_found(text("service.no_such_order", order_id=order_id))
     return record
 
 
+def _require_order(session: Session, order_id: str) -> None:
+    """404 unless the order exists."""
+    if session.connection().execute(ORDER_EXISTS, {"order_id": order_id}).first() is None:
+        raise not_found(text("service.no_such_order", order_id=order_id))
+
+
 def get_order(session: Session, ctx: Context, order_id: str) -> Dict[str, Any]:
     """The full order form."""
-    record = _order(session, order_id, options=ORDER_FORM_READ)
-    _load_order_forms(session, [record])
-    return _order_json(session, ctx, record)
+    connection = session.connection()
+    row = order_forms.order_row(connection, order_id)
+    if row is None:
+        raise not_found(text("service.no_such_order", order_id=order_id))
+    return order_forms.render(connection, ctx, [row])[0]
 
 
-def _page_total(session: Session, statement: Any, params: Dict[str, Any], records: Sequence[Any], limit: int, offset: int) -> int:
-    """The total of a page's statement: counted only when the page does not tell it (full, or empty past the start)."""
-    if records and len(records) < limit:
-        return offset + len(records)
-    if not records and offset == 0:
-        return 0
-    return _count(session, statement, params)
-
-
-CUSTOMER_ORDERS = select(Order).where(Order.customer_id == bindparam("customer_id"))
-CUSTOMER_ORDERS_IN_STATUSES = CUSTOMER_ORDERS.where(Order.status.in_(bindparam("statuses", expanding=True)))
-CUSTOMER_ORDER_PAGES = {
-    filtered: statement.options(*ORDER_FORM_READ)
-    .order_by(Order.placed_at.desc(), Order.order_id.desc())
-    .limit(bindparam("limit"))
-    .offset(bindparam("offset"))
-    for filtered, statement in ((False, CUSTOMER_ORDERS), (True, CUSTOMER_ORDERS_IN_STATUSES))
-}
-"""A page of a customer's orders, newest first, by whether it is filtered by status (built once, like RETURNED_QUANTITIES)."""
+CUSTOMER_EXISTS = select(Customer.customer_id).where(Customer.customer_id == bindparam("customer_id"))
 
 
 def list_customer_orders(
     session: Session, ctx: Context, customer_id: str, limit: int, offset: int, statuses: Optional[Sequence[str]] = None
 ) -> Dict[str, Any]:
-    """A customer's orders, newest first, optionally filtered by status."""
-    filtered = bool(statuses)
-    statement = CUSTOMER_ORDERS_IN_STATUSES if filtered else CUSTOMER_ORDERS
-    params: Dict[str, Any] = {"customer_id": customer_id, **({"statuses": list(statuses or ())} if filtered else {})}
-    records = list(session.execute(CUSTOMER_ORDER_PAGES[filtered], {**params, "limit": limit, "offset": offset}).scalars())
-    if not records:  # an order's customer exists (foreign key): only an empty page may be of an unknown one
-        _customer(session, customer_id)
-    _load_order_forms(session, records)
-    total = _page_total(session, statement, params, records, limit, offset)
-    returned = _returned_quantities(session, [record.order_id for record in records])
-    answered = _answered_scans(session, ctx, records)
-    today = ctx.clock.today()
-    items = [serialize.order(record, ctx.tz, today, returned.get(record.order_id, {}), answered.get(record.order_id, []))
-             for record in records]
-    return _page(items, total, limit, offset)
+    """A customer's orders, newest first, optionally filtered by status.
+
+    The total is counted only when the page does not tell it (a full page, or an empty one past the
+    start), and the customer is looked up only for an empty page (an order's customer exists).
+    """
+    connection = session.connection()
+    rows = order_forms.customer_order_rows(connection, customer_id, statuses, limit, offset)
+    if not rows and connection.execute(CUSTOMER_EXISTS, {"customer_id": customer_id}).first() is None:
+        raise not_found(text("service.no_such_customer", customer_id=customer_id))
+    if rows and len(rows) < limit:
+        total = offset + len(rows)
+    elif not rows and offset == 0:
+        total = 0
+    else:
+        total = order_forms.count_customer_orders(connection, customer_id, statuses)
+    return _page(order_forms.render(connection, ctx, rows), total, limit, offset)
+
+
+ORDER_PHONES = (
+    select(Order.customer_id, Order.receiver_phone, Customer.phone.label("owner_phone"))
+    .select_from(Order)
+    .outerjoin(Customer, Customer.customer_id == Order.customer_id)
+    .where(Order.order_id == bindparam("order_id"))
+)
+"""An order's customer, receiver's phone and account holder's phone (for :func:`verify_order`)."""
 
 
 def verify_order(session: Session, ctx: Context, order_id: str, phone_last4: str) -> Dict[str, Any]:
@@ -282,16 +226,16 @@ def verify_order(session: Session, ctx: Context, order_id: str, phone_last4: str
     Unknown orders answer exactly like a wrong number, so the answer does not reveal whether the
     order exists.
     """
-    record = session.get(Order, order_id)
+    row = session.connection().execute(ORDER_PHONES, {"order_id": order_id}).first()
     candidates = ["\0\0\0\0", "\0\0\0\0"]
-    if record is not None:
-        owner = session.get(Customer, record.customer_id)
-        candidates = [record.receiver_phone[-4:], owner.phone[-4:] if owner is not None else "\0\0\0\0"]
+    if row is not None:
+        owner_phone = row.owner_phone
+        candidates = [row.receiver_phone[-4:], owner_phone[-4:] if owner_phone is not None else "\0\0\0\0"]
     matched = False
     for candidate in candidates:
         matched |= hmac.compare_digest(candidate.encode(), phone_last4.encode())
-    verified = matched and record is not None
-    return {"verified": verified, "customer_id": record.customer_id if verified and record else None}
+    verified = matched and row is not None
+    return {"verified": verified, "customer_id": row.customer_id if verified and row is not None else None}
 
 
 def cancel_order(session: Session, ctx: Context, order_id: str) -> Dict[str, Any]:
@@ -356,7 +300,7 @@ def get_return(session: Session, ctx: Context, return_id: str) -> Dict[str, Any]
 
 def list_order_returns(session: Session, ctx: Context, order_id: str, limit: int, offset: int) -> Dict[str, Any]:
     """Returns of one order, newest first."""
-    _order(session, order_id)
+    _require_order(session, order_id)
     return _returns_page(session, ctx, select(Return).where(Return.order_id == order_id), limit, offset)
 
 
