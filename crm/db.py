@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool, StaticPool
 
@@ -16,6 +17,16 @@ from crm.models import Base, Customer
 
 LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
+RECYCLE_SECONDS = 1800
+"""PostgreSQL connections older than this are replaced when next checked out of the pool."""
+
+
+def _stale(error: BaseException, attempt: int) -> bool:
+    """Whether ``error`` of a first attempt is a connection the server had closed (the pool then drops its connections)."""
+    if attempt == 0 and isinstance(error, DBAPIError) and error.connection_invalidated:
+        LOGGER.warning("database connection lost (%s); retrying once on a new connection", type(error.orig).__name__)
+        return True
+    return False
 
 
 def database_url_for(settings: Any) -> str:
@@ -52,7 +63,9 @@ def make_engine(url: str, pool_size: int = 4) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, future=True)
+        # No ping on every checkout (a round trip per request): old connections are recycled, and a
+        # unit of work that meets a connection the server closed runs once more (Database.run_read).
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=RECYCLE_SECONDS, future=True)
 
     database = parsed.database or ""
     in_memory = database in ("", ":memory:")
@@ -143,14 +156,42 @@ class Database:
             session.close()
 
     def run_read(self, work: Callable[..., T], *args: Any) -> T:
-        """Run ``work(session, *args)`` in a read session."""
-        with self.read() as session:
-            return work(session, *args)
+        """Run ``work(session, *args)`` in a read session, once more when the connection was lost."""
+        for attempt in range(2):
+            try:
+                with self.read() as session:
+                    return work(session, *args)
+            except DBAPIError as error:
+                if not _stale(error, attempt):
+                    raise
+        raise AssertionError("unreachable")
 
     def run_write(self, work: Callable[..., T], *args: Any) -> T:
-        """Run ``work(session, *args)`` in a write transaction."""
-        with self.write() as session:
-            return work(session, *args)
+        """Run ``work(session, *args)`` in a write transaction.
+
+        When the connection is found lost while ``work`` runs or its changes are flushed, nothing was
+        committed and the transaction runs once more on a new connection; a connection lost while committing is not
+        retried (the commit may have happened).
+        """
+        for attempt in range(2):
+            session = self._write_sessions()
+            try:
+                try:
+                    result = work(session, *args)
+                    session.flush()  # only the COMMIT is left outside the retried part
+                except DBAPIError as error:
+                    session.rollback()
+                    if _stale(error, attempt):
+                        continue
+                    raise
+                session.commit()
+                return result
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+        raise AssertionError("unreachable")
 
     def create_schema(self) -> None:
         """Create missing tables."""
@@ -163,13 +204,16 @@ class Database:
 
     def ping(self) -> bool:
         """Whether the database answers a trivial query."""
-        try:
-            with self.engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-            return True
-        except Exception:
-            LOGGER.exception("database ping failed")
-            return False
+        for attempt in range(2):
+            try:
+                with self.engine.connect() as connection:
+                    connection.exec_driver_sql("SELECT 1")
+                return True
+            except Exception as error:
+                if not _stale(error, attempt):
+                    LOGGER.exception("database ping failed")
+                    return False
+        return False
 
     def dispose(self) -> None:
         """Close pooled connections."""
