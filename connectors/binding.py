@@ -33,8 +33,12 @@ UNPROVEN_ANONYMOUS = "~unproven"
 """Owner argument of an anonymous sender who did not present the conversation's token: such a
 sender may start a conversation, never continue one."""
 
-TURN_LOCK_TTL_MS = 60_000
-"""Longest a message may hold its conversation's turn (a crashed process's turn ends then)."""
+TURN_LOCK_TTL_MS = 10_000
+"""The lease of a conversation's turn: its holder renews it while it answers (for
+:data:`TURN_MAX_S` at most), so a crashed process's turn ends within this time."""
+
+TURN_MAX_S = 60.0
+"""Longest a message may hold its conversation's turn, renewals included."""
 
 
 def turn_key(sender_id: str) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 import uuid
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Dict, Optional, Tuple
@@ -36,7 +36,7 @@ from bot.identity import (
 from bot.outbox import Outbox
 from bot.push import Deliver, PushDelivery
 from bot.settings import Settings, load_settings
-from connectors.binding import TURN_LOCK_TTL_MS, Admission, admit, turn_key
+from connectors.binding import TURN_LOCK_TTL_MS, TURN_MAX_S, Admission, admit, turn_key
 from connectors.payloads import remember_offered, shopper_text
 from handoff import keys as handoff_keys
 from handoff import texts as handoff_texts
@@ -75,6 +75,7 @@ PUSH_START_MAX_BACKOFF_S = 30.0
 """Longest wait between two attempts to start push delivery while Redis is down."""
 
 _RELEASE_TURN = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+_RENEW_TURN = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 
 TEXTS_FILE = Path(__file__).with_name("texts.yml")
 
@@ -269,6 +270,8 @@ class ShopperChannel(InputChannel):
         message is routed by the state the first one left: to the agent once the handoff is open,
         never answered by the bot over the agent. When Redis cannot tell or the previous turn
         takes longer than :data:`TURN_WAIT_S`, the message goes on (Rasa's lock still orders it).
+        The turn is a lease of ``TURN_LOCK_TTL_MS`` renewed while the message is answered, so the
+        turn of a process that died ends within that lease, not after a minute.
 
         Args:
             sender_id: the conversation id.
@@ -287,14 +290,33 @@ class ShopperChannel(InputChannel):
                 await asyncio.sleep(TURN_POLL_S)
         except REDIS_FAILURES as error:
             logger.warning("%s.turn.unavailable sender=%s error=%s", self.name(), sender_id, type(error).__name__)
+        renewal = asyncio.ensure_future(self._renew_turn(key, token)) if taken else None
         try:
             yield
         finally:
+            if renewal is not None:
+                renewal.cancel()
+                with suppress(asyncio.CancelledError):
+                    await renewal
             if taken:
                 try:
                     await self.redis().eval(_RELEASE_TURN, 1, key, token)
                 except REDIS_FAILURES as error:
                     logger.warning("%s.turn.release_failed sender=%s error=%s", self.name(), sender_id, type(error).__name__)
+
+    async def _renew_turn(self, key: str, token: str) -> None:
+        """Renew a held turn's lease every third of it, for :data:`TURN_MAX_S` at most."""
+        started = asyncio.get_running_loop().time()
+        while True:
+            await asyncio.sleep(TURN_LOCK_TTL_MS / 3000)
+            left_ms = int(1000 * (TURN_MAX_S - (asyncio.get_running_loop().time() - started)))
+            if left_ms <= 0:
+                return
+            try:
+                if not await self.redis().eval(_RENEW_TURN, 1, key, token, min(TURN_LOCK_TTL_MS, left_ms)):
+                    return
+            except REDIS_FAILURES as error:
+                logger.warning("%s.turn.renew_failed key=%s error=%s", self.name(), key, type(error).__name__)
 
     def redis(self) -> Redis:
         """The channel's Redis client, created on first use inside the running event loop.
