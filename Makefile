@@ -29,11 +29,12 @@ lint: setup
 	@$(PY) -m ruff check bot actions connectors crm desk shop wechat_sim bench fleet tests
 	@$(PY) -m mypy bot handoff actions connectors desk shop wechat_sim fleet
 
+# The stock bot, ours, then two instances of ours behind HAProxy (bench/fleet.py), same load, one after
+# the other; figures and the three targets printed, results/bench-<time>.json. --no-fleet skips the fleet.
 bench: setup train
 	@$(PY) -m bench
 
-# Ours beside a two-instance fleet (2 Rasa servers of one worker, 2 action servers, HAProxy in front,
-# bench/fleet.py), same load; 70-80 s more than ours alone, hence not part of `make bench`.
+# Ours beside the two-instance fleet only (2 Rasa servers of one worker, 2 action servers, HAProxy in front).
 bench-fleet: setup train
 	@$(PY) -m bench --only ours --fleet
 

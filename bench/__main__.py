@@ -6,7 +6,7 @@ Usage::
     PYTHONPATH=. .venv/bin/python -m bench [--concurrency 20] [--duration 30] [--warmup 5]
         [--single-duration 15] [--only ours|stock] [--skip-stock-train] [--model PATH]
         [--rasa-speedups on|off|both]          # make bench RASA_SPEEDUPS=both: patched and stock Rasa
-        [--fleet]                              # make bench-fleet: also two instances behind HAProxy
+        [--no-fleet]                           # skip the two instances behind HAProxy (run by default)
 
 What runs, one system after the other (never both at once), every process stopped at the end,
 also on Ctrl-C or error:
@@ -34,13 +34,15 @@ run of action turns only (``--single-duration``, 15 s).
 
 Printed: a table (system, concurrency, requests/s, replies/s, p50, p95, p99, errors), our ratio to
 the stock bot and the targets, MET or NOT MET: replies/s >= 3x stock at the same concurrency;
-action-turn p95 <= 60 ms with one shopper. With ``--only ours`` the stock figures of the newest
+action-turn p95 <= 30 ms with one shopper; CPU per request over all of our stack's processes
+(Rasa, CRM, action server, Redis, desk, shop; not the load generator) <= 15 ms at the same
+concurrency. With ``--only ours`` the stock figures of the newest
 earlier results file at the same concurrency are used, and named. Figures are also written to
 ``results/bench-<timestamp>.json``. The bench reports; it asserts nothing about timings (exit 0
 whatever the figures, non-zero only when a system could not be run; what did run is still printed
 and written). Service logs: ``var/bench/logs`` (stock) and ``var/bench/ours/logs``.
 
-With ``--fleet`` (``make bench-fleet``: ``--only ours --fleet``) a third system runs after ours:
+After ours (unless ``--no-fleet``; ``make bench-fleet`` runs ``--only ours``) a third system runs:
 two Rasa servers of one Sanic worker each, each with its own action server, sharing one Redis and
 one seeded CRM, behind HAProxy balancing the app channel's webhook round-robin with health checks
 (:mod:`bench.fleet`); the same shopper mix at the same concurrency goes to the HAProxy front, and
@@ -99,8 +101,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="never create or train the stock bot; fail if it has no model")
     parser.add_argument("--model", type=Path,
                         help="our model to serve (default: the one for the current data, bot.launcher.model_path())")
-    parser.add_argument("--fleet", action="store_true",
-                        help="also run two Rasa instances behind HAProxy (bench.fleet) with the same load, after ours")
+    parser.add_argument("--fleet", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run two Rasa instances behind HAProxy (bench.fleet) with the same load, after ours "
+                             "(the default; --no-fleet skips it)")
     parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds allowed to one request")
     parser.add_argument("--max-requests", type=int, default=200_000, help="request budget of one run")
     args = parser.parse_args(argv)

@@ -12,7 +12,12 @@ from bot.settings import PROJECT_ROOT
 RESULTS_DIR = PROJECT_ROOT / "results"
 BUSY_MACHINE_CORES = 0.25
 THROUGHPUT_FACTOR = 3.0
-ACTION_P95_MS = 60.0
+ACTION_P95_MS = 30.0
+CPU_PER_REQUEST_MS = 15.0
+"""Target: CPU milliseconds per request over all of our stack's processes (the load generator and
+other processes not counted), at the bench's concurrency."""
+
+LOAD_GENERATOR = "bench (load generator)"
 
 COLUMNS = ("system", "concurrency", "requests/s", "replies/s", "p50 ms", "p95 ms", "p99 ms", "errors")
 
@@ -59,7 +64,7 @@ def render_table(rows: List[Tuple[str, ...]]) -> str:
 
 
 def evaluate_targets(results: Dict[str, Any], stock_reference: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    """Ratios to the stock bot and the two targets, each MET, NOT MET or not measured."""
+    """Ratios to the stock bot and the three targets, each MET, NOT MET or NOT MEASURED."""
     targets: Dict[str, Any] = {}
     ours = results.get("ours", {}).get("summary", {}).get("all")
     stock = stock_reference["summary"]["all"] if stock_reference else None
@@ -87,7 +92,25 @@ def evaluate_targets(results: Dict[str, Any], stock_reference: Optional[Dict[str
     else:
         targets["action_latency"] = {"target": f"action-turn p95 <= {ACTION_P95_MS:g} ms, one shopper",
                                      "status": "NOT MEASURED"}
+    cpu = stack_cpu_per_request_ms(results.get("ours"))
+    cpu_target = f"CPU per request, all our processes <= {CPU_PER_REQUEST_MS:g} ms"
+    if cpu is None:
+        targets["cpu_per_request"] = {"target": cpu_target, "status": "NOT MEASURED"}
+    else:
+        targets["cpu_per_request"] = {"target": cpu_target, "measured_ms": round(cpu, 2),
+                                      "status": "MET" if cpu <= CPU_PER_REQUEST_MS else "NOT MET"}
     return targets
+
+
+def stack_cpu_per_request_ms(run: Optional[Dict[str, Any]]) -> Optional[float]:
+    """CPU ms per successful request summed over the stack's processes (not the load generator, not others)."""
+    if not run or not run.get("cpu_cores"):
+        return None
+    requests_per_s = run.get("summary", {}).get("all", {}).get("requests_per_s")
+    if not requests_per_s:
+        return None
+    cores = sum(value for name, value in run["cpu_cores"].items() if name not in (OTHERS, LOAD_GENERATOR))
+    return 1000 * cores / requests_per_s
 
 
 def render_targets(targets: Dict[str, Any]) -> str:
@@ -108,6 +131,10 @@ def render_targets(targets: Dict[str, Any]) -> str:
         lines.append(f"target {a['target']}: NOT MEASURED")
     else:
         lines.append(f"target {a['target']}: {a['measured_p95_ms']:.1f} ms -> {a['status']}")
+    c = targets.get("cpu_per_request")
+    if c is not None:
+        measured = "NOT MEASURED" if c["status"] == "NOT MEASURED" else f"{c['measured_ms']:.1f} ms -> {c['status']}"
+        lines.append(f"target {c['target']}: {measured}")
     return "\n".join(lines)
 
 
